@@ -1,0 +1,121 @@
+"""One error hierarchy for the whole pipeline, split once into retriable and fatal.
+
+Retriable errors are worth trying again later (the same request, or the same task):
+throttling, server faults, broken connections, bodies cut short. Fatal errors will fail
+the same way every time (bad credentials, a 400, bad settings) and must surface at once.
+
+Every exception here survives pickling with its details intact, because Celery ships
+exceptions between processes; secrets are never put into a message in the first place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rebuild(cls: type[TrestleTasksError], message: str, details: dict[str, Any]) -> Any:
+    return cls(message, **details)
+
+
+class TrestleTasksError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    retriable: bool = False
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.details))
+
+
+class RetriableError(TrestleTasksError):
+    """Worth trying again after a pause."""
+
+    retriable = True
+
+
+class FatalError(TrestleTasksError):
+    """Will fail the same way again: report it, do not retry."""
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+class ConfigurationError(FatalError):
+    """Settings are missing or invalid; `problems` names every one of them."""
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self.details.get("problems", []))
+
+
+# --- HTTP and OData ------------------------------------------------------------------
+
+
+class HTTPStatusError(TrestleTasksError):
+    """An HTTP answer with an error status; `status` and a sanitized `url` are kept."""
+
+    @property
+    def status(self) -> int | None:
+        return self.details.get("status")
+
+    @property
+    def url(self) -> str | None:
+        return self.details.get("url")
+
+
+class TransientServerError(HTTPStatusError, RetriableError):
+    """5xx: the server failed this time."""
+
+
+class RateLimitedError(HTTPStatusError, RetriableError):
+    """429: over quota. `retry_after` holds the server's advice in seconds, if it gave any."""
+
+    @property
+    def retry_after(self) -> float | None:
+        return self.details.get("retry_after")
+
+
+class ConnectionFailedError(RetriableError):
+    """The connection broke, timed out or was reset before a whole answer arrived."""
+
+
+class InvalidResponseError(RetriableError):
+    """The body was not the JSON it should be (cut short, an HTML error page): retriable."""
+
+
+class RetriesExhaustedError(RetriableError):
+    """The retry budget ran out; the last error is chained as __cause__.
+
+    Still retriable at a coarser level: the task can be tried again later.
+    """
+
+
+class ODataRequestError(HTTPStatusError, FatalError):
+    """A 4xx other than 401/429: the request itself is wrong and is never retried."""
+
+
+class UnexpectedResponseError(FatalError):
+    """Valid JSON that is not an OData collection: a silent empty page would lose data."""
+
+
+class UnlicensedResourceError(ODataRequestError):
+    """The subscription may not read this resource (400/403/404 on the entity set)."""
+
+
+class ReplicationLinkExpiredError(ODataRequestError):
+    """A replication nextLink was idle too long; the walk must start again."""
+
+
+class BadCredentialsError(FatalError):
+    """The token endpoint rejected the client id or secret."""
+
+
+class UnsafeLinkError(FatalError):
+    """A nextLink pointed somewhere other than the configured service: never send it the token."""

@@ -1,0 +1,274 @@
+"""The one reader of the environment (and of `.env`): every setting, parsed and validated.
+
+Validation names every bad or missing variable at once, so an operator fixes a
+configuration in one pass instead of one error per start-up. Secrets are held as `Secret`
+and database/Redis URLs are masked wherever settings are shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dotenv.parser import parse_stream
+
+from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.masking import Secret, mask_url, url_password
+
+DEFAULT_TOKEN_URL = "https://api.cotality.com/trestle/oidc/connect/token"
+DEFAULT_BASE_URL = "https://api.cotality.com/trestle/odata"
+DEFAULT_RESOURCES = ("Property", "Member", "Office", "OpenHouse", "Media")
+DEFAULT_DATABASE_URL = "sqlite:///trestle.sqlite3"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+_RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+# --- parsers: each takes the raw text and returns the value or raises ValueError ----------
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return text.rstrip("/")
+
+
+def _redis_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return text
+
+
+def _database_url(text: str) -> str:
+    from sqlalchemy.engine import make_url  # parsing only; connects to nothing
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError("is not a database URL like mysql+pymysql://user:pw@host:3306/db") from exc
+    if url.get_backend_name() not in ("mysql", "mariadb", "sqlite", "postgresql"):
+        raise ValueError("supported databases are MySQL/MariaDB, PostgreSQL and SQLite")
+    return text
+
+
+def _resources(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ValueError("must name at least one resource")
+    bad = [n for n in names if not _RESOURCE_NAME.match(n)]
+    if bad:
+        raise ValueError(f"not resource names: {', '.join(map(repr, bad))}")
+    if len(set(names)) != len(names):
+        raise ValueError("names a resource twice")
+    return names
+
+
+def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError as exc:
+            raise ValueError(f"must be a {kind.__name__} between {low} and {high}") from exc
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    by_folded = {option.casefold(): option for option in options}
+
+    def parse(text: str) -> str:
+        try:
+            return by_folded[text.strip().casefold()]
+        except KeyError:
+            raise ValueError(f"must be one of {', '.join(options)}") from None
+
+    return parse
+
+
+def _text(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One environment variable: where it goes, how it is read, its default and meaning."""
+
+    env: str
+    attribute: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("TRESTLE_CLIENT_ID", "client_id", _text, None,
+                "OAuth2 client id (required, except for demo and simulator)"),
+    SettingSpec("TRESTLE_CLIENT_SECRET", "client_secret", _text, None,
+                "OAuth2 client secret (required, except for demo and simulator)", secret=True),
+    SettingSpec("TRESTLE_TOKEN_URL", "token_url", _http_url, DEFAULT_TOKEN_URL,
+                "token endpoint"),
+    SettingSpec("TRESTLE_BASE_URL", "base_url", _http_url, DEFAULT_BASE_URL,
+                "OData service root, the URL that $metadata and Property hang off"),
+    SettingSpec("TRESTLE_RESOURCES", "resources", _resources, DEFAULT_RESOURCES,
+                "comma-separated resources to sync"),
+    SettingSpec("DATABASE_URL", "database_url", _database_url, DEFAULT_DATABASE_URL,
+                "SQLAlchemy URL of the target database"),
+    SettingSpec("REDIS_URL", "redis_url", _redis_url, DEFAULT_REDIS_URL,
+                "Redis for locks, the quota limiter and the token cache"),
+    SettingSpec("CELERY_BROKER_URL", "celery_broker_url", _text, None,
+                "Celery broker (defaults to REDIS_URL)"),
+    SettingSpec("CELERY_RESULT_BACKEND", "celery_result_backend", _text, None,
+                "Celery result backend (defaults to REDIS_URL)"),
+    SettingSpec("TRESTLE_HTTP_TIMEOUT", "http_timeout_s", _bounded(float, 1, 600), 60.0,
+                "seconds to wait for one HTTP response"),
+    SettingSpec("TRESTLE_RETRY_BUDGET", "retry_budget_s", _bounded(float, 0, 86400), 300.0,
+                "seconds one request may spend retrying 429s, 5xx and broken connections"),
+    SettingSpec("TRESTLE_PAGE_SIZE", "page_size", _bounded(int, 1, 1000), 1000,
+                "records asked for per page ($top); Trestle's ceiling is 1000"),
+    SettingSpec("LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
+                "log level"),
+    SettingSpec("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
+                "json lines, readable console lines, or auto (console on a terminal)"),
+)
+
+
+_CREDENTIALS = ("client_id", "client_secret")
+
+
+@dataclass(frozen=True)
+class Settings:
+    client_id: str | None
+    client_secret: Secret | None
+    token_url: str
+    base_url: str
+    resources: tuple[str, ...]
+    database_url: str
+    redis_url: str
+    celery_broker_url: str | None
+    celery_result_backend: str | None
+    http_timeout_s: float
+    retry_budget_s: float
+    page_size: int
+    log_level: str
+    log_format: str
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def result_backend(self) -> str:
+        return self.celery_result_backend or self.redis_url
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold, for log redaction."""
+        values = [self.client_secret.reveal()] if self.client_secret else []
+        for url in (self.database_url, self.redis_url, self.broker_url, self.result_backend):
+            password = url_password(url)
+            if password:
+                values.append(password)
+        return values
+
+    def masked(self) -> dict[str, str]:
+        """Every setting by variable name, safe to print."""
+        shown: dict[str, str] = {}
+        for spec in SPECS:
+            value = getattr(self, spec.attribute)
+            if value is None:
+                shown[spec.env] = "(not set)"
+            elif spec.secret:
+                shown[spec.env] = str(Secret("x"))
+            elif isinstance(value, tuple):
+                shown[spec.env] = ",".join(value)
+            elif "URL" in spec.env or "BACKEND" in spec.env:
+                shown[spec.env] = mask_url(str(value))
+            else:
+                shown[spec.env] = str(value)
+        return shown
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.masked().items())
+        return f"Settings({inner})"
+
+
+def read_env_file(path: Path) -> tuple[dict[str, str], list[str]]:
+    """Variables from a .env file, and a problem for each line that could not be parsed."""
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return values, [f"{path}: is not UTF-8 text"]
+    for binding in parse_stream(_StringStream(text)):
+        if binding.error:
+            line = binding.original.line
+            problems.append(f"{path}: line {line} could not be parsed")
+        elif binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
+    return values, problems
+
+
+class _StringStream:
+    """parse_stream wants an object with read(); keep the text in memory."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    def read(self) -> str:
+        return self._text
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: str | Path | None = ".env",
+    require_credentials: bool = True,
+) -> Settings:
+    """Read settings from `.env` then the environment (the environment wins).
+
+    Raises ConfigurationError naming every problem at once.
+    """
+    source: dict[str, str] = {}
+    problems: list[str] = []
+    if env_file is not None and Path(env_file).is_file():
+        file_values, file_problems = read_env_file(Path(env_file))
+        source.update(file_values)
+        problems.extend(file_problems)
+    source.update(os.environ if environ is None else environ)
+
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        raw = source.get(spec.env)
+        if raw is None or not raw.strip():
+            values[spec.attribute] = spec.default
+            continue
+        try:
+            parsed = spec.parse(raw.strip())
+        except ValueError as exc:
+            shown = "(hidden)" if spec.secret else repr(mask_url(raw.strip()))
+            problems.append(f"{spec.env}={shown}: {exc}")
+            continue
+        values[spec.attribute] = Secret(parsed) if spec.secret else parsed
+
+    if require_credentials:
+        for spec in SPECS:
+            if spec.attribute in _CREDENTIALS and values.get(spec.attribute) is None:
+                problems.append(f"{spec.env}: is required")
+
+    if problems:
+        raise ConfigurationError(
+            "invalid settings: " + "; ".join(problems), problems=problems
+        )
+    return Settings(**{f.name: values[f.name] for f in fields(Settings)})

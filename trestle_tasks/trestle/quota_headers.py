@@ -1,0 +1,70 @@
+"""Trestle's quota headers, parsed into a snapshot the rest of the system can read.
+
+Header names are case-insensitive and values may come as floats (`8520.0`); a header that
+cannot be read is left out of the snapshot rather than failing the response it came with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_FIELDS = {
+    "minute-quota-limit": "minute_limit",
+    "minute-quota-available": "minute_available",
+    "hour-quota-limit": "hour_limit",
+    "hour-quota-available": "hour_available",
+}
+
+
+@dataclass(frozen=True)
+class QuotaSnapshot:
+    """What one response said about the credential's remaining quota."""
+
+    observed_at: float
+    quota_type: str | None = None
+    minute_limit: int | None = None
+    minute_available: int | None = None
+    hour_limit: int | None = None
+    hour_available: int | None = None
+    hour_reset_at: float | None = None  # epoch seconds
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "observed_at": self.observed_at,
+            "quota_type": self.quota_type,
+            "minute_limit": self.minute_limit,
+            "minute_available": self.minute_available,
+            "hour_limit": self.hour_limit,
+            "hour_available": self.hour_available,
+            "hour_reset_at": self.hour_reset_at,
+        }
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except (ValueError, AttributeError):
+        return None
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+def parse_quota_headers(headers: Mapping[str, str], *, now: float) -> QuotaSnapshot | None:
+    """A snapshot from the response headers, or None when the response carried none."""
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    values: dict[str, object] = {}
+    for header, attribute in _FIELDS.items():
+        if header in lowered:
+            number = _number(lowered[header])
+            if number is not None and number >= 0:
+                values[attribute] = int(number)
+    if "hour-quota-resettime" in lowered:
+        reset_ms = _number(lowered["hour-quota-resettime"])
+        if reset_ms is not None and reset_ms > 0:
+            values["hour_reset_at"] = reset_ms / 1000.0
+    quota_type = lowered.get("quotatype")
+    if not values and quota_type is None:
+        return None
+    return QuotaSnapshot(observed_at=now, quota_type=quota_type, **values)  # type: ignore[arg-type]

@@ -1,0 +1,78 @@
+"""Edm.DateTimeOffset values with Trestle's full precision.
+
+Trestle timestamps carry seven fractional digits (100 ns ticks); Python's datetime keeps
+six. Cursors and filters therefore hold ticks, so a watermark never loses the seventh digit
+and a tie is never split by rounding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+TICKS_PER_SECOND = 10_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_PATTERN = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})T(?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
+    r"(?:\.(?P<frac>\d{1,7}))?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})\Z",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, order=True)
+class ODataTimestamp:
+    """An instant in 100 ns ticks since the Unix epoch, UTC."""
+
+    ticks: int
+
+    @classmethod
+    def parse(cls, text: str) -> ODataTimestamp:
+        """Parse ISO-8601 with an offset and up to seven fractional digits."""
+        match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f"not an Edm.DateTimeOffset: {text!r}")
+        try:
+            base = datetime.fromisoformat(
+                f"{match['date']}T{match['h']}:{match['m']}:{match['s']}+00:00"
+            )
+        except ValueError as exc:
+            raise ValueError(f"not an Edm.DateTimeOffset: {text!r}") from exc
+        tz = match["tz"].upper()
+        offset = timedelta(0)
+        if tz != "Z":
+            sign = 1 if tz[0] == "+" else -1
+            hours, minutes = int(tz[1:3]), int(tz[4:6])
+            if hours > 23 or minutes > 59:
+                raise ValueError(f"not an Edm.DateTimeOffset: {text!r}")
+            offset = sign * timedelta(hours=hours, minutes=minutes)
+        whole_seconds = (base - offset - _EPOCH) // timedelta(seconds=1)
+        fraction = int((match["frac"] or "").ljust(7, "0"))
+        return cls(whole_seconds * TICKS_PER_SECOND + fraction)
+
+    @classmethod
+    def from_datetime(cls, value: datetime) -> ODataTimestamp:
+        """An aware datetime to ticks (naive datetimes are refused: the offset matters)."""
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("a naive datetime has no offset; pass an aware datetime")
+        delta = value - _EPOCH
+        return cls((delta // timedelta(microseconds=1)) * 10)
+
+    @classmethod
+    def now(cls) -> ODataTimestamp:
+        return cls.from_datetime(datetime.now(UTC))
+
+    def to_odata(self) -> str:
+        """`YYYY-MM-DDTHH:MM:SS.fffffffZ`, the unquoted literal Trestle accepts in $filter."""
+        seconds, fraction = divmod(self.ticks, TICKS_PER_SECOND)
+        moment = _EPOCH + timedelta(seconds=seconds)
+        return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:07d}Z"
+
+    def to_datetime(self) -> datetime:
+        """The instant as an aware UTC datetime, truncated to microseconds (never rounded up)."""
+        return _EPOCH + timedelta(microseconds=self.ticks // 10)
+
+    def __str__(self) -> str:
+        return self.to_odata()
