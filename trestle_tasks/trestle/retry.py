@@ -7,9 +7,14 @@ should ride it out whether that takes four retries or ten.
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from trestle_tasks.errors import RetriableError, RetriesExhaustedError
 
 
 def parse_retry_after(value: str | None, *, now: datetime, cap_s: float) -> float | None:
@@ -79,3 +84,40 @@ class RetryPolicy:
         ceiling = self.backoff_ceiling(attempt)
         draw = (rng or random).random()
         return ceiling / 2 + draw * ceiling / 2
+
+
+T = TypeVar("T")
+
+
+def call_with_retries(
+    attempt: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[RetriableError, float], None] | None = None,
+) -> T:
+    """Call `attempt` until it returns, retrying RetriableError within the time budget.
+
+    Fatal errors pass straight through. When the next wait would end past the budget,
+    RetriesExhaustedError is raised with the last error chained.
+    """
+    deadline = clock() + policy.budget_s
+    tries = 0
+    while True:
+        try:
+            return attempt()
+        except RetriableError as error:
+            retry_after = error.details.get("retry_after")
+            wait = policy.delay(tries, retry_after=retry_after, rng=rng)
+            tries += 1
+            if clock() + wait > deadline:
+                raise RetriesExhaustedError(
+                    f"gave up after {tries} attempt(s) within the {policy.budget_s:g} s "
+                    f"retry budget; last error: {error}",
+                    attempts=tries,
+                ) from error
+            if on_retry is not None:
+                on_retry(error, wait)
+            sleep(wait)
