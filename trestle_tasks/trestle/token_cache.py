@@ -18,6 +18,7 @@ from typing import Protocol
 class CachedToken:
     access_token: str
     expires_at: float  # epoch seconds
+    lifetime_s: float = 0.0
 
     def __repr__(self) -> str:
         return f"CachedToken(access_token='********', expires_at={self.expires_at})"

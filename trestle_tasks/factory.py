@@ -1,0 +1,88 @@
+"""The one place that turns settings into objects: sessions, token providers, clients.
+
+Nothing here runs at import time; each builder is called by a command or a task. Per-process
+objects (the HTTP session, Redis connections) are cached per process id, because Celery's
+prefork workers must not share sockets inherited from their parent.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.settings import Settings
+from trestle_tasks.trestle.auth import TokenProvider
+from trestle_tasks.trestle.client import TrestleClient, new_session
+from trestle_tasks.trestle.retry import RetryPolicy
+from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache
+
+_per_process: dict[tuple[int, str], Any] = {}
+_per_process_lock = threading.Lock()
+
+
+def _once_per_process(name: str, build: Callable[[], Any]) -> Any:
+    key = (os.getpid(), name)
+    with _per_process_lock:
+        if key not in _per_process:
+            _per_process[key] = build()
+        return _per_process[key]
+
+
+def http_session() -> requests.Session:
+    return _once_per_process("http", new_session)
+
+
+def redis_client(settings: Settings) -> Any:
+    import redis
+
+    return _once_per_process(
+        f"redis:{settings.redis_url}",
+        lambda: redis.Redis.from_url(settings.redis_url, socket_timeout=10,
+                                     socket_connect_timeout=5, health_check_interval=30),
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(budget_s=settings.retry_budget_s)
+
+
+def token_cache(settings: Settings, *, shared: bool) -> TokenCache:
+    """Redis-shared when `shared` (workers), else this process's memory (local runs)."""
+    if shared:
+        from trestle_tasks.coordination.token_cache import RedisTokenCache
+
+        return RedisTokenCache(redis_client(settings))
+    return _once_per_process("memory-token-cache", MemoryTokenCache)
+
+
+def token_provider(settings: Settings, *, shared: bool) -> TokenProvider:
+    if settings.client_id is None or settings.client_secret is None:
+        raise ConfigurationError(
+            "TRESTLE_CLIENT_ID and TRESTLE_CLIENT_SECRET are required",
+            problems=["TRESTLE_CLIENT_ID: is required", "TRESTLE_CLIENT_SECRET: is required"],
+        )
+    return TokenProvider(
+        session=http_session(),
+        token_url=settings.token_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        cache=token_cache(settings, shared=shared),
+        retry=retry_policy(settings),
+        timeout_s=settings.http_timeout_s,
+    )
+
+
+def trestle_client(settings: Settings, *, shared: bool, **hooks: Any) -> TrestleClient:
+    return TrestleClient(
+        session=http_session(),
+        odata_root=settings.base_url,
+        tokens=token_provider(settings, shared=shared),
+        retry=retry_policy(settings),
+        timeout_s=settings.http_timeout_s,
+        **hooks,
+    )

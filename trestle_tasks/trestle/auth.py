@@ -1,0 +1,129 @@
+"""OAuth2 client credentials for Trestle, with a cached token shared by every caller.
+
+A token is reused until shortly before `expires_in` runs out. With the Redis cache, every
+worker of the cluster shares it: one token fetch per credential per token lifetime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+import requests
+
+from trestle_tasks.errors import BadCredentialsError, UnexpectedResponseError
+from trestle_tasks.masking import Secret, mask_url
+from trestle_tasks.trestle.http import (
+    TRANSPORT_ERRORS,
+    connection_error,
+    parse_json_body,
+    raise_for_status,
+)
+from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
+from trestle_tasks.trestle.token_cache import CachedToken, TokenCache
+
+# Refresh this long before expiry, so a token never dies in the middle of a page.
+DEFAULT_REFRESH_MARGIN_S = 300.0
+
+
+def token_cache_key(token_url: str, client_id: str) -> str:
+    """Names the credential without revealing anything about its secret."""
+    digest = hashlib.sha256(f"{token_url}\0{client_id}".encode()).hexdigest()[:24]
+    return f"trestle:token:{digest}"
+
+
+class TokenProvider:
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        token_url: str,
+        client_id: str,
+        client_secret: Secret,
+        cache: TokenCache,
+        retry: RetryPolicy,
+        timeout_s: float = 60.0,
+        refresh_margin_s: float = DEFAULT_REFRESH_MARGIN_S,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._session = session
+        self._token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._cache = cache
+        self._retry = retry
+        self._timeout_s = timeout_s
+        self._margin_s = refresh_margin_s
+        self._clock = clock
+        self._sleep = sleep
+        self.cache_key = token_cache_key(token_url, client_id)
+        self.fetches = 0  # token requests this provider made (for tests and cost figures)
+
+    def __repr__(self) -> str:
+        return f"TokenProvider(token_url={mask_url(self._token_url)!r}, client_id=...)"
+
+    def _usable(self, token: CachedToken | None) -> bool:
+        if token is None:
+            return False
+        # Short-lived tokens (tests, odd servers) would never be usable under a fixed margin.
+        margin = min(self._margin_s, token.lifetime_s / 10)
+        return token.expires_at - margin > self._clock()
+
+    def get_token(self) -> str:
+        cached = self._cache.get(self.cache_key)
+        if self._usable(cached):
+            return cached.access_token  # type: ignore[union-attr]
+        with self._cache.fetch_lock(self.cache_key):
+            cached = self._cache.get(self.cache_key)  # another caller may have just fetched
+            if self._usable(cached):
+                return cached.access_token  # type: ignore[union-attr]
+            fresh, lifetime_s = self._fetch()
+            self._cache.put(self.cache_key, fresh, ttl_s=lifetime_s)
+            return fresh.access_token
+
+    def invalidate(self, access_token: str) -> None:
+        """The server refused this token (401): forget it, unless it was already replaced."""
+        self._cache.discard(self.cache_key, access_token)
+
+    def _fetch(self) -> tuple[CachedToken, float]:
+        return call_with_retries(self._fetch_once, self._retry, sleep=self._sleep)
+
+    def _fetch_once(self) -> tuple[CachedToken, float]:
+        form = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.reveal(),
+            "grant_type": "client_credentials",
+            "scope": "api",
+        }
+        self.fetches += 1
+        try:
+            response = self._session.post(self._token_url, data=form, timeout=self._timeout_s)
+        except TRANSPORT_ERRORS as exc:
+            raise connection_error(exc, self._token_url) from None
+        if response.status_code in (400, 401):
+            # Trestle answers bad credentials with 400 text/html "Bad Request": no JSON to read.
+            raise BadCredentialsError(
+                f"the token endpoint {mask_url(self._token_url)} rejected the client "
+                f"credentials (HTTP {response.status_code}): check TRESTLE_CLIENT_ID and "
+                "TRESTLE_CLIENT_SECRET",
+                status=response.status_code,
+            )
+        raise_for_status(
+            response, self._token_url, retry_after_cap_s=self._retry.max_retry_after_s,
+            resource_query=False,
+        )
+        body = parse_json_body(response, self._token_url)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        expires_in = body.get("expires_in") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise UnexpectedResponseError(
+                f"the token endpoint {mask_url(self._token_url)} answered without an access_token"
+            )
+        try:
+            lifetime_s = float(expires_in) if expires_in is not None else 3600.0
+        except (TypeError, ValueError):
+            lifetime_s = 3600.0
+        lifetime_s = max(lifetime_s, 1.0)
+        return CachedToken(token, self._clock() + lifetime_s, lifetime_s), lifetime_s

@@ -1,0 +1,257 @@
+"""The Trestle OData client: one authenticated, retried, validated GET at a time.
+
+Composed from parts passed in (a requests session, a token provider, a retry policy) so
+each can be replaced in tests. Hooks let the coordination layer throttle before every
+request (the cluster-wide limiter) and read the quota headers after every response.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from trestle_tasks.errors import (
+    BadCredentialsError,
+    RateLimitedError,
+    RetriableError,
+    UnexpectedResponseError,
+    UnsafeLinkError,
+)
+from trestle_tasks.masking import mask_url
+from trestle_tasks.trestle.auth import TokenProvider
+from trestle_tasks.trestle.http import (
+    TRANSPORT_ERRORS,
+    connection_error,
+    parse_json_body,
+    raise_for_status,
+)
+from trestle_tasks.trestle.query import ODataQuery
+from trestle_tasks.trestle.quota_headers import QuotaSnapshot, parse_quota_headers
+from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
+
+USER_AGENT = "trestle-tasks/0.1 (+https://github.com/trestle-tasks)"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of an OData collection."""
+
+    records: list[dict[str, Any]]
+    next_link: str | None
+    count: int | None
+    url: str
+    quota: QuotaSnapshot | None
+
+
+@dataclass
+class RequestStats:
+    """What this client cost: every HTTP request sent counts, retries included."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    connection_errors: int = 0
+    token_refreshes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "requests": self.requests,
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "server_errors": self.server_errors,
+            "connection_errors": self.connection_errors,
+            "token_refreshes": self.token_refreshes,
+        }
+
+
+def new_session() -> requests.Session:
+    """One keep-alive session per process; requests asks for gzip by default."""
+    session = requests.Session()
+    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    return session
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class TrestleClient:
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        odata_root: str,
+        tokens: TokenProvider,
+        retry: RetryPolicy,
+        timeout_s: float = 60.0,
+        before_request: Callable[[], None] | None = None,
+        on_quota: Callable[[QuotaSnapshot], None] | None = None,
+        on_rate_limited: Callable[[RateLimitedError], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.odata_root = odata_root.rstrip("/")
+        self._session = session
+        self._tokens = tokens
+        self._retry = retry
+        self._timeout_s = timeout_s
+        self._before_request = before_request
+        self._on_quota = on_quota
+        self._on_rate_limited = on_rate_limited
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng
+        self._origin = _origin(self.odata_root)
+        self.stats = RequestStats()
+        self.last_quota: QuotaSnapshot | None = None
+
+    # --- public ------------------------------------------------------------------------
+
+    def get_page(self, target: ODataQuery | str) -> Page:
+        """Fetch one page: a query, or a nextLink followed exactly as the server gave it."""
+        url = target.url(self.odata_root) if isinstance(target, ODataQuery) else target
+        self._check_origin(url)
+        body, url, quota = self._get_json(url, resource_query=True)
+        return _to_page(body, url, quota)
+
+    def get_count(self, query: ODataQuery) -> int:
+        """`@odata.count` of the query, asking for as few rows as the server allows."""
+        page = self.get_page(query.with_(count=True, top=1))
+        if page.count is None:
+            raise UnexpectedResponseError(
+                f"{mask_url(page.url)} answered $count=true without @odata.count"
+            )
+        return page.count
+
+    def get_metadata(self) -> str:
+        """The EDMX `$metadata` document as text."""
+        url = f"{self.odata_root}/$metadata"
+        response = self._send(url, accept="application/xml", resource_query=False)
+        return response.text
+
+    # --- the request loop ----------------------------------------------------------------
+
+    def _check_origin(self, url: str) -> None:
+        if _origin(url) != self._origin:
+            raise UnsafeLinkError(
+                f"refusing to send the access token to {mask_url(url)}: it is not on the "
+                f"configured service {mask_url(self.odata_root)}"
+            )
+
+    def _get_json(self, url: str, *, resource_query: bool) -> tuple[Any, str, QuotaSnapshot | None]:
+        def attempt() -> tuple[Any, str, QuotaSnapshot | None]:
+            response = self._send_once(
+                url, accept="application/json", resource_query=resource_query
+            )
+            return parse_json_body(response, url), url, self.last_quota
+
+        return self._with_retries(attempt)
+
+    def _send(self, url: str, *, accept: str, resource_query: bool) -> requests.Response:
+        return self._with_retries(
+            lambda: self._send_once(url, accept=accept, resource_query=resource_query)
+        )
+
+    def _with_retries(self, attempt: Callable[[], Any]) -> Any:
+        def on_retry(error: RetriableError, wait_s: float) -> None:
+            self.stats.add(retries=1)
+
+        return call_with_retries(
+            attempt, self._retry, clock=self._clock, sleep=self._sleep, rng=self._rng,
+            on_retry=on_retry,
+        )
+
+    def _send_once(self, url: str, *, accept: str, resource_query: bool) -> requests.Response:
+        """One request, plus at most one immediate repeat with a fresh token after a 401."""
+        for refreshed in (False, True):
+            token = self._tokens.get_token()
+            if self._before_request is not None:
+                self._before_request()
+            self.stats.add(requests=1)
+            try:
+                response = self._session.get(
+                    url,
+                    headers={"Authorization": f"Bearer {token}", "Accept": accept},
+                    timeout=(min(10.0, self._timeout_s), self._timeout_s),
+                )
+            except TRANSPORT_ERRORS as exc:
+                self.stats.add(connection_errors=1)
+                raise connection_error(exc, url) from None
+            self._observe_quota(response)
+            if response.status_code == 401 and not refreshed:
+                # Expired or revoked: drop that token (unless a peer already did) and go again.
+                self._tokens.invalidate(token)
+                self.stats.add(token_refreshes=1)
+                continue
+            if response.status_code == 401:
+                raise BadCredentialsError(
+                    f"{mask_url(url)} refused a freshly issued token (HTTP 401): the "
+                    "credentials may not be allowed to read this service",
+                    status=401,
+                )
+            try:
+                raise_for_status(
+                    response, url, retry_after_cap_s=self._retry.max_retry_after_s,
+                    resource_query=resource_query,
+                )
+            except RateLimitedError as error:
+                self.stats.add(rate_limited=1)
+                if self._on_rate_limited is not None:
+                    self._on_rate_limited(error)
+                raise
+            except RetriableError:
+                self.stats.add(server_errors=1)
+                raise
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe_quota(self, response: requests.Response) -> None:
+        snapshot = parse_quota_headers(response.headers, now=time.time())
+        if snapshot is None:
+            return
+        self.last_quota = snapshot
+        if self._on_quota is not None:
+            self._on_quota(snapshot)
+
+
+def _to_page(body: Any, url: str, quota: QuotaSnapshot | None) -> Page:
+    """Validate an OData collection; anything else is an error, never an empty page."""
+    shown = mask_url(url)
+    if not isinstance(body, dict):
+        raise UnexpectedResponseError(
+            f"{shown} answered {type(body).__name__}, not an OData collection object"
+        )
+    records = body.get("value")
+    if not isinstance(records, list):
+        raise UnexpectedResponseError(f"{shown} answered an object without a 'value' list")
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise UnexpectedResponseError(
+                f"{shown}: value[{index}] is {type(record).__name__}, not a record object"
+            )
+    next_link = body.get("@odata.nextLink")
+    if next_link is not None and (
+        not isinstance(next_link, str) or urlsplit(next_link).scheme not in ("http", "https")
+    ):
+        raise UnexpectedResponseError(f"{shown}: @odata.nextLink is not an absolute URL")
+    count = body.get("@odata.count")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise UnexpectedResponseError(f"{shown}: @odata.count is not a non-negative integer")
+    return Page(records=records, next_link=next_link or None, count=count, url=url, quota=quota)

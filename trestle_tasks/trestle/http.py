@@ -1,0 +1,106 @@
+"""Turning one HTTP answer (or a failed attempt) into a value or a classified error.
+
+Retriable: 429, 5xx, broken connections, bodies that are not JSON. Fatal: every other 4xx,
+with the server's own message. This is decided here once, for the token endpoint and the
+OData service alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from trestle_tasks.errors import (
+    ConnectionFailedError,
+    InvalidResponseError,
+    ODataRequestError,
+    RateLimitedError,
+    ReplicationLinkExpiredError,
+    TransientServerError,
+    UnlicensedResourceError,
+)
+from trestle_tasks.masking import mask_url
+from trestle_tasks.trestle.retry import parse_retry_after
+
+_TAGS = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"\s+")
+MAX_MESSAGE = 300
+
+
+def server_message(response: requests.Response) -> str:
+    """The server's explanation: `error.message` of a JSON body, else the text, shortened."""
+    text = response.text or ""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:MAX_MESSAGE]
+        if isinstance(error, str):
+            return error[:MAX_MESSAGE]
+    plain = _SPACES.sub(" ", _TAGS.sub(" ", text)).strip()
+    return (plain or response.reason or "no message")[:MAX_MESSAGE]
+
+
+def raise_for_status(
+    response: requests.Response, url: str, *, retry_after_cap_s: float, resource_query: bool
+) -> None:
+    """Raise the classified error for a non-2xx answer (401 is the caller's to handle)."""
+    status = response.status_code
+    if status < 400:
+        return
+    shown_url = mask_url(url)
+    message = server_message(response)
+    retry_after = parse_retry_after(
+        response.headers.get("Retry-After"), now=datetime.now(UTC), cap_s=retry_after_cap_s
+    )
+    text = f"HTTP {status} from {shown_url}: {message}"
+    details: dict[str, Any] = {"status": status, "url": shown_url}
+    if status == 429:
+        raise RateLimitedError(text, retry_after=retry_after, **details)
+    if status >= 500:
+        raise TransientServerError(text, retry_after=retry_after, **details)
+    if status == 400 and "/replication" in url.split("?", 1)[0]:
+        raise ReplicationLinkExpiredError(
+            f"{text} (a replication link dies after 5 idle minutes; the walk must restart)",
+            **details,
+        )
+    if resource_query and status in (403, 404):
+        raise UnlicensedResourceError(f"{text} (is this resource licensed?)", **details)
+    raise ODataRequestError(text, **details)
+
+
+def parse_json_body(response: requests.Response, url: str) -> Any:
+    """The decoded JSON body; decimals kept exact. Not JSON is retriable (cut short, a proxy)."""
+    content_type = response.headers.get("Content-Type", "")
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except ValueError as exc:
+        raise InvalidResponseError(
+            f"HTTP {response.status_code} from {mask_url(url)} is not valid JSON "
+            f"(Content-Type {content_type or 'missing'}, {len(response.content)} bytes): {exc}",
+            status=response.status_code,
+            url=mask_url(url),
+        ) from None
+
+
+def connection_error(exc: Exception, url: str) -> ConnectionFailedError:
+    """A retriable error for a failed attempt, naming the URL but not echoing headers."""
+    kind = type(exc).__name__
+    return ConnectionFailedError(f"{kind} talking to {mask_url(url)}", url=mask_url(url))
+
+
+# What requests raises when the connection breaks, times out, or the body is cut short.
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
