@@ -1,0 +1,29 @@
+"""Shared test configuration: Hypothesis profiles and service fixtures.
+
+The `ci` profile (selected when CI is set, or with HYPOTHESIS_PROFILE=ci) is derandomized
+so a run is reproducible, prints the blob of a failing example so it can be replayed, and
+keeps example counts small enough for the whole suite to stay well under 20 minutes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    print_blob=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=60, print_blob=True, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+TRESTLE_2019_METADATA = SHARED_DIR / "trestle" / "metadata" / "trestle-2019.xml"
+RESO_DD_METADATA = SHARED_DIR / "trestle" / "metadata" / "reso-dd-2.0.xml"

@@ -1,0 +1,121 @@
+"""Property 20, configuration loading completeness."""
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.settings import SPECS, load_settings
+from tests.conftest import REPO_ROOT
+
+VALID = {
+    "TRESTLE_CLIENT_ID": "client",
+    "TRESTLE_CLIENT_SECRET": "s3cret-value",
+    "TRESTLE_TOKEN_URL": "http://127.0.0.1:1/trestle/oidc/connect/token",
+    "TRESTLE_BASE_URL": "http://127.0.0.1:1/trestle/odata",
+    "TRESTLE_RESOURCES": "Property,Member",
+    "DATABASE_URL": "mysql+pymysql://root:dbpass@127.0.0.1:3306/test",
+    "REDIS_URL": "redis://:redispass@127.0.0.1:6379/1",
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/2",
+    "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/3",
+    "TRESTLE_HTTP_TIMEOUT": "30",
+    "TRESTLE_RETRY_BUDGET": "120",
+    "TRESTLE_PAGE_SIZE": "500",
+    "LOG_LEVEL": "debug",
+    "LOG_FORMAT": "json",
+}
+INVALID = {
+    "TRESTLE_TOKEN_URL": "ftp://nowhere",
+    "TRESTLE_BASE_URL": "not a url",
+    "TRESTLE_RESOURCES": "Prop erty",
+    "DATABASE_URL": "oracle://x",
+    "REDIS_URL": "http://127.0.0.1",
+    "TRESTLE_HTTP_TIMEOUT": "-1",
+    "TRESTLE_RETRY_BUDGET": "lots",
+    "TRESTLE_PAGE_SIZE": "5000",
+    "LOG_LEVEL": "LOUD",
+    "LOG_FORMAT": "xml",
+}
+
+
+def test_every_setting_is_covered_by_this_test():
+    assert set(VALID) == {spec.env for spec in SPECS}
+
+
+def test_every_setting_is_documented_in_env_example_and_readme():
+    example = (REPO_ROOT / ".env.example").read_text()
+    readme = (REPO_ROOT / "README.md").read_text()
+    for spec in SPECS:
+        assert f"{spec.env}=" in example, spec.env
+        assert f"`{spec.env}`" in readme, spec.env
+
+
+@given(st.sets(st.sampled_from(sorted(INVALID))))
+def test_every_bad_variable_is_named_at_once(bad_names):
+    environ = {**VALID, **{name: INVALID[name] for name in bad_names}}
+    if not bad_names:
+        settings = load_settings(environ, env_file=None)
+        assert settings.page_size == 500 and settings.resources == ("Property", "Member")
+        return
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(environ, env_file=None)
+    named = {problem.split("=")[0].split(":")[0] for problem in caught.value.problems}
+    assert named == bad_names
+
+
+@given(st.sets(st.sampled_from(sorted(VALID))))
+def test_missing_variables_take_defaults_and_only_credentials_are_required(missing):
+    environ = {k: v for k, v in VALID.items() if k not in missing}
+    required = {"TRESTLE_CLIENT_ID", "TRESTLE_CLIENT_SECRET"} & missing
+    if required:
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings(environ, env_file=None)
+        assert {p.split(":")[0] for p in caught.value.problems} == required
+    settings = load_settings(environ, env_file=None, require_credentials=False)
+    for spec in SPECS:
+        if spec.env in missing:
+            value = getattr(settings, spec.attribute)
+            assert value == spec.default
+
+
+secrets = st.text(string.ascii_letters + string.digits + "!@$%^*-_", min_size=6, max_size=40)
+
+
+@given(secrets, secrets, secrets)
+def test_secrets_never_show_in_repr_or_errors(client_secret, db_password, redis_password):
+    environ = {
+        **VALID,
+        "TRESTLE_CLIENT_SECRET": client_secret,
+        "DATABASE_URL": f"mysql+pymysql://root:{db_password}@127.0.0.1:3306/test",
+        "REDIS_URL": f"redis://:{redis_password}@127.0.0.1:6379/0",
+    }
+    settings = load_settings(environ, env_file=None)
+    shown = repr(settings) + str(settings.masked())
+    for secret in (client_secret, db_password, redis_password):
+        assert secret not in shown
+    assert settings.client_secret.reveal() == client_secret
+    assert set(settings.secret_values()) >= {client_secret, db_password, redis_password}
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({**environ, "TRESTLE_PAGE_SIZE": "0"}, env_file=None)
+    for secret in (client_secret, db_password, redis_password):
+        assert secret not in str(caught.value)
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TRESTLE_CLIENT_ID=from-file\nTRESTLE_PAGE_SIZE=250\n")
+    settings = load_settings(
+        {"TRESTLE_CLIENT_ID": "from-env", "TRESTLE_CLIENT_SECRET": "x"}, env_file=env_file
+    )
+    assert settings.client_id == "from-env"
+    assert settings.page_size == 250
+
+
+def test_malformed_env_file_is_named_with_its_line(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("TRESTLE_CLIENT_ID=ok\nthis is not a setting\n")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({"TRESTLE_CLIENT_SECRET": "x"}, env_file=env_file)
+    assert any("line 2" in problem for problem in caught.value.problems)
