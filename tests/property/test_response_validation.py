@@ -1,4 +1,4 @@
-"""Property 4, response validation: an OData collection or a named error, never a silent empty page."""
+"""Property 4, response validation: a collection or a named error, never a silent empty page."""
 
 import json
 

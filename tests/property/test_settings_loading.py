@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import REPO_ROOT
 from trestle_tasks.errors import ConfigurationError
 from trestle_tasks.settings import SPECS, load_settings
-from tests.conftest import REPO_ROOT
 
 VALID = {
     "TRESTLE_CLIENT_ID": "client",
