@@ -39,12 +39,22 @@ class RedisTokenCache:
             return None
         try:
             data = json.loads(raw)
-            return CachedToken(str(data["access_token"]), float(data["expires_at"]))
+            return CachedToken(
+                str(data["access_token"]),
+                float(data["expires_at"]),
+                float(data.get("lifetime_s", 0.0)),
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
     def put(self, key: str, token: CachedToken, ttl_s: float) -> None:
-        payload = json.dumps({"access_token": token.access_token, "expires_at": token.expires_at})
+        payload = json.dumps(
+            {
+                "access_token": token.access_token,
+                "expires_at": token.expires_at,
+                "lifetime_s": token.lifetime_s,
+            }
+        )
         self._redis.set(key, payload, px=max(1, int(ttl_s * 1000)))
 
     def discard(self, key: str, access_token: str) -> None:
