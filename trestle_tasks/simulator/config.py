@@ -1,0 +1,172 @@
+"""Settings of one simulator instance.
+
+Everything has a default so `SimulatorConfig()` is a working Trestle look-alike. A few
+fields may change while the server runs (`RUNTIME_FIELDS`), so one server can be
+reconfigured between the phases of a test or benchmark instead of being restarted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+DEFAULT_CLIENT_ID = "trestle-simulator"
+DEFAULT_CLIENT_SECRET = "simulator-secret"
+
+# Fields of the project's default metadata that answer 400 `suppressed (provider Level)`
+# in $filter/$orderby and are null on every row, as some MLSs do for owner and showing
+# details. They are declared in metadata, so $select on them works and returns nulls.
+DEFAULT_SUPPRESSED_FIELDS: frozenset[str] = frozenset(
+    {"OwnerName", "ShowingContactPhone", "PrivateRemarks"}
+)
+
+FAULT_FIELDS = (
+    "rate_5xx",
+    "rate_429",
+    "rate_connection_reset",
+    "rate_truncated_body",
+    "rate_html_error",
+    "rate_empty_expand",
+)
+
+# What `PUT /simulator/config` and `RunningSimulator.configure()` may change while serving.
+# Data shape (records, seed, metadata, fill) and the listening address are fixed at start.
+RUNTIME_FIELDS = frozenset(
+    {
+        *FAULT_FIELDS,
+        "fault_seed",
+        "minute_quota",
+        "hour_quota",
+        "quota_headers_as_float",
+        "retry_after_on_429",
+        "latency_ms_per_request",
+        "latency_ms_per_record",
+        "replication_link_ttl_s",
+        "token_ttl_s",
+        "standard_query_row_cap",
+    }
+)
+
+
+@dataclass
+class SimulatorConfig:
+    """How the simulated Trestle service looks and misbehaves.
+
+    Attributes:
+        host: interface to listen on.
+        port: TCP port; 0 picks a free one (see `RunningSimulator.base_url`).
+        records: number of Property records; Member (records/10, min 5), Office
+            (records/100, min 2), Media (0-20 per listing) and OpenHouse (~20% of listings)
+            are derived from it.
+        seed: the same seed gives byte-identical records, whatever the request order.
+        metadata_path: None serves the project's own default metadata; a path to an EDMX
+            file serves that document verbatim and generates data following its types.
+        credentials: accepted OAuth2 client credentials, client_id -> client_secret.
+        token_ttl_s: lifetime of an access token (`expires_in`), 8 hours like Trestle.
+        minute_quota: requests per credential per wall-clock minute; None = unlimited
+            (quota headers are still sent, with a nominal very large limit).
+        hour_quota: requests per credential per wall-clock hour; None = unlimited.
+        quota_headers_as_float: send quota header values as `8520.0` instead of `8520`,
+            as some Trestle accounts do.
+        retry_after_on_429: None sends no Retry-After header on a 429 (Trestle's
+            behaviour is unknown); a number sends `Retry-After: <seconds>`.
+        latency_ms_per_request: sleep before answering every data request.
+        latency_ms_per_record: additional sleep per row returned (top-level rows).
+        replication_link_ttl_s: a replication nextLink unused for this long expires
+            (Trestle: 5 minutes).
+        rate_5xx: probability of a 500/502/503/504 with a JSON or text body.
+        rate_429: probability of a 429 although quota remains (a burst limiter).
+        rate_connection_reset: probability that the socket is closed without a response.
+        rate_truncated_body: probability of a 200 whose JSON is cut in half (the
+            Content-Length matches the bytes sent, so the client sees invalid JSON).
+        rate_html_error: probability of a 502/503 text/html page from a "proxy".
+        rate_empty_expand: probability, per expanded listing with PhotosCount > 0, that
+            `$expand=Media` yields `[]` with HTTP 200 (seen under quota pressure).
+        fault_seed: seed of the fault RNG (faults are drawn in request order).
+        unlicensed: entity sets the subscription may not read, set name -> HTTP status.
+        suppressed_fields: Property fields (declared in metadata) that answer 400
+            `suppressed (provider Level)` in $filter/$orderby and are null on every row.
+            None = a small realistic set for the default metadata, none for a loaded file.
+        fill: "realistic" (sparse, plausible values) or "max" (every string at its
+            declared MaxLength, multi-selects with every member, numbers at the edge of
+            their precision: for wide-row storage tests).
+        standard_query_row_cap: a standard query asking past this many rows ($skip +
+            $top) fails with 500 `Error getting data!`; replication has no cap.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    records: int = 1000
+    seed: int = 1
+    metadata_path: str | Path | None = None
+    credentials: dict[str, str] = field(
+        default_factory=lambda: {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}
+    )
+    token_ttl_s: int = 28800
+    minute_quota: int | None = 280
+    hour_quota: int | None = 8400
+    quota_headers_as_float: bool = False
+    retry_after_on_429: int | None = None
+    latency_ms_per_request: float = 0.0
+    latency_ms_per_record: float = 0.0
+    replication_link_ttl_s: float = 300.0
+    rate_5xx: float = 0.0
+    rate_429: float = 0.0
+    rate_connection_reset: float = 0.0
+    rate_truncated_body: float = 0.0
+    rate_html_error: float = 0.0
+    rate_empty_expand: float = 0.0
+    fault_seed: int = 0
+    unlicensed: dict[str, int] = field(
+        default_factory=lambda: {"Building": 403, "HistoryTransactional": 400, "Enumeration": 404}
+    )
+    suppressed_fields: frozenset[str] | None = None
+    fill: Literal["realistic", "max"] = "realistic"
+    standard_query_row_cap: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject settings that would make the simulator lie about what it does."""
+        if self.records < 0:
+            raise ValueError("records must be >= 0")
+        if self.fill not in ("realistic", "max"):
+            raise ValueError("fill must be 'realistic' or 'max'")
+        for name in FAULT_FIELDS:
+            rate = getattr(self, name)
+            if not 0.0 <= float(rate) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if (
+            sum(float(getattr(self, name)) for name in FAULT_FIELDS if name != "rate_empty_expand")
+            > 1.0
+        ):
+            raise ValueError("the per-request fault rates must add up to at most 1")
+        for name in ("minute_quota", "hour_quota"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or None")
+        if self.token_ttl_s <= 0 or self.replication_link_ttl_s <= 0:
+            raise ValueError("TTLs must be positive")
+        for status in self.unlicensed.values():
+            if not 400 <= int(status) <= 499:
+                raise ValueError("unlicensed statuses must be 4xx")
+
+    def effective_suppressed_fields(self) -> frozenset[str]:
+        """The suppressed set after applying the metadata-dependent default."""
+        if self.suppressed_fields is not None:
+            return frozenset(self.suppressed_fields)
+        return DEFAULT_SUPPRESSED_FIELDS if self.metadata_path is None else frozenset()
+
+    def with_changes(self, changes: dict[str, Any]) -> SimulatorConfig:
+        """A validated copy with runtime-adjustable fields changed (for PUT /simulator/config)."""
+        unknown = set(changes) - RUNTIME_FIELDS
+        if unknown:
+            raise ValueError(f"not adjustable at run time: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def runtime_view(self) -> dict[str, Any]:
+        """The adjustable fields and their current values, as JSON-ready data."""
+        return {name: getattr(self, name) for name in sorted(RUNTIME_FIELDS)}
