@@ -34,7 +34,7 @@ SUPPORTED_OPTIONS = frozenset(
 class QueryError(Exception):
     """A request Trestle would refuse; `status` and `code` go into the error response."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "BadRequest") -> None:
+    def __init__(self, message: str, status: int = 400, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
