@@ -39,6 +39,8 @@ from .vocabulary import (
 )
 
 Record = dict[str, Any]
+TEMPLATE_BITS = 8
+TEMPLATES = 1 << TEMPLATE_BITS
 ORIGINATING_SYSTEM = "SimMLS"
 # Values that must stay exactly as generated even with fill="max": keys and references
 # (they must still point at records), counters that other rows must agree with
@@ -147,7 +149,7 @@ class RecordFactory:
         self._plan = plan
         self._fill = fill
         self._suppressed = suppressed
-        self._pools: dict[str, list[tuple[str, list[Any]]]] = {}
+        self._templates: dict[str, list[Record]] = {}
         self._converters: dict[str, dict[str, Converter]] = {}
         self._flag_members: dict[str, list[str]] = {}
         for resource in ("Property", "Member", "Office", "Media", "OpenHouse"):
@@ -156,28 +158,35 @@ class RecordFactory:
         self._identities: dict[tuple[str, int], Record] = {}
 
     def _prepare(self, resource: str) -> None:
-        """Per-field pools and converters, computed once: records reuse them."""
+        """Converters and record templates, computed once: every record reuses them.
+
+        A template holds a value for every declared field, drawn from that field's pool.
+        A record starts as a copy of one of TEMPLATES templates (a C-speed dict copy even
+        for 588 fields) and then gets its known fields; across records each generic field
+        still varies as its pool does.
+        """
         entity = self._schema.entity_type_of(resource)
         pools = ValuePool(self._plan.seed, resource, self._fill)
-        self._pools[resource] = []
+        columns: list[tuple[str, list[Any]]] = []
         self._converters[resource] = {}
         for name, prop in entity.properties.items():
             enum = self._schema.enum_of(prop)
-            self._pools[resource].append((name, pools.pool(prop, enum)))
+            columns.append((name, pools.pool(prop, enum)))
             mode = "realistic" if name in EXACT_FIELDS else self._fill
             self._converters[resource][name] = make_converter(prop, enum, mode)
             if resource == "Property" and name in MULTI_SELECTS and enum is not None:
                 self._flag_members[name] = [member.name for member in enum.members]
+        rng = random.Random(f"{self._plan.seed}:{resource}:templates")
+        mask = POOL_SIZE - 1
+        self._templates[resource] = [
+            {name: pool[rng.getrandbits(8) & mask] for name, pool in columns}
+            for _ in range(TEMPLATES)
+        ]
 
     # -- assembly
 
     def _assemble(self, resource: str, known: Record, rng: random.Random) -> Record:
-        pools = self._pools[resource]
-        mask = POOL_SIZE - 1
-        noise = rng.randbytes(len(pools))
-        record: Record = {
-            name: pool[byte & mask] for (name, pool), byte in zip(pools, noise, strict=True)
-        }
+        record = dict(self._templates[resource][rng.getrandbits(TEMPLATE_BITS)])
         converters = self._converters[resource]
         refill = self._fill == "max"
         for name, wanted in known.items():

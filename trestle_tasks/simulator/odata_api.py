@@ -163,6 +163,9 @@ class ODataService:
         rendered = []
         for row in rows:
             record = data.record(row)
+            if select is None and not query.expand:
+                rendered.append(record)  # serialized as is; nothing here modifies it
+                continue
             out = dict(record) if select is None else {name: record.get(name) for name in select}
             for expansion in query.expand:
                 out[expansion.name] = self._expand(entity, record, expansion)
