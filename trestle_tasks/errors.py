@@ -119,3 +119,23 @@ class BadCredentialsError(FatalError):
 
 class UnsafeLinkError(FatalError):
     """A nextLink pointed somewhere other than the configured service: never send it the token."""
+
+
+# --- metadata and store ----------------------------------------------------------------
+
+
+class MetadataError(FatalError):
+    """`$metadata` is not EDMX we can build tables from (unreadable, keyless, inconsistent)."""
+
+
+class SchemaMismatchError(FatalError):
+    """The database's tables do not match what the store expects (run `trestle-etl migrate`)."""
+
+
+class StoreUnavailableError(RetriableError):
+    """The database could not be reached, or a batch kept failing on connection loss,
+    deadlocks or lock timeouts after its retries; the batch was rolled back whole."""
+
+
+class StoreError(FatalError):
+    """The database refused a statement for a reason retrying will not fix."""

@@ -1,0 +1,62 @@
+"""Stored records back to RESO JSON, for `trestle-etl export`.
+
+The document column is the record as the server sent it (navigation properties aside),
+already JSON with exact decimals; export writes it out unchanged, one line per record, in
+key order, page by page so memory stays flat whatever the table size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from trestle_tasks.store.jsontext import decode_json
+from trestle_tasks.store.naming import DELETED_COLUMN, RECORD_COLUMN
+from trestle_tasks.store.records import layout_of
+
+EXPORT_PAGE = 500
+
+
+def iter_documents(engine: Engine, resource: str, *, schema: str | None = None,
+                   include_deleted: bool = False, page_size: int = EXPORT_PAGE) -> Iterator[str]:
+    """Each stored record's JSON text, in key order."""
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    key = table.c[layout.key_column]
+    last: Any = None
+    while True:
+        query = sa.select(key, table.c[RECORD_COLUMN]).order_by(key).limit(page_size)
+        if not include_deleted:
+            query = query.where(table.c[DELETED_COLUMN].is_(None))
+        if last is not None:
+            query = query.where(key > last)
+        with engine.connect() as conn:
+            page = conn.execute(query).all()
+        if not page:
+            return
+        for _key, text in page:
+            yield text
+        last = page[-1][0]
+
+
+def export_records(engine: Engine, resource: str, *, schema: str | None = None,
+                   include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+    """Each stored record as a dict (decimals as Decimal, exactly as stored)."""
+    for text in iter_documents(engine, resource, schema=schema,
+                               include_deleted=include_deleted):
+        yield decode_json(text)
+
+
+def write_ndjson(engine: Engine, resource: str, out: TextIO, *, schema: str | None = None,
+                 include_deleted: bool = False) -> int:
+    """Write the records as NDJSON to `out`; returns how many were written."""
+    count = 0
+    for text in iter_documents(engine, resource, schema=schema,
+                               include_deleted=include_deleted):
+        out.write(text)
+        out.write("\n")
+        count += 1
+    return count

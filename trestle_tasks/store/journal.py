@@ -1,0 +1,377 @@
+"""The sync log (etl_sync_log, one row per run and resource), windows, and watermarks.
+
+Counting is exact under redelivery: a window's counts live in its own etl_sync_window row,
+which `start_window` resets (and clears that window's rejects) each time the window
+starts, and which the loader increments in the same transaction as the rows it loads.
+`close_run` folds the windows into the run's row once; closing again changes nothing.
+
+Watermarks are kept as ticks (100 ns, the server's full seven digits) with the 7-digit
+text beside them, plus the key for keyset ties: no rounding can ever skip a record. They
+only move forward, and when a fencing token is given, never for a holder whose lock was
+taken over (a smaller token than the one stored).
+
+Secrets never reach these tables: error texts are passed through `redact` first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import total_ordering
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from trestle_tasks.masking import MASK
+from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
+from trestle_tasks.store.jsontext import decode_json, encode_json
+from trestle_tasks.store.schema import SYNC_LOG_COUNTERS, WINDOW_COUNTERS, bookkeeping
+from trestle_tasks.trestle.retry import RetryPolicy
+from trestle_tasks.trestle.timestamps import ODataTimestamp
+
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+PARTIAL = "partial"  # some windows failed; the watermark stays below them
+ABANDONED = "abandoned"  # closed by the reaper: the chord never fired
+STATUSES = (RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED)
+
+_ERROR_CHARS = 4000
+_SECRETS = (
+    re.compile(r"(?P<pre>://[^:/@\s]*:)[^@\s]+(?P<post>@)"),  # URL passwords
+    re.compile(r"(?P<pre>\bBearer\s+)[A-Za-z0-9._~+/=-]+(?P<post>)", re.IGNORECASE),
+    re.compile(r"(?P<pre>(?:client_secret|access_token|password)[\"']?\s*[=:]\s*[\"']?)"
+               r"[^\s&\"',;]+(?P<post>)", re.IGNORECASE),
+)
+
+
+def redact(text: str | None) -> str | None:
+    """Mask URL passwords, bearer tokens and secret-looking parameters in `text`."""
+    if text is None:
+        return None
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
+    return text[:_ERROR_CHARS]
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Watermark:
+    """A position in (ModificationTimestamp, key) order; the key breaks timestamp ties."""
+
+    ticks: int
+    record_key: str | None = None
+
+    @classmethod
+    def parse(cls, timestamp: str, record_key: str | None = None) -> Watermark:
+        return cls(ODataTimestamp.parse(timestamp).ticks, record_key)
+
+    @property
+    def timestamp(self) -> ODataTimestamp:
+        return ODataTimestamp(self.ticks)
+
+    @property
+    def text(self) -> str:
+        """`YYYY-MM-DDTHH:MM:SS.fffffffZ`: usable as is in a $filter."""
+        return self.timestamp.to_odata()
+
+    def _order(self) -> tuple[int, int, str]:
+        return (self.ticks, 0 if self.record_key is None else 1, self.record_key or "")
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Watermark):
+            return NotImplemented
+        return self._order() < other._order()
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    run_id: str
+    resource: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    records_fetched: int
+    records_upserted: int
+    records_rejected: int
+    records_deleted: int
+    records_duplicate: int
+    api_requests: int
+    windows_total: int | None
+    windows_ok: int
+    windows_failed: int
+    watermark_from: str | None
+    watermark_to: str | None
+    error: str | None
+    details: dict[str, Any] | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SyncRun:
+        values = {k: row[k] for k in cls.__dataclass_fields__ if k != "details"}
+        details = decode_json(row["details"]) if row["details"] else None
+        return cls(details=details, **values)
+
+
+@dataclass(frozen=True)
+class SyncWindow:
+    run_id: str
+    resource: str
+    window_id: str
+    status: str
+    attempts: int
+    started_at: datetime
+    finished_at: datetime | None
+    records_fetched: int
+    records_upserted: int
+    records_rejected: int
+    records_duplicate: int
+    api_requests: int
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> SyncWindow:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SyncJournal:
+    """Reads and writes etl_sync_log, etl_sync_window and etl_watermark."""
+
+    def __init__(self, engine: Engine, *, schema: str | None = None,
+                 retry: RetryPolicy = DEFAULT_DB_RETRY) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.retry = retry
+        tables = bookkeeping(schema)
+        self._log = tables["etl_sync_log"]
+        self._windows = tables["etl_sync_window"]
+        self._watermarks = tables["etl_watermark"]
+        self._rejects = tables["etl_rejects"]
+
+    def _tx(self, work: Any) -> Any:
+        return in_transaction(self.engine, work, policy=self.retry)
+
+    # -- runs --
+
+    def open_run(self, run_id: str, resource: str, *, started_at: datetime | None = None,
+                 windows_total: int | None = None, watermark_from: str | None = None,
+                 watermark_to: str | None = None,
+                 details: Mapping[str, Any] | None = None) -> bool:
+        """Start the run's row; False (and no change) when it is already there."""
+        log = self._log
+
+        def work(conn: sa.Connection) -> bool:
+            exists = conn.execute(sa.select(log.c.run_id).where(
+                log.c.run_id == run_id, log.c.resource == resource)).first()
+            if exists:
+                return False
+            conn.execute(log.insert().values(
+                run_id=run_id, resource=resource, started_at=started_at or _now(),
+                status=RUNNING, windows_total=windows_total, watermark_from=watermark_from,
+                watermark_to=watermark_to,
+                details=encode_json(dict(details)) if details else None,
+            ))
+            return True
+
+        try:
+            return bool(self._tx(work))
+        except Exception as exc:
+            # A concurrent open_run inserted first: that is the same run, already open.
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return False
+            raise
+
+    def set_windows_total(self, run_id: str, resource: str, windows_total: int) -> None:
+        self._update_run(run_id, resource, windows_total=windows_total)
+
+    def add_counts(self, run_id: str, resource: str, *, fetched: int = 0, upserted: int = 0,
+                   rejected: int = 0, deleted: int = 0, duplicate: int = 0,
+                   api_requests: int = 0) -> None:
+        """Add to the run's counters (atomic increments; safe from concurrent workers).
+        Counts from `RecordLoader.load(run_id=…)` are already added: do not add them again."""
+        log = self._log
+        deltas = {"records_fetched": fetched, "records_upserted": upserted,
+                  "records_rejected": rejected, "records_deleted": deleted,
+                  "records_duplicate": duplicate, "api_requests": api_requests}
+        changes = {k: log.c[k] + v for k, v in deltas.items() if v}
+        if changes:
+            self._tx(lambda conn: conn.execute(sa.update(log).where(
+                log.c.run_id == run_id, log.c.resource == resource).values(changes)))
+
+    def close_run(self, run_id: str, resource: str, *, status: str,
+                  error: str | None = None, finished_at: datetime | None = None,
+                  details: Mapping[str, Any] | None = None) -> SyncRun | None:
+        """Finish the run: fold its windows into its counters, set status and end time.
+
+        Idempotent: a run already closed is returned unchanged.
+        """
+        if status not in STATUSES or status == RUNNING:
+            raise ValueError(f"a run closes as one of {STATUSES[1:]}, not {status!r}")
+        log, windows = self._log, self._windows
+
+        def work(conn: sa.Connection) -> None:
+            sums = conn.execute(
+                sa.select(
+                    *[sa.func.coalesce(sa.func.sum(windows.c[c]), 0).label(c)
+                      for c in WINDOW_COUNTERS],
+                    sa.func.sum(sa.case((windows.c.status == SUCCEEDED, 1), else_=0))
+                    .label("ok"),
+                    sa.func.sum(sa.case((windows.c.status == FAILED, 1), else_=0))
+                    .label("failed"),
+                ).where(windows.c.run_id == run_id, windows.c.resource == resource)
+            ).mappings().one()
+            values: dict[str, Any] = {c: log.c[c] + int(sums[c]) for c in WINDOW_COUNTERS}
+            values.update(status=status, finished_at=finished_at or _now(),
+                          error=redact(error),
+                          windows_ok=log.c.windows_ok + int(sums["ok"] or 0),
+                          windows_failed=log.c.windows_failed + int(sums["failed"] or 0))
+            if details is not None:
+                values["details"] = encode_json(dict(details))
+            conn.execute(sa.update(log).where(
+                log.c.run_id == run_id, log.c.resource == resource,
+                log.c.finished_at.is_(None)).values(values))
+
+        self._tx(work)
+        return self.get_run(run_id, resource)
+
+    def get_run(self, run_id: str, resource: str) -> SyncRun | None:
+        """The run; while it is open, its windows' counts are included."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self._log).where(
+                self._log.c.run_id == run_id, self._log.c.resource == resource)
+            ).mappings().first()
+            if row is None:
+                return None
+            if row["finished_at"] is None:
+                row = self._with_live_windows(conn, dict(row))
+        return SyncRun.from_row(row)
+
+    def _with_live_windows(self, conn: sa.Connection, row: dict[str, Any]) -> dict[str, Any]:
+        windows = self._windows
+        sums = conn.execute(sa.select(
+            *[sa.func.coalesce(sa.func.sum(windows.c[c]), 0).label(c) for c in WINDOW_COUNTERS]
+        ).where(windows.c.run_id == row["run_id"], windows.c.resource == row["resource"])
+        ).mappings().one()
+        for c in WINDOW_COUNTERS:
+            row[c] = int(row[c]) + int(sums[c])
+        return row
+
+    def recent_runs(self, *, limit: int = 20, resource: str | None = None) -> list[SyncRun]:
+        query = sa.select(self._log).order_by(self._log.c.started_at.desc()).limit(limit)
+        if resource is not None:
+            query = query.where(self._log.c.resource == resource)
+        with self.engine.connect() as conn:
+            return [SyncRun.from_row(r) for r in conn.execute(query).mappings()]
+
+    def stale_runs(self, older_than: timedelta) -> list[SyncRun]:
+        """Runs still open that started more than `older_than` ago (for the reaper)."""
+        cutoff = _now() - older_than
+        query = sa.select(self._log).where(
+            self._log.c.finished_at.is_(None), self._log.c.started_at < cutoff)
+        with self.engine.connect() as conn:
+            return [SyncRun.from_row(r) for r in conn.execute(query).mappings()]
+
+    def _update_run(self, run_id: str, resource: str, **values: Any) -> None:
+        log = self._log
+        self._tx(lambda conn: conn.execute(sa.update(log).where(
+            log.c.run_id == run_id, log.c.resource == resource).values(values)))
+
+    # -- windows --
+
+    def start_window(self, run_id: str, resource: str, window_id: str) -> None:
+        """(Re)start a window: zero its counters and drop rejects of an earlier attempt."""
+        windows, rejects = self._windows, self._rejects
+        zero = dict.fromkeys(WINDOW_COUNTERS, 0)
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.delete(rejects).where(
+                rejects.c.run_id == run_id, rejects.c.resource == resource,
+                rejects.c.window_id == window_id))
+            done = conn.execute(sa.update(windows).where(
+                windows.c.run_id == run_id, windows.c.resource == resource,
+                windows.c.window_id == window_id).values(
+                status=RUNNING, attempts=windows.c.attempts + 1, started_at=_now(),
+                finished_at=None, error=None, **zero))
+            if done.rowcount == 0:
+                conn.execute(windows.insert().values(
+                    run_id=run_id, resource=resource, window_id=window_id, status=RUNNING,
+                    attempts=1, started_at=_now(), **zero))
+
+        self._tx(work)
+
+    def finish_window(self, run_id: str, resource: str, window_id: str, *, status: str,
+                      api_requests: int = 0, error: str | None = None) -> None:
+        if status not in (SUCCEEDED, FAILED):
+            raise ValueError("a window finishes as succeeded or failed")
+        windows = self._windows
+        self._tx(lambda conn: conn.execute(sa.update(windows).where(
+            windows.c.run_id == run_id, windows.c.resource == resource,
+            windows.c.window_id == window_id).values(
+            status=status, finished_at=_now(), error=redact(error),
+            api_requests=windows.c.api_requests + api_requests)))
+
+    def windows(self, run_id: str, resource: str) -> list[SyncWindow]:
+        query = sa.select(self._windows).where(
+            self._windows.c.run_id == run_id, self._windows.c.resource == resource
+        ).order_by(self._windows.c.window_id)
+        with self.engine.connect() as conn:
+            return [SyncWindow.from_row(r) for r in conn.execute(query).mappings()]
+
+    # -- watermarks --
+
+    def read_watermark(self, resource: str) -> Watermark | None:
+        marks = self._watermarks
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(marks.c.ticks, marks.c.record_key).where(
+                marks.c.resource == resource)).first()
+        return None if row is None else Watermark(int(row[0]), row[1])
+
+    def advance_watermark(self, resource: str, to: Watermark, *, run_id: str | None = None,
+                          fence: int | None = None) -> bool:
+        """Move the watermark forward to `to`; False when it is already there or beyond,
+        or when `fence` is older than the token of the last holder that advanced it."""
+        marks = self._watermarks
+        values = {"ticks": to.ticks, "timestamp": to.text, "record_key": to.record_key,
+                  "run_id": run_id, "updated_at": _now()}
+        if fence is not None:
+            values["fence"] = fence
+        behind: sa.ColumnElement[bool] = marks.c.ticks < to.ticks
+        if to.record_key is not None:
+            behind = sa.or_(behind, sa.and_(marks.c.ticks == to.ticks, sa.or_(
+                marks.c.record_key.is_(None), marks.c.record_key < to.record_key)))
+        fenced = sa.true() if fence is None else sa.or_(marks.c.fence.is_(None),
+                                                        marks.c.fence <= fence)
+
+        def work(conn: sa.Connection) -> bool:
+            done = conn.execute(sa.update(marks).where(
+                marks.c.resource == resource, behind, fenced).values(values))
+            if done.rowcount:
+                return True
+            exists = conn.execute(sa.select(marks.c.resource).where(
+                marks.c.resource == resource)).first()
+            if exists:
+                return False
+            conn.execute(marks.insert().values(resource=resource, **values))
+            return True
+
+        return bool(self._tx(work))
+
+    def reset_watermark(self, resource: str) -> None:
+        """Forget the watermark (a `--full` resync starts from the beginning)."""
+        marks = self._watermarks
+        self._tx(lambda conn: conn.execute(sa.delete(marks).where(marks.c.resource == resource)))
+
+    def watermarks(self) -> dict[str, Watermark]:
+        marks = self._watermarks
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(marks.c.resource, marks.c.ticks, marks.c.record_key))
+            return {r[0]: Watermark(int(r[1]), r[2]) for r in rows}
+
+
+__all__ = ["SYNC_LOG_COUNTERS", "SyncJournal", "SyncRun", "SyncWindow", "Watermark", "redact"]

@@ -1,0 +1,390 @@
+"""Batched, guarded upserts of one resource's records.
+
+For each batch (`batch_size` records):
+
+1. every record is validated and turned into a row (transform.py); bad records become
+   rejections and the rest go on;
+2. duplicates of one key collapse to the newest by ModificationTimestamp (the later one on
+   a tie, matching the guard below);
+3. rows are sorted by key, so concurrent batches take row locks in the same order;
+4. one transaction: one multi-row upsert per statement chunk (normally the whole batch
+   is one statement), the rejects, newly seen undeclared fields, and — when a run is
+   given — the run's counters, so counts commit with the rows they count. Rolled back
+   whole on any error; connection loss and deadlocks retry the transaction with backoff.
+
+The guard, decided inside the statement so concurrent windows cannot race: a stored row is
+replaced only when the incoming ModificationTimestamp (exact ticks) is newer or equal, or
+the stored one is unknown. Equal wins so that a redelivered window rewrites the same data
+idempotently. On MySQL the version column is assigned last: assignments in ON DUPLICATE
+KEY UPDATE run left to right and later ones see the new values.
+
+Statements are split below one batch only when a limit requires it: MySQL's
+max_allowed_packet (wide records are ~190 KB of JSON each), or PostgreSQL's 65,535 and
+SQLite's 32,766 bind parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from trestle_tasks.errors import StoreError
+from trestle_tasks.store.catalog import read_catalog, track_undeclared
+from trestle_tasks.store.dberrors import (
+    DEFAULT_DB_RETRY,
+    classify,
+    describe,
+    in_transaction,
+)
+from trestle_tasks.store.jsontext import encode_json
+from trestle_tasks.store.naming import VERSION_COLUMN
+from trestle_tasks.store.schema import ResourceLayout, bookkeeping
+from trestle_tasks.store.transform import (
+    DATABASE_REFUSED,
+    TOO_LONG,
+    PreparedRow,
+    RecordTransformer,
+    Rejection,
+)
+from trestle_tasks.store.types import is_mysql
+from trestle_tasks.trestle.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 1000
+# Bytes per row besides the document: other columns, separators, the ON DUPLICATE clause.
+_ROW_OVERHEAD = 2048
+# Bind-parameter ceilings: PostgreSQL's wire protocol (int16 count), SQLite >= 3.32.
+_PARAMETER_LIMIT = {"postgresql": 65_535, "sqlite": 32_766}
+_UNBOUNDED_STATEMENT_BYTES = 64 * 1024 * 1024
+_DETAIL_CHARS = 2000
+
+
+@dataclass
+class LoadResult:
+    """What one `load` call did. `loaded` counts distinct records given to the guarded
+    upsert: a record older than the stored version is among them, and correctly lost."""
+
+    received: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    statements: int = 0
+    undeclared_fields: tuple[str, ...] = ()
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def __iadd__(self, other: LoadResult) -> LoadResult:
+        self.received += other.received
+        self.loaded += other.loaded
+        self.rejected += other.rejected
+        self.duplicates += other.duplicates
+        self.batches += other.batches
+        self.statements += other.statements
+        self.undeclared_fields = tuple(dict.fromkeys(
+            self.undeclared_fields + other.undeclared_fields))
+        self.rejections.extend(other.rejections)
+        return self
+
+
+# --- statements ------------------------------------------------------------------------
+
+
+def upsert_statement(layout: ResourceLayout, rows: Sequence[dict[str, Any]],
+                     dialect: sa.engine.Dialect) -> sa.Insert:
+    """One multi-row guarded upsert of `rows` (column -> value dicts) for this dialect."""
+    table = layout.table
+    key = layout.key_column
+    columns = [c for c in rows[0] if c != key and c != VERSION_COLUMN]
+    guarded = layout.version_field is not None
+    if is_mysql(dialect):
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        stmt = mysql_insert(table).values(list(rows))
+        new = stmt.inserted
+        if not guarded:
+            return stmt.on_duplicate_key_update(
+                [(c, new[c]) for c in [*columns, VERSION_COLUMN]]
+            )
+        stored = table.c[VERSION_COLUMN]
+        incoming = new[VERSION_COLUMN]
+        guard = sa.or_(stored.is_(None), sa.and_(incoming.is_not(None), incoming >= stored))
+        assignments = [(c, sa.func.IF(guard, new[c], table.c[c])) for c in columns]
+        # Last: every assignment above must still compare against the stored version.
+        assignments.append((VERSION_COLUMN, sa.func.IF(guard, incoming, stored)))
+        return stmt.on_duplicate_key_update(assignments)
+
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    stmt = dialect_insert(table).values(list(rows))
+    excluded = stmt.excluded
+    set_ = {c: excluded[c] for c in [*columns, VERSION_COLUMN]}
+    where = None
+    if guarded:
+        stored = table.c[VERSION_COLUMN]
+        incoming = excluded[VERSION_COLUMN]
+        where = sa.or_(stored.is_(None), sa.and_(incoming.is_not(None), incoming >= stored))
+    return stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=set_, where=where)
+
+
+@dataclass(frozen=True)
+class StatementLimits:
+    max_rows: int  # per statement, from bind-parameter ceilings
+    max_bytes: int  # per statement, from the server's packet size
+
+
+_limits_cache: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+_limits_lock = threading.Lock()
+
+
+def statement_bytes(engine: Engine) -> int:
+    """Largest statement worth sending: 3/4 of MySQL's max_allowed_packet (asked once per
+    engine), leaving room for escaping estimates; a generous constant elsewhere."""
+    if not is_mysql(engine.dialect):
+        return _UNBOUNDED_STATEMENT_BYTES
+    with _limits_lock:
+        cached = _limits_cache.get(engine)
+    if cached is None:
+        with engine.connect() as conn:
+            packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar() or 0)
+        cached = max(packet * 3 // 4, 64 * 1024)
+        with _limits_lock:
+            _limits_cache[engine] = cached
+    return cached
+
+
+def chunk_rows(rows: Sequence[PreparedRow], max_rows: int, max_bytes: int
+               ) -> Iterator[list[PreparedRow]]:
+    """Consecutive chunks within both limits. The 2x allows for escaping every quote and
+    backslash of the document; a single row always forms a chunk of its own."""
+    chunk: list[PreparedRow] = []
+    size = 0
+    for row in rows:
+        cost = 2 * row.size + _ROW_OVERHEAD
+        if chunk and (len(chunk) >= max_rows or size + cost > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def collapse_duplicates(rows: Iterable[PreparedRow]) -> tuple[list[PreparedRow], int]:
+    """One row per key: the newest by ticks (unknown is oldest); on a tie, the later one."""
+    newest: dict[Any, PreparedRow] = {}
+    duplicates = 0
+    for row in rows:
+        seen = newest.get(row.key)
+        if seen is not None:
+            duplicates += 1
+            if seen.ticks is not None and (row.ticks is None or row.ticks < seen.ticks):
+                continue
+        newest[row.key] = row
+    return list(newest.values()), duplicates
+
+
+def _batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def reject_row(rejection: Rejection, run_id: str | None, window_id: str | None,
+               now: datetime) -> dict[str, Any]:
+    try:
+        raw = encode_json(rejection.raw_record, ensure_ascii=True)
+    except (TypeError, ValueError):
+        import json
+
+        raw = json.dumps(rejection.raw_record, default=repr, ensure_ascii=True)
+    return {
+        "run_id": run_id, "window_id": window_id, "resource": rejection.resource,
+        "record_key": rejection.record_key, "field": (rejection.field or None) and
+        rejection.field[:512], "reason": rejection.reason,
+        "detail": rejection.detail[:_DETAIL_CHARS], "raw_record": raw, "rejected_at": now,
+    }
+
+
+# --- the loader ------------------------------------------------------------------------
+
+
+class RecordLoader:
+    """Loads records of one resource into its table. Build with `RecordLoader.open`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        layout: ResourceLayout,
+        *,
+        known_undeclared: Iterable[str] = (),
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        retry: RetryPolicy = DEFAULT_DB_RETRY,
+        max_statement_bytes: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.engine = engine
+        self.layout = layout
+        self.batch_size = batch_size
+        self.retry = retry
+        self._transformer = RecordTransformer(layout, known_undeclared)
+        columns = len(layout.table.columns)
+        parameter_limit = _PARAMETER_LIMIT.get(engine.dialect.name)
+        max_rows = batch_size if parameter_limit is None else min(
+            batch_size, max(parameter_limit // columns, 1))
+        self.limits = StatementLimits(
+            max_rows=max_rows,
+            max_bytes=max_statement_bytes or statement_bytes(engine),
+        )
+        self._max_row_bytes = self.limits.max_bytes // 2 - _ROW_OVERHEAD
+
+    @classmethod
+    def open(cls, engine: Engine, resource: str, *, schema: str | None = None,
+             **options: Any) -> RecordLoader:
+        """A loader for `resource` as migrate last laid it out (read from etl_field_map)."""
+        with engine.connect() as conn:
+            catalog = read_catalog(conn, resource, schema)
+        return cls(engine, catalog.layout, known_undeclared=catalog.undeclared, **options)
+
+    @property
+    def resource(self) -> str:
+        return self.layout.resource
+
+    def load(self, records: Iterable[Any], *, run_id: str | None = None,
+             window_id: str | None = None) -> LoadResult:
+        """Upsert `records` batch by batch; rejects never stop a batch.
+
+        With `run_id`, each batch also adds its counts to the run's etl_sync_log row — or,
+        with `window_id` too, to that window's etl_sync_window row — in the batch's own
+        transaction. Do not add the returned counts to the journal again.
+        """
+        total = LoadResult()
+        for batch in _batches(records, self.batch_size):
+            total += self._load_batch(batch, run_id, window_id)
+        return total
+
+    # -- one batch --
+
+    def _load_batch(self, records: list[Any], run_id: str | None,
+                    window_id: str | None) -> LoadResult:
+        now = datetime.now(UTC)
+        prepared: list[PreparedRow] = []
+        rejections: list[Rejection] = []
+        prepare = self._transformer.prepare
+        for record in records:
+            outcome = prepare(record, now)
+            if type(outcome) is PreparedRow:
+                if outcome.size > self._max_row_bytes:
+                    rejections.append(self._transformer.reject(
+                        record, None, TOO_LONG,
+                        f"the record is {outcome.size} bytes of JSON, more than the server "
+                        f"accepts in one statement ({self._max_row_bytes})"))
+                    continue
+                prepared.append(outcome)
+            else:
+                rejections.append(outcome)  # type: ignore[arg-type]
+        rows, duplicates = collapse_duplicates(prepared)
+        rows.sort(key=lambda row: row.key)
+        new_fields = sorted({n for row in rows for n in row.undeclared})
+        chunks = list(chunk_rows(rows, self.limits.max_rows, self.limits.max_bytes))
+
+        refused: list[Rejection] = []
+
+        def write(conn: sa.Connection) -> None:
+            for chunk in chunks:
+                conn.execute(upsert_statement(self.layout, [r.values for r in chunk],
+                                              conn.dialect))
+            self._bookkeeping(conn, rejections, new_fields, len(records), len(rows),
+                              duplicates, run_id, window_id, now)
+
+        def write_one_by_one(conn: sa.Connection) -> None:
+            refused.clear()
+            for row in rows:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(upsert_statement(self.layout, [row.values],
+                                                      conn.dialect))
+                except sa.exc.SQLAlchemyError as exc:
+                    if classify(exc) != "data":
+                        raise
+                    refused.append(self._transformer.reject(
+                        row.record, None, DATABASE_REFUSED,
+                        describe(exc)))
+            self._bookkeeping(conn, rejections + refused, new_fields, len(records),
+                              len(rows) - len(refused), duplicates, run_id, window_id, now)
+
+        statements = len(chunks)
+        try:
+            in_transaction(self.engine, write, policy=self.retry, on_retry=self._log_retry)
+        except StoreError as exc:
+            if exc.details.get("verdict") != "data":
+                raise
+            log.warning("store: %s refused a batch (%s); loading it record by record",
+                        self.resource, exc)
+            in_transaction(self.engine, write_one_by_one, policy=self.retry,
+                           on_retry=self._log_retry)
+            statements = len(rows)
+        if new_fields:
+            self._transformer.note_known(new_fields)
+        all_rejections = rejections + refused
+        return LoadResult(
+            received=len(records), loaded=len(rows) - len(refused),
+            rejected=len(all_rejections), duplicates=duplicates, batches=1,
+            statements=statements, undeclared_fields=tuple(new_fields),
+            rejections=all_rejections,
+        )
+
+    def _bookkeeping(self, conn: sa.Connection, rejections: list[Rejection],
+                     new_fields: list[str], received: int, loaded: int, duplicates: int,
+                     run_id: str | None, window_id: str | None, now: datetime) -> None:
+        tables = bookkeeping(self.layout.schema)
+        if rejections:
+            conn.execute(tables["etl_rejects"].insert(),
+                         [reject_row(r, run_id, window_id, now) for r in rejections])
+        if new_fields:
+            track_undeclared(conn, self.resource, new_fields, now, self.layout.schema)
+        if run_id is None:
+            return
+        counts = {"records_fetched": received, "records_upserted": loaded,
+                  "records_rejected": len(rejections), "records_duplicate": duplicates}
+        if window_id is not None:
+            table = tables["etl_sync_window"]
+            where = sa.and_(table.c.run_id == run_id, table.c.resource == self.resource,
+                            table.c.window_id == window_id)
+        else:
+            table = tables["etl_sync_log"]
+            where = sa.and_(table.c.run_id == run_id, table.c.resource == self.resource)
+        done = conn.execute(
+            sa.update(table).where(where).values(
+                {name: table.c[name] + value for name, value in counts.items()})
+        )
+        if done.rowcount == 0:
+            # The journal row was never opened: open it here rather than lose the counts.
+            row = {"run_id": run_id, "resource": self.resource, "status": "running",
+                   "started_at": now, **counts}
+            if window_id is not None:
+                row["window_id"] = window_id
+            conn.execute(table.insert().values(
+                {k: v for k, v in row.items() if k in table.c}))
+
+    def _log_retry(self, error: BaseException, wait: float) -> None:
+        log.warning("store: %s batch failed (%s); retrying the transaction in %.1f s",
+                    self.resource, error, wait)
+
+

@@ -1,0 +1,242 @@
+"""Create or evolve the store's tables from `$metadata`. Idempotent: run it any time.
+
+- Bookkeeping tables are created when missing.
+- A resource table is created with its typed columns and indexes; an existing one gets
+  only what is missing (ALTER TABLE … ADD COLUMN, CREATE INDEX): never a rebuild, never a
+  dropped column, never a lost row.
+- A field that appears in `$metadata` later needs no DDL unless it is one of the typed
+  columns: it is recorded in etl_field_map and records carry it in the document. A typed
+  column added later is backfilled from the documents already stored, so it also covers
+  rows loaded before the metadata declared the field.
+- A field that leaves `$metadata` keeps its column (marked undeclared in the map) and its
+  values in the documents.
+
+DDL is not transactional on MySQL, so each step is safe to repeat: a migrate interrupted
+half-way is completed by the next one. The catalog rows are written after the DDL, so a
+loader never expects a column that is not there yet. Run it while workers are idle when it
+adds typed columns: a loader opened before the change writes rows without them until it
+is reopened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.schema import CreateColumn
+
+from trestle_tasks.errors import MetadataError
+from trestle_tasks.store.catalog import COLUMN, DOCUMENT, field_rows, upsert_rows
+from trestle_tasks.store.jsontext import decode_json
+from trestle_tasks.store.naming import RECORD_COLUMN, table_name
+from trestle_tasks.store.schema import (
+    ResourceLayout,
+    bookkeeping,
+    plan_layout,
+    promoted_fields,
+)
+from trestle_tasks.store.transform import field_check, field_converter
+from trestle_tasks.trestle.metadata import ResourceSpec, ServiceMetadata
+
+log = logging.getLogger(__name__)
+
+BACKFILL_BATCH = 500
+
+
+@dataclass
+class MigrationReport:
+    created_tables: list[str] = field(default_factory=list)
+    added_columns: dict[str, list[str]] = field(default_factory=dict)  # table -> columns
+    added_indexes: dict[str, list[str]] = field(default_factory=dict)
+    new_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields
+    undeclared_fields: dict[str, list[str]] = field(default_factory=dict)  # left $metadata
+    document_only: dict[str, list[str]] = field(default_factory=dict)  # over the budget
+    backfilled_rows: dict[str, int] = field(default_factory=dict)  # table -> rows
+    missing_resources: list[str] = field(default_factory=list)  # asked for, not declared
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created_tables or self.added_columns or self.added_indexes
+                    or self.new_fields or self.undeclared_fields or self.backfilled_rows)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+def migrate(
+    engine: Engine,
+    metadata: ServiceMetadata,
+    resources: Iterable[str] | None = None,
+    *,
+    schema: str | None = None,
+    promote: Mapping[str, Sequence[str]] | None = None,
+    table_prefix: str = "",
+) -> MigrationReport:
+    """Create or evolve tables for `resources` (default: every entity set declared).
+
+    `promote` adds typed columns per resource, beyond the defaults in schema.COMMON_FIELDS.
+    A resource asked for but not declared is listed in `missing_resources`, not an error:
+    a feed may not license every resource.
+    """
+    report = MigrationReport()
+    tables = bookkeeping(schema)
+    tables["etl_resource"].metadata.create_all(engine, checkfirst=True)
+    wanted = list(resources) if resources is not None else list(metadata.resources)
+    for name in wanted:
+        spec = metadata.resources.get(name)
+        if spec is None:
+            report.missing_resources.append(name)
+            continue
+        if len(spec.key) != 1:
+            raise MetadataError(f"{name}: composite keys are not supported", resource=name)
+        _migrate_resource(engine, spec, schema, (promote or {}).get(name, ()),
+                          table_prefix, report)
+    return report
+
+
+def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
+                      promote: Sequence[str], table_prefix: str,
+                      report: MigrationReport) -> None:
+    tables = bookkeeping(schema)
+    resources, field_map = tables["etl_resource"], tables["etl_field_map"]
+    with engine.connect() as conn:
+        head = conn.execute(
+            sa.select(resources).where(resources.c.resource == spec.name)
+        ).mappings().first()
+        previous = conn.execute(
+            sa.select(field_map).where(field_map.c.resource == spec.name)
+        ).mappings().all()
+    existing_columns = {r["field_name"]: r["column_name"] for r in previous if r["column_name"]}
+    was_declared = {r["field_name"] for r in previous if r["declared"]}
+    known = {r["field_name"] for r in previous}
+    name = head["table_name"] if head else table_name(spec.name, table_prefix)
+    layout = plan_layout(spec, existing=existing_columns, promote=promote, schema=schema,
+                         table=name)
+    wanted = set(promoted_fields(spec, promote))
+    over_budget = [f for f in promote if spec.has_field(f) and f not in wanted]
+    if over_budget:
+        report.document_only[spec.name] = over_budget
+
+    new_columns = _create_or_evolve(engine, layout, report)
+
+    now = datetime.now(UTC)
+    declared = {f.name for f in spec.fields} | spec.navigation_names
+    with engine.begin() as conn:
+        upsert_rows(conn, resources, [{
+            "resource": spec.name, "table_name": layout.table_name,
+            "entity_type": spec.entity_type, "key_field": spec.key_field.name,
+            "version_field": layout.version_field, "migrated_at": now,
+        }], update=("table_name", "entity_type", "key_field", "version_field", "migrated_at"))
+        rows = field_rows(layout, now)
+        upsert_rows(conn, field_map, rows, update=[
+            c for c in rows[0] if c not in ("resource", "field_name", "first_seen_at")
+        ])
+        gone = sorted(was_declared - declared)
+        if gone:
+            conn.execute(
+                sa.update(field_map)
+                .where(field_map.c.resource == spec.name, field_map.c.field_name.in_(gone))
+                .values(declared=False, storage=sa.case(
+                    (field_map.c.column_name.is_(None), DOCUMENT), else_=COLUMN),
+                    updated_at=now)
+            )
+            report.undeclared_fields[spec.name] = gone
+    fresh = [f.name for f in spec.fields if f.name not in known]
+    if fresh and head is not None:
+        report.new_fields[spec.name] = fresh
+    if new_columns and head is not None:
+        count = backfill(engine, layout, new_columns)
+        if count:
+            report.backfilled_rows[layout.table_name] = count
+
+
+def _create_or_evolve(engine: Engine, layout: ResourceLayout,
+                      report: MigrationReport) -> dict[str, str]:
+    """Create the table, or add its missing columns and indexes; returns the typed columns
+    added to an existing table (field -> column), which need a backfill."""
+    table = layout.table
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(table.name, schema=layout.schema):
+        table.create(engine, checkfirst=True)
+        report.created_tables.append(table.name)
+        return {}
+    present = {c["name"].lower() for c in inspector.get_columns(table.name, schema=layout.schema)}
+    added: dict[str, str] = {}
+    by_column = {c: f for f, c in layout.columns.items()}
+    preparer = engine.dialect.identifier_preparer
+    with engine.begin() as conn:
+        for column in table.columns:
+            if column.name.lower() in present:
+                continue
+            ddl = CreateColumn(column).compile(dialect=engine.dialect)
+            conn.exec_driver_sql(
+                f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}"
+            )
+            report.added_columns.setdefault(table.name, []).append(column.name)
+            if column.name in by_column:
+                added[by_column[column.name]] = column.name
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes(table.name,
+                                                                  schema=layout.schema)}
+    for index in table.indexes:
+        if index.name not in indexes:
+            index.create(engine, checkfirst=False)
+            report.added_indexes.setdefault(table.name, []).append(str(index.name))
+    return added
+
+
+def backfill(engine: Engine, layout: ResourceLayout, columns: Mapping[str, str]) -> int:
+    """Fill newly added typed columns from the stored documents; returns rows updated.
+
+    Values the typed column cannot hold (the field was undeclared when they were loaded,
+    so never validated) are left NULL; the document keeps them.
+    """
+    table = layout.table
+    key = table.c[layout.key_column]
+    specs = {f: layout.spec.field(f) for f in columns}
+    plans = [
+        (name, column, json.dumps(name, ensure_ascii=False) + ":",
+         field_check(specs[name]), field_converter(specs[name]))  # type: ignore[arg-type]
+        for name, column in columns.items() if specs[name] is not None
+    ]
+    if not plans:
+        return 0
+    update = (
+        sa.update(table)
+        .where(key == sa.bindparam("_key"))
+        .values({column: sa.bindparam(f"_v_{i}") for i, (_n, column, *_r) in enumerate(plans)})
+    )
+    updated = 0
+    last: Any = None
+    while True:
+        query = sa.select(key, table.c[RECORD_COLUMN]).order_by(key).limit(BACKFILL_BATCH)
+        if last is not None:
+            query = query.where(key > last)
+        with engine.connect() as conn:
+            page = conn.execute(query).all()
+        if not page:
+            return updated
+        last = page[-1][0]
+        changes: list[dict[str, Any]] = []
+        for record_key, text in page:
+            if not any(marker in text for _n, _c, marker, *_r in plans):
+                continue
+            record = decode_json(text)
+            change: dict[str, Any] = {"_key": record_key}
+            found = False
+            for i, (name, _column, _marker, check, convert) in enumerate(plans):
+                value = record.get(name)
+                ok = value is not None and check(value) is None
+                change[f"_v_{i}"] = convert(value) if ok else None
+                found = found or ok
+            if found:
+                changes.append(change)
+        if changes:
+            with engine.begin() as conn:
+                conn.execute(update, changes)
+            updated += len(changes)

@@ -1,0 +1,108 @@
+"""Stored records by key: soft deletes for reconcile, key census, counts.
+
+A record that leaves the feed is marked (`deleted_at`), never removed: the row keeps its
+last version, export leaves it out unless asked, and if the record comes back an upsert
+clears the mark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from trestle_tasks.store.catalog import read_catalog
+from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
+from trestle_tasks.store.naming import DELETED_COLUMN
+from trestle_tasks.store.schema import ResourceLayout, bookkeeping
+from trestle_tasks.trestle.retry import RetryPolicy
+
+KEYS_PER_STATEMENT = 1000
+KEYS_PER_PAGE = 10_000
+
+
+def layout_of(engine: Engine, resource: str, schema: str | None = None) -> ResourceLayout:
+    with engine.connect() as conn:
+        return read_catalog(conn, resource, schema).layout
+
+
+def mark_deleted(
+    engine: Engine,
+    resource: str,
+    keys: Iterable[Any],
+    *,
+    schema: str | None = None,
+    at: datetime | None = None,
+    run_id: str | None = None,
+    retry: RetryPolicy = DEFAULT_DB_RETRY,
+) -> int:
+    """Soft-delete the records with these keys; returns how many were newly marked.
+
+    Already-marked records keep their first deletion time. With `run_id`, the count is
+    added to the run's records_deleted in the same transactions.
+    """
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    key = table.c[layout.key_column]
+    deleted = table.c[DELETED_COLUMN]
+    when = at or datetime.now(UTC)
+    log = bookkeeping(schema)["etl_sync_log"]
+    total = 0
+    batch: list[Any] = []
+
+    def flush(chunk: list[Any]) -> int:
+        def work(conn: sa.Connection) -> int:
+            done = conn.execute(sa.update(table).where(key.in_(chunk), deleted.is_(None))
+                                .values({DELETED_COLUMN: when}))
+            count = int(done.rowcount or 0)
+            if run_id is not None and count:
+                conn.execute(sa.update(log).where(
+                    log.c.run_id == run_id, log.c.resource == resource
+                ).values(records_deleted=log.c.records_deleted + count))
+            return count
+
+        return int(in_transaction(engine, work, policy=retry))
+
+    for value in keys:
+        batch.append(value)
+        if len(batch) >= KEYS_PER_STATEMENT:
+            total += flush(batch)
+            batch = []
+    if batch:
+        total += flush(batch)
+    return total
+
+
+def stored_keys(engine: Engine, resource: str, *, schema: str | None = None,
+                include_deleted: bool = False) -> Iterator[Any]:
+    """Every stored key in key order, streamed page by page (for the key census)."""
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    key = table.c[layout.key_column]
+    last: Any = None
+    while True:
+        query = sa.select(key).order_by(key).limit(KEYS_PER_PAGE)
+        if not include_deleted:
+            query = query.where(table.c[DELETED_COLUMN].is_(None))
+        if last is not None:
+            query = query.where(key > last)
+        with engine.connect() as conn:
+            page = conn.execute(query).scalars().all()
+        if not page:
+            return
+        yield from page
+        last = page[-1]
+
+
+def count_records(engine: Engine, resource: str, *, schema: str | None = None,
+                  include_deleted: bool = False) -> int:
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    query = sa.select(sa.func.count()).select_from(table)
+    if not include_deleted:
+        query = query.where(table.c[DELETED_COLUMN].is_(None))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())

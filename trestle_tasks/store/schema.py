@@ -1,0 +1,392 @@
+"""Resource specs to tables: the wide-row layout, column types and indexes.
+
+The layout (DESIGN.md, "Wide rows"). One table per resource:
+
+- the key, as primary key, under its RESO name;
+- a few commonly queried fields as typed, indexed columns under their RESO names
+  (CONTRACT.md's list for Property; the key, ModificationTimestamp and obvious links for the
+  others; extendable with `promote=`);
+- `etl_record`: the complete record as JSON text, every field exactly as the server sent it
+  (decimals as exact JSON numbers, timestamps as the server's strings);
+- `etl_mod_ticks`: ModificationTimestamp as 100 ns ticks, the full seven digits, compared
+  inside the upsert so an older version never overwrites a newer one;
+- `deleted_at` (soft delete) and `etl_loaded_at`.
+
+Why not one column per field: Trestle's Property has 602 declared fields, many of them
+VARCHAR(1024..8000); one column each fails on MariaDB with ERROR 1118 as VARCHARs and again
+as TEXT. A layout with a bounded number of typed columns holds any metadata, of any width,
+today and after the feed adds fields: a new field needs no DDL at all (it lands in the
+document and in `etl_field_map`), and export is exact because the document is the record.
+Fields outside the typed set stay queryable through the document (MySQL
+`JSON_VALUE(etl_record, '$.Field')`, PostgreSQL `etl_record::jsonb ->> 'Field'`, SQLite
+`json_extract`), and promoting one later adds its column and backfills it from the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+
+from trestle_tasks.errors import MetadataError
+from trestle_tasks.store.naming import (
+    DELETED_COLUMN,
+    LOADED_COLUMN,
+    MAX_IDENTIFIER,
+    RECORD_COLUMN,
+    VERSION_COLUMN,
+    assign_column_names,
+    hashed_identifier,
+    table_name,
+)
+from trestle_tasks.store.types import (
+    ExactDecimal,
+    KeyString,
+    LongText,
+    MediumString,
+    UTCDateTime,
+)
+from trestle_tasks.trestle.metadata import FieldSpec, ResourceSpec
+
+VERSION_FIELD = "ModificationTimestamp"
+
+# CONTRACT.md's commonly queried fields, and their equivalents for the other resources.
+COMMON_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "Property": (
+        "ListingKey", "ListingId", "StandardStatus", "ListPrice", "City", "PostalCode",
+        "BedroomsTotal", "BathroomsTotalInteger", "ModificationTimestamp",
+        "PhotosChangeTimestamp", "PhotosCount", "PropertyType", "StateOrProvince",
+        "ListAgentKey", "ListOfficeKey",
+    ),
+    "Member": (
+        "MemberKey", "MemberMlsId", "MemberStatus", "MemberFirstName", "MemberLastName",
+        "OfficeKey", "ModificationTimestamp",
+    ),
+    "Office": (
+        "OfficeKey", "OfficeMlsId", "OfficeName", "OfficeStatus", "MainOfficeKey",
+        "ModificationTimestamp",
+    ),
+    "OpenHouse": (
+        "OpenHouseKey", "ListingKey", "ListingId", "OpenHouseDate", "OpenHouseStartTime",
+        "OpenHouseEndTime", "OpenHouseStatus", "ModificationTimestamp",
+    ),
+    "Media": (
+        "MediaKey", "ResourceRecordKey", "ResourceName", "Order", "MediaCategory",
+        "MediaModificationTimestamp", "ModificationTimestamp",
+    ),
+}
+# Links worth a typed, indexed column wherever a resource declares them.
+LINK_FIELDS = ("ListingKey", "ResourceRecordKey", "MemberKey", "OfficeKey")
+
+# A typed VARCHAR is indexable whole up to 768 four-byte characters (InnoDB's 3072 bytes).
+INDEXABLE_CHARS = 768
+# Unbounded keys are stored up to this many characters (the PK must be indexable).
+UNBOUNDED_KEY_CHARS = 512
+# Single-valued enumeration members fit this (OData identifiers are at most 128).
+ENUM_CHARS = 255
+# Inline bytes the typed columns may take on MySQL: far under InnoDB's ~8 KB per row, so
+# ERROR 1118 cannot happen whatever `promote=` asks for; fields beyond stay in the document.
+TYPED_COLUMNS_BYTE_BUDGET = 4000
+
+
+def promoted_fields(spec: ResourceSpec, extra: Iterable[str] = ()) -> list[str]:
+    """Fields that get typed columns: key first, then ModificationTimestamp, then the rest."""
+    wanted = [spec.key_field.name]
+    if spec.has_field(VERSION_FIELD):
+        wanted.append(VERSION_FIELD)
+    defaults = COMMON_FIELDS.get(spec.name) or (
+        tuple(f for f in LINK_FIELDS if f != spec.key_field.name)
+    )
+    for name in (*defaults, *extra):
+        if name not in wanted and spec.has_field(name):
+            wanted.append(name)
+    budget = TYPED_COLUMNS_BYTE_BUDGET
+    chosen: list[str] = []
+    for name in wanted:
+        cost = inline_bytes(spec.field(name))  # type: ignore[arg-type]
+        if chosen and cost > budget:
+            continue  # stays in the document only; reported by migrate
+        budget -= cost
+        chosen.append(name)
+    return chosen
+
+
+def inline_bytes(spec: FieldSpec) -> int:
+    """Worst-case bytes a typed column of this field takes inside an InnoDB row."""
+    column_type = sql_type(spec)
+    if isinstance(column_type, sa.String) and column_type.length:
+        return 4 * column_type.length + 2
+    if isinstance(column_type, MediumString | LongText | sa.Text):
+        return 40  # off-page: a pointer and a prefix
+    return 16
+
+
+def sql_type(spec: FieldSpec, *, is_key: bool = False) -> sa.types.TypeEngine[Any]:
+    """The SQL type of a typed column for this field (see the module docstring)."""
+    if is_key:
+        if spec.kind == "integer" and not spec.is_collection:
+            return sa.BigInteger()
+        return KeyString(min(spec.max_length or UNBOUNDED_KEY_CHARS, INDEXABLE_CHARS))
+    if spec.is_multi_valued or spec.kind in ("geography", "complex", "stream", "unknown"):
+        return LongText()  # JSON text: arrays, GeoJSON, nested objects
+    kind = spec.kind
+    if kind == "string":
+        length = spec.max_length
+        if length is None:
+            return LongText()
+        return sa.String(length) if length <= INDEXABLE_CHARS else MediumString(length)
+    if kind == "enum":
+        return sa.String(ENUM_CHARS)
+    if kind == "integer":
+        if spec.type == "Edm.Int64":
+            return sa.BigInteger()
+        if spec.type == "Edm.Int32":
+            return sa.Integer()
+        return sa.SmallInteger()
+    if kind == "decimal":
+        return ExactDecimal(spec.precision, spec.scale)
+    if kind == "float":
+        return sa.Double()
+    if kind == "boolean":
+        return sa.Boolean(create_constraint=False)
+    if kind == "date":
+        return sa.Date()
+    if kind == "datetime":
+        return UTCDateTime()
+    if kind == "guid":
+        return sa.String(36)
+    if kind in ("time", "duration"):
+        return sa.String(64)
+    return LongText()  # binary (base64 text) and anything else
+
+
+def is_indexable(column_type: sa.types.TypeEngine[Any]) -> bool:
+    return not isinstance(column_type, LongText | MediumString | sa.Text)
+
+
+def index_name(table: str, column: str) -> str:
+    name = f"ix_{table}_{column}"
+    return name if len(name) <= MAX_IDENTIFIER else hashed_identifier(name)
+
+
+@dataclass(frozen=True)
+class ResourceLayout:
+    """How one resource is stored: its table, typed columns and the fields behind them."""
+
+    spec: ResourceSpec
+    table_name: str
+    columns: Mapping[str, str]  # field name -> column name, for the typed columns only
+    schema: str | None = None
+    retired: Mapping[str, str] = field(default_factory=dict)  # columns of undeclared fields
+
+    @property
+    def resource(self) -> str:
+        return self.spec.name
+
+    @property
+    def key_field(self) -> FieldSpec:
+        return self.spec.key_field
+
+    @property
+    def key_column(self) -> str:
+        return self.columns[self.key_field.name]
+
+    @property
+    def version_field(self) -> str | None:
+        return VERSION_FIELD if self.spec.has_field(VERSION_FIELD) else None
+
+    @cached_property
+    def table(self) -> sa.Table:
+        return build_table(self, sa.MetaData(schema=self.schema))
+
+
+def plan_layout(
+    spec: ResourceSpec,
+    *,
+    existing: Mapping[str, str] | None = None,
+    promote: Iterable[str] = (),
+    schema: str | None = None,
+    table: str | None = None,
+) -> ResourceLayout:
+    """The layout for `spec`, keeping every column `existing` already assigned."""
+    spec.key_field  # noqa: B018 - raises MetadataError for composite keys
+    existing = dict(existing or {})
+    wanted = promoted_fields(spec, promote)
+    kept = [f for f in existing if spec.has_field(f)]
+    names = assign_column_names([*kept, *wanted], taken=existing)
+    declared_columns = {f: names[f] for f in dict.fromkeys([*wanted, *kept])}
+    retired = {f: c for f, c in existing.items() if not spec.has_field(f)}
+    return ResourceLayout(
+        spec=spec,
+        table_name=table or table_name(spec.name),
+        columns=declared_columns,
+        schema=schema,
+        retired=retired,
+    )
+
+
+def build_table(layout: ResourceLayout, metadata: sa.MetaData) -> sa.Table:
+    spec = layout.spec
+    key = layout.key_field
+    columns: list[sa.Column[Any]] = [
+        sa.Column(layout.key_column, sql_type(key, is_key=True), primary_key=True,
+                  autoincrement=False)
+    ]
+    indexes: list[sa.Index] = []
+    typed = [(f, c) for f, c in layout.columns.items() if f != key.name]
+    for field_name, column_name in typed:
+        column_type = sql_type(spec.field(field_name))  # type: ignore[arg-type]
+        columns.append(sa.Column(column_name, column_type, nullable=True))
+    for column_name in layout.retired.values():
+        columns.append(sa.Column(column_name, LongText(), nullable=True))
+    columns += [
+        sa.Column(RECORD_COLUMN, LongText(), nullable=False),
+        sa.Column(VERSION_COLUMN, sa.BigInteger(), nullable=True),
+        sa.Column(DELETED_COLUMN, UTCDateTime(), nullable=True),
+        sa.Column(LOADED_COLUMN, UTCDateTime(), nullable=False),
+    ]
+    table = sa.Table(
+        layout.table_name, metadata, *columns,
+        mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_row_format="DYNAMIC",
+    )
+    for _field_name, column_name in typed:
+        if is_indexable(table.c[column_name].type):
+            indexes.append(sa.Index(index_name(layout.table_name, column_name),
+                                    table.c[column_name]))
+    indexes.append(sa.Index(index_name(layout.table_name, VERSION_COLUMN),
+                            table.c[VERSION_COLUMN]))
+    return table
+
+
+# --- bookkeeping tables ------------------------------------------------------------------
+
+RUN_ID_CHARS = 64
+RESOURCE_CHARS = 128
+FIELD_NAME_CHARS = 512
+WINDOW_ID_CHARS = 128
+
+
+SYNC_LOG_COUNTERS = ("records_fetched", "records_upserted", "records_rejected",
+                     "records_deleted", "records_duplicate", "api_requests")
+WINDOW_COUNTERS = ("records_fetched", "records_upserted", "records_rejected",
+                   "records_duplicate", "api_requests")
+
+
+@lru_cache(maxsize=64)
+def bookkeeping(schema: str | None = None) -> dict[str, sa.Table]:
+    """The bookkeeping tables in `schema` (one MetaData per schema, built once)."""
+    return bookkeeping_tables(sa.MetaData(schema=schema))
+
+
+def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    """etl_resource, etl_field_map, etl_sync_log, etl_sync_window, etl_watermark, etl_rejects."""
+    opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+    resource = sa.Table(
+        "etl_resource", metadata,
+        sa.Column("resource", KeyString(RESOURCE_CHARS), primary_key=True),
+        sa.Column("table_name", sa.String(64), nullable=False),
+        sa.Column("entity_type", sa.String(255), nullable=False),
+        sa.Column("key_field", sa.String(FIELD_NAME_CHARS), nullable=False),
+        sa.Column("version_field", sa.String(FIELD_NAME_CHARS), nullable=True),
+        sa.Column("migrated_at", UTCDateTime(), nullable=False),
+        **opts,
+    )
+    field_map = sa.Table(
+        "etl_field_map", metadata,
+        sa.Column("resource", KeyString(RESOURCE_CHARS), primary_key=True),
+        sa.Column("field_name", KeyString(FIELD_NAME_CHARS), primary_key=True),
+        sa.Column("column_name", sa.String(64), nullable=True),  # NULL: document only
+        sa.Column("storage", sa.String(16), nullable=False),  # key|column|document|navigation
+        sa.Column("declared", sa.Boolean(create_constraint=False), nullable=False),
+        sa.Column("edm_type", sa.String(255), nullable=True),
+        sa.Column("kind", sa.String(16), nullable=True),
+        sa.Column("is_collection", sa.Boolean(create_constraint=False), nullable=False,
+                  default=False),
+        sa.Column("is_flags", sa.Boolean(create_constraint=False), nullable=False,
+                  default=False),
+        sa.Column("max_length", sa.Integer(), nullable=True),
+        sa.Column("precision", sa.Integer(), nullable=True),
+        sa.Column("scale", sa.Integer(), nullable=True),
+        sa.Column("nullable", sa.Boolean(create_constraint=False), nullable=False,
+                  default=True),
+        sa.Column("position", sa.Integer(), nullable=True),
+        sa.Column("first_seen_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        **opts,
+    )
+    def counters(*names: str) -> list[sa.Column[Any]]:
+        return [sa.Column(name, sa.BigInteger(), nullable=False, default=0, server_default="0")
+                for name in names]
+
+    sync_log = sa.Table(
+        "etl_sync_log", metadata,
+        sa.Column("run_id", sa.String(RUN_ID_CHARS), primary_key=True),
+        sa.Column("resource", sa.String(RESOURCE_CHARS), primary_key=True),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("finished_at", UTCDateTime(), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        *counters(*SYNC_LOG_COUNTERS),
+        sa.Column("windows_total", sa.Integer(), nullable=True),
+        sa.Column("windows_ok", sa.Integer(), nullable=False, default=0, server_default="0"),
+        sa.Column("windows_failed", sa.Integer(), nullable=False, default=0,
+                  server_default="0"),
+        sa.Column("watermark_from", sa.String(40), nullable=True),
+        sa.Column("watermark_to", sa.String(40), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("details", sa.Text(), nullable=True),  # JSON object
+        sa.Index("ix_etl_sync_log_started_at", "started_at"),
+        sa.Index("ix_etl_sync_log_resource_status", "resource", "status"),
+        **opts,
+    )
+    window = sa.Table(
+        "etl_sync_window", metadata,
+        sa.Column("run_id", sa.String(RUN_ID_CHARS), primary_key=True),
+        sa.Column("resource", sa.String(RESOURCE_CHARS), primary_key=True),
+        sa.Column("window_id", sa.String(WINDOW_ID_CHARS), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False, default=1, server_default="1"),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("finished_at", UTCDateTime(), nullable=True),
+        *counters(*WINDOW_COUNTERS),
+        sa.Column("error", sa.Text(), nullable=True),
+        **opts,
+    )
+    watermark = sa.Table(
+        "etl_watermark", metadata,
+        sa.Column("resource", KeyString(RESOURCE_CHARS), primary_key=True),
+        sa.Column("ticks", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.String(40), nullable=False),  # the 7-digit wire form
+        sa.Column("record_key", KeyString(FIELD_NAME_CHARS), nullable=True),
+        sa.Column("run_id", sa.String(RUN_ID_CHARS), nullable=True),
+        sa.Column("fence", sa.BigInteger(), nullable=True),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        **opts,
+    )
+    rejects = sa.Table(
+        "etl_rejects", metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                  primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.String(RUN_ID_CHARS), nullable=True),
+        sa.Column("window_id", sa.String(WINDOW_ID_CHARS), nullable=True),
+        sa.Column("resource", sa.String(RESOURCE_CHARS), nullable=False),
+        sa.Column("record_key", sa.String(FIELD_NAME_CHARS), nullable=True),
+        sa.Column("field", sa.String(FIELD_NAME_CHARS), nullable=True),
+        sa.Column("reason", sa.String(64), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("raw_record", LongText(), nullable=True),
+        sa.Column("rejected_at", UTCDateTime(), nullable=False),
+        sa.Index("ix_etl_rejects_run", "run_id", "resource"),
+        sa.Index("ix_etl_rejects_key", "resource", "record_key"),
+        **opts,
+    )
+    return {t.name: t for t in (resource, field_map, sync_log, window, watermark, rejects)}
+
+
+def ensure_single_key(specs: Sequence[ResourceSpec]) -> None:
+    for spec in specs:
+        if len(spec.key) != 1:
+            raise MetadataError(f"{spec.name}: composite keys are not supported",
+                                resource=spec.name)

@@ -1,0 +1,487 @@
+"""Record JSON to row values, with validation; a bad record becomes a Rejection.
+
+A record is loaded whole or not at all: any field with a value of the wrong type, an
+unparseable date or timestamp, a string longer than its MaxLength, a number outside its
+declared digits, or a character no target can store (U+0000; lone surrogates) rejects the
+record, with the first such field and a reason. Records are never repaired: a repaired
+record would be garbage that looks valid.
+
+Forms stored in the typed columns (the document keeps the server's own forms):
+
+- Edm.DateTimeOffset: UTC, truncated (never rounded) to microseconds; ModificationTimestamp
+  additionally as exact 100 ns ticks in `etl_mod_ticks`.
+- Edm.Decimal: Decimal, never through a float.
+- Enumerations: the member name as sent (no PrettyEnums display values are invented).
+  Multi-valued fields — IsFlags enumerations, which Trestle sends as one comma-separated
+  string, and Collection(...) fields, sent as JSON arrays — become a JSON array text.
+- GeographyPoint and complex values: their JSON text.
+
+What is not checked, on purpose: membership of an enumeration value in the declared
+members (lookups grow faster than `$metadata` is refreshed; rejecting would lose records),
+and Nullable=false on fields other than the key (Trestle nulls suppressed fields).
+Fields the metadata does not declare are kept in the document as they are and reported,
+so schema tracking can record them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from trestle_tasks.store.jsontext import encode_json
+from trestle_tasks.store.naming import (
+    DELETED_COLUMN,
+    LOADED_COLUMN,
+    RECORD_COLUMN,
+    VERSION_COLUMN,
+)
+from trestle_tasks.store.schema import ENUM_CHARS, UNBOUNDED_KEY_CHARS, ResourceLayout
+from trestle_tasks.trestle.metadata import INTEGER_RANGES, FieldSpec
+from trestle_tasks.trestle.timestamps import ODataTimestamp
+
+# Reasons recorded in etl_rejects.reason
+NOT_AN_OBJECT = "not_an_object"
+MISSING_KEY = "missing_key"
+WRONG_TYPE = "wrong_type"
+TOO_LONG = "too_long"
+OUT_OF_RANGE = "out_of_range"
+INVALID_DATE = "invalid_date"
+INVALID_TIMESTAMP = "invalid_timestamp"
+INVALID_CHARACTER = "invalid_character"
+UNSERIALIZABLE = "unserializable"
+DATABASE_REFUSED = "database_refused"
+
+Problem = tuple[str, str]  # (reason, detail)
+Check = Callable[[Any], Problem | None]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_STRING = object()
+
+
+@dataclass(frozen=True)
+class Rejection:
+    resource: str
+    record_key: str | None
+    field: str | None
+    reason: str
+    detail: str
+    raw_record: Any
+
+
+@dataclass(slots=True)
+class PreparedRow:
+    key: Any
+    ticks: int | None  # ModificationTimestamp in ticks; None when absent
+    values: dict[str, Any]  # column -> value, ready to bind
+    size: int  # bytes of the document, to keep statements under the server's packet limit
+    undeclared: tuple[str, ...]
+    record: Any  # the record as received, for etl_rejects if the database refuses the row
+
+
+def type_name(value: Any) -> str:
+    return {str: "string", bool: "boolean", int: "integer", Decimal: "number",
+            float: "number", list: "array", dict: "object"}.get(type(value),
+                                                               type(value).__name__)
+
+
+# --- checks, one per declared field, built once per resource --------------------------
+
+
+def _check_string(limit: int | None) -> Check:
+    def check(value: Any) -> Problem | None:
+        if not isinstance(value, str):
+            return WRONG_TYPE, f"expected a string, got {type_name(value)}"
+        if limit is not None and len(value) > limit:
+            return TOO_LONG, f"{len(value)} characters, MaxLength is {limit}"
+        return None
+
+    return check
+
+
+def _check_integer(edm_type: str) -> Check:
+    low, high = INTEGER_RANGES.get(edm_type, INTEGER_RANGES["Edm.Int64"])
+
+    def check(value: Any) -> Problem | None:
+        if type(value) is not int:
+            return WRONG_TYPE, f"expected an integer, got {type_name(value)}"
+        if not low <= value <= high:
+            return OUT_OF_RANGE, f"{value} is outside {edm_type}"
+        return None
+
+    return check
+
+
+def decimal_digits(value: Decimal) -> tuple[int, int]:
+    """(digits before the point, digits after it), ignoring leading and trailing zeros."""
+    _sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    count = len(digits)
+    if digits == (0,):
+        return 0, 0
+    fraction = -exponent if exponent < 0 else 0
+    trailing = 0
+    while trailing < min(fraction, count) and digits[count - 1 - trailing] == 0:
+        trailing += 1
+    fraction -= trailing
+    whole = max(count + exponent, 0)
+    return whole, fraction
+
+
+def as_decimal(value: Any) -> Decimal:
+    if type(value) is Decimal:
+        return value
+    if type(value) is float:
+        return Decimal(repr(value))
+    return Decimal(value)
+
+
+def _check_decimal(precision: int | None, scale: int | None) -> Check:
+    whole_limit = None if precision is None else precision - (scale or 0)
+
+    def check(value: Any) -> Problem | None:
+        kind = type(value)
+        if kind is not Decimal and kind is not int and kind is not float:
+            return WRONG_TYPE, f"expected a number, got {type_name(value)}"
+        if kind is float and not math.isfinite(value):
+            return OUT_OF_RANGE, f"{value} is not a finite number"
+        number = as_decimal(value)
+        if not number.is_finite():
+            return OUT_OF_RANGE, f"{value} is not a finite number"
+        whole, fraction = decimal_digits(number)
+        if scale is not None and fraction > scale:
+            return OUT_OF_RANGE, f"{value} has {fraction} decimals, Scale is {scale}"
+        if whole_limit is not None and whole > whole_limit:
+            return OUT_OF_RANGE, (
+                f"{value} has {whole} integer digits, Precision {precision} Scale {scale or 0}"
+                f" allows {whole_limit}"
+            )
+        return None
+
+    return check
+
+
+def _check_float(value: Any) -> Problem | None:
+    kind = type(value)
+    if kind is not Decimal and kind is not int and kind is not float:
+        return WRONG_TYPE, f"expected a number, got {type_name(value)}"
+    if not as_decimal(value).is_finite():
+        return OUT_OF_RANGE, f"{value} is not a finite number"
+    return None
+
+
+def _check_boolean(value: Any) -> Problem | None:
+    if type(value) is not bool:
+        return WRONG_TYPE, f"expected true or false, got {type_name(value)}"
+    return None
+
+
+def _check_date(value: Any) -> Problem | None:
+    if not isinstance(value, str):
+        return WRONG_TYPE, f"expected a date string, got {type_name(value)}"
+    if not _DATE.match(value):
+        return INVALID_DATE, f"{value[:40]!r} is not YYYY-MM-DD"
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return INVALID_DATE, f"{value!r} is not a calendar date"
+    return None
+
+
+def parse_timestamp(value: str) -> ODataTimestamp:
+    """ODataTimestamp.parse, also refusing instants outside years 1-9999 in UTC."""
+    try:
+        stamp = ODataTimestamp.parse(value)
+        stamp.to_datetime()
+    except OverflowError:
+        raise ValueError(f"{value!r} is outside years 1-9999 in UTC") from None
+    return stamp
+
+
+def _check_datetime(value: Any) -> Problem | None:
+    if not isinstance(value, str):
+        return WRONG_TYPE, f"expected a timestamp string, got {type_name(value)}"
+    try:
+        parse_timestamp(value)
+    except (ValueError, OverflowError):
+        return INVALID_TIMESTAMP, f"{value[:60]!r} is not an ISO-8601 timestamp with an offset"
+    return None
+
+
+def _check_object(value: Any) -> Problem | None:
+    if not isinstance(value, dict):
+        return WRONG_TYPE, f"expected an object, got {type_name(value)}"
+    return None
+
+
+def _check_geography(value: Any) -> Problem | None:
+    if not isinstance(value, dict):
+        return WRONG_TYPE, f"expected a GeoJSON object, got {type_name(value)}"
+    coordinates = value.get("coordinates")
+    if not isinstance(value.get("type"), str) or not isinstance(coordinates, list):
+        return WRONG_TYPE, "expected GeoJSON with type and coordinates"
+    return None
+
+
+def _accept(value: Any) -> Problem | None:
+    return None
+
+
+def _element_check(spec: FieldSpec) -> Check:
+    kind = spec.kind
+    if kind == "string":
+        return _check_string(spec.max_length)
+    if kind == "enum":
+        return _check_string(ENUM_CHARS)
+    if kind in ("guid", "time", "duration", "binary"):
+        return _check_string(None)
+    if kind == "integer":
+        return _check_integer(spec.type)
+    if kind == "decimal":
+        return _check_decimal(spec.precision, spec.scale)
+    if kind == "float":
+        return _check_float
+    if kind == "boolean":
+        return _check_boolean
+    if kind == "date":
+        return _check_date
+    if kind == "datetime":
+        return _check_datetime
+    if kind == "geography":
+        return _check_geography
+    if kind == "complex":
+        return _check_object
+    return _accept  # stream, unknown
+
+
+def _list_of(element: Check, what: str) -> Check:
+    def check(value: Any) -> Problem | None:
+        if not isinstance(value, list):
+            return WRONG_TYPE, f"expected {what}, got {type_name(value)}"
+        for index, item in enumerate(value):
+            if item is None:
+                continue
+            problem = element(item)
+            if problem is not None:
+                return problem[0], f"item {index}: {problem[1]}"
+        return None
+
+    return check
+
+
+def field_check(spec: FieldSpec) -> Check:
+    element = _element_check(spec)
+    if spec.is_collection:
+        return _list_of(element, "an array")
+    if spec.enum is not None and spec.enum.is_flags:
+        as_list = _list_of(element, "an array")
+
+        def flags(value: Any) -> Problem | None:
+            # Trestle: "A,B,C"; RESO DD 2.0 servers: ["A", "B", "C"]. Both are one form.
+            if isinstance(value, str):
+                return None
+            if isinstance(value, list):
+                return as_list(value)
+            return WRONG_TYPE, f"expected a string or an array, got {type_name(value)}"
+
+        return flags
+    return element
+
+
+# --- conversions to the typed columns (values are already validated) ----------------
+
+
+def _multi_value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return encode_json([part for part in value.split(",") if part] if value else [])
+    return encode_json(value)
+
+
+def field_converter(spec: FieldSpec) -> Callable[[Any], Any]:
+    if spec.is_multi_valued or spec.kind in ("geography", "complex"):
+        return _multi_value_text if spec.is_multi_valued else encode_json
+    kind = spec.kind
+    if kind == "decimal":
+        return as_decimal
+    if kind == "float":
+        return float
+    if kind == "date":
+        return date.fromisoformat
+    if kind == "datetime":
+        return lambda value: parse_timestamp(value).to_datetime()
+    if kind in ("stream", "unknown"):
+        return lambda value: value if isinstance(value, str) else encode_json(value)
+    return _identity
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# --- the transformer ------------------------------------------------------------------
+
+
+class RecordTransformer:
+    """Validates records of one resource and turns them into rows for its table."""
+
+    def __init__(self, layout: ResourceLayout, known_undeclared: Iterable[str] = ()) -> None:
+        self.layout = layout
+        spec = layout.spec
+        self.resource = spec.name
+        self._key = layout.key_field
+        self._key_column = layout.key_column
+        self._key_limit = self._key.max_length or UNBOUNDED_KEY_CHARS
+        self._checks: dict[str, Check] = {f.name: field_check(f) for f in spec.fields}
+        self._string_limits: dict[str, int | None] = {
+            f.name: (ENUM_CHARS if f.kind == "enum" else f.max_length)
+            for f in spec.fields
+            if not f.is_multi_valued and (f.kind in ("string", "guid", "time", "duration",
+                                                     "binary", "enum"))
+        }
+        self._navigation = spec.navigation_names
+        self._known = set(known_undeclared)
+        self._version = layout.version_field
+        key_name = self._key.name
+        self._typed: list[tuple[str, str, Callable[[Any], Any]]] = [
+            (name, column, field_converter(spec.field(name)))  # type: ignore[arg-type]
+            for name, column in layout.columns.items()
+            if name != key_name
+        ]
+        self._retired = tuple(layout.retired.values())
+
+    def note_known(self, names: Iterable[str]) -> None:
+        """Undeclared names already tracked in etl_field_map: do not report them again."""
+        self._known.update(names)
+
+    def record_key(self, record: Any) -> str | None:
+        if not isinstance(record, Mapping):
+            return None
+        key = record.get(self._key.name)
+        return None if key is None else str(key)[:512]
+
+    def prepare(self, record: Any, loaded_at: datetime) -> PreparedRow | Rejection:
+        if not isinstance(record, Mapping):
+            return self.reject(record, None, NOT_AN_OBJECT,
+                                f"expected a JSON object, got {type_name(record)}")
+        key = record.get(self._key.name)
+        problem = self._key_problem(key)
+        if problem is not None:
+            return self.reject(record, self._key.name, *problem)
+
+        problems: list[tuple[str, Problem]] = []
+        undeclared: list[str] = []
+        checks = self._checks
+        string_limits = self._string_limits
+        navigation = self._navigation
+        for name, value in record.items():
+            if value is None:
+                continue
+            # Inline the commonest case (a string within its MaxLength): wide records have
+            # hundreds of them, and a call per field would double the cost of this loop.
+            limit = string_limits.get(name, _NOT_STRING)
+            if limit is not _NOT_STRING and type(value) is str and (
+                    limit is None or len(value) <= limit):
+                continue
+            check = checks.get(name)
+            if check is None:
+                if name not in navigation and name not in self._known and "@" not in name:
+                    undeclared.append(name)
+                continue
+            found = check(value)
+            if found is not None:
+                problems.append((name, found))
+        if problems:
+            name, (reason, detail) = problems[0]
+            if len(problems) > 1:
+                detail += "; also " + "; ".join(
+                    f"{n}: {r}" for n, (r, _d) in problems[1:6]
+                ) + ("; …" if len(problems) > 6 else "")
+            return self.reject(record, name, reason, detail)
+
+        document_record = record
+        if navigation and not navigation.isdisjoint(record):
+            # Expanded children are stored in their own tables, not inside the parent.
+            document_record = {k: v for k, v in record.items() if k not in navigation}
+        try:
+            document = encode_json(document_record)
+        except (TypeError, ValueError) as exc:
+            return self.reject(record, None, UNSERIALIZABLE, str(exc))
+        # U+0000 is escaped by the encoder, lone surrogates are not: encoding finds them
+        # (and measures the statement size) at C speed, where a regex scan would not.
+        size = len(document)
+        bad_character = "\\u0000" in document
+        if not bad_character and not document.isascii():
+            try:
+                size = len(document.encode("utf-8"))
+            except UnicodeEncodeError:
+                bad_character = True
+        if bad_character:
+            bad = _field_with_bad_character(document_record)
+            if bad is not None:
+                return self.reject(record, bad, INVALID_CHARACTER,
+                                    "contains U+0000 or a lone surrogate, which the "
+                                    "databases cannot store")
+
+        ticks: int | None = None
+        version = self._version
+        if version is not None:
+            stamp = record.get(version)
+            if stamp is not None:
+                ticks = ODataTimestamp.parse(stamp).ticks
+        values: dict[str, Any] = {
+            self._key_column: key,
+            RECORD_COLUMN: document,
+            VERSION_COLUMN: ticks,
+            DELETED_COLUMN: None,
+            LOADED_COLUMN: loaded_at,
+        }
+        for name, column, convert in self._typed:
+            value = record.get(name)
+            values[column] = None if value is None else convert(value)
+        for column in self._retired:
+            values[column] = None
+        return PreparedRow(key=key, ticks=ticks, values=values, size=size,
+                           undeclared=tuple(undeclared), record=record)
+
+    def _key_problem(self, key: Any) -> Problem | None:
+        if key is None:
+            return MISSING_KEY, f"no {self._key.name}"
+        if self._key.kind == "integer":
+            if type(key) is not int:
+                return WRONG_TYPE, f"expected an integer key, got {type_name(key)}"
+            return None
+        if not isinstance(key, str):
+            return WRONG_TYPE, f"expected a string key, got {type_name(key)}"
+        if not key.strip():
+            return MISSING_KEY, f"{self._key.name} is empty"
+        if len(key) > self._key_limit:
+            return TOO_LONG, f"{len(key)} characters, MaxLength is {self._key_limit}"
+        if "\x00" in key or _SURROGATE.search(key):
+            return INVALID_CHARACTER, "the key contains U+0000 or a lone surrogate"
+        return None
+
+    def reject(self, record: Any, field: str | None, reason: str, detail: str) -> Rejection:
+        return Rejection(resource=self.resource, record_key=self.record_key(record),
+                         field=field, reason=reason, detail=detail, raw_record=record)
+
+
+def _has_bad_character(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value or _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_has_bad_character(k) or _has_bad_character(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_bad_character(v) for v in value)
+    return False
+
+
+def _field_with_bad_character(record: Mapping[str, Any]) -> str | None:
+    for name, value in record.items():
+        if _has_bad_character(name) or _has_bad_character(value):
+            return name
+    return None
