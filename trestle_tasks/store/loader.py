@@ -16,7 +16,7 @@ The guard, decided inside the statement so concurrent windows cannot race: a sto
 replaced only when the incoming ModificationTimestamp (exact ticks) is newer or equal, or
 the stored one is unknown. Equal wins so that a redelivered window rewrites the same data
 idempotently. On MySQL the version column is assigned last: assignments in ON DUPLICATE
-KEY UPDATE run left to right and later ones see the new values.
+KEY UPDATE run left to right and later ones see the values assigned before them.
 
 Statements are split below one batch only when a limit requires it: MySQL's
 max_allowed_packet (wide records are ~190 KB of JSON each), or PostgreSQL's 65,535 and
@@ -25,6 +25,7 @@ SQLite's 32,766 bind parameters.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import weakref
@@ -118,7 +119,9 @@ def upsert_statement(layout: ResourceLayout, rows: Sequence[dict[str, Any]],
         incoming = new[VERSION_COLUMN]
         guard = sa.or_(stored.is_(None), sa.and_(incoming.is_not(None), incoming >= stored))
         assignments = [(c, sa.func.IF(guard, new[c], table.c[c])) for c in columns]
-        # Last: every assignment above must still compare against the stored version.
+        # Last: assignments run left to right and see values already assigned, so the
+        # guard must read the stored version until everything else is decided. (With
+        # `>=` an early update would happen to be harmless; a stricter guard would not.)
         assignments.append((VERSION_COLUMN, sa.func.IF(guard, incoming, stored)))
         return stmt.on_duplicate_key_update(assignments)
 
@@ -205,19 +208,24 @@ def _batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def raw_record_text(record: Any) -> str:
+    """The record as received, as JSON that any database can store: ASCII-only (lone
+    surrogates and U+0000 escaped), exact decimals; NaN and objects without a JSON form
+    are written the way Python shows them rather than lost."""
+    try:
+        return encode_json(record, ensure_ascii=True)
+    except (TypeError, ValueError):
+        return json.dumps(record, default=repr, ensure_ascii=True)
+
+
 def reject_row(rejection: Rejection, run_id: str | None, window_id: str | None,
                now: datetime) -> dict[str, Any]:
-    try:
-        raw = encode_json(rejection.raw_record, ensure_ascii=True)
-    except (TypeError, ValueError):
-        import json
-
-        raw = json.dumps(rejection.raw_record, default=repr, ensure_ascii=True)
     return {
         "run_id": run_id, "window_id": window_id, "resource": rejection.resource,
-        "record_key": rejection.record_key, "field": (rejection.field or None) and
-        rejection.field[:512], "reason": rejection.reason,
-        "detail": rejection.detail[:_DETAIL_CHARS], "raw_record": raw, "rejected_at": now,
+        "record_key": rejection.record_key,
+        "field": rejection.field[:512] if rejection.field else None,
+        "reason": rejection.reason, "detail": rejection.detail[:_DETAIL_CHARS],
+        "raw_record": raw_record_text(rejection.raw_record), "rejected_at": now,
     }
 
 

@@ -29,7 +29,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +62,9 @@ Check = Callable[[Any], Problem | None]
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_STRING = object()
+# Instants Python (and so every target) can hold: 0001-01-01 to 9999-12-31, in UTC.
+_MIN_TICKS = ODataTimestamp.from_datetime(datetime.min.replace(tzinfo=UTC)).ticks
+_MAX_TICKS = ODataTimestamp.from_datetime(datetime.max.replace(tzinfo=UTC)).ticks + 9
 
 
 @dataclass(frozen=True)
@@ -197,9 +200,10 @@ def parse_timestamp(value: str) -> ODataTimestamp:
     """ODataTimestamp.parse, also refusing instants outside years 1-9999 in UTC."""
     try:
         stamp = ODataTimestamp.parse(value)
-        stamp.to_datetime()
     except OverflowError:
-        raise ValueError(f"{value!r} is outside years 1-9999 in UTC") from None
+        stamp = None
+    if stamp is None or not _MIN_TICKS <= stamp.ticks <= _MAX_TICKS:
+        raise ValueError(f"{value[:60]!r} is outside years 1-9999 in UTC")
     return stamp
 
 
@@ -208,7 +212,9 @@ def _check_datetime(value: Any) -> Problem | None:
         return WRONG_TYPE, f"expected a timestamp string, got {type_name(value)}"
     try:
         parse_timestamp(value)
-    except (ValueError, OverflowError):
+    except ValueError as exc:
+        if "outside years" in str(exc):
+            return OUT_OF_RANGE, str(exc)
         return INVALID_TIMESTAMP, f"{value[:60]!r} is not an ISO-8601 timestamp with an offset"
     return None
 
