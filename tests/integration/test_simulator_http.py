@@ -403,6 +403,14 @@ def test_expand_media_matches_photos_count(api: Api) -> None:
     assert all(len(listing["Media"]) <= 2 for listing in nested["value"])
 
 
+def test_entity_by_key(sim: RunningSimulator, api: Api) -> None:
+    key = sim.keys("Property")[5]
+    body = api.ok(f"Property('{key}')", **{"$select": "ListingKey,PhotosCount", "$expand": "Media"})
+    assert body["@odata.context"].endswith("$metadata#Property/$entity")
+    assert body["ListingKey"] == key and len(body["Media"]) == body["PhotosCount"]
+    assert api.get("Property('missing')").status_code == 404
+
+
 # --------------------------------------------------------------------------- replication
 
 

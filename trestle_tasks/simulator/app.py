@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import struct
 import threading
@@ -40,6 +41,7 @@ TOKEN_PATH = "/trestle/oidc/connect/token"
 ODATA_PATH = "/trestle/odata"
 CONTROL_PATH = "/simulator"
 FIVE_XX = (500, 502, 503, 504)
+ENTITY_BY_KEY = re.compile(r"(?P<set>[A-Za-z_][A-Za-z0-9_]*)\('(?P<key>(?:[^']|'')*)'\)")
 
 
 class ConnectionDropped(Exception):
@@ -178,9 +180,10 @@ class SimulatorApp:
         root = f"{request.scheme}://{request.host}{ODATA_PATH}"
         if not segments:
             return self.odata.service_document(root), 0
-        resource = segments[0]
         if segments == ["$metadata"]:
             return self.odata.metadata(), 0
+        by_key = ENTITY_BY_KEY.fullmatch(segments[0])
+        resource = by_key["set"] if by_key else segments[0]
         if resource in config.unlicensed:
             status = int(config.unlicensed[resource])
             raise QueryError(
@@ -199,7 +202,11 @@ class SimulatorApp:
                 _drop_connection(request)
             if fault != "truncated_body":
                 return self._fault_response(fault, config), 0
-        page = self._page(resource, segments, params, request, root)
+        if by_key:
+            key = by_key["key"].replace("''", "'")
+            page = self.odata.entity(resource, key, params, root)
+        else:
+            page = self._page(resource, segments, params, request, root)
         if fault == "truncated_body":
             body = page.response.get_data()
             # Half the JSON with a matching Content-Length: the client reads a complete

@@ -94,6 +94,17 @@ class ODataService:
             link = self._skip_link(root, resource, query)
         return self._page(resource, query, data, found.rows, found.total, link, root)
 
+    def entity(self, resource: str, key: str, params: list[tuple[str, str]], root: str) -> Page:
+        """`Property('key')`: one record, with $select and $expand honoured."""
+        query = self._parse(resource, params)
+        data = self._feed.data(resource)
+        row = data.get(key)
+        if row is None:
+            raise QueryError(f"No {resource} record with key '{key}'", 404, "NotFound")
+        record = self._render(data, [row], query)[0]
+        body = {"@odata.context": f"{root}/$metadata#{resource}/$entity", **record}
+        return Page(odata_response(body), 1)
+
     def count(self, resource: str, params: list[tuple[str, str]]) -> Response:
         query = self._parse(resource, params)
         found = find(
