@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.errors import StoreError, StoreUnavailableError
+from trestle_tasks.store.engine import SQLITE_IMMEDIATE
 from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
 
 Verdict = Literal["retry", "data", "fatal"]
@@ -111,8 +112,10 @@ def in_transaction(
 
     def attempt() -> T:
         try:
-            with engine.begin() as conn:
-                return work(conn)
+            with engine.connect() as conn:
+                conn.execution_options(**{SQLITE_IMMEDIATE: True})
+                with conn.begin():
+                    return work(conn)
         except sa.exc.SQLAlchemyError as exc:
             verdict = classify(exc)
             if verdict == "retry":

@@ -8,8 +8,8 @@
   `str.replace` on the 150 KB documents of wide records; connections get the faster,
   equivalent escaper (see `fast_escape_string`).
 - PostgreSQL: session time zone UTC.
-- SQLite: WAL, a busy timeout, and `BEGIN IMMEDIATE` for every transaction, so concurrent
-  writers queue for the lock instead of failing half-way through a batch.
+- SQLite: WAL, a busy timeout, and `BEGIN IMMEDIATE` for write transactions, so
+  concurrent writers queue for the lock instead of failing half-way through a batch.
 Connections are checked before use (`pool_pre_ping`) and recycled, since servers drop idle
 connections and Celery workers hold engines for days. Creating an engine connects to nothing.
 """
@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 MYSQL_SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_IMMEDIATE = "sqlite_begin_immediate"  # execution option: BEGIN IMMEDIATE on SQLite
 
 # The characters MySQL's escape_string escapes, in the order that keeps it reversible:
 # backslash first, or the escapes added after it would be doubled.
@@ -125,9 +126,12 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
-    def _begin_immediate(connection: sa.Connection) -> None:
-        # pysqlite's own transaction handling is off (isolation_level=None): take the write
-        # lock at BEGIN, so a batch never fails midway on "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: sa.Connection) -> None:
+        # pysqlite's own transaction handling is off (isolation_level=None). Write
+        # transactions (`in_transaction`) take the write lock at BEGIN, so one never fails
+        # midway on "database is locked" when it upgrades from reading to writing; readers
+        # begin deferred and do not block writers.
+        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine

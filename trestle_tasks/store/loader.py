@@ -256,11 +256,11 @@ class RecordLoader:
         parameter_limit = _PARAMETER_LIMIT.get(engine.dialect.name)
         max_rows = batch_size if parameter_limit is None else min(
             batch_size, max(parameter_limit // columns, 1))
-        self.limits = StatementLimits(
-            max_rows=max_rows,
-            max_bytes=max_statement_bytes or statement_bytes(engine),
-        )
-        self._max_row_bytes = self.limits.max_bytes // 2 - _ROW_OVERHEAD
+        server_bytes = statement_bytes(engine)
+        self.limits = StatementLimits(max_rows=max_rows,
+                                      max_bytes=max_statement_bytes or server_bytes)
+        # A row alone in its statement must still fit what the server accepts.
+        self._max_row_bytes = server_bytes // 2 - _ROW_OVERHEAD
 
     @classmethod
     def open(cls, engine: Engine, resource: str, *, schema: str | None = None,

@@ -54,7 +54,7 @@ class MigrationReport:
     created_tables: list[str] = field(default_factory=list)
     added_columns: dict[str, list[str]] = field(default_factory=dict)  # table -> columns
     added_indexes: dict[str, list[str]] = field(default_factory=dict)
-    new_fields: dict[str, list[str]] = field(default_factory=dict)  # resource -> fields
+    new_fields: dict[str, list[str]] = field(default_factory=dict)  # newly declared
     undeclared_fields: dict[str, list[str]] = field(default_factory=dict)  # left $metadata
     document_only: dict[str, list[str]] = field(default_factory=dict)  # over the budget
     backfilled_rows: dict[str, int] = field(default_factory=dict)  # table -> rows
@@ -114,7 +114,6 @@ def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
         ).mappings().all()
     existing_columns = {r["field_name"]: r["column_name"] for r in previous if r["column_name"]}
     was_declared = {r["field_name"] for r in previous if r["declared"]}
-    known = {r["field_name"] for r in previous}
     name = head["table_name"] if head else table_name(spec.name, table_prefix)
     layout = plan_layout(spec, existing=existing_columns, promote=promote, schema=schema,
                          table=name)
@@ -147,7 +146,7 @@ def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
                     updated_at=now)
             )
             report.undeclared_fields[spec.name] = gone
-    fresh = [f.name for f in spec.fields if f.name not in known]
+    fresh = [f.name for f in spec.fields if f.name not in was_declared]
     if fresh and head is not None:
         report.new_fields[spec.name] = fresh
     if new_columns and head is not None:
