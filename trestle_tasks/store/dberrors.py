@@ -59,8 +59,9 @@ def classify(exc: BaseException) -> Verdict:
     orig = getattr(exc, "orig", None)
     if orig is None:
         return "fatal"
-    module = type(orig).__module__
-    if module.startswith("pymysql"):
+    # By the driver that raised it (its classes, or subclasses of them).
+    drivers = {cls.__module__.split(".")[0] for cls in type(orig).__mro__}
+    if "pymysql" in drivers:
         code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
         if code in _MYSQL_RETRY:
             return "retry"
@@ -69,7 +70,7 @@ def classify(exc: BaseException) -> Verdict:
         if code is not None and code >= 2000 and isinstance(exc, sa.exc.OperationalError):
             return "retry"  # client-side (CR_*) errors: the connection is unusable
         return "fatal"
-    if module.startswith("psycopg"):
+    if "psycopg" in drivers:
         state = getattr(orig, "sqlstate", None) or ""
         if state in _PG_RETRY or state.startswith(_PG_RETRY_PREFIXES):
             return "retry"
@@ -78,7 +79,7 @@ def classify(exc: BaseException) -> Verdict:
         if not state and isinstance(exc, sa.exc.OperationalError):
             return "retry"  # no SQLSTATE: the connection itself failed
         return "fatal"
-    if module.startswith("sqlite3"):
+    if "sqlite3" in drivers:
         text = str(orig).lower()
         if "locked" in text or "busy" in text:
             return "retry"
