@@ -133,6 +133,9 @@ class SimulatorApp:
     def _data(self, request: Request, rest: str) -> Response:
         segments = rest.split("/") if rest else []
         label = segments[0] if segments else "$service"
+        by_key = ENTITY_BY_KEY.fullmatch(label)
+        if by_key:
+            label = by_key["set"]  # stats by resource, not by record
         if len(segments) > 1 and segments[1] == "replication":
             label = f"{segments[0]}/replication"
         client = self._authenticate(request)
