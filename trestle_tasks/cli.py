@@ -36,7 +36,10 @@ class _Group(click.Group):
 def _fail(ctx: click.Context, error: BaseException, code: int) -> None:
     if ctx.obj and ctx.obj.get("debug"):
         traceback.print_exception(error, file=sys.stderr)
-    message = " ".join(str(error).split()) or type(error).__name__
+    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    if isinstance(error, OSError) and error.filename:
+        text = f"{text}: {error.filename}"
+    message = " ".join(text.split()) or type(error).__name__
     click.echo(f"trestle-etl: error: {message}", err=True)
     ctx.exit(code)
 
@@ -116,4 +119,7 @@ def simulator(**options: Any) -> None:
         click.echo(f"OData root: {odata_root}")
         click.echo(f"Serving {config.records} Property records; Ctrl-C to stop.", err=True)
 
-    serve(config, on_ready=announce)
+    try:
+        serve(config, on_ready=announce)
+    except ValueError as error:  # an unreadable metadata file, for instance
+        raise FatalError(f"cannot start the simulator: {error}") from error
