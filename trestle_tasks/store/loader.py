@@ -30,6 +30,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,7 @@ from trestle_tasks.store.dberrors import (
 from trestle_tasks.store.jsontext import encode_json
 from trestle_tasks.store.naming import VERSION_COLUMN
 from trestle_tasks.store.schema import ResourceLayout, bookkeeping
+from trestle_tasks.store.staging import stage_and_upsert
 from trestle_tasks.store.transform import (
     DATABASE_REFUSED,
     TOO_LONG,
@@ -61,6 +63,8 @@ from trestle_tasks.trestle.retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 1000
+MULTIROW = "multirow"  # multi-row INSERT … ON DUPLICATE KEY UPDATE / ON CONFLICT (default)
+STAGING = "staging"  # LOAD DATA LOCAL INFILE into a staging table, then INSERT … SELECT
 # Bytes per row besides the document: other columns, separators, the ON DUPLICATE clause.
 _ROW_OVERHEAD = 2048
 # Bind-parameter ceilings: PostgreSQL's wire protocol (int16 count), SQLite >= 3.32.
@@ -99,31 +103,42 @@ class LoadResult:
 # --- statements ------------------------------------------------------------------------
 
 
+def guard_condition(table: sa.Table, incoming: Any) -> sa.ColumnElement[bool]:
+    """Replace the stored row when the incoming version is newer or equal, or the stored
+    one has no ModificationTimestamp; a record without one never replaces one with it."""
+    stored = table.c[VERSION_COLUMN]
+    return sa.or_(stored.is_(None), sa.and_(incoming.is_not(None), incoming >= stored))
+
+
+def guarded_assignments(layout: ResourceLayout, new: Any, columns: Sequence[str]
+                        ) -> list[tuple[str, Any]]:
+    """ON DUPLICATE KEY UPDATE assignments (MySQL) for `columns`; `new` is the insert's
+    `inserted` namespace (VALUES(col) on MariaDB, the row alias on MySQL 8)."""
+    table = layout.table
+    key = layout.key_column
+    updated = [c for c in columns if c != key and c != VERSION_COLUMN]
+    if layout.version_field is None:
+        return [(c, new[c]) for c in [*updated, VERSION_COLUMN]]
+    guard = guard_condition(table, new[VERSION_COLUMN])
+    assignments = [(c, sa.func.IF(guard, new[c], table.c[c])) for c in updated]
+    # Last: assignments run left to right and see values already assigned, so the
+    # guard must read the stored version until everything else is decided. (With
+    # `>=` an early update would happen to be harmless; a stricter guard would not.)
+    assignments.append((VERSION_COLUMN, sa.func.IF(guard, new[VERSION_COLUMN],
+                                                   table.c[VERSION_COLUMN])))
+    return assignments
+
+
 def upsert_statement(layout: ResourceLayout, rows: Sequence[dict[str, Any]],
                      dialect: sa.engine.Dialect) -> sa.Insert:
     """One multi-row guarded upsert of `rows` (column -> value dicts) for this dialect."""
     table = layout.table
-    key = layout.key_column
-    columns = [c for c in rows[0] if c != key and c != VERSION_COLUMN]
-    guarded = layout.version_field is not None
+    columns = list(rows[0])
     if is_mysql(dialect):
         from sqlalchemy.dialects.mysql import insert as mysql_insert
 
         stmt = mysql_insert(table).values(list(rows))
-        new = stmt.inserted
-        if not guarded:
-            return stmt.on_duplicate_key_update(
-                [(c, new[c]) for c in [*columns, VERSION_COLUMN]]
-            )
-        stored = table.c[VERSION_COLUMN]
-        incoming = new[VERSION_COLUMN]
-        guard = sa.or_(stored.is_(None), sa.and_(incoming.is_not(None), incoming >= stored))
-        assignments = [(c, sa.func.IF(guard, new[c], table.c[c])) for c in columns]
-        # Last: assignments run left to right and see values already assigned, so the
-        # guard must read the stored version until everything else is decided. (With
-        # `>=` an early update would happen to be harmless; a stricter guard would not.)
-        assignments.append((VERSION_COLUMN, sa.func.IF(guard, incoming, stored)))
-        return stmt.on_duplicate_key_update(assignments)
+        return stmt.on_duplicate_key_update(guarded_assignments(layout, stmt.inserted, columns))
 
     if dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
@@ -131,13 +146,23 @@ def upsert_statement(layout: ResourceLayout, rows: Sequence[dict[str, Any]],
         from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     stmt = dialect_insert(table).values(list(rows))
     excluded = stmt.excluded
-    set_ = {c: excluded[c] for c in [*columns, VERSION_COLUMN]}
+    key = layout.key_column
+    set_ = {c: excluded[c] for c in columns if c != key}
     where = None
-    if guarded:
-        stored = table.c[VERSION_COLUMN]
-        incoming = excluded[VERSION_COLUMN]
-        where = sa.or_(stored.is_(None), sa.and_(incoming.is_not(None), incoming >= stored))
+    if layout.version_field is not None:
+        where = guard_condition(table, excluded[VERSION_COLUMN])
     return stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=set_, where=where)
+
+
+@dataclass
+class PreparedBatch:
+    received: int
+    rows: list[PreparedRow]  # distinct keys, sorted by key
+    rejections: list[Rejection]
+    duplicates: int
+    new_fields: list[str]
+    chunks: list[list[PreparedRow]]
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -244,9 +269,17 @@ class RecordLoader:
         batch_size: int = DEFAULT_BATCH_SIZE,
         retry: RetryPolicy = DEFAULT_DB_RETRY,
         max_statement_bytes: int | None = None,
+        method: str = MULTIROW,
+        pipeline: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if method not in (MULTIROW, STAGING):
+            raise ValueError(f"method is {MULTIROW!r} or {STAGING!r}")
+        if method == STAGING and not is_mysql(engine.dialect):
+            raise ValueError("the staging path is for MySQL/MariaDB (LOAD DATA LOCAL INFILE)")
+        self.method = method
+        self.pipeline = pipeline
         self.engine = engine
         self.layout = layout
         self.batch_size = batch_size
@@ -283,14 +316,29 @@ class RecordLoader:
         transaction. Do not add the returned counts to the journal again.
         """
         total = LoadResult()
-        for batch in _batches(records, self.batch_size):
-            total += self._load_batch(batch, run_id, window_id)
+        batches = _batches(records, self.batch_size)
+        if not self.pipeline:
+            for batch in batches:
+                total += self._write(self._prepare(batch), run_id, window_id)
+            return total
+        # Validate and encode batch k+1 on a helper thread while batch k is written: the
+        # database's time is spent waiting on the socket, which releases the GIL, so the
+        # two overlap. Batches are still written one after another, in order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-prepare") as pool:
+            pending: Future[PreparedBatch] | None = None
+            for batch in batches:
+                upcoming = pool.submit(self._prepare, batch)
+                if pending is not None:
+                    total += self._write(pending.result(), run_id, window_id)
+                pending = upcoming
+            if pending is not None:
+                total += self._write(pending.result(), run_id, window_id)
         return total
 
     # -- one batch --
 
-    def _load_batch(self, records: list[Any], run_id: str | None,
-                    window_id: str | None) -> LoadResult:
+    def _prepare(self, records: list[Any]) -> PreparedBatch:
+        """Validate, transform, collapse duplicates, sort and chunk: no database work."""
         now = datetime.now(UTC)
         prepared: list[PreparedRow] = []
         rejections: list[Rejection] = []
@@ -309,17 +357,28 @@ class RecordLoader:
                 rejections.append(outcome)  # type: ignore[arg-type]
         rows, duplicates = collapse_duplicates(prepared)
         rows.sort(key=lambda row: row.key)
-        new_fields = sorted({n for row in rows for n in row.undeclared})
-        chunks = list(chunk_rows(rows, self.limits.max_rows, self.limits.max_bytes))
+        return PreparedBatch(
+            received=len(records), rows=rows, rejections=rejections, duplicates=duplicates,
+            new_fields=sorted({n for row in rows for n in row.undeclared}),
+            chunks=list(chunk_rows(rows, self.limits.max_rows, self.limits.max_bytes)),
+            now=now,
+        )
 
+    def _write(self, batch: PreparedBatch, run_id: str | None,
+               window_id: str | None) -> LoadResult:
+        """One transaction for the batch; record by record only if the server refuses a row."""
+        rows, rejections = batch.rows, batch.rejections
         refused: list[Rejection] = []
 
         def write(conn: sa.Connection) -> None:
-            for chunk in chunks:
-                conn.execute(upsert_statement(self.layout, [r.values for r in chunk],
-                                              conn.dialect))
-            self._bookkeeping(conn, rejections, new_fields, len(records), len(rows),
-                              duplicates, run_id, window_id, now)
+            if self.method == STAGING:
+                stage_and_upsert(conn, self.layout, [r.values for r in rows])
+            else:
+                for chunk in batch.chunks:
+                    conn.execute(upsert_statement(self.layout, [r.values for r in chunk],
+                                                  conn.dialect))
+            self._bookkeeping(conn, rejections, batch.new_fields, batch.received, len(rows),
+                              batch.duplicates, run_id, window_id, batch.now)
 
         def write_one_by_one(conn: sa.Connection) -> None:
             refused.clear()
@@ -332,12 +391,14 @@ class RecordLoader:
                     if classify(exc) != "data":
                         raise
                     refused.append(self._transformer.reject(
-                        row.record, None, DATABASE_REFUSED,
-                        describe(exc)))
-            self._bookkeeping(conn, rejections + refused, new_fields, len(records),
-                              len(rows) - len(refused), duplicates, run_id, window_id, now)
+                        row.record, None, DATABASE_REFUSED, describe(exc)))
+            self._bookkeeping(conn, rejections + refused, batch.new_fields, batch.received,
+                              len(rows) - len(refused), batch.duplicates, run_id, window_id,
+                              batch.now)
 
-        statements = len(chunks)
+        # The staging path: CREATE TEMPORARY IF NOT EXISTS, LOAD DATA, warning check,
+        # INSERT … SELECT, DELETE.
+        statements = len(batch.chunks) if self.method == MULTIROW else 5 * bool(rows)
         try:
             in_transaction(self.engine, write, policy=self.retry, on_retry=self._log_retry)
         except StoreError as exc:
@@ -348,13 +409,13 @@ class RecordLoader:
             in_transaction(self.engine, write_one_by_one, policy=self.retry,
                            on_retry=self._log_retry)
             statements = len(rows)
-        if new_fields:
-            self._transformer.note_known(new_fields)
+        if batch.new_fields:
+            self._transformer.note_known(batch.new_fields)
         all_rejections = rejections + refused
         return LoadResult(
-            received=len(records), loaded=len(rows) - len(refused),
-            rejected=len(all_rejections), duplicates=duplicates, batches=1,
-            statements=statements, undeclared_fields=tuple(new_fields),
+            received=batch.received, loaded=len(rows) - len(refused),
+            rejected=len(all_rejections), duplicates=batch.duplicates, batches=1,
+            statements=statements, undeclared_fields=tuple(batch.new_fields),
             rejections=all_rejections,
         )
 
