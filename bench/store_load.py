@@ -16,6 +16,7 @@ committed rows. For `loaddata`, the time in the LOAD DATA statements alone is sh
 
     python -m bench.store_load                       # 50,000 records, all four methods
     python -m bench.store_load --records 5000 --methods loader,loaddata
+    python -m bench.store_load --shape typical       # feed-shaped records (~3 KB)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from bench.wide_records import wide_records
+from bench.wide_records import typical_records, wide_records
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.loader import STAGING, RecordLoader
 from trestle_tasks.store.migrate import migrate
@@ -42,12 +43,14 @@ from trestle_tasks.trestle.metadata import ResourceSpec, ServiceMetadata, parse_
 DEFAULT_METADATA = (Path(__file__).resolve().parents[2] / "shared" / "trestle" / "metadata"
                     / "trestle-2019.xml")
 METHODS = ("loader", "row", "loaddata", "staging")
+SHAPES = {"max": wide_records, "typical": typical_records}
+RECORDS = wide_records  # set by --shape
 
 
 def run_loader(engine: Engine, schema: str, spec: ResourceSpec, count: int,
                batch_size: int) -> dict[str, float]:
     loader = RecordLoader.open(engine, spec.name, schema=schema, batch_size=batch_size)
-    result = loader.load(wide_records(spec, count))
+    result = loader.load(RECORDS(spec, count))
     assert (result.loaded, result.rejected) == (count, 0), result.rejections[:1]
     return {"statements": result.statements}
 
@@ -55,7 +58,7 @@ def run_loader(engine: Engine, schema: str, spec: ResourceSpec, count: int,
 def run_row_by_row(engine: Engine, schema: str, spec: ResourceSpec, count: int,
                    batch_size: int) -> dict[str, float]:
     loader = RecordLoader.open(engine, spec.name, schema=schema, batch_size=1)
-    result = loader.load(wide_records(spec, count))
+    result = loader.load(RECORDS(spec, count))
     assert (result.loaded, result.rejected) == (count, 0)
     return {"statements": result.statements}
 
@@ -64,7 +67,7 @@ def run_staging(engine: Engine, schema: str, spec: ResourceSpec, count: int,
                 batch_size: int) -> dict[str, float]:
     loader = RecordLoader.open(engine, spec.name, schema=schema, batch_size=batch_size,
                                method=STAGING)
-    result = loader.load(wide_records(spec, count))
+    result = loader.load(RECORDS(spec, count))
     assert (result.loaded, result.rejected) == (count, 0)
     return {"statements": result.statements}
 
@@ -77,7 +80,7 @@ def run_load_data(engine: Engine, schema: str, spec: ResourceSpec, count: int,
     preparer = engine.dialect.identifier_preparer
     table = preparer.format_table(layout.table)
     in_statements = 0.0
-    records = wide_records(spec, count)
+    records = RECORDS(spec, count)
     with tempfile.TemporaryDirectory(prefix="bench-loaddata-") as directory:
         path = os.path.join(directory, "batch.tsv")
         done = 0
@@ -121,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=os.environ.get(
         "BENCH_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
     parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="max",
+                        help="max: every field at its maximum (default); typical: feed-like")
     args = parser.parse_args(argv)
+    global RECORDS
+    RECORDS = SHAPES[args.shape]
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = set(methods) - set(METHODS)
@@ -133,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     with engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT VERSION()").scalar()
     sample = RecordTransformer(_layout_for(spec)).prepare(
-        next(wide_records(spec, 1)), datetime.now(UTC))
+        next(RECORDS(spec, 1)), datetime.now(UTC))
     assert isinstance(sample, PreparedRow)
-    print(f"server {version}; {len(spec.fields)} Property fields at maximum length, "
-          f"{sample.size / 1024:.0f} KB of JSON per record; batch size {args.batch_size}",
+    shape = "at maximum length" if args.shape == "max" else "declared, about 1 in 5 present"
+    print(f"server {version}; {len(spec.fields)} Property fields {shape}, "
+          f"{sample.size / 1024:.1f} KB of JSON per record; batch size {args.batch_size}",
           flush=True)
 
     rates: dict[str, float] = {}

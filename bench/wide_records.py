@@ -93,3 +93,17 @@ def wide_records(spec: ResourceSpec, count: int, *, start: int = 0,
         if version is not None and version.kind == "datetime":
             record[version.name] = ODataTimestamp(BASE_TICKS + serial).to_odata()
         yield record
+
+
+def typical_records(spec: ResourceSpec, count: int, *, start: int = 0,
+                    key_prefix: str = "") -> Iterator[dict[str, Any]]:
+    """Records shaped like a real feed's: about one field in five present, strings of a
+    few words. For comparing the write paths where per-statement cost, not bytes, rules."""
+    keep = {spec.key_field.name, "ModificationTimestamp"}
+    short = {f.name for f in spec.fields if f.kind == "string" and not f.is_collection} - keep
+    for record in wide_records(spec, count, start=start, key_prefix=key_prefix):
+        yield {
+            name: value[:24] if name in short else value
+            for index, (name, value) in enumerate(record.items())
+            if name in keep or index % 5 == 0
+        }

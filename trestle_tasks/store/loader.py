@@ -71,6 +71,7 @@ _ROW_OVERHEAD = 2048
 _PARAMETER_LIMIT = {"postgresql": 65_535, "sqlite": 32_766}
 _UNBOUNDED_STATEMENT_BYTES = 64 * 1024 * 1024
 _DETAIL_CHARS = 2000
+_COMPILED_KEEP = 16  # compiled statements kept per loader (full batches, and remainders)
 
 
 @dataclass
@@ -152,6 +153,42 @@ def upsert_statement(layout: ResourceLayout, rows: Sequence[dict[str, Any]],
     if layout.version_field is not None:
         where = guard_condition(table, excluded[VERSION_COLUMN])
     return stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=set_, where=where)
+
+
+class CompiledUpsert:
+    """A multi-row upsert for `rows` rows of `columns`, compiled once and reused.
+
+    SQLAlchemy does not cache multi-VALUES statements, and compiling one with thousands of
+    parameters costs more than sending it; the loader keeps the SQL text and runs each
+    column's bind processor itself, then executes through the same Connection.
+    """
+
+    def __init__(self, layout: ResourceLayout, rows: int, columns: Sequence[str],
+                 dialect: sa.engine.Dialect) -> None:
+        table = layout.table
+        template = [{c: sa.bindparam(f"v{i}_{j}", type_=table.c[c].type)
+                     for j, c in enumerate(columns)} for i in range(rows)]
+        compiled = upsert_statement(layout, template, dialect).compile(dialect=dialect)
+        self.sql = compiled.string
+        self.columns = list(columns)
+        self.positional = bool(compiled.positional)
+        where = {f"v{i}_{j}": (i, c) for i in range(rows) for j, c in enumerate(columns)}
+        names = list(compiled.positiontup or []) if self.positional else list(where)
+        self._order = [(where[name], name) for name in names]
+        processors = {c: table.c[c].type.bind_processor(dialect) for c in columns}
+        self._processors = {c: p for c, p in processors.items() if p is not None}
+
+    def parameters(self, rows: Sequence[dict[str, Any]]) -> Any:
+        processors = self._processors
+        if processors:
+            rows = [{c: (processors[c](v) if c in processors else v) for c, v in row.items()}
+                    for row in rows]
+        if self.positional:
+            return tuple(rows[i][c] for (i, c), _name in self._order)
+        return {name: rows[i][c] for (i, c), name in self._order}
+
+    def execute(self, conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+        conn.exec_driver_sql(self.sql, self.parameters(rows))
 
 
 @dataclass
@@ -280,6 +317,7 @@ class RecordLoader:
             raise ValueError("the staging path is for MySQL/MariaDB (LOAD DATA LOCAL INFILE)")
         self.method = method
         self.pipeline = pipeline
+        self._statements: dict[tuple[Any, ...], CompiledUpsert] = {}
         self.engine = engine
         self.layout = layout
         self.batch_size = batch_size
@@ -375,8 +413,8 @@ class RecordLoader:
                 stage_and_upsert(conn, self.layout, [r.values for r in rows])
             else:
                 for chunk in batch.chunks:
-                    conn.execute(upsert_statement(self.layout, [r.values for r in chunk],
-                                                  conn.dialect))
+                    values = [r.values for r in chunk]
+                    self._compiled(len(values), values[0], conn.dialect).execute(conn, values)
             self._bookkeeping(conn, rejections, batch.new_fields, batch.received, len(rows),
                               batch.duplicates, run_id, window_id, batch.now)
 
@@ -418,6 +456,17 @@ class RecordLoader:
             statements=statements, undeclared_fields=tuple(batch.new_fields),
             rejections=all_rejections,
         )
+
+    def _compiled(self, rows: int, sample: dict[str, Any], dialect: sa.engine.Dialect
+                  ) -> CompiledUpsert:
+        key = (dialect.name, rows, tuple(sample))
+        compiled = self._statements.get(key)
+        if compiled is None:
+            if len(self._statements) >= _COMPILED_KEEP:
+                self._statements.pop(next(iter(self._statements)))
+            compiled = self._statements[key] = CompiledUpsert(self.layout, rows, list(sample),
+                                                              dialect)
+        return compiled
 
     def _bookkeeping(self, conn: sa.Connection, rejections: list[Rejection],
                      new_fields: list[str], received: int, loaded: int, duplicates: int,
