@@ -14,9 +14,10 @@ from typing import Any
 
 import requests
 
+from trestle_tasks.coordination.quota import LocalQuotaLimiter, QuotaLimiter
 from trestle_tasks.errors import ConfigurationError
 from trestle_tasks.settings import Settings
-from trestle_tasks.trestle.auth import TokenProvider
+from trestle_tasks.trestle.auth import TokenProvider, credential_fingerprint
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.retry import RetryPolicy
 from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache
@@ -77,12 +78,29 @@ def token_provider(settings: Settings, *, shared: bool) -> TokenProvider:
     )
 
 
-def trestle_client(settings: Settings, *, shared: bool, **hooks: Any) -> TrestleClient:
+def credential_id(settings: Settings) -> str:
+    return credential_fingerprint(settings.token_url, settings.client_id or "")
+
+
+def quota_limiter(settings: Settings, *, shared: bool) -> QuotaLimiter:
+    """Cluster-wide in Redis for workers; in-process for local runs and the demo."""
+    if shared:
+        from trestle_tasks.coordination.quota import RedisQuotaLimiter
+
+        return RedisQuotaLimiter(redis_client(settings), f"trestle:quota:{credential_id(settings)}")
+    return _once_per_process(f"local-quota:{credential_id(settings)}", LocalQuotaLimiter)
+
+
+def trestle_client(settings: Settings, *, shared: bool) -> TrestleClient:
+    """A client whose every request waits its turn at the credential's quota limiter."""
+    limiter = quota_limiter(settings, shared=shared)
     return TrestleClient(
         session=http_session(),
         odata_root=settings.base_url,
         tokens=token_provider(settings, shared=shared),
         retry=retry_policy(settings),
         timeout_s=settings.http_timeout_s,
-        **hooks,
+        before_request=limiter.wait_turn,
+        on_quota=limiter.observe,
+        on_rate_limited=lambda error: limiter.penalize(error.retry_after),
     )

@@ -27,10 +27,13 @@ from trestle_tasks.trestle.token_cache import CachedToken, TokenCache
 DEFAULT_REFRESH_MARGIN_S = 300.0
 
 
+def credential_fingerprint(token_url: str, client_id: str) -> str:
+    """Names one credential (for its token, quota and locks) without revealing its secret."""
+    return hashlib.sha256(f"{token_url}\0{client_id}".encode()).hexdigest()[:24]
+
+
 def token_cache_key(token_url: str, client_id: str) -> str:
-    """Names the credential without revealing anything about its secret."""
-    digest = hashlib.sha256(f"{token_url}\0{client_id}".encode()).hexdigest()[:24]
-    return f"trestle:token:{digest}"
+    return f"trestle:token:{credential_fingerprint(token_url, client_id)}"
 
 
 class TokenProvider:

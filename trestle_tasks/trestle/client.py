@@ -100,7 +100,7 @@ class TrestleClient:
         tokens: TokenProvider,
         retry: RetryPolicy,
         timeout_s: float = 60.0,
-        before_request: Callable[[], None] | None = None,
+        before_request: Callable[[], object] | None = None,
         on_quota: Callable[[QuotaSnapshot], None] | None = None,
         on_rate_limited: Callable[[RateLimitedError], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,

@@ -1,0 +1,170 @@
+"""The quota limiter: paced within every minute window, and Redis agrees with Python."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trestle_tasks.coordination.quota import (
+    MINUTE_MS,
+    LocalQuotaLimiter,
+    PacingState,
+    RedisQuotaLimiter,
+)
+from trestle_tasks.trestle.quota_headers import QuotaSnapshot
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+class FixedWindowServer:
+    """A model of a server counting requests per wall-clock minute, as the simulator does."""
+
+    def __init__(self, limit: int, already_used: int = 0):
+        self.limit = limit
+        self.used: dict[int, int] = {}
+        self.first_window_used = already_used
+        self.rejected = 0
+
+    def request(self, now_ms: float) -> QuotaSnapshot:
+        window = int(now_ms // MINUTE_MS)
+        if not self.used:
+            self.used[window] = self.first_window_used
+        count = self.used.get(window, 0)
+        if count >= self.limit:
+            self.rejected += 1
+        else:
+            self.used[window] = count + 1
+        available = self.limit - self.used[window]
+        return QuotaSnapshot(observed_at=now_ms / 1000, minute_limit=self.limit,
+                             minute_available=available)
+
+
+@settings(max_examples=60)
+@given(
+    limit=st.integers(5, 600),
+    already_used=st.integers(0, 600),
+    start_ms=st.integers(0, 10**12),
+    workers=st.integers(1, 8),
+    latency_ms=st.integers(0, 3000),
+    requests_wanted=st.integers(1, 400),
+)
+def test_paced_workers_never_exceed_a_fixed_minute_window(
+    limit, already_used, start_ms, workers, latency_ms, requests_wanted
+):
+    already_used = min(already_used, limit)
+    server = FixedWindowServer(limit, already_used)
+    state = PacingState()
+    now = float(start_ms)
+    # Each worker: acquire, send (observed after `latency_ms`), repeat.
+    next_free = [now] * workers
+    pending: list[tuple[float, QuotaSnapshot]] = []
+    sent = 0
+    while sent < requests_wanted:
+        worker = min(range(workers), key=lambda w: next_free[w])
+        now = max(now, next_free[worker])
+        for arrival, snapshot in sorted((p for p in pending if p[0] <= now), key=lambda p: p[0]):
+            state.observe(arrival, snapshot.minute_limit, snapshot.minute_available, None, None)
+        pending = [p for p in pending if p[0] > now]
+        wait = state.acquire(now)
+        if wait > 0:
+            # At epoch-millisecond magnitudes a tiny wait would not move a float clock.
+            next_free[worker] = now + max(wait, 0.01)
+            continue
+        snapshot = server.request(now)
+        pending.append((now + latency_ms, snapshot))
+        next_free[worker] = now + latency_ms
+        sent += 1
+    # Before the first answer the limiter cannot know the limit or what others used;
+    # after it, never a 429.
+    assert server.rejected <= min(workers, 2) + 1
+
+
+@settings(max_examples=30)
+@given(limit=st.integers(10, 1000), start_ms=st.integers(0, 10**12), count=st.integers(1, 3000))
+def test_full_speed_uses_the_quota(limit, start_ms, count):
+    """A single busy caller gets (limit - burst) requests a minute: the quota is used fully."""
+    state = PacingState()
+    state.observe(start_ms, limit, limit, None, None)
+    now = float(start_ms)
+    granted = []
+    while len(granted) < count:
+        wait = state.acquire(now)
+        if wait:
+            now += max(wait, 0.01)
+        else:
+            granted.append(now)
+    elapsed_min = (granted[-1] - granted[0]) / MINUTE_MS
+    expected_min = max(count - state.burst, 0) / (limit - state.burst)
+    assert elapsed_min == pytest.approx(expected_min, rel=1e-3, abs=1e-3)
+
+
+events = st.lists(
+    st.tuples(
+        st.integers(0, 120_000),  # ms since the previous event
+        st.sampled_from(["acquire", "observe", "penalize"]),
+        st.integers(1, 1000),  # minute limit
+        st.integers(0, 1000),  # minute available
+        st.one_of(st.none(), st.integers(0, 10_000)),  # hour available
+        st.one_of(st.none(), st.integers(1, 30_000)),  # retry-after ms
+    ),
+    max_size=40,
+)
+
+
+class FakeClock:
+    def __init__(self, start_s: float):
+        self.now = start_s
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@settings(max_examples=40)
+@given(events, st.integers(1_600_000_000, 1_900_000_000))
+def test_redis_and_local_limiters_decide_alike(sequence, start_s):
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"test:quota:{uuid.uuid4().hex}"
+    clock = FakeClock(float(start_s))
+    shared = RedisQuotaLimiter(client, key, clock=clock)
+    local = LocalQuotaLimiter(clock=clock)
+    try:
+        for gap_ms, kind, limit, available, hour_available, retry_after_ms in sequence:
+            clock.now += gap_ms / 1000
+            if kind == "acquire":
+                assert shared.try_acquire() == pytest.approx(local.try_acquire(), abs=1e-3)
+            elif kind == "observe":
+                snapshot = QuotaSnapshot(observed_at=clock.now, minute_limit=limit,
+                                         minute_available=available,
+                                         hour_available=hour_available,
+                                         hour_reset_at=clock.now + 1800)
+                shared.observe(snapshot)
+                local.observe(snapshot)
+            else:
+                seconds = retry_after_ms / 1000 if retry_after_ms else None
+                shared.penalize(seconds)
+                local.penalize(seconds)
+        assert shared.try_acquire() == pytest.approx(local.try_acquire(), abs=1e-3)
+    finally:
+        client.delete(key)
+        client.close()
+
+
+def test_a_429_blocks_every_worker_of_the_credential():
+    client = redis.Redis.from_url(REDIS_URL)
+    key = f"test:quota:{uuid.uuid4().hex}"
+    clock = FakeClock(1_700_000_000.0)
+    worker_a = RedisQuotaLimiter(client, key, clock=clock)
+    worker_b = RedisQuotaLimiter(client, key, clock=clock)
+    try:
+        assert worker_a.try_acquire() == 0
+        worker_a.penalize(7.0)
+        assert worker_b.try_acquire() == pytest.approx(7000, abs=1)
+        clock.now += 7.001
+        assert worker_b.try_acquire() == 0
+    finally:
+        client.delete(key)
+        client.close()

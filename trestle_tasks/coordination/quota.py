@@ -1,0 +1,276 @@
+"""The quota limiter: every request of one credential, from every worker, asks it first.
+
+Trestle's quota belongs to the credential, so the limiter's state lives in Redis and is
+changed atomically by Lua. It paces requests (GCRA: a small burst, then one request every
+`interval`) at a rate sized from the quota headers of every response, so a backfill uses
+the quota fully without meeting a 429; it stops until the window resets when the headers
+say a window is spent (another client of the same credential may be spending it), and a 429
+blocks everyone for the server's Retry-After or until the next minute.
+
+Pacing at (limit - burst) per minute keeps any fixed or rolling one-minute window under the
+limit. When the windows reset is unknown (Trestle sends only the hour's reset time), the
+limiter assumes wall-clock minutes; a wrong guess costs one 429, which then blocks properly.
+
+`LocalQuotaLimiter` runs the same state machine in-process for `sync --local` and `demo`,
+and a test holds the two to identical decisions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from trestle_tasks.trestle.quota_headers import QuotaSnapshot
+
+if TYPE_CHECKING:
+    import redis
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+# Before any response has told us the real limit: Trestle's published query baseline.
+DEFAULT_PER_MINUTE = 180
+DEFAULT_BURST = 2
+DEFAULT_PENALTY_MS = 5_000
+
+
+@dataclass
+class PacingState:
+    """The limiter's state machine, pure; times in epoch milliseconds."""
+
+    interval_ms: float = MINUTE_MS / (DEFAULT_PER_MINUTE - DEFAULT_BURST)
+    burst: int = DEFAULT_BURST
+    tat_ms: float = 0.0  # theoretical arrival time of the next request
+    blocked_until_ms: float = 0.0
+
+    def acquire(self, now_ms: float) -> float:
+        """0 when a request may go now (and it is counted), else milliseconds to wait."""
+        if now_ms < self.blocked_until_ms:
+            return self.blocked_until_ms - now_ms
+        tat = max(self.tat_ms, now_ms)
+        tolerance = (self.burst - 1) * self.interval_ms
+        if tat - now_ms > tolerance:
+            return tat - now_ms - tolerance
+        self.tat_ms = tat + self.interval_ms
+        return 0.0
+
+    def observe(
+        self,
+        now_ms: float,
+        minute_limit: int | None,
+        minute_available: int | None,
+        hour_available: int | None,
+        hour_reset_ms: float | None,
+    ) -> None:
+        """Resize from one response's quota headers."""
+        if minute_limit is not None and minute_limit > 0:
+            per_minute = max(minute_limit - self.burst, 1)
+            self.interval_ms = MINUTE_MS / per_minute
+        if minute_available is not None and minute_available <= self.burst:
+            self._block(next_boundary(now_ms, MINUTE_MS))
+        if hour_available is not None and hour_available <= self.burst:
+            reset = hour_reset_ms if hour_reset_ms and hour_reset_ms > now_ms else None
+            self._block(reset or next_boundary(now_ms, HOUR_MS))
+
+    def penalize(self, now_ms: float, retry_after_ms: float | None) -> None:
+        """A 429: nobody sends until the server's advice, or the next minute, has passed."""
+        self._block(now_ms + retry_after_ms if retry_after_ms else next_boundary(now_ms, MINUTE_MS))
+
+    def _block(self, until_ms: float) -> None:
+        self.blocked_until_ms = max(self.blocked_until_ms, until_ms)
+        self.tat_ms = max(self.tat_ms, until_ms)
+
+
+def next_boundary(now_ms: float, period_ms: int) -> float:
+    return (now_ms // period_ms + 1) * period_ms
+
+
+# The same state machine, atomically in Redis. Keep it in step with PacingState.
+_ACQUIRE = """
+local function exact(x) return string.format('%.17g', x) end
+local now = tonumber(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'interval_ms', 'burst', 'tat_ms', 'blocked_until_ms')
+local interval = tonumber(state[1]) or tonumber(ARGV[2])
+local burst = tonumber(state[2]) or tonumber(ARGV[3])
+local tat = tonumber(state[3]) or 0
+local blocked = tonumber(state[4]) or 0
+if now < blocked then return exact(blocked - now) end
+if tat < now then tat = now end
+local tolerance = (burst - 1) * interval
+if tat - now > tolerance then return exact(tat - now - tolerance) end
+redis.call('HSET', KEYS[1], 'interval_ms', exact(interval), 'burst', burst,
+           'tat_ms', exact(tat + interval))
+redis.call('PEXPIRE', KEYS[1], 7200000)
+return '0'
+"""
+
+_OBSERVE = """
+local function exact(x) return string.format('%.17g', x) end
+local now = tonumber(ARGV[1])
+local minute_limit = tonumber(ARGV[2])
+local minute_available = tonumber(ARGV[3])
+local hour_available = tonumber(ARGV[4])
+local hour_reset = tonumber(ARGV[5])
+local state = redis.call('HMGET', KEYS[1], 'interval_ms', 'burst', 'tat_ms', 'blocked_until_ms')
+local interval = tonumber(state[1]) or tonumber(ARGV[6])
+local burst = tonumber(state[2]) or tonumber(ARGV[7])
+local tat = tonumber(state[3]) or 0
+local blocked = tonumber(state[4]) or 0
+local function block(untilms)
+  if untilms > blocked then blocked = untilms end
+  if untilms > tat then tat = untilms end
+end
+local function boundary(period)
+  return (math.floor(now / period) + 1) * period
+end
+if minute_limit and minute_limit > 0 then
+  local per_minute = minute_limit - burst
+  if per_minute < 1 then per_minute = 1 end
+  interval = 60000 / per_minute
+end
+if minute_available and minute_available <= burst then block(boundary(60000)) end
+if hour_available and hour_available <= burst then
+  if hour_reset and hour_reset > now then block(hour_reset) else block(boundary(3600000)) end
+end
+if ARGV[8] == 'penalize' then
+  local retry_after = tonumber(ARGV[9])
+  if retry_after and retry_after > 0 then block(now + retry_after) else block(boundary(60000)) end
+end
+redis.call('HSET', KEYS[1], 'interval_ms', exact(interval), 'burst', burst,
+           'tat_ms', exact(tat), 'blocked_until_ms', exact(blocked))
+redis.call('PEXPIRE', KEYS[1], 7200000)
+return 'ok'
+"""
+
+
+class QuotaLimiter(Protocol):
+    def try_acquire(self) -> float:
+        """0 if granted now (and counted), else the milliseconds to wait before asking again."""
+
+    def wait_turn(self) -> float:
+        """Block until this credential may send one request; returns the seconds waited."""
+
+    def observe(self, snapshot: QuotaSnapshot) -> None: ...
+
+    def penalize(self, retry_after_s: float | None) -> None: ...
+
+
+def wait_turn(limiter: QuotaLimiter, sleep: Callable[[float], None]) -> float:
+    """Block until the limiter grants a request; returns the seconds waited."""
+    waited = 0.0
+    while (wait_ms := limiter.try_acquire()) > 0:
+        # Cap one sleep so a changed state (a reset, a new limit) is seen soon enough.
+        pause = min(wait_ms / 1000.0, 5.0)
+        sleep(pause)
+        waited += pause
+    return waited
+
+
+def _arg(value: float | int | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+class RedisQuotaLimiter:
+    """Cluster-wide: every worker of the credential shares one key."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        *,
+        burst: int = DEFAULT_BURST,
+        initial_per_minute: int = DEFAULT_PER_MINUTE,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.key = key
+        self._redis = client
+        self._burst = burst
+        self._initial_interval = MINUTE_MS / max(initial_per_minute - burst, 1)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._observe = client.register_script(_OBSERVE)
+        self._clock = clock
+        self._sleep = sleep
+
+    def _now_ms(self) -> float:
+        return self._clock() * 1000.0
+
+    def try_acquire(self) -> float:
+        answer = self._acquire(keys=[self.key], args=[
+            _arg(self._now_ms()), _arg(self._initial_interval), self._burst,
+        ])
+        return float(answer)
+
+    def wait_turn(self) -> float:
+        return wait_turn(self, self._sleep)
+
+    def observe(self, snapshot: QuotaSnapshot) -> None:
+        self._run_observe(snapshot, penalize=False, retry_after_s=None)
+
+    def penalize(self, retry_after_s: float | None) -> None:
+        self._run_observe(None, penalize=True, retry_after_s=retry_after_s)
+
+    def _run_observe(
+        self, snapshot: QuotaSnapshot | None, *, penalize: bool, retry_after_s: float | None
+    ) -> None:
+        s = snapshot
+        self._observe(keys=[self.key], args=[
+            _arg(self._now_ms()),
+            _arg(s.minute_limit if s else None),
+            _arg(s.minute_available if s else None),
+            _arg(s.hour_available if s else None),
+            _arg(s.hour_reset_at * 1000.0 if s and s.hour_reset_at else None),
+            _arg(self._initial_interval),
+            self._burst,
+            "penalize" if penalize else "observe",
+            _arg(retry_after_s * 1000.0 if retry_after_s else None),
+        ])
+
+    def state(self) -> dict[str, str]:
+        """The raw shared state, for `status` and tests."""
+        raw = self._redis.hgetall(self.key)
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+class LocalQuotaLimiter:
+    """The same pacing for one process (local runs, the demo): no Redis needed."""
+
+    def __init__(
+        self,
+        *,
+        burst: int = DEFAULT_BURST,
+        initial_per_minute: int = DEFAULT_PER_MINUTE,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._state = PacingState(
+            interval_ms=MINUTE_MS / max(initial_per_minute - burst, 1), burst=burst
+        )
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
+
+    def try_acquire(self) -> float:
+        with self._lock:
+            return self._state.acquire(self._clock() * 1000.0)
+
+    def wait_turn(self) -> float:
+        return wait_turn(self, self._sleep)
+
+    def observe(self, snapshot: QuotaSnapshot) -> None:
+        with self._lock:
+            self._state.observe(
+                self._clock() * 1000.0,
+                snapshot.minute_limit,
+                snapshot.minute_available,
+                snapshot.hour_available,
+                snapshot.hour_reset_at * 1000.0 if snapshot.hour_reset_at else None,
+            )
+
+    def penalize(self, retry_after_s: float | None) -> None:
+        with self._lock:
+            self._state.penalize(
+                self._clock() * 1000.0, retry_after_s * 1000.0 if retry_after_s else None
+            )
