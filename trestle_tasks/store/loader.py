@@ -25,6 +25,7 @@ SQLite's 32,766 bind parameters.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -355,10 +356,16 @@ class RecordLoader:
         """
         total = LoadResult()
         batches = _batches(records, self.batch_size)
-        if not self.pipeline:
+        first = next(batches, None)
+        second = next(batches, None) if first is not None else None
+        if second is None or not self.pipeline:
+            # One batch (a page from a sync window, typically): nothing to overlap.
+            for batch in (b for b in (first, second) if b is not None):
+                total += self._write(self._prepare(batch), run_id, window_id)
             for batch in batches:
                 total += self._write(self._prepare(batch), run_id, window_id)
             return total
+        batches = itertools.chain((first, second), batches)
         # Validate and encode batch k+1 on a helper thread while batch k is written: the
         # database's time is spent waiting on the socket, which releases the GIL, so the
         # two overlap. Batches are still written one after another, in order.

@@ -1,0 +1,156 @@
+"""The store as the sync layer and the CLI use it: one engine, one namespace, one object.
+
+    store = Store.from_url(settings.database_url, batch_size=1000)
+    store.migrate(metadata_xml, settings.resources)        # trestle-etl migrate
+    store.journal.open_run(run_id, "Property", ...)
+    store.upsert("Property", page.records, run_id=run_id, window_id=window)
+    store.journal.close_run(run_id, "Property", status="succeeded")
+    store.export("Property", sys.stdout)                     # trestle-etl export
+
+Loaders are built from etl_field_map on first use and kept per resource (per process:
+build a Store after a Celery worker forks, not before). `migrate` drops them here, and a
+loader notices a migrate run elsewhere within `catalog_ttl_s`, so new columns are filled.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from trestle_tasks.store import export as export_module
+from trestle_tasks.store import records as records_module
+from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY
+from trestle_tasks.store.engine import create_store_engine
+from trestle_tasks.store.journal import SyncJournal
+from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, MULTIROW, LoadResult, RecordLoader
+from trestle_tasks.store.migrate import MigrationReport, migrate
+from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
+from trestle_tasks.trestle.retry import RetryPolicy
+
+
+class Store:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        schema: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        load_method: str = MULTIROW,
+        retry: RetryPolicy = DEFAULT_DB_RETRY,
+        promote: Mapping[str, Sequence[str]] | None = None,
+        catalog_ttl_s: float = 60.0,
+    ) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.batch_size = batch_size
+        self.load_method = load_method
+        self.retry = retry
+        self.promote = dict(promote or {})
+        self.catalog_ttl_s = catalog_ttl_s
+        self.journal = SyncJournal(engine, schema=schema, retry=retry)
+        self._loaders: dict[str, tuple[RecordLoader, Any, float]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, pool_size: int = 5, max_overflow: int = 5,
+                 pool_recycle_s: int = 1800, **options: Any) -> Store:
+        """A Store on a new engine; `local_infile` is enabled only for the staging path."""
+        engine = create_store_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow,
+            pool_recycle_s=pool_recycle_s,
+            local_infile=options.get("load_method", MULTIROW) != MULTIROW)
+        return cls(engine, **options)
+
+    # -- schema --
+
+    def migrate(self, metadata: ServiceMetadata | bytes | str,
+                resources: Iterable[str] | None = None) -> MigrationReport:
+        """Create or evolve tables from `$metadata` (parsed, or the document itself)."""
+        if not isinstance(metadata, ServiceMetadata):
+            metadata = parse_metadata(metadata)
+        report = migrate(self.engine, metadata, resources, schema=self.schema,
+                         promote=self.promote)
+        with self._lock:
+            self._loaders.clear()
+        return report
+
+    def resources(self) -> list[str]:
+        """Resources that have tables (from etl_resource)."""
+        table = bookkeeping(self.schema)["etl_resource"]
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(table.c.resource).order_by(table.c.resource))
+                        .scalars())
+
+    # -- loading --
+
+    def loader(self, resource: str) -> RecordLoader:
+        """The resource's loader, rebuilt when a migrate (here or in another process) has
+        changed the catalog since; checked at most every `catalog_ttl_s` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._loaders.get(resource)
+        if cached is not None:
+            loader, stamp, checked = cached
+            if now - checked < self.catalog_ttl_s or self._migrated_at(resource) == stamp:
+                if now - checked >= self.catalog_ttl_s:
+                    with self._lock:
+                        self._loaders[resource] = (loader, stamp, now)
+                return loader
+        stamp = self._migrated_at(resource)
+        loader = RecordLoader.open(self.engine, resource, schema=self.schema,
+                                   batch_size=self.batch_size, retry=self.retry,
+                                   method=self.load_method)
+        with self._lock:
+            self._loaders[resource] = (loader, stamp, now)
+        return loader
+
+    def _migrated_at(self, resource: str) -> Any:
+        table = bookkeeping(self.schema)["etl_resource"]
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(table.c.migrated_at).where(
+                table.c.resource == resource)).scalar()
+
+    def upsert(self, resource: str, records: Iterable[Any], *, run_id: str | None = None,
+               window_id: str | None = None) -> LoadResult:
+        """Validate and upsert `records` in batches; see RecordLoader.load."""
+        return self.loader(resource).load(records, run_id=run_id, window_id=window_id)
+
+    # -- reconcile --
+
+    def mark_deleted(self, resource: str, keys: Iterable[Any], *, run_id: str | None = None,
+                     at: datetime | None = None) -> int:
+        return records_module.mark_deleted(self.engine, resource, keys, schema=self.schema,
+                                           at=at, run_id=run_id, retry=self.retry)
+
+    def stored_keys(self, resource: str, *, include_deleted: bool = False) -> Iterator[Any]:
+        return records_module.stored_keys(self.engine, resource, schema=self.schema,
+                                          include_deleted=include_deleted)
+
+    def count(self, resource: str, *, include_deleted: bool = False) -> int:
+        return records_module.count_records(self.engine, resource, schema=self.schema,
+                                            include_deleted=include_deleted)
+
+    # -- export --
+
+    def export(self, resource: str, out: TextIO, *, include_deleted: bool = False,
+               flags_as_lists: bool = False) -> int:
+        """Write the stored records as NDJSON, as received (or with comma-separated
+        multi-select values as arrays); returns how many."""
+        return export_module.write_ndjson(self.engine, resource, out, schema=self.schema,
+                                          include_deleted=include_deleted,
+                                          flags_as_lists=flags_as_lists)
+
+    def records(self, resource: str, *, include_deleted: bool = False
+                ) -> Iterator[dict[str, Any]]:
+        return export_module.export_records(self.engine, resource, schema=self.schema,
+                                            include_deleted=include_deleted)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
