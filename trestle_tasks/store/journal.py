@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from trestle_tasks.masking import MASK
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.jsontext import decode_json, encode_json
-from trestle_tasks.store.schema import SYNC_LOG_COUNTERS, WINDOW_COUNTERS, bookkeeping
+from trestle_tasks.store.schema import WINDOW_COUNTERS, bookkeeping
 from trestle_tasks.trestle.retry import RetryPolicy
 from trestle_tasks.trestle.timestamps import ODataTimestamp
 
@@ -374,4 +374,3 @@ class SyncJournal:
             return {r[0]: Watermark(int(r[1]), r[2]) for r in rows}
 
 
-__all__ = ["SYNC_LOG_COUNTERS", "SyncJournal", "SyncRun", "SyncWindow", "Watermark", "redact"]

@@ -24,14 +24,13 @@ Fields outside the typed set stay queryable through the document (MySQL
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 
-from trestle_tasks.errors import MetadataError
 from trestle_tasks.store.naming import (
     DELETED_COLUMN,
     LOADED_COLUMN,
@@ -384,9 +383,3 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     )
     return {t.name: t for t in (resource, field_map, sync_log, window, watermark, rejects)}
 
-
-def ensure_single_key(specs: Sequence[ResourceSpec]) -> None:
-    for spec in specs:
-        if len(spec.key) != 1:
-            raise MetadataError(f"{spec.name}: composite keys are not supported",
-                                resource=spec.name)

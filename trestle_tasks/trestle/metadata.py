@@ -115,7 +115,8 @@ class ResourceSpec:
     key: tuple[str, ...]
     fields: tuple[FieldSpec, ...]
     navigations: tuple[NavigationSpec, ...] = ()
-    _by_name: Mapping[str, FieldSpec] = field(default_factory=dict, compare=False, repr=False)
+    _by_name: Mapping[str, FieldSpec] = field(default_factory=dict, init=False, compare=False,
+                                              repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
