@@ -51,7 +51,7 @@ class KeysetWindow:
     resource: str
     key_field: str
     timestamp_field: str = "ModificationTimestamp"
-    lower: tuple[ODataTimestamp, str] | None = None
+    lower: tuple[ODataTimestamp, str | None] | None = None  # key None: after the whole tick
     upper: ODataTimestamp | None = None
 
 
@@ -78,7 +78,7 @@ def walk_keyset(
         skip=None,
     )
     ceiling = le(window.timestamp_field, window.upper) if window.upper is not None else None
-    cursor = window.lower
+    cursor: tuple[ODataTimestamp, str | None] | None = window.lower
     while True:
         after = (
             after_keyset(window.timestamp_field, window.key_field, cursor)

@@ -145,9 +145,16 @@ def all_of(*exprs: Expr | None) -> Expr | None:
     return combined
 
 
-def after_keyset(timestamp_field: str, key_field: str, cursor: tuple[ODataTimestamp, str]) -> Expr:
-    """Strictly after (timestamp, key) in keyset order: ties on the timestamp are kept."""
+def after_keyset(
+    timestamp_field: str, key_field: str, cursor: tuple[ODataTimestamp, str | None]
+) -> Expr:
+    """Strictly after (timestamp, key) in keyset order: ties on the timestamp are kept.
+
+    A cursor without a key means "after every record at that timestamp".
+    """
     stamp, key = cursor
+    if key is None:
+        return gt(timestamp_field, stamp)
     return gt(timestamp_field, stamp) | (eq(timestamp_field, stamp) & gt(key_field, key))
 
 

@@ -1,0 +1,75 @@
+"""Closing a run: the sync log, the watermark over the finished prefix, the lock.
+
+Idempotent, so a redelivered or repeated finalize changes nothing more: closing a closed
+run returns it unchanged, the watermark only moves forward, and the lock is released only
+while it still carries this run's fencing token.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from trestle_tasks.coordination.locks import LockGrant, RunLock
+from trestle_tasks.store.journal import FAILED, PARTIAL, SUCCEEDED, SyncRun, Watermark
+from trestle_tasks.store.store import Store
+from trestle_tasks.sync.model import RunPlan, WindowOutcome
+
+log = logging.getLogger(__name__)
+
+
+def finished_prefix_upper(plan: RunPlan, outcomes: Iterable[WindowOutcome]) -> int | None:
+    """Upper bound of the longest run of succeeded windows from the first one."""
+    succeeded = {o.index for o in outcomes if o.status == SUCCEEDED}
+    upper = None
+    for window in plan.windows:
+        if window.index not in succeeded:
+            break
+        upper = window.upper_ticks
+    return upper
+
+
+def finalize_run(
+    plan: RunPlan, outcomes: Iterable[WindowOutcome], *, store: Store, lock: RunLock
+) -> SyncRun | None:
+    outcomes = sorted(outcomes, key=lambda o: o.index)
+    context = {"run_id": plan.run_id, "resource": plan.resource}
+    grant = LockGrant(plan.lock_name, plan.lock_owner, plan.fence)
+    holder = lock.holder(plan.lock_name)
+    lock_kept = holder is not None and holder.fence == plan.fence
+    failed = [o for o in outcomes if o.status != SUCCEEDED]
+    missing = len(plan.windows) - len(outcomes)
+    errors = [f"{o.window_id}: {o.error}" for o in failed if o.error]
+    if missing:
+        errors.append(f"{missing} window(s) never reported")
+
+    advanced = False
+    upper = finished_prefix_upper(plan, outcomes)
+    if upper is not None and lock_kept:
+        advanced = store.journal.advance_watermark(
+            plan.resource, Watermark(upper), run_id=plan.run_id, fence=plan.fence
+        )
+    elif upper is not None:
+        errors.append("the run lost its lock before it finished: the watermark was not moved")
+
+    if not failed and not missing and lock_kept:
+        status = SUCCEEDED
+    elif upper is not None and lock_kept:
+        status = PARTIAL
+    else:
+        status = FAILED
+    details = {
+        "windows": [o.to_dict() for o in outcomes],
+        "watermark_advanced": advanced,
+        "upper": Watermark(plan.upper_ticks).text,
+        "notes": list(plan.notes),
+    }
+    run = store.journal.close_run(plan.run_id, plan.resource, status=status,
+                                  error="; ".join(errors)[:2000] or None, details=details)
+    if lock_kept:
+        lock.release(grant)
+    level = logging.INFO if status == SUCCEEDED else logging.WARNING
+    log.log(level, "run %s %s: %d/%d windows succeeded, watermark %s", plan.run_id, status,
+            len(outcomes) - len(failed), len(plan.windows),
+            "advanced" if advanced else "unchanged", extra=context)
+    return run if run is not None else store.journal.get_run(plan.run_id, plan.resource)

@@ -1,0 +1,87 @@
+"""What a run is made of: its plan and its windows, as plain values.
+
+They travel as Celery task arguments, so they turn into JSON and back losslessly and
+carry nothing secret: resource names, run ids, tick counts and a lock's fencing token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from trestle_tasks.trestle.timestamps import ODataTimestamp
+
+
+@dataclass(frozen=True)
+class Window:
+    """Records with lower < ModificationTimestamp <= upper (lower None: from the start)."""
+
+    index: int
+    lower_ticks: int | None
+    upper_ticks: int
+    expected: int | None = None
+
+    @property
+    def window_id(self) -> str:
+        return f"w{self.index:05d}"
+
+    def describe(self) -> str:
+        lower = ODataTimestamp(self.lower_ticks).to_odata() if self.lower_ticks else "start"
+        return f"({lower}, {ODataTimestamp(self.upper_ticks).to_odata()}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Window:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    resource: str
+    key_field: str
+    lower_ticks: int | None  # the watermark the run starts from (None: a full load)
+    upper_ticks: int  # fixed when the run is planned; later changes belong to the next run
+    windows: tuple[Window, ...]
+    lock_name: str
+    lock_owner: str
+    fence: int
+    planning_requests: int = 0
+    full: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["windows"] = [w.to_dict() for w in self.windows]
+        data["notes"] = list(self.notes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunPlan:
+        values = dict(data)
+        values["windows"] = tuple(Window.from_dict(w) for w in data["windows"])
+        values["notes"] = tuple(data.get("notes", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    window_id: str
+    index: int
+    status: str  # "succeeded" or "failed"
+    fetched: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    retriable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WindowOutcome:
+        return cls(**data)

@@ -1,0 +1,178 @@
+"""Planning a run: fix its upper bound, then cut the range into windows of a target size.
+
+Sizes come from `$count` on key-only queries. A range holding more than the target is
+halved in time until each part fits or cannot be split (one timestamp shared by many
+records: keyset paging walks such a tie whole). Parts are then merged back while they fit,
+so the windows cover the whole range without gaps, which lets the watermark advance over a
+prefix of finished windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trestle_tasks.coordination.locks import RunLock
+from trestle_tasks.store.records import layout_of
+from trestle_tasks.store.store import Store
+from trestle_tasks.sync.model import RunPlan, Window
+from trestle_tasks.trestle.client import TrestleClient
+from trestle_tasks.trestle.query import ODataQuery, all_of, gt, le
+from trestle_tasks.trestle.timestamps import ODataTimestamp
+
+log = logging.getLogger(__name__)
+
+TIMESTAMP_FIELD = "ModificationTimestamp"
+
+# count(lower_ticks_exclusive_or_None, upper_ticks_inclusive) -> records in that range
+RangeCounter = Callable[[int | None, int], int]
+
+
+def range_filter(lower_ticks: int | None, upper_ticks: int):
+    return all_of(
+        gt(TIMESTAMP_FIELD, ODataTimestamp(lower_ticks)) if lower_ticks is not None else None,
+        le(TIMESTAMP_FIELD, ODataTimestamp(upper_ticks)),
+    )
+
+
+def odata_range_counter(client: TrestleClient, resource: str, key_field: str) -> RangeCounter:
+    def count(lower_ticks: int | None, upper_ticks: int) -> int:
+        query = ODataQuery(resource, filter=range_filter(lower_ticks, upper_ticks),
+                           select=(key_field,))
+        return client.get_count(query)
+
+    return count
+
+
+def earliest_ticks(client: TrestleClient, resource: str, key_field: str) -> int | None:
+    """The oldest ModificationTimestamp in the feed (None when the feed is empty)."""
+    page = client.get_page(ODataQuery(resource, select=(key_field, TIMESTAMP_FIELD),
+                                      orderby=((TIMESTAMP_FIELD, False),), top=1))
+    if not page.records or page.records[0].get(TIMESTAMP_FIELD) is None:
+        return None
+    return ODataTimestamp.parse(page.records[0][TIMESTAMP_FIELD]).ticks
+
+
+def split_range(
+    count: RangeCounter,
+    lower_ticks: int | None,
+    upper_ticks: int,
+    target: int,
+    *,
+    earliest: Callable[[], int | None] = lambda: None,
+    max_windows: int = 10_000,
+) -> list[Window]:
+    """Windows covering (lower, upper], each holding about `target` records or fewer."""
+    if target < 1:
+        raise ValueError("the target window size must be at least 1")
+    total = count(lower_ticks, upper_ticks)
+    if total <= target:
+        return [Window(0, lower_ticks, upper_ticks, total)]
+    start = lower_ticks
+    if start is None:
+        first = earliest()
+        # Everything at or before `first - 1` is empty: begin the bisection there.
+        start = None if first is None else first - 1
+    parts: list[tuple[int | None, int, int]] = []
+    pending = [(start, upper_ticks, total)]
+    while pending:
+        lo, hi, n = pending.pop()
+        splittable = lo is not None and hi - lo > 1
+        if n <= target or not splittable or len(parts) + len(pending) >= max_windows:
+            parts.append((lo, hi, n))
+            continue
+        mid = lo + (hi - lo) // 2  # type: ignore[operator]
+        left = count(lo, mid)
+        # Counts of the halves add up (changes during planning only move records past
+        # `upper`), so the right half costs no request.
+        pending.append((mid, hi, max(n - left, 0)))
+        pending.append((lo, mid, left))
+    parts.sort(key=lambda p: (p[0] is not None, p[0] or 0))
+    if parts and lower_ticks is None:
+        parts[0] = (None, parts[0][1], parts[0][2])  # a full load starts at the beginning
+    merged: list[tuple[int | None, int, int]] = []
+    for lo, hi, n in parts:
+        if merged and merged[-1][2] + n <= target:
+            prev_lo, _, prev_n = merged[-1]
+            merged[-1] = (prev_lo, hi, prev_n + n)
+        else:
+            merged.append((lo, hi, n))
+    return [Window(i, lo, hi, n) for i, (lo, hi, n) in enumerate(merged)]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A trigger that found the resource's run lock held: it exits cleanly and says why."""
+
+    resource: str
+    reason: str
+
+
+def lock_name(credential: str, resource: str) -> str:
+    return f"{credential}:{resource}"
+
+
+def plan_run(
+    resource: str,
+    *,
+    store: Store,
+    client: TrestleClient,
+    lock: RunLock,
+    credential: str,
+    owner: str,
+    lock_ttl_s: float,
+    target_window: int,
+    full: bool = False,
+    run_id: str | None = None,
+    now: Callable[[], ODataTimestamp] = ODataTimestamp.now,
+) -> RunPlan | Skipped:
+    """Take the lock, fix the upper bound, cut the windows and open the run's sync-log row.
+
+    On any failure after the lock was taken, the lock is released again: a planning error
+    must not block the next trigger for a whole TTL.
+    """
+    run_id = run_id or new_run_id()
+    name = lock_name(credential, resource)
+    grant = lock.acquire(name, owner=run_id, ttl_s=lock_ttl_s)
+    if grant is None:
+        holder = lock.holder(name)
+        held_by = f"run {holder.owner}" if holder else "another run"
+        return Skipped(resource, f"{resource} is already being synced by {held_by}")
+    try:
+        key_field = layout_of(store.engine, resource, store.schema).key_field.name
+        upper = now().ticks
+        mark = None if full else store.journal.read_watermark(resource)
+        lower = mark.ticks if mark is not None else None
+        requests_before = client.stats.requests
+        windows = split_range(
+            odata_range_counter(client, resource, key_field), lower, upper, target_window,
+            earliest=lambda: earliest_ticks(client, resource, key_field),
+        )
+        plan = RunPlan(
+            run_id=run_id, resource=resource, key_field=key_field, lower_ticks=lower,
+            upper_ticks=upper, windows=tuple(windows), lock_name=name, lock_owner=run_id,
+            fence=grant.fence, planning_requests=client.stats.requests - requests_before,
+            full=full,
+        )
+        store.journal.open_run(
+            run_id, resource, windows_total=len(windows),
+            watermark_from=mark.text if mark is not None else None,
+            watermark_to=ODataTimestamp(upper).to_odata(),
+            details={"expected_records": sum(w.expected or 0 for w in windows),
+                     "fence": grant.fence, "full": full},
+        )
+        store.journal.add_counts(run_id, resource, api_requests=plan.planning_requests)
+    except BaseException:
+        lock.release(grant)
+        raise
+    log.info("run %s planned: %d window(s), about %d records", run_id, len(windows),
+             sum(w.expected or 0 for w in windows),
+             extra={"run_id": run_id, "resource": resource})
+    return plan
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique without coordination."""
+    return f"{ODataTimestamp.now().to_datetime():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

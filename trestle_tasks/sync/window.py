@@ -1,0 +1,79 @@
+"""Syncing one window: walk it in keyset order and upsert page by page.
+
+Streaming: one page is in memory at a time, whatever the window's size. Idempotent: a
+window run twice (a redelivery after a worker died) restarts its journal row and upserts
+the same records again, which the guarded upsert turns into no change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from trestle_tasks.errors import TrestleTasksError
+from trestle_tasks.store.journal import FAILED, SUCCEEDED
+from trestle_tasks.store.store import Store
+from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
+from trestle_tasks.sync.plan import TIMESTAMP_FIELD
+from trestle_tasks.trestle.client import TrestleClient
+from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.timestamps import ODataTimestamp
+
+log = logging.getLogger(__name__)
+
+
+def sync_window(
+    plan: RunPlan,
+    window: Window,
+    *,
+    store: Store,
+    client: TrestleClient,
+    page_size: int = 1000,
+    on_page: Callable[[int], None] | None = None,
+) -> WindowOutcome:
+    """Walk and load one window; failures are recorded and returned, never lost."""
+    context = {"run_id": plan.run_id, "resource": plan.resource, "window": window.window_id}
+    journal = store.journal
+    journal.start_window(plan.run_id, plan.resource, window.window_id)
+    requests_before = client.stats.requests
+    started = time.monotonic()
+    fetched = loaded = rejected = 0
+    keyset = KeysetWindow(
+        plan.resource,
+        plan.key_field,
+        TIMESTAMP_FIELD,
+        lower=(ODataTimestamp(window.lower_ticks), None) if window.lower_ticks is not None
+        else None,
+        upper=ODataTimestamp(window.upper_ticks),
+    )
+    log.info("window %s started %s", window.window_id, window.describe(), extra=context)
+    try:
+        for page in walk_keyset(client, keyset, page_size=page_size):
+            if not page.records:
+                continue
+            result = store.upsert(plan.resource, page.records, run_id=plan.run_id,
+                                  window_id=window.window_id)
+            fetched += len(page.records)
+            loaded += result.loaded
+            rejected += result.rejected
+            if on_page is not None:
+                on_page(len(page.records))
+    except (TrestleTasksError, OSError) as error:
+        requests = client.stats.requests - requests_before
+        journal.finish_window(plan.run_id, plan.resource, window.window_id, status=FAILED,
+                              api_requests=requests, error=str(error))
+        log.warning("window %s failed after %d records: %s", window.window_id, fetched, error,
+                    extra=context)
+        return WindowOutcome(window.window_id, window.index, FAILED, fetched, loaded, rejected,
+                             requests, time.monotonic() - started, str(error),
+                             retriable=getattr(error, "retriable", True))
+    requests = client.stats.requests - requests_before
+    journal.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
+                          api_requests=requests)
+    seconds = time.monotonic() - started
+    log.info("window %s done: %d records, %d rejected, %d requests, %.1f s (%.0f records/s)",
+             window.window_id, fetched, rejected, requests, seconds,
+             fetched / seconds if seconds else 0.0, extra=context)
+    return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,
+                         requests, seconds)
