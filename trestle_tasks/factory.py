@@ -8,9 +8,11 @@ prefork workers must not share sockets inherited from their parent.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -21,6 +23,10 @@ from trestle_tasks.trestle.auth import TokenProvider, credential_fingerprint
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.retry import RetryPolicy
 from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache
+
+if TYPE_CHECKING:
+    from trestle_tasks.coordination.locks import RunLock
+    from trestle_tasks.store.store import Store
 
 _per_process: dict[tuple[int, str], Any] = {}
 _per_process_lock = threading.Lock()
@@ -104,3 +110,23 @@ def trestle_client(settings: Settings, *, shared: bool) -> TrestleClient:
         on_quota=limiter.observe,
         on_rate_limited=lambda error: limiter.penalize(error.retry_after),
     )
+
+
+def store(settings: Settings) -> Store:
+    """The process's Store (engine and pool), built on first use after any fork."""
+    from trestle_tasks.store.store import Store
+
+    return _once_per_process(
+        f"store:{settings.database_url}",
+        lambda: Store.from_url(settings.database_url, batch_size=settings.batch_size),
+    )
+
+
+def run_lock(settings: Settings, *, shared: bool) -> RunLock:
+    """Redis locks for the cluster; flock files for local runs on one machine."""
+    from trestle_tasks.coordination.locks import FileRunLock, RedisRunLock
+
+    if shared:
+        return RedisRunLock(redis_client(settings))
+    folder = Path(settings.lock_dir) if settings.lock_dir else Path(tempfile.gettempdir())
+    return _once_per_process(f"file-lock:{folder}", lambda: FileRunLock(folder))

@@ -137,6 +137,16 @@ SPECS: tuple[SettingSpec, ...] = (
                 "seconds one request may spend retrying 429s, 5xx and broken connections"),
     SettingSpec("TRESTLE_PAGE_SIZE", "page_size", _bounded(int, 1, 1000), 1000,
                 "records asked for per page ($top); Trestle's ceiling is 1000"),
+    SettingSpec("SYNC_WINDOW_SIZE", "window_size", _bounded(int, 100, 10_000_000), 20_000,
+                "target records per sync window (one Celery task each)"),
+    SettingSpec("SYNC_LOCK_TTL", "lock_ttl_s", _bounded(float, 30, 86400), 900.0,
+                "seconds a run lock lives without renewal"),
+    SettingSpec("SYNC_INTERVAL_MINUTES", "sync_interval_minutes", _bounded(float, 0.5, 1440),
+                5.0, "minutes between incremental syncs on the beat schedule"),
+    SettingSpec("DB_BATCH_SIZE", "batch_size", _bounded(int, 1, 50_000), 1000,
+                "records per upsert statement and transaction"),
+    SettingSpec("LOCK_DIR", "lock_dir", _text, None,
+                "folder for the run locks of `sync --local` and `demo` (default: temp dir)"),
     SettingSpec("LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                 "log level"),
     SettingSpec("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
@@ -161,6 +171,11 @@ class Settings:
     http_timeout_s: float
     retry_budget_s: float
     page_size: int
+    window_size: int
+    lock_ttl_s: float
+    sync_interval_minutes: float
+    batch_size: int
+    lock_dir: str | None
     log_level: str
     log_format: str
 

@@ -23,6 +23,11 @@ VALID = {
     "TRESTLE_HTTP_TIMEOUT": "30",
     "TRESTLE_RETRY_BUDGET": "120",
     "TRESTLE_PAGE_SIZE": "500",
+    "SYNC_WINDOW_SIZE": "5000",
+    "SYNC_LOCK_TTL": "600",
+    "SYNC_INTERVAL_MINUTES": "2",
+    "DB_BATCH_SIZE": "500",
+    "LOCK_DIR": "/tmp/locks",
     "LOG_LEVEL": "debug",
     "LOG_FORMAT": "json",
 }
@@ -35,6 +40,10 @@ INVALID = {
     "TRESTLE_HTTP_TIMEOUT": "-1",
     "TRESTLE_RETRY_BUDGET": "lots",
     "TRESTLE_PAGE_SIZE": "5000",
+    "SYNC_WINDOW_SIZE": "10",
+    "SYNC_LOCK_TTL": "forever",
+    "SYNC_INTERVAL_MINUTES": "0",
+    "DB_BATCH_SIZE": "0",
     "LOG_LEVEL": "LOUD",
     "LOG_FORMAT": "xml",
 }
