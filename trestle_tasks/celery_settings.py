@@ -1,0 +1,78 @@
+"""Celery settings, read from the environment through the one settings reader.
+
+`celeryconfig.py` at the repository root re-exports these (and is the place to override
+them); a worker started anywhere else falls back to this module.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from kombu import Queue
+
+from trestle_tasks.settings import load_settings
+
+_settings = load_settings(require_credentials=False)
+
+broker_url = _settings.broker_url
+result_backend = _settings.result_backend
+
+# JSON only: task arguments stay readable in Flower and nothing executable crosses the wire.
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# A window is acknowledged only when it finished; a worker killed mid-window gets its
+# window redelivered (windows are idempotent), never silently dropped.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_track_started = True
+result_expires = timedelta(days=1)
+
+# Longer than the longest task, or Redis redelivers a window that is still running.
+WINDOW_SOFT_LIMIT_S = 3 * 3600
+WINDOW_HARD_LIMIT_S = WINDOW_SOFT_LIMIT_S + 300
+broker_transport_options = {"visibility_timeout": WINDOW_HARD_LIMIT_S + 3600}
+result_backend_transport_options = {"visibility_timeout": WINDOW_HARD_LIMIT_S + 3600}
+broker_connection_retry_on_startup = True
+
+# Separate queues, so a long backfill in `windows` cannot starve planning and finalizing.
+task_queues = (
+    Queue("planning"),
+    Queue("windows"),
+    Queue("maintenance"),
+)
+task_default_queue = "planning"
+task_routes = {
+    "trestle.plan_sync": {"queue": "planning"},
+    "trestle.finalize_sync": {"queue": "planning"},
+    "trestle.sync_window": {"queue": "windows"},
+    "trestle.reap_stale_runs": {"queue": "maintenance"},
+    "trestle.refresh_metadata": {"queue": "maintenance"},
+}
+
+beat_schedule = {
+    **{
+        f"sync-{resource}": {
+            "task": "trestle.plan_sync",
+            "schedule": timedelta(minutes=_settings.sync_interval_minutes),
+            "args": (resource,),
+            # A trigger that waited longer than one interval is stale: the next one is due.
+            "options": {"expires": _settings.sync_interval_minutes * 60},
+        }
+        for resource in _settings.resources
+    },
+    "reap-stale-runs": {
+        "task": "trestle.reap_stale_runs",
+        "schedule": timedelta(minutes=10),
+        "options": {"expires": 600},
+    },
+    "refresh-metadata": {
+        "task": "trestle.refresh_metadata",
+        "schedule": timedelta(days=1),
+        "options": {"expires": 3600},
+    },
+}

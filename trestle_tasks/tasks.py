@@ -1,0 +1,133 @@
+"""Celery tasks: thin wrappers that build collaborators from settings and call a use case.
+
+Retry policy is decided here and only here. Task arguments are run ids, resource names
+and plain window bounds — never credentials (Flower shows arguments).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import chord
+
+from trestle_tasks import factory
+from trestle_tasks.celery_app import app
+from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
+from trestle_tasks.coordination.locks import LockGrant, LockKeeper
+from trestle_tasks.errors import RetriableError
+from trestle_tasks.settings import Settings, load_settings
+from trestle_tasks.store.journal import ABANDONED, FAILED
+from trestle_tasks.sync.finalize import finalize_run
+from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
+from trestle_tasks.sync.plan import Skipped, lock_name, plan_run
+from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
+from trestle_tasks.sync.window import sync_window
+
+log = logging.getLogger(__name__)
+WINDOW_MAX_RETRIES = 3
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200,
+          autoretry_for=(RetriableError,), retry_backoff=30, retry_backoff_max=900,
+          retry_jitter=True, max_retries=5)
+def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None = None
+              ) -> dict[str, Any]:
+    """Plan a run of `resource` and launch its windows as a chord ending in finalize_sync."""
+    settings = _settings()
+    store = factory.store(settings)
+    client = factory.trestle_client(settings, shared=True)
+    ensure_tables(store, client, [resource])
+    planned = plan_run(
+        resource, store=store, client=client, lock=factory.run_lock(settings, shared=True),
+        credential=factory.credential_id(settings), owner=run_id or self.request.id,
+        lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
+        run_id=run_id,
+    )
+    if isinstance(planned, Skipped):
+        log.info("skipped: %s", planned.reason, extra={"resource": resource})
+        return {"status": "skipped", "resource": resource, "reason": planned.reason}
+    plan_data = planned.to_dict()
+    header = [sync_window_task.s(plan_data, window.to_dict()) for window in planned.windows]
+    chord(header)(finalize_sync.s(plan_data))
+    return {"status": "planned", "resource": resource, "run_id": planned.run_id,
+            "windows": len(planned.windows)}
+
+
+@app.task(name="trestle.sync_window", bind=True, soft_time_limit=WINDOW_SOFT_LIMIT_S,
+          time_limit=WINDOW_HARD_LIMIT_S, max_retries=WINDOW_MAX_RETRIES)
+def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+    """Walk one window to its end; a failure is returned (so finalize still runs)."""
+    run_plan, run_window = RunPlan.from_dict(plan), Window.from_dict(window)
+    settings = _settings()
+    lock = factory.run_lock(settings, shared=True)
+    grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
+    if not lock.renew(grant, settings.lock_ttl_s):
+        return WindowOutcome(run_window.window_id, run_window.index, FAILED,
+                             error="the run lost its lock before this window started").to_dict()
+    with LockKeeper(lock, grant, settings.lock_ttl_s):
+        try:
+            outcome = sync_window(
+                run_plan, run_window, store=factory.store(settings),
+                client=factory.trestle_client(settings, shared=True),
+                page_size=settings.page_size,
+            )
+        except Exception as error:  # the journal itself failed: still report the window
+            log.exception("window %s crashed", run_window.window_id)
+            outcome = WindowOutcome(run_window.window_id, run_window.index, FAILED,
+                                    error=f"{type(error).__name__}: {error}", retriable=True)
+    if outcome.status == FAILED and outcome.retriable and self.request.retries < self.max_retries:
+        raise self.retry(countdown=min(30 * 2 ** self.request.retries, 600))
+    return outcome.to_dict()
+
+
+@app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
+          autoretry_for=(RetriableError,), retry_backoff=10, max_retries=10)
+def finalize_sync(self: Any, outcomes: list[dict[str, Any]], plan: dict[str, Any]
+                  ) -> dict[str, Any]:
+    settings = _settings()
+    run = finalize_run(
+        RunPlan.from_dict(plan), [WindowOutcome.from_dict(o) for o in outcomes],
+        store=factory.store(settings), lock=factory.run_lock(settings, shared=True),
+    )
+    return {"run_id": plan["run_id"], "resource": plan["resource"],
+            "status": run.status if run else "unknown"}
+
+
+@app.task(name="trestle.reap_stale_runs", soft_time_limit=300, time_limit=600)
+def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
+    """Close runs whose chord never fired (a lost worker, a Redis restart).
+
+    A live run keeps renewing its lock; an open run older than the lock's TTL whose lock is
+    gone (or held by a newer run) has nobody working on it any more.
+    """
+    settings = _settings()
+    store = factory.store(settings)
+    lock = factory.run_lock(settings, shared=True)
+    age = timedelta(seconds=older_than_s if older_than_s is not None else settings.lock_ttl_s)
+    reaped = []
+    for run in store.journal.stale_runs(age):
+        holder = lock.holder(lock_name(factory.credential_id(settings), run.resource))
+        if holder is not None and holder.owner == run.run_id:
+            continue  # still renewed by its windows: alive
+        store.journal.close_run(run.run_id, run.resource, status=ABANDONED,
+                                error="closed by the reaper: the run stopped without finishing")
+        reaped.append(f"{run.run_id}/{run.resource}")
+        log.warning("reaped stale run %s", run.run_id, extra={"resource": run.resource})
+    return reaped
+
+
+@app.task(name="trestle.refresh_metadata", soft_time_limit=600, time_limit=900,
+          autoretry_for=(RetriableError,), retry_backoff=60, max_retries=5)
+def refresh_metadata() -> dict[str, Any]:
+    """Read `$metadata` and evolve the tables (new fields become columns or are kept)."""
+    settings = _settings()
+    report = migrate_from_service(factory.store(settings),
+                                  factory.trestle_client(settings, shared=True),
+                                  settings.resources)
+    return {"resources": list(settings.resources), "report": str(report)}
