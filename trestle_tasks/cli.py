@@ -6,6 +6,7 @@ Every command exits 0 on success and non-zero with a one-line reason on stderr o
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -74,6 +75,140 @@ def check_config() -> None:
         failures += not check.ok
     if failures:
         raise FatalError(f"{failures} check(s) failed")
+
+
+def _settings(require_credentials: bool = True) -> Any:
+    from trestle_tasks.logs import configure_logging
+    from trestle_tasks.settings import load_settings
+
+    settings = load_settings(require_credentials=require_credentials)
+    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
+                      settings.log_format, settings.secret_values())
+    return settings
+
+
+def _check_resources(settings: Any, resources: tuple[str, ...]) -> list[str]:
+    chosen = list(resources) or list(settings.resources)
+    unknown = [r for r in chosen if r not in settings.resources]
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(unknown)} not in TRESTLE_RESOURCES ({','.join(settings.resources)})",
+            param_hint="--resource",
+        )
+    return chosen
+
+
+resource_option = click.option(
+    "--resource", "resources", multiple=True, metavar="R",
+    help="Resource to work on (repeatable; default: every one in TRESTLE_RESOURCES).",
+)
+
+
+@main.command()
+@resource_option
+def migrate(resources: tuple[str, ...]) -> None:
+    """Read $metadata and create or evolve the tables (safe to run again)."""
+    from trestle_tasks import factory
+    from trestle_tasks.sync.schema import migrate_from_service
+
+    settings = _settings()
+    chosen = _check_resources(settings, resources)
+    report = migrate_from_service(factory.store(settings),
+                                  factory.trestle_client(settings, shared=False), chosen)
+    click.echo(str(report))
+
+
+@main.command()
+@resource_option
+@click.option("--full", is_flag=True, help="Ignore the watermark and sync everything.")
+@click.option("--wait", "wait_", is_flag=True, help="Wait for the run and print its summary.")
+@click.option("--local", is_flag=True,
+              help="Run in this process, without Celery or Redis (file locks).")
+@click.option("--timeout", default=24 * 3600.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds --wait waits before giving up.")
+def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
+         timeout: float) -> None:
+    """Sync resources: dispatch a run to the workers (or run it here with --local)."""
+    from trestle_tasks import factory
+
+    settings = _settings()
+    chosen = _check_resources(settings, resources)
+    if local:
+        from trestle_tasks.sync.local import sync_local
+
+        with click.progressbar(length=0, label="records", show_pos=True,
+                               file=sys.stderr) as bar:
+            def on_plan(plan: Any) -> None:
+                bar.length = (bar.length or 0) + sum(w.expected or 0 for w in plan.windows)
+
+            results = sync_local(settings, chosen, full=full, on_plan=on_plan,
+                                 on_records=bar.update)
+        rows = [(r.resource, r.run, r.skipped.reason if r.skipped else None) for r in results]
+    else:
+        from trestle_tasks.sync import dispatch
+
+        sent = dispatch.dispatch(chosen, full=full)
+        if not wait_:
+            click.echo(sent.run_id)
+            return
+        click.echo(f"run {sent.run_id} dispatched; waiting …", err=True)
+        with click.progressbar(length=1, label="records", show_pos=True,
+                               file=sys.stderr) as bar:
+            def progress(fetched: int, expected: int) -> None:
+                bar.length = max(expected, 1)
+                bar.update(fetched - bar.pos)
+
+            finished = dispatch.wait(sent, factory.store(settings), timeout_s=timeout,
+                                     on_progress=progress)
+        rows = [(f.resource, f.run, f.skipped_reason) for f in finished]
+    _print_summary(rows)
+    if any(run is not None and run.status != "succeeded" for _, run, _ in rows):
+        raise FatalError("the sync did not fully succeed; see above and `trestle-etl status`")
+
+
+def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
+    click.echo(f"{'resource':<12} {'status':<10} {'fetched':>9} {'upserted':>9} "
+               f"{'rejected':>8} {'requests':>8}  run")
+    for resource, run, skipped in rows:
+        if run is None:
+            click.echo(f"{resource:<12} {'skipped':<10} {'':>9} {'':>9} {'':>8} {'':>8}  "
+                       f"{skipped}")
+            continue
+        click.echo(f"{resource:<12} {run.status:<10} {run.records_fetched:>9,} "
+                   f"{run.records_upserted:>9,} {run.records_rejected:>8,} "
+                   f"{run.api_requests:>8,}  {run.run_id}")
+        if run.error:
+            click.echo(f"{'':<12} error: {run.error}")
+
+
+@main.command()
+@click.option("--resource", required=True, metavar="R", help="Resource to export.")
+@click.option("--include-deleted", is_flag=True, help="Also records marked deleted.")
+def export(resource: str, include_deleted: bool) -> None:
+    """Write the stored records of a resource to stdout as NDJSON."""
+    from trestle_tasks import factory
+
+    settings = _settings(require_credentials=False)
+    _check_resources(settings, (resource,))
+    out = click.get_text_stream("stdout")
+    count = factory.store(settings).export(resource, out, include_deleted=include_deleted)
+    click.echo(f"exported {count:,} {resource} records", err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="How many recent runs to show.")
+def status(as_json: bool, limit: int) -> None:
+    """Recent runs, watermarks and quota use."""
+    from trestle_tasks.monitoring.status import collect_status, render_status
+
+    settings = _settings(require_credentials=False)
+    report = collect_status(settings, limit=limit)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        click.echo(render_status(report))
 
 
 @main.command()

@@ -53,8 +53,11 @@ def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None =
         log.info("skipped: %s", planned.reason, extra={"resource": resource})
         return {"status": "skipped", "resource": resource, "reason": planned.reason}
     plan_data = planned.to_dict()
-    header = [sync_window_task.s(plan_data, window.to_dict()) for window in planned.windows]
-    chord(header)(finalize_sync.s(plan_data))
+    if not planned.windows:
+        finalize_sync.delay([], plan_data)  # nothing changed; a chord needs a header
+    else:
+        header = [sync_window_task.s(plan_data, window.to_dict()) for window in planned.windows]
+        chord(header)(finalize_sync.s(plan_data))
     return {"status": "planned", "resource": resource, "run_id": planned.run_id,
             "windows": len(planned.windows)}
 

@@ -140,6 +140,14 @@ if ARGV[8] == 'penalize' then
 end
 redis.call('HSET', KEYS[1], 'interval_ms', exact(interval), 'burst', burst,
            'tat_ms', exact(tat), 'blocked_until_ms', exact(blocked))
+-- What the server last said, for `trestle-etl status` (not used in decisions).
+if minute_limit then redis.call('HSET', KEYS[1], 'minute_limit', ARGV[2]) end
+if minute_available then redis.call('HSET', KEYS[1], 'minute_available', ARGV[3]) end
+if hour_available then redis.call('HSET', KEYS[1], 'hour_available', ARGV[4]) end
+if hour_reset then redis.call('HSET', KEYS[1], 'hour_reset_ms', ARGV[5]) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'hour_limit', ARGV[10]) end
+if ARGV[8] == 'penalize' then redis.call('HINCRBY', KEYS[1], 'rate_limited', 1) end
+redis.call('HSET', KEYS[1], 'observed_ms', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 7200000)
 return 'ok'
 """
@@ -226,6 +234,7 @@ class RedisQuotaLimiter:
             self._burst,
             "penalize" if penalize else "observe",
             _arg(retry_after_s * 1000.0 if retry_after_s else None),
+            _arg(s.hour_limit if s else None),
         ])
 
     def state(self) -> dict[str, str]:

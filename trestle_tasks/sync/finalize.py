@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def finished_prefix_upper(plan: RunPlan, outcomes: Iterable[WindowOutcome]) -> int | None:
-    """Upper bound of the longest run of succeeded windows from the first one."""
+    """Upper bound of the longest run of succeeded windows from the first one.
+
+    A plan without windows found nothing to do in its whole range: all of it is done.
+    """
+    if not plan.windows:
+        return plan.upper_ticks
     succeeded = {o.index for o in outcomes if o.status == SUCCEEDED}
     upper = None
     for window in plan.windows:

@@ -64,10 +64,15 @@ def split_range(
     earliest: Callable[[], int | None] = lambda: None,
     max_windows: int = 10_000,
 ) -> list[Window]:
-    """Windows covering (lower, upper], each holding about `target` records or fewer."""
+    """Windows covering (lower, upper], each holding about `target` records or fewer.
+
+    None at all when the range is empty.
+    """
     if target < 1:
         raise ValueError("the target window size must be at least 1")
     total = count(lower_ticks, upper_ticks)
+    if total == 0:
+        return []  # nothing changed: the run costs its planning request and nothing more
     if total <= target:
         return [Window(0, lower_ticks, upper_ticks, total)]
     start = lower_ticks

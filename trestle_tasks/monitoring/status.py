@@ -1,0 +1,98 @@
+"""What `trestle-etl status` shows: recent runs, watermarks and their lag, quota use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from trestle_tasks import factory
+from trestle_tasks.masking import mask_url
+from trestle_tasks.settings import Settings
+
+
+def collect_status(settings: Settings, *, limit: int = 10) -> dict[str, Any]:
+    store = factory.store(settings)
+    now = datetime.now(UTC)
+    report: dict[str, Any] = {"database": mask_url(settings.database_url), "runs": [],
+                              "watermarks": {}, "quota": None}
+    try:
+        runs = store.journal.recent_runs(limit=limit)
+        marks = store.journal.watermarks()
+    except Exception as error:  # no tables yet: say so rather than fail
+        report["error"] = f"no sync history yet ({type(error).__name__}); run `trestle-etl migrate`"
+        return report
+    report["runs"] = [
+        {
+            "run_id": r.run_id, "resource": r.resource, "status": r.status,
+            "started_at": r.started_at, "finished_at": r.finished_at,
+            "fetched": r.records_fetched, "upserted": r.records_upserted,
+            "rejected": r.records_rejected, "deleted": r.records_deleted,
+            "api_requests": r.api_requests, "error": r.error,
+        }
+        for r in runs
+    ]
+    for resource, mark in marks.items():
+        moment = mark.timestamp.to_datetime()
+        report["watermarks"][resource] = {
+            "watermark": mark.text,
+            "lag_seconds": round((now - moment).total_seconds(), 1),
+        }
+    report["quota"] = _quota(settings)
+    return report
+
+
+def _quota(settings: Settings) -> dict[str, Any] | None:
+    """The shared limiter's view, when Redis answers and a credential is configured."""
+    if settings.client_id is None:
+        return None
+    try:
+        client = factory.redis_client(settings)
+        raw = client.hgetall(f"trestle:quota:{factory.credential_id(settings)}")
+    except Exception as error:
+        return {"error": f"Redis did not answer: {type(error).__name__}"}
+    if not raw:
+        return None
+    values = {k.decode(): v.decode() for k, v in raw.items()}
+    return {name: values.get(name) for name in (
+        "minute_limit", "minute_available", "hour_limit", "hour_available", "hour_reset_ms",
+        "rate_limited", "observed_ms")}
+
+
+def render_status(report: dict[str, Any]) -> str:
+    lines = [f"Database: {report['database']}"]
+    if report.get("error"):
+        lines.append(report["error"])
+        return "\n".join(lines)
+    lines.append("")
+    lines.append("Recent runs:")
+    if not report["runs"]:
+        lines.append("  (none yet)")
+    for run in report["runs"]:
+        started = run["started_at"].strftime("%Y-%m-%d %H:%M:%S") if run["started_at"] else "?"
+        lines.append(
+            f"  {started}  {run['resource']:<10} {run['status']:<10} "
+            f"fetched {run['fetched']:>8,}  upserted {run['upserted']:>8,}  "
+            f"rejected {run['rejected']:>5,}  requests {run['api_requests']:>6,}  "
+            f"{run['run_id']}"
+        )
+        if run["error"]:
+            lines.append(f"      error: {run['error'][:200]}")
+    lines.append("")
+    lines.append("Watermarks (lag behind now):")
+    if not report["watermarks"]:
+        lines.append("  (none yet)")
+    for resource, mark in sorted(report["watermarks"].items()):
+        lines.append(f"  {resource:<10} {mark['watermark']}  lag {mark['lag_seconds']:,.0f} s")
+    lines.append("")
+    quota = report.get("quota")
+    if not quota:
+        lines.append("Quota: no response observed yet")
+    elif "error" in quota:
+        lines.append(f"Quota: {quota['error']}")
+    else:
+        lines.append(
+            f"Quota: minute {quota.get('minute_available')}/{quota.get('minute_limit')} "
+            f"available, hour {quota.get('hour_available')}/{quota.get('hour_limit')} "
+            f"available, 429s seen {quota.get('rate_limited') or 0}"
+        )
+    return "\n".join(lines)
