@@ -42,12 +42,11 @@ def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None =
     settings = _settings()
     store = factory.store(settings)
     client = factory.trestle_client(settings, shared=True)
-    ensure_tables(store, client, [resource])
     planned = plan_run(
         resource, store=store, client=client, lock=factory.run_lock(settings, shared=True),
         credential=factory.credential_id(settings), owner=run_id or self.request.id,
         lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
-        run_id=run_id,
+        run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
     if isinstance(planned, Skipped):
         log.info("skipped: %s", planned.reason, extra={"resource": resource})

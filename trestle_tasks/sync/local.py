@@ -39,14 +39,13 @@ def sync_local(
     store = factory.store(settings)
     client = factory.trestle_client(settings, shared=False)
     lock = factory.run_lock(settings, shared=False)
-    resources = list(resources)
-    ensure_tables(store, client, resources)
     results = []
     for resource in resources:
         planned = plan_run(
             resource, store=store, client=client, lock=lock,
             credential=factory.credential_id(settings), owner="local",
             lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
+            prepare=lambda resource=resource: ensure_tables(store, client, [resource]),
         )
         if isinstance(planned, Skipped):
             results.append(LocalRunResult(resource, None, planned))

@@ -132,11 +132,13 @@ def plan_run(
     full: bool = False,
     run_id: str | None = None,
     now: Callable[[], ODataTimestamp] = ODataTimestamp.now,
+    prepare: Callable[[], None] | None = None,
 ) -> RunPlan | Skipped:
     """Take the lock, fix the upper bound, cut the windows and open the run's sync-log row.
 
-    On any failure after the lock was taken, the lock is released again: a planning error
-    must not block the next trigger for a whole TTL.
+    `prepare` runs once the lock is held (creating missing tables, so that two triggers
+    never migrate at once). On any failure after the lock was taken, the lock is released
+    again: a planning error must not block the next trigger for a whole TTL.
     """
     run_id = run_id or new_run_id()
     name = lock_name(credential, resource)
@@ -146,6 +148,8 @@ def plan_run(
         held_by = f"run {holder.owner}" if holder else "another run"
         return Skipped(resource, f"{resource} is already being synced by {held_by}")
     try:
+        if prepare is not None:
+            prepare()
         key_field = layout_of(store.engine, resource, store.schema).key_field.name
         upper = now().ticks
         mark = None if full else store.journal.read_watermark(resource)
