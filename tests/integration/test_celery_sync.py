@@ -1,0 +1,193 @@
+"""The real thing: Celery worker processes, Redis, MariaDB and the simulator over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+import redis
+
+from trestle_tasks import factory
+from trestle_tasks.settings import load_settings
+
+from .conftest import start_simulator
+from .sync_fixtures import canonical, create_database, drop_database
+
+pytestmark = pytest.mark.integration
+REDIS_DB = 13
+
+
+def worker_env(sim, database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRESTLE_", "DATABASE_", "REDIS_", "CELERY_", "SYNC_"))}
+    env.update({
+        "TRESTLE_CLIENT_ID": sim.client_id,
+        "TRESTLE_CLIENT_SECRET": sim.client_secret,
+        "TRESTLE_TOKEN_URL": sim.token_url,
+        "TRESTLE_BASE_URL": sim.odata_root,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "TRESTLE_RESOURCES": "Property,Member,Office",
+        "LOG_FORMAT": "json",
+        **extra,
+    })
+    return env
+
+
+def start_worker(env: dict[str, str], name: str, concurrency: int = 2) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "trestle_tasks", "worker",
+         "-c", str(concurrency), "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+         "--loglevel", "INFO"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def trestle_etl(env, *args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "trestle_tasks", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def clean_redis():
+    client = redis.Redis(db=REDIS_DB)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def mariadb_url(tmp_path):
+    url, name = create_database("mariadb", tmp_path)
+    yield url
+    drop_database("mariadb", name)
+
+
+def assert_equal_to_feed(env, sim, resources):
+    settings = load_settings(env, env_file=None)
+    store = factory.store(settings)
+    try:
+        for resource in resources:
+            stored = {canonical(r) for r in store.records(resource)}
+            assert stored == {canonical(r) for r in sim.records(resource)}, resource
+    finally:
+        store.dispose()
+        factory._per_process.clear()
+
+
+def run_status(env, run_id: str) -> str | None:
+    settings = load_settings(env, env_file=None)
+    store = factory.store(settings)
+    try:
+        run = store.journal.get_run(run_id, "Property")
+        return run.status if run else None
+    finally:
+        store.dispose()
+        factory._per_process.clear()
+
+
+def wait_for_a_running_window(env, run_id: str, timeout_s: float = 90) -> None:
+    settings = load_settings(env, env_file=None)
+    store = factory.store(settings)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if any(w.status == "running" for w in store.journal.windows(run_id, "Property")):
+                    return
+            except Exception:  # tables not created yet
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"no window of run {run_id} started within {timeout_s} s")
+    finally:
+        store.dispose()
+        factory._per_process.clear()
+
+
+def test_sync_wait_through_two_workers(clean_redis, mariadb_url):
+    sim = start_simulator(records=1500, seed=31, minute_quota=600)
+    env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="300")
+    workers = [start_worker(env, f"w{i}-{uuid.uuid4().hex[:6]}") for i in range(2)]
+    try:
+        result = trestle_etl(env, "sync", "--wait", "--timeout", "180")
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert "succeeded" in result.stdout and "Property" in result.stdout
+        assert_equal_to_feed(env, sim, ["Property", "Member", "Office"])
+        served = sim.stats()["requests"][sim.client_id]["total"]
+        status = trestle_etl(env, "status", "--json")
+        assert status.returncode == 0
+        assert '"api_requests"' in status.stdout
+        assert sim.client_secret not in status.stdout + result.stdout + result.stderr
+        assert served > 0
+
+        # The second run: only what changed.
+        sim.mutate("Property", count=12, seed=4)
+        again = trestle_etl(env, "sync", "--wait", "--resource", "Property", "--timeout", "120")
+        assert again.returncode == 0, again.stderr
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        for worker in workers:
+            stop(worker)
+        sim.stop()
+
+
+def test_a_worker_killed_mid_window_loses_nothing(clean_redis, mariadb_url):
+    """kill -9 mid-window: the run's lock lapses, the reaper closes the run, the next run
+    starts from the last good watermark, and the database ends equal to the feed."""
+    sim = start_simulator(records=2000, seed=17, minute_quota=None,
+                          latency_ms_per_request=300)
+    env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="500", TRESTLE_PAGE_SIZE="100",
+                     TRESTLE_RESOURCES="Property", SYNC_LOCK_TTL="30")
+    victim = start_worker(env, f"victim-{uuid.uuid4().hex[:6]}", concurrency=1)
+    survivor = None
+    try:
+        dispatched = trestle_etl(env, "sync")
+        assert dispatched.returncode == 0, dispatched.stderr
+        killed_run = dispatched.stdout.strip()
+        wait_for_a_running_window(env, killed_run)
+        time.sleep(1)  # a page or two into it
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        survivor = start_worker(env, f"survivor-{uuid.uuid4().hex[:6]}", concurrency=2)
+
+        # The survivor walks the other windows (renewing the lock); the killed window's
+        # message waits for redelivery, so the chord cannot fire. Once nobody renews the
+        # lock it lapses, and the reaper closes the run.
+        deadline = time.monotonic() + 150
+        closed_as = None
+        while closed_as is None and time.monotonic() < deadline:
+            time.sleep(5)
+            reaped = subprocess.run(
+                [sys.executable, "-c",
+                 "from trestle_tasks.tasks import reap_stale_runs; print(reap_stale_runs.run(0))"],
+                env=env, capture_output=True, text=True, timeout=60)
+            assert reaped.returncode == 0, reaped.stderr
+            closed_as = run_status(env, killed_run)
+            closed_as = None if closed_as == "running" else closed_as
+        # Reaped, or finished because the killed window was redelivered: never left open.
+        assert closed_as in ("abandoned", "succeeded", "partial", "failed"), closed_as
+
+        final = trestle_etl(env, "sync", "--wait", "--timeout", "150")
+        assert final.returncode == 0, final.stdout + final.stderr
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        stop(victim)
+        if survivor is not None:
+            stop(survivor)
+        sim.stop()
