@@ -52,6 +52,7 @@ task_routes = {
     "trestle.sync_window": {"queue": "windows"},
     "trestle.reap_stale_runs": {"queue": "maintenance"},
     "trestle.refresh_metadata": {"queue": "maintenance"},
+    "trestle.reconcile": {"queue": "maintenance"},
 }
 
 beat_schedule = {
@@ -62,6 +63,15 @@ beat_schedule = {
             "args": (resource,),
             # A trigger that waited longer than one interval is stale: the next one is due.
             "options": {"expires": _settings.sync_interval_minutes * 60},
+        }
+        for resource in _settings.resources
+    },
+    **{
+        f"reconcile-{resource}": {
+            "task": "trestle.reconcile",
+            "schedule": timedelta(days=1),
+            "args": (resource,),
+            "options": {"expires": 6 * 3600},
         }
         for resource in _settings.resources
     },

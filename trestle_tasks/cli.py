@@ -182,6 +182,48 @@ def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
 
 
 @main.command()
+@resource_option
+@click.option("--local", is_flag=True, help="Lock with a file instead of Redis.")
+@click.option("--max-delete-fraction", default=0.5, show_default=True,
+              type=click.FloatRange(0, 1),
+              help="Refuse when more than this share of stored records would be deleted.")
+def reconcile(resources: tuple[str, ...], local: bool, max_delete_fraction: float) -> None:
+    """Mark records that left the feed as deleted (after a complete key census)."""
+    from trestle_tasks import factory
+    from trestle_tasks.sync.plan import Skipped
+    from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
+
+    settings = _settings()
+    chosen = _check_resources(settings, resources)
+    store = factory.store(settings)
+    failures = 0
+    for resource in chosen:
+        click.echo(f"{resource}: taking a key census …", err=True)
+        try:
+            result = reconcile_resource(
+                resource, store=store, client=factory.trestle_client(settings, shared=not local),
+                lock=factory.run_lock(settings, shared=not local),
+                credential=factory.credential_id(settings), lock_ttl_s=settings.lock_ttl_s,
+                max_delete_fraction=max_delete_fraction,
+            )
+        except TrestleTasksError as error:
+            click.echo(f"{resource:<12} failed: {error}")
+            failures += 1
+            continue
+        if isinstance(result, Skipped):
+            click.echo(f"{resource:<12} skipped: {result.reason}")
+            continue
+        details = result.details or {}
+        click.echo(f"{resource:<12} {details.get('census', 0):>9,} in the feed  "
+                   f"{details.get('deleted', 0):>7,} marked deleted  "
+                   f"{details.get('restored', 0):>5,} restored  "
+                   f"{result.api_requests:>4,} requests")
+    if failures:
+        raise FatalError(f"{failures} resource(s) could not be reconciled; nothing was "
+                         "deleted for them")
+
+
+@main.command()
 @click.option("--resource", required=True, metavar="R", help="Resource to export.")
 @click.option("--include-deleted", is_flag=True, help="Also records marked deleted.")
 def export(resource: str, include_deleted: bool) -> None:

@@ -22,6 +22,7 @@ from trestle_tasks.store.journal import ABANDONED, FAILED
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, lock_name, plan_run
+from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import sync_window
 
@@ -122,6 +123,24 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
         reaped.append(f"{run.run_id}/{run.resource}")
         log.warning("reaped stale run %s", run.run_id, extra={"resource": run.resource})
     return reaped
+
+
+@app.task(name="trestle.reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
+          autoretry_for=(RetriableError,), retry_backoff=300, retry_backoff_max=3600,
+          max_retries=3)
+def reconcile_task(resource: str) -> dict[str, Any]:
+    """Daily: soft-delete records that left the feed (only after a complete census)."""
+    settings = _settings()
+    result = reconcile(
+        resource, store=factory.store(settings),
+        client=factory.trestle_client(settings, shared=True),
+        lock=factory.run_lock(settings, shared=True), credential=factory.credential_id(settings),
+        lock_ttl_s=settings.lock_ttl_s,
+    )
+    if isinstance(result, Skipped):
+        return {"status": "skipped", "resource": resource, "reason": result.reason}
+    return {"status": result.status, "resource": resource, "run_id": result.run_id,
+            "deleted": result.records_deleted}
 
 
 @app.task(name="trestle.refresh_metadata", soft_time_limit=600, time_limit=900,

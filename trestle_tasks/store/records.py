@@ -76,6 +76,47 @@ def mark_deleted(
     return total
 
 
+def restore_deleted(
+    engine: Engine,
+    resource: str,
+    keys: Iterable[Any],
+    *,
+    schema: str | None = None,
+    retry: RetryPolicy = DEFAULT_DB_RETRY,
+) -> int:
+    """Clear the deletion mark of records that are back in the feed; returns how many."""
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    key = table.c[layout.key_column]
+    deleted = table.c[DELETED_COLUMN]
+    total = 0
+    chunk: list[Any] = []
+
+    def flush(values: list[Any]) -> int:
+        return int(in_transaction(engine, lambda conn: conn.execute(
+            sa.update(table).where(key.in_(values), deleted.is_not(None))
+            .values({DELETED_COLUMN: None})).rowcount or 0, policy=retry))
+
+    for value in keys:
+        chunk.append(value)
+        if len(chunk) >= KEYS_PER_STATEMENT:
+            total += flush(chunk)
+            chunk = []
+    if chunk:
+        total += flush(chunk)
+    return total
+
+
+def deleted_keys(engine: Engine, resource: str, *, schema: str | None = None) -> Iterator[Any]:
+    """Keys of the records marked deleted, in key order."""
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    key = table.c[layout.key_column]
+    query = sa.select(key).where(table.c[DELETED_COLUMN].is_not(None)).order_by(key)
+    with engine.connect() as conn:
+        yield from conn.execute(query).scalars().all()
+
+
 def stored_keys(engine: Engine, resource: str, *, schema: str | None = None,
                 include_deleted: bool = False) -> Iterator[Any]:
     """Every stored key in key order, streamed page by page (for the key census)."""

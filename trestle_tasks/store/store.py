@@ -129,6 +129,13 @@ class Store:
         return records_module.mark_deleted(self.engine, resource, keys, schema=self.schema,
                                            at=at, run_id=run_id, retry=self.retry)
 
+    def restore_deleted(self, resource: str, keys: Iterable[Any]) -> int:
+        return records_module.restore_deleted(self.engine, resource, keys, schema=self.schema,
+                                              retry=self.retry)
+
+    def deleted_keys(self, resource: str) -> Iterator[Any]:
+        return records_module.deleted_keys(self.engine, resource, schema=self.schema)
+
     def stored_keys(self, resource: str, *, include_deleted: bool = False) -> Iterator[Any]:
         return records_module.stored_keys(self.engine, resource, schema=self.schema,
                                           include_deleted=include_deleted)
