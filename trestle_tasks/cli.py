@@ -254,6 +254,42 @@ def status(as_json: bool, limit: int) -> None:
 
 
 @main.command()
+@click.option("--records", default=2000, show_default=True, type=click.IntRange(10, 200_000),
+              help="Listings the simulator serves.")
+@click.option("--database", default="trestle-demo.sqlite3", show_default=True,
+              type=click.Path(dir_okay=False), help="SQLite file to fill (replaced).")
+def demo(records: int, database: str) -> None:
+    """Sync the bundled simulator into an embedded database: no configuration needed."""
+    from pathlib import Path
+
+    from trestle_tasks.demo import SAMPLE_QUERY, run_demo
+
+    with click.progressbar(length=1, label="records", show_pos=True, file=sys.stderr) as bar:
+        def on_plan(plan: Any) -> None:
+            bar.length = (bar.length if bar.length > 1 else 0) + sum(
+                w.expected or 0 for w in plan.windows)
+
+        report = run_demo(records=records, database=Path(database).resolve(),
+                          on_stage=lambda text: click.echo(f"\n• {text}", err=True),
+                          on_plan=on_plan, on_records=bar.update)
+    click.echo("")
+    _print_summary([(r.resource, r.run, r.skipped.reason if r.skipped else None)
+                    for r in report.full])
+    incremental = report.incremental.run if report.incremental else None
+    if incremental is not None:
+        click.echo(f"\nIncremental sync after changing {report.changed} listings: fetched "
+                   f"{incremental.records_fetched} records with {incremental.api_requests} "
+                   "requests.")
+    quota = report.quota or {}
+    click.echo(f"Requests served by the simulator: {report.requests_served:,} (quota "
+               f"{quota.get('minute_limit')}/minute, {quota.get('hour_limit')}/hour); "
+               f"total time {report.seconds:.1f} s.")
+    click.echo(f"Database: {report.database}\n\nSample query:\n  {SAMPLE_QUERY}")
+    for row in report.sample:
+        click.echo("  " + " | ".join(str(value) for value in row))
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port (0 picks a free one).")

@@ -101,3 +101,18 @@ def test_simulator_on_a_busy_port_is_one_clear_line():
     assert result.stderr.strip().splitlines()[-1].startswith("trestle-etl: error:")
     assert "already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_with_no_configuration(tmp_path):
+    env = clean_env()
+    env.pop("REDIS_URL", None)
+    database = tmp_path / "demo.sqlite3"
+    result = trestle_etl("demo", "--records", "300", "--database", str(database), env=env,
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Incremental sync after changing 25 listings: fetched 25 records" in result.stdout
+    for resource in ("Property", "Member", "Office", "OpenHouse", "Media"):
+        assert any(line.startswith(resource) and "succeeded" in line
+                   for line in result.stdout.splitlines()), resource
+    assert database.exists()
+    assert "Sample query" in result.stdout
