@@ -1,0 +1,135 @@
+"""Benchmark: a Celery backfill against a quota, compared with a single-threaded walk.
+
+The simulator (its own process) serves N Property records with a latency per page and a
+per-minute quota. Two Celery worker processes sync them into MariaDB through
+`trestle-etl sync --wait --full`; then one thread walks the same feed with the client.
+Prints records/s for both, 429s received and quota utilization (requests sent / requests
+the quota allowed over the run's duration).
+
+    python -m bench.backfill                      # 100,000 records, 1 s a page, 280/min
+    python -m bench.backfill --records 150000 --minute-quota 60 --page-size 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import redis
+import requests
+import sqlalchemy as sa
+
+from bench.simulator_process import simulator_process
+from trestle_tasks import factory
+from trestle_tasks.settings import load_settings
+from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+
+ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+def control(odata_root: str, path: str, method: str = "GET", **kwargs) -> dict:
+    url = odata_root.replace("/trestle/odata", f"/simulator/{path}")
+    response = requests.request(method, url, timeout=30, **kwargs)
+    response.raise_for_status()
+    return response.json() if response.content else {}
+
+
+def served(odata_root: str, client_id: str) -> tuple[int, int]:
+    stats = control(odata_root, "stats")["requests"].get(client_id, {})
+    return int(stats.get("total", 0)), int(stats.get("by_status", {}).get("429", 0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--latency-ms", type=float, default=1000)
+    parser.add_argument("--minute-quota", type=int, default=280)
+    parser.add_argument("--hour-quota", type=int, default=8400)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4, help="per worker process")
+    parser.add_argument("--window-size", type=int, default=5000)
+    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--skip-single", action="store_true")
+    args = parser.parse_args()
+
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
+    sim_args = ["--records", str(args.records), "--latency-ms", str(args.latency_ms),
+                "--minute-quota", str(args.minute_quota), "--hour-quota", str(args.hour_quota)]
+    workers: list[subprocess.Popen] = []
+    try:
+        with simulator_process(*sim_args) as sim:
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("TRESTLE_", "DATABASE_", "REDIS_", "SYNC_"))}
+            env.update({
+                "TRESTLE_CLIENT_ID": "trestle-simulator",
+                "TRESTLE_CLIENT_SECRET": "simulator-secret",
+                "TRESTLE_TOKEN_URL": sim.token_url, "TRESTLE_BASE_URL": sim.odata_root,
+                "DATABASE_URL": f"mysql+pymysql://root@127.0.0.1:3306/{database}",
+                "REDIS_URL": "redis://127.0.0.1:6379/12", "TRESTLE_RESOURCES": "Property",
+                "SYNC_WINDOW_SIZE": str(args.window_size),
+                "TRESTLE_PAGE_SIZE": str(args.page_size), "LOG_LEVEL": "WARNING",
+            })
+            redis.Redis(db=12).flushdb()
+            for index in range(args.workers):
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "trestle_tasks", "worker",
+                     "-c", str(args.concurrency), "-n", f"bench{index}@%h", "--without-gossip",
+                     "--without-mingle", "--loglevel", "WARNING"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True))
+            migrate = subprocess.run([sys.executable, "-m", "trestle_tasks", "migrate"], env=env,
+                                     capture_output=True, text=True)
+            if migrate.returncode:
+                sys.exit(migrate.stderr)
+            time.sleep(5)  # workers ready
+            control(sim.odata_root, "stats/reset", "POST")
+            started = time.monotonic()
+            run = subprocess.run([sys.executable, "-m", "trestle_tasks", "sync", "--wait",
+                                  "--full", "--timeout", "3600"], env=env, capture_output=True,
+                                 text=True)
+            celery_s = time.monotonic() - started
+            print(run.stdout)
+            if run.returncode:
+                print(run.stderr[-2000:])
+            celery_requests, celery_429 = served(sim.odata_root, "trestle-simulator")
+            allowed = args.minute_quota * celery_s / 60
+            print(f"celery ({args.workers} workers x {args.concurrency}): {celery_s:.1f} s, "
+                  f"{args.records / celery_s:,.0f} records/s, {celery_requests} requests, "
+                  f"{celery_429} x 429, quota utilization {celery_requests / allowed:.0%} "
+                  f"(of {allowed:,.0f} allowed in that time)")
+            for worker in workers:
+                os.killpg(worker.pid, signal.SIGTERM)
+            for worker in workers:
+                worker.wait(timeout=30)
+            workers.clear()
+            if args.skip_single:
+                return
+            time.sleep(61)  # a fresh minute window for the single thread
+            control(sim.odata_root, "stats/reset", "POST")
+            settings = load_settings(env, env_file=None)
+            client = factory.trestle_client(settings, shared=False)
+            started = time.monotonic()
+            walked = sum(len(page.records) for page in walk_keyset(
+                client, KeysetWindow("Property", "ListingKey"), page_size=args.page_size))
+            single_s = time.monotonic() - started
+            single_requests, single_429 = served(sim.odata_root, "trestle-simulator")
+            print(f"single thread: {single_s:.1f} s, {walked / single_s:,.0f} records/s, "
+                  f"{single_requests} requests, {single_429} x 429")
+            print(f"speed-up: {single_s / celery_s:.1f}x")
+    finally:
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGKILL)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+if __name__ == "__main__":
+    main()
