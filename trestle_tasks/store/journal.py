@@ -15,7 +15,6 @@ Secrets never reach these tables: error texts are passed through `redact` first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.masking import MASK
+from trestle_tasks.logs import redact as redact_secrets
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.schema import WINDOW_COUNTERS, bookkeeping
@@ -40,21 +39,14 @@ ABANDONED = "abandoned"  # closed by the reaper: the chord never fired
 STATUSES = (RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED)
 
 _ERROR_CHARS = 4000
-_SECRETS = (
-    re.compile(r"(?P<pre>://[^:/@\s]*:)[^@\s]+(?P<post>@)"),  # URL passwords
-    re.compile(r"(?P<pre>\bBearer\s+)[A-Za-z0-9._~+/=-]+(?P<post>)", re.IGNORECASE),
-    re.compile(r"(?P<pre>(?:client_secret|access_token|password)[\"']?\s*[=:]\s*[\"']?)"
-               r"[^\s&\"',;]+(?P<post>)", re.IGNORECASE),
-)
 
 
 def redact(text: str | None) -> str | None:
-    """Mask URL passwords, bearer tokens and secret-looking parameters in `text`."""
+    """The error text as the sync log may keep it: secrets masked (the logs' redactor, so
+    configured secret values are caught too), and bounded in length."""
     if text is None:
         return None
-    for pattern in _SECRETS:
-        text = pattern.sub(lambda m: f"{m['pre']}{MASK}{m['post']}", text)
-    return text[:_ERROR_CHARS]
+    return redact_secrets(text)[:_ERROR_CHARS]
 
 
 @total_ordering
