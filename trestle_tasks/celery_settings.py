@@ -30,6 +30,9 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 task_track_started = True
+# Flower (and `celery events`) see tasks only when workers send events.
+worker_send_task_events = True
+task_send_sent_event = True
 result_expires = timedelta(days=1)
 
 # Longer than the longest task, or Redis redelivers a window that is still running.
