@@ -194,3 +194,46 @@ def test_a_worker_killed_mid_window_loses_nothing(clean_redis, mariadb_url):
         if survivor is not None:
             stop(survivor)
         sim.stop()
+
+
+def test_flower_shows_the_run_and_never_a_secret(clean_redis, tmp_path):
+    """Flower against the real Redis and a real worker: tasks, states, safe arguments."""
+    import requests
+
+    sim = start_simulator(records=300, seed=8)
+    url, _ = create_database("sqlite", tmp_path)
+    env = worker_env(sim, url, TRESTLE_RESOURCES="Property")
+    port = 15000 + int(uuid.uuid4().hex[:3], 16)
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "trestle_tasks", "flower",
+         f"--port={port}", "--address=127.0.0.1"],
+        env={**env, "FLOWER_UNAUTHENTICATED_API": "true"}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = start_worker(env, f"flower-{uuid.uuid4().hex[:6]}", concurrency=1)
+    try:
+        time.sleep(4)
+        result = trestle_etl(env, "sync", "--wait", "--timeout", "120")
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 30
+        names: dict[str, set[str]] = {}
+        tasks: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                tasks = requests.get(f"http://127.0.0.1:{port}/api/tasks", timeout=5).json()
+            except requests.RequestException:
+                tasks = {}
+            names = {}
+            for task in tasks.values():
+                names.setdefault(task.get("name"), set()).add(task.get("state"))
+            if names.get("trestle.finalize_sync") == {"SUCCESS"}:
+                break
+            time.sleep(1)
+        for name in ("trestle.plan_sync", "trestle.sync_window", "trestle.finalize_sync"):
+            assert names.get(name) == {"SUCCESS"}, (name, names)
+        shown = str(tasks)
+        assert "Property" in shown
+        assert sim.client_secret not in shown
+    finally:
+        stop(worker)
+        stop(flower)
+        sim.stop()
