@@ -23,4 +23,5 @@ def _configure_logging(**_: object) -> None:
     from trestle_tasks.settings import load_settings
 
     settings = load_settings(require_credentials=False)
-    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values(),
+                      settings.log_dir)

@@ -82,8 +82,9 @@ def _settings(require_credentials: bool = True) -> Any:
     from trestle_tasks.settings import load_settings
 
     settings = load_settings(require_credentials=require_credentials)
+    # On a terminal, INFO lines would drown the progress bar; the files keep them.
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
-                      settings.log_format, settings.secret_values())
+                      settings.log_format, settings.secret_values(), settings.log_dir)
     return settings
 
 

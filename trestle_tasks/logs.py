@@ -11,8 +11,13 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from types import MappingProxyType
 
 from trestle_tasks.masking import MASK
 
@@ -53,6 +58,29 @@ def _mask_match(match: re.Match[str]) -> str:
 
 redact = Redactor()
 
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+_context: ContextVar[Mapping[str, object]] = ContextVar("trestle_log_context", default=_EMPTY)
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Every log line emitted inside carries these fields (run_id, resource, window…)."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current log context onto each record, without overriding `extra=`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with any `extra=` fields (run_id, resource, …) kept."""
@@ -85,17 +113,55 @@ class ConsoleFormatter(logging.Formatter):
         return redact(f"{text} [{extras}]" if extras else text)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
-    """Install one handler on the root logger; safe to call more than once."""
+API_LOGGER = "trestle_tasks.api"
+LOG_FILE_BYTES = 20 * 2**20
+LOG_FILE_BACKUPS = 10
+
+
+def configure_logging(
+    level: str = "INFO",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    log_dir: str | Path | None = None,
+) -> None:
+    """Install our handlers on the root logger; safe to call more than once.
+
+    With `log_dir`, three rotating JSON files as well: application.log (everything at
+    `level`), errors.log (warnings and errors) and api.log (one line per HTTP request to
+    Trestle, kept out of the other two).
+    """
     redact.add(secrets)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if use_json else ConsoleFormatter())
     root = logging.getLogger()
-    for existing in [h for h in root.handlers if getattr(h, "_trestle_tasks", False)]:
-        root.removeHandler(existing)
-    handler._trestle_tasks = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
+    api = logging.getLogger(API_LOGGER)
+    for logger in (root, api):
+        for existing in [h for h in logger.handlers if getattr(h, "_trestle_tasks", False)]:
+            logger.removeHandler(existing)
+            existing.close()
+    handlers: list[tuple[logging.Logger, logging.Handler]] = []
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(JsonFormatter() if use_json else ConsoleFormatter())
+    handlers.append((root, console))
+    api.propagate = False  # request lines go to api.log only
+    api.setLevel(logging.WARNING)
+    if log_dir is not None:
+        folder = Path(log_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, logger, file_level in (
+            ("application.log", root, logging.NOTSET),
+            ("errors.log", root, logging.WARNING),
+            ("api.log", api, logging.DEBUG),
+        ):
+            handler = RotatingFileHandler(folder / name, maxBytes=LOG_FILE_BYTES,
+                                          backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
+            handler.setLevel(file_level)
+            handler.setFormatter(JsonFormatter())
+            handlers.append((logger, handler))
+        api.setLevel(logging.DEBUG)
+    for logger, handler in handlers:
+        handler.addFilter(ContextFilter())
+        handler._trestle_tasks = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
     root.setLevel(level)
     # urllib3 logs every URL at DEBUG; keep it at WARNING unless asked for.
     logging.getLogger("urllib3").setLevel(max(logging.WARNING, root.level))

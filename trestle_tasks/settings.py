@@ -147,6 +147,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "records per upsert statement and transaction"),
     SettingSpec("LOCK_DIR", "lock_dir", _text, None,
                 "folder for the run locks of `sync --local` and `demo` (default: temp dir)"),
+    SettingSpec("LOG_DIR", "log_dir", _text, None,
+                "folder for rotating application.log, errors.log and api.log (default: none)"),
     SettingSpec("LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
                 "log level"),
     SettingSpec("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
@@ -176,6 +178,7 @@ class Settings:
     sync_interval_minutes: float
     batch_size: int
     lock_dir: str | None
+    log_dir: str | None
     log_level: str
     log_format: str
 

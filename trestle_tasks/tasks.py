@@ -17,11 +17,12 @@ from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper
 from trestle_tasks.errors import RetriableError
+from trestle_tasks.logs import log_context
 from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.store.journal import ABANDONED, FAILED
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
-from trestle_tasks.sync.plan import Skipped, lock_name, plan_run
+from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, plan_run
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import sync_window
@@ -40,12 +41,18 @@ def _settings() -> Settings:
 def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None = None
               ) -> dict[str, Any]:
     """Plan a run of `resource` and launch its windows as a chord ending in finalize_sync."""
+    run_id = run_id or new_run_id()
+    with log_context(run_id=run_id, resource=resource):
+        return _plan_sync(resource, full, run_id)
+
+
+def _plan_sync(resource: str, full: bool, run_id: str) -> dict[str, Any]:
     settings = _settings()
     store = factory.store(settings)
     client = factory.trestle_client(settings, shared=True)
     planned = plan_run(
         resource, store=store, client=client, lock=factory.run_lock(settings, shared=True),
-        credential=factory.credential_id(settings), owner=run_id or self.request.id,
+        credential=factory.credential_id(settings), owner=run_id,
         lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
@@ -67,12 +74,21 @@ def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None =
 def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
     """Walk one window to its end; a failure is returned (so finalize still runs)."""
     run_plan, run_window = RunPlan.from_dict(plan), Window.from_dict(window)
+    with log_context(run_id=run_plan.run_id, resource=run_plan.resource,
+                     window=run_window.window_id):
+        outcome = _sync_window(run_plan, run_window)
+    if outcome.status == FAILED and outcome.retriable and self.request.retries < self.max_retries:
+        raise self.retry(countdown=min(30 * 2 ** self.request.retries, 600))
+    return outcome.to_dict()
+
+
+def _sync_window(run_plan: RunPlan, run_window: Window) -> WindowOutcome:
     settings = _settings()
     lock = factory.run_lock(settings, shared=True)
     grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
     if not lock.renew(grant, settings.lock_ttl_s):
         return WindowOutcome(run_window.window_id, run_window.index, FAILED,
-                             error="the run lost its lock before this window started").to_dict()
+                             error="the run lost its lock before this window started")
     with LockKeeper(lock, grant, settings.lock_ttl_s):
         try:
             outcome = sync_window(
@@ -84,9 +100,7 @@ def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any]) ->
             log.exception("window %s crashed", run_window.window_id)
             outcome = WindowOutcome(run_window.window_id, run_window.index, FAILED,
                                     error=f"{type(error).__name__}: {error}", retriable=True)
-    if outcome.status == FAILED and outcome.retriable and self.request.retries < self.max_retries:
-        raise self.retry(countdown=min(30 * 2 ** self.request.retries, 600))
-    return outcome.to_dict()
+    return outcome
 
 
 @app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
@@ -94,10 +108,11 @@ def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any]) ->
 def finalize_sync(self: Any, outcomes: list[dict[str, Any]], plan: dict[str, Any]
                   ) -> dict[str, Any]:
     settings = _settings()
-    run = finalize_run(
-        RunPlan.from_dict(plan), [WindowOutcome.from_dict(o) for o in outcomes],
-        store=factory.store(settings), lock=factory.run_lock(settings, shared=True),
-    )
+    with log_context(run_id=plan["run_id"], resource=plan["resource"]):
+        run = finalize_run(
+            RunPlan.from_dict(plan), [WindowOutcome.from_dict(o) for o in outcomes],
+            store=factory.store(settings), lock=factory.run_lock(settings, shared=True),
+        )
     return {"run_id": plan["run_id"], "resource": plan["resource"],
             "status": run.status if run else "unknown"}
 

@@ -28,6 +28,7 @@ VALID = {
     "SYNC_INTERVAL_MINUTES": "2",
     "DB_BATCH_SIZE": "500",
     "LOCK_DIR": "/tmp/locks",
+    "LOG_DIR": "/tmp/logs",
     "LOG_LEVEL": "debug",
     "LOG_FORMAT": "json",
 }

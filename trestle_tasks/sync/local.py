@@ -11,13 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from trestle_tasks import factory
+from trestle_tasks.coordination.locks import RunLock
+from trestle_tasks.logs import log_context
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.journal import SyncRun
+from trestle_tasks.store.store import Store
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan
-from trestle_tasks.sync.plan import Skipped, plan_run
+from trestle_tasks.sync.plan import Skipped, new_run_id, plan_run
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import sync_window
+from trestle_tasks.trestle.client import TrestleClient
 
 
 @dataclass(frozen=True)
@@ -41,26 +45,42 @@ def sync_local(
     lock = factory.run_lock(settings, shared=False)
     results = []
     for resource in resources:
-        planned = plan_run(
-            resource, store=store, client=client, lock=lock,
-            credential=factory.credential_id(settings), owner="local",
-            lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
-            prepare=lambda resource=resource: ensure_tables(store, client, [resource]),
-        )
-        if isinstance(planned, Skipped):
-            results.append(LocalRunResult(resource, None, planned))
-            continue
-        if on_plan is not None:
-            on_plan(planned)
-        with ThreadPoolExecutor(max(1, concurrency)) as pool:
-            outcomes = list(pool.map(
-                # A client per window: its request count is that window's own.
-                lambda window, plan=planned: sync_window(
-                    plan, window, store=store,
-                    client=factory.trestle_client(settings, shared=False),
-                    page_size=settings.page_size, on_page=on_records),
-                planned.windows,
-            ))
-        run = finalize_run(planned, outcomes, store=store, lock=lock)
-        results.append(LocalRunResult(resource, run))
+        run_id = new_run_id()
+        with log_context(run_id=run_id, resource=resource):
+            results.append(_sync_resource(settings, resource, run_id, store, client, lock, full,
+                                          concurrency, on_plan, on_records))
     return results
+
+
+def _sync_resource(
+    settings: Settings,
+    resource: str,
+    run_id: str,
+    store: Store,
+    client: TrestleClient,
+    lock: RunLock,
+    full: bool,
+    concurrency: int,
+    on_plan: Callable[[RunPlan], None] | None,
+    on_records: Callable[[int], None] | None,
+) -> LocalRunResult:
+    planned = plan_run(
+        resource, store=store, client=client, lock=lock,
+        credential=factory.credential_id(settings), owner="local",
+        lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
+        run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
+    )
+    if isinstance(planned, Skipped):
+        return LocalRunResult(resource, None, planned)
+    if on_plan is not None:
+        on_plan(planned)
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        outcomes = list(pool.map(
+            # A client per window: its request count is that window's own.
+            lambda window: sync_window(
+                planned, window, store=store,
+                client=factory.trestle_client(settings, shared=False),
+                page_size=settings.page_size, on_page=on_records),
+            planned.windows,
+        ))
+    return LocalRunResult(resource, finalize_run(planned, outcomes, store=store, lock=lock))

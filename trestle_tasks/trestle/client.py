@@ -7,6 +7,7 @@ request (the cluster-wide limiter) and read the quota headers after every respon
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -37,6 +38,7 @@ from trestle_tasks.trestle.quota_headers import QuotaSnapshot, parse_quota_heade
 from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
 
 USER_AGENT = "trestle-tasks/0.1 (+https://github.com/trestle-tasks)"
+api_log = logging.getLogger("trestle_tasks.api")
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ class TrestleClient:
             if self._before_request is not None:
                 self._before_request()
             self.stats.add(requests=1)
+            sent = time.monotonic()
             try:
                 response = self._session.get(
                     url,
@@ -193,7 +196,13 @@ class TrestleClient:
                 )
             except TRANSPORT_ERRORS as exc:
                 self.stats.add(connection_errors=1)
+                api_log.debug("GET %s failed: %s", mask_url(url), type(exc).__name__)
                 raise connection_error(exc, url) from None
+            if api_log.isEnabledFor(logging.DEBUG):
+                api_log.debug("GET %s -> %d in %.0f ms (%d bytes)", mask_url(url),
+                              response.status_code, (time.monotonic() - sent) * 1000,
+                              len(response.content),
+                              extra={"status": response.status_code})
             self._observe_quota(response)
             if response.status_code == 401 and not refreshed:
                 # Expired or revoked: drop that token (unless a peer already did) and go again.
