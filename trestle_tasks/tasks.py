@@ -25,7 +25,7 @@ from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, plan_run
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
-from trestle_tasks.sync.window import sync_window
+from trestle_tasks.sync.window import media_since, sync_window
 
 log = logging.getLogger(__name__)
 WINDOW_MAX_RETRIES = 3
@@ -91,10 +91,12 @@ def _sync_window(run_plan: RunPlan, run_window: Window) -> WindowOutcome:
                              error="the run lost its lock before this window started")
     with LockKeeper(lock, grant, settings.lock_ttl_s):
         try:
+            store = factory.store(settings)
             outcome = sync_window(
-                run_plan, run_window, store=factory.store(settings),
+                run_plan, run_window, store=store,
                 client=factory.trestle_client(settings, shared=True),
                 page_size=settings.page_size,
+                media_since=media_since(run_plan, settings.resources, store),
             )
         except Exception as error:  # the journal itself failed: still report the window
             log.exception("window %s crashed", run_window.window_id)

@@ -131,3 +131,42 @@ def test_concurrent_triggers_with_the_redis_lock_make_exactly_one_run(tmp_path, 
         assert lock.holder("cred:Property").fence == plans[0].fence
     finally:
         sim.stop()
+
+
+def test_changed_photo_sets_are_replaced_with_removed_photos_marked(database_url, tmp_path):
+    sim = start_simulator(records=300, seed=44)
+    try:
+        settings = settings_for(sim, database_url, LOCK_DIR=str(tmp_path))
+        sync_local(settings, ["Property", "Media"])
+        sim.mutate("Property", count=90, seed=5)  # about a third get a new photo set
+        run = sync_local(settings, ["Property"])[0].run  # Property alone, Media untouched
+        windows = run.details["windows"]
+        refreshed = sum(w["media_listings"] for w in windows)
+        removed = sum(w["media_removed"] for w in windows)
+        assert refreshed > 0 and removed > 0
+        assert sum(w["media_incomplete"] for w in windows) == 0
+        assert_database_equals_simulator(settings, sim, ["Media"])
+    finally:
+        sim.stop()
+
+
+def test_a_photo_set_answered_short_is_kept(tmp_path):
+    sim = start_simulator(records=200, seed=45)
+    try:
+        url, _ = create_database("sqlite", tmp_path)
+        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
+        sync_local(settings, ["Property", "Media"])
+        before = {r["MediaKey"] for r in factory.store(settings).records("Media")}
+        sim.mutate("Property", count=60, seed=6)
+        changed = {r["ListingKey"] for r in sim.records("Property")}
+        # Every Media answer now comes back empty, as Trestle has done under quota pressure.
+        for record in sim.records("Media"):
+            sim.delete("Media", record["MediaKey"])
+        run = sync_local(settings, ["Property"])[0].run
+        windows = run.details["windows"]
+        assert sum(w["media_incomplete"] for w in windows) > 0
+        assert sum(w["media_removed"] for w in windows) == 0
+        assert {r["MediaKey"] for r in factory.store(settings).records("Media")} == before
+        assert changed
+    finally:
+        sim.stop()

@@ -117,6 +117,27 @@ def deleted_keys(engine: Engine, resource: str, *, schema: str | None = None) ->
         yield from conn.execute(query).scalars().all()
 
 
+def child_keys(engine: Engine, resource: str, parent_field: str, parent_keys: Iterable[Any],
+               *, schema: str | None = None) -> dict[Any, set[Any]]:
+    """Live (not deleted) keys of `resource` per parent, e.g. Media per ListingKey."""
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    if parent_field not in layout.columns:
+        raise ValueError(f"{resource}.{parent_field} is not a typed column")
+    key = table.c[layout.key_column]
+    parent = table.c[layout.columns[parent_field]]
+    wanted = list(parent_keys)
+    found: dict[Any, set[Any]] = {value: set() for value in wanted}
+    with engine.connect() as conn:
+        for start in range(0, len(wanted), KEYS_PER_STATEMENT):
+            chunk = wanted[start:start + KEYS_PER_STATEMENT]
+            rows = conn.execute(sa.select(parent, key).where(
+                parent.in_(chunk), table.c[DELETED_COLUMN].is_(None)))
+            for parent_value, key_value in rows:
+                found.setdefault(parent_value, set()).add(key_value)
+    return found
+
+
 def stored_keys(engine: Engine, resource: str, *, schema: str | None = None,
                 include_deleted: bool = False) -> Iterator[Any]:
     """Every stored key in key order, streamed page by page (for the key census)."""

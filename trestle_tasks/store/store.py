@@ -129,6 +129,11 @@ class Store:
         return records_module.mark_deleted(self.engine, resource, keys, schema=self.schema,
                                            at=at, run_id=run_id, retry=self.retry)
 
+    def child_keys(self, resource: str, parent_field: str, parent_keys: Iterable[Any]
+                   ) -> dict[Any, set[Any]]:
+        return records_module.child_keys(self.engine, resource, parent_field, parent_keys,
+                                         schema=self.schema)
+
     def restore_deleted(self, resource: str, keys: Iterable[Any]) -> int:
         return records_module.restore_deleted(self.engine, resource, keys, schema=self.schema,
                                               retry=self.retry)

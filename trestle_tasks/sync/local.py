@@ -20,7 +20,7 @@ from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan
 from trestle_tasks.sync.plan import Skipped, new_run_id, plan_run
 from trestle_tasks.sync.schema import ensure_tables
-from trestle_tasks.sync.window import sync_window
+from trestle_tasks.sync.window import media_since, sync_window
 from trestle_tasks.trestle.client import TrestleClient
 
 
@@ -74,13 +74,14 @@ def _sync_resource(
         return LocalRunResult(resource, None, planned)
     if on_plan is not None:
         on_plan(planned)
+    photos_since = media_since(planned, settings.resources, store)
     with ThreadPoolExecutor(max(1, concurrency)) as pool:
         outcomes = list(pool.map(
             # A client per window: its request count is that window's own.
             lambda window: sync_window(
                 planned, window, store=store,
                 client=factory.trestle_client(settings, shared=False),
-                page_size=settings.page_size, on_page=on_records),
+                page_size=settings.page_size, on_page=on_records, media_since=photos_since),
             planned.windows,
         ))
     return LocalRunResult(resource, finalize_run(planned, outcomes, store=store, lock=lock))

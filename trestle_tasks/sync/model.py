@@ -78,6 +78,9 @@ class WindowOutcome:
     seconds: float = 0.0
     error: str | None = None
     retriable: bool = False
+    media_listings: int = 0  # listings whose photo set was fetched again
+    media_removed: int = 0
+    media_incomplete: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

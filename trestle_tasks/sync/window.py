@@ -11,9 +11,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from trestle_tasks.errors import TrestleTasksError
 from trestle_tasks.store.journal import FAILED, SUCCEEDED
 from trestle_tasks.store.store import Store
+from trestle_tasks.sync.media import MediaRefresh, refresh_media
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import TIMESTAMP_FIELD
 from trestle_tasks.trestle.client import TrestleClient
@@ -31,14 +31,20 @@ def sync_window(
     client: TrestleClient,
     page_size: int = 1000,
     on_page: Callable[[int], None] | None = None,
+    media_since: int | None = None,
 ) -> WindowOutcome:
-    """Walk and load one window; failures are recorded and returned, never lost."""
+    """Walk and load one window; failures are recorded and returned, never lost.
+
+    With `media_since` (Property windows of an incremental run), listings whose
+    PhotosChangeTimestamp moved after it get their whole Media set replaced.
+    """
     context = {"run_id": plan.run_id, "resource": plan.resource, "window": window.window_id}
     journal = store.journal
     journal.start_window(plan.run_id, plan.resource, window.window_id)
     requests_before = client.stats.requests
     started = time.monotonic()
     fetched = loaded = rejected = 0
+    media = MediaRefresh()
     keyset = KeysetWindow(
         plan.resource,
         plan.key_field,
@@ -57,9 +63,11 @@ def sync_window(
             fetched += len(page.records)
             loaded += result.loaded
             rejected += result.rejected
+            if media_since is not None:
+                media += refresh_media(page.records, media_since, store=store, client=client)
             if on_page is not None:
                 on_page(len(page.records))
-    except (TrestleTasksError, OSError) as error:
+    except Exception as error:  # recorded and returned: the run fails visibly, loads kept
         requests = client.stats.requests - requests_before
         journal.finish_window(plan.run_id, plan.resource, window.window_id, status=FAILED,
                               api_requests=requests, error=str(error))
@@ -76,4 +84,16 @@ def sync_window(
              window.window_id, fetched, rejected, requests, seconds,
              fetched / seconds if seconds else 0.0, extra=context)
     return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,
-                         requests, seconds)
+                         requests, seconds, media_listings=media.listings,
+                         media_removed=media.removed, media_incomplete=media.incomplete)
+
+
+def media_since(plan: RunPlan, synced_resources: tuple[str, ...] | list[str],
+                store: Store) -> int | None:
+    """The bound for photo-set refreshes: only incremental Property runs, only when Media is
+    synced too (a full load fetches every Media row through the Media resource anyway)."""
+    if plan.resource != "Property" or plan.lower_ticks is None:
+        return None
+    if "Media" not in synced_resources or "Media" not in store.resources():
+        return None
+    return plan.lower_ticks
