@@ -147,6 +147,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "records per upsert statement and transaction"),
     SettingSpec("LOCK_DIR", "lock_dir", _text, None,
                 "folder for the run locks of `sync --local` and `demo` (default: temp dir)"),
+    SettingSpec("COST_PER_REQUEST", "cost_per_request", _bounded(float, 0, 1000), None,
+                "price of one API request, for the cost estimate in `status` (default: none)"),
     SettingSpec("LOG_DIR", "log_dir", _text, None,
                 "folder for rotating application.log, errors.log and api.log (default: none)"),
     SettingSpec("LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
@@ -178,6 +180,7 @@ class Settings:
     sync_interval_minutes: float
     batch_size: int
     lock_dir: str | None
+    cost_per_request: float | None
     log_dir: str | None
     log_level: str
     log_format: str

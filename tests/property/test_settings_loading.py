@@ -29,6 +29,7 @@ VALID = {
     "DB_BATCH_SIZE": "500",
     "LOCK_DIR": "/tmp/locks",
     "LOG_DIR": "/tmp/logs",
+    "COST_PER_REQUEST": "0.002",
     "LOG_LEVEL": "debug",
     "LOG_FORMAT": "json",
 }
@@ -42,6 +43,7 @@ INVALID = {
     "TRESTLE_RETRY_BUDGET": "lots",
     "TRESTLE_PAGE_SIZE": "5000",
     "SYNC_WINDOW_SIZE": "10",
+    "COST_PER_REQUEST": "free",
     "SYNC_LOCK_TTL": "forever",
     "SYNC_INTERVAL_MINUTES": "0",
     "DB_BATCH_SIZE": "0",

@@ -7,6 +7,7 @@ from typing import Any
 
 from trestle_tasks import factory
 from trestle_tasks.masking import mask_url
+from trestle_tasks.monitoring.cost import usage
 from trestle_tasks.settings import Settings
 
 
@@ -38,7 +39,21 @@ def collect_status(settings: Settings, *, limit: int = 10) -> dict[str, Any]:
             "lag_seconds": round((now - moment).total_seconds(), 1),
         }
     report["quota"] = _quota(settings)
+    quota = report["quota"] or {}
+    report["usage"] = usage(
+        store,
+        hour_limit=_int(quota.get("hour_limit")),
+        hour_available=_int(quota.get("hour_available")),
+        cost_per_request=settings.cost_per_request,
+    ).as_dict()
     return report
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _quota(settings: Settings) -> dict[str, Any] | None:
@@ -95,4 +110,14 @@ def render_status(report: dict[str, Any]) -> str:
             f"available, hour {quota.get('hour_available')}/{quota.get('hour_limit')} "
             f"available, 429s seen {quota.get('rate_limited') or 0}"
         )
+    use = report.get("usage")
+    if use:
+        line = (f"API usage: {use['last_10_minutes']:,} requests in 10 min, "
+                f"{use['last_hour']:,} in the last hour, {use['last_day']:,} in 24 h")
+        if use["minutes_until_hour_quota_runs_out"] is not None:
+            line += (f"; at this rate the hour quota runs out in "
+                     f"{use['minutes_until_hour_quota_runs_out']:,.0f} min")
+        if use["estimated_cost_last_day"] is not None:
+            line += f"; estimated cost over 24 h {use['estimated_cost_last_day']:,.2f}"
+        lines.append(line)
     return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""API usage and cost: requests per hour and per day from the sync log, against the quota.
+
+The sync log counts every request each run made (planning, windows, retries), so the
+figures cover every worker and every local run that wrote to this database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.store import Store
+
+
+@dataclass(frozen=True)
+class Usage:
+    last_hour: int
+    last_day: int
+    last_10_minutes: int
+    hour_limit: int | None
+    hour_available: int | None
+    minutes_until_hour_quota_runs_out: float | None
+    estimated_cost_last_day: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def requests_since(store: Store, since: datetime) -> int:
+    """Requests of the runs started since `since`: a closed run holds its windows' counts;
+    a run still open has them only in its windows."""
+    tables = bookkeeping(store.schema)
+    log, windows = tables["etl_sync_log"], tables["etl_sync_window"]
+    open_windows = (
+        sa.select(sa.func.coalesce(sa.func.sum(windows.c.api_requests), 0))
+        .select_from(windows.join(log, sa.and_(windows.c.run_id == log.c.run_id,
+                                               windows.c.resource == log.c.resource)))
+        .where(log.c.started_at >= since, log.c.finished_at.is_(None))
+    )
+    with store.engine.connect() as conn:
+        logged = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(log.c.api_requests), 0))
+                              .where(log.c.started_at >= since)).scalar()
+        in_flight = conn.execute(open_windows).scalar()
+    return int(logged or 0) + int(in_flight or 0)
+
+
+def usage(
+    store: Store,
+    *,
+    hour_limit: int | None = None,
+    hour_available: int | None = None,
+    cost_per_request: float | None = None,
+    now: datetime | None = None,
+) -> Usage:
+    now = now or datetime.now(UTC)
+    last_10 = requests_since(store, now - timedelta(minutes=10))
+    last_hour = requests_since(store, now - timedelta(hours=1))
+    last_day = requests_since(store, now - timedelta(days=1))
+    runway = None
+    if hour_available is not None and last_10 > 0:
+        runway = round(hour_available / (last_10 / 10), 1)  # at the last 10 minutes' rate
+    cost = round(last_day * cost_per_request, 4) if cost_per_request is not None else None
+    return Usage(last_hour, last_day, last_10, hour_limit, hour_available, runway, cost)
