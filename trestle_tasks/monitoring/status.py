@@ -61,13 +61,11 @@ def _quota(settings: Settings) -> dict[str, Any] | None:
     if settings.client_id is None:
         return None
     try:
-        client = factory.redis_client(settings)
-        raw = client.hgetall(f"trestle:quota:{factory.credential_id(settings)}")
+        values = factory.quota_limiter(settings, shared=True).state()  # type: ignore[attr-defined]
     except Exception as error:
         return {"error": f"Redis did not answer: {type(error).__name__}"}
-    if not raw:
+    if not values:
         return None
-    values = {k.decode(): v.decode() for k, v in raw.items()}
     return {name: values.get(name) for name in (
         "minute_limit", "minute_available", "hour_limit", "hour_available", "hour_reset_ms",
         "rate_limited", "observed_ms")}

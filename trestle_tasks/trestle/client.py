@@ -69,15 +69,6 @@ class RequestStats:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
 
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "requests": self.requests,
-            "retries": self.retries,
-            "rate_limited": self.rate_limited,
-            "server_errors": self.server_errors,
-            "connection_errors": self.connection_errors,
-            "token_refreshes": self.token_refreshes,
-        }
 
 
 def new_session() -> requests.Session:

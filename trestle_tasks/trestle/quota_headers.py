@@ -29,16 +29,6 @@ class QuotaSnapshot:
     hour_available: int | None = None
     hour_reset_at: float | None = None  # epoch seconds
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "observed_at": self.observed_at,
-            "quota_type": self.quota_type,
-            "minute_limit": self.minute_limit,
-            "minute_available": self.minute_available,
-            "hour_limit": self.hour_limit,
-            "hour_available": self.hour_available,
-            "hour_reset_at": self.hour_reset_at,
-        }
 
 
 def _number(text: str) -> float | None:
