@@ -57,7 +57,6 @@ def _plan_sync(resource: str, full: bool, run_id: str) -> dict[str, Any]:
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
     if isinstance(planned, Skipped):
-        log.info("skipped: %s", planned.reason, extra={"resource": resource})
         return {"status": "skipped", "resource": resource, "reason": planned.reason}
     plan_data = planned.to_dict()
     if not planned.windows:

@@ -36,7 +36,8 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 PARTIAL = "partial"  # some windows failed; the watermark stays below them
 ABANDONED = "abandoned"  # closed by the reaper: the chord never fired
-STATUSES = (RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED)
+SKIPPED = "skipped"  # a trigger that found the resource busy: recorded, nothing fetched
+STATUSES = (RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED, SKIPPED)
 
 _ERROR_CHARS = 4000
 
@@ -178,6 +179,15 @@ class SyncJournal:
             if isinstance(exc.__cause__, sa.exc.IntegrityError):
                 return False
             raise
+
+    def record_skipped(self, run_id: str, resource: str, reason: str,
+                       details: Mapping[str, Any] | None = None) -> None:
+        """One closed row for a trigger that did not run, so the sync log shows every trigger."""
+        now = _now()
+        row = dict(run_id=run_id, resource=resource, started_at=now, finished_at=now,
+                   status=SKIPPED, error=redact(reason),
+                   details=encode_json(dict(details)) if details else None)
+        self._tx(lambda conn: conn.execute(self._log.insert().values(**row)))
 
     def set_windows_total(self, run_id: str, resource: str, windows_total: int) -> None:
         self._update_run(run_id, resource, windows_total=windows_total)

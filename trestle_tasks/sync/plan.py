@@ -113,6 +113,24 @@ class Skipped:
 
     resource: str
     reason: str
+    run_id: str | None = None
+
+
+def record_skip(store: Store, skipped: Skipped) -> Skipped:
+    """Write the skipped trigger to the sync log and say why in the log.
+
+    Best effort: the trigger changes nothing, and the run holding the lock may not have
+    created the bookkeeping tables yet on a brand-new database.
+    """
+    log.info("skipped: %s", skipped.reason,
+             extra={"run_id": skipped.run_id, "resource": skipped.resource})
+    if skipped.run_id is not None:
+        try:
+            store.journal.record_skipped(skipped.run_id, skipped.resource, skipped.reason)
+        except Exception as error:  # a skip must still exit cleanly
+            log.warning("could not record the skipped trigger: %s", type(error).__name__,
+                        extra={"resource": skipped.resource})
+    return skipped
 
 
 def lock_name(credential: str, resource: str) -> str:
@@ -146,7 +164,8 @@ def plan_run(
     if grant is None:
         holder = lock.holder(name)
         held_by = f"run {holder.owner}" if holder else "another run"
-        return Skipped(resource, f"{resource} is already being synced by {held_by}")
+        return record_skip(store, Skipped(resource, f"{resource} is already being synced by "
+                                                    f"{held_by}", run_id))
     try:
         if prepare is not None:
             prepare()

@@ -18,7 +18,7 @@ from trestle_tasks.errors import FatalError
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncRun
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
-from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id
+from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, record_skip
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import census_keys
 
@@ -57,7 +57,8 @@ def reconcile(
     run_id = run_id or new_run_id()
     grant = lock.acquire(lock_name(credential, resource), owner=run_id, ttl_s=lock_ttl_s)
     if grant is None:
-        return Skipped(resource, f"{resource} is busy with another run; reconcile later")
+        return record_skip(store, Skipped(
+            resource, f"{resource} is busy with another run; reconcile later", run_id))
     context = {"run_id": run_id, "resource": resource}
     requests_before = client.stats.requests
     try:
