@@ -100,6 +100,8 @@ class SyncRun:
     watermark_to: str | None
     error: str | None
     details: dict[str, Any] | None
+    api_retries: int = 0
+    api_rate_limited: int = 0  # 429s received
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> SyncRun:
@@ -123,6 +125,8 @@ class SyncWindow:
     records_duplicate: int
     api_requests: int
     error: str | None
+    api_retries: int = 0
+    api_rate_limited: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> SyncWindow:
@@ -194,13 +198,14 @@ class SyncJournal:
 
     def add_counts(self, run_id: str, resource: str, *, fetched: int = 0, upserted: int = 0,
                    rejected: int = 0, deleted: int = 0, duplicate: int = 0,
-                   api_requests: int = 0) -> None:
+                   api_requests: int = 0, retries: int = 0, rate_limited: int = 0) -> None:
         """Add to the run's counters (atomic increments; safe from concurrent workers).
         Counts from `RecordLoader.load(run_id=…)` are already added: do not add them again."""
         log = self._log
         deltas = {"records_fetched": fetched, "records_upserted": upserted,
                   "records_rejected": rejected, "records_deleted": deleted,
-                  "records_duplicate": duplicate, "api_requests": api_requests}
+                  "records_duplicate": duplicate, "api_requests": api_requests,
+                  "api_retries": retries, "api_rate_limited": rate_limited}
         changes = {k: log.c[k] + v for k, v in deltas.items() if v}
         if changes:
             self._tx(lambda conn: conn.execute(sa.update(log).where(
@@ -308,7 +313,8 @@ class SyncJournal:
         self._tx(work)
 
     def finish_window(self, run_id: str, resource: str, window_id: str, *, status: str,
-                      api_requests: int = 0, error: str | None = None) -> None:
+                      api_requests: int = 0, retries: int = 0, rate_limited: int = 0,
+                      error: str | None = None) -> None:
         if status not in (SUCCEEDED, FAILED):
             raise ValueError("a window finishes as succeeded or failed")
         windows = self._windows
@@ -316,7 +322,9 @@ class SyncJournal:
             windows.c.run_id == run_id, windows.c.resource == resource,
             windows.c.window_id == window_id).values(
             status=status, finished_at=_now(), error=redact(error),
-            api_requests=windows.c.api_requests + api_requests)))
+            api_requests=windows.c.api_requests + api_requests,
+            api_retries=windows.c.api_retries + retries,
+            api_rate_limited=windows.c.api_rate_limited + rate_limited)))
 
     def windows(self, run_id: str, resource: str) -> list[SyncWindow]:
         query = sa.select(self._windows).where(

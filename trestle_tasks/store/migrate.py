@@ -85,8 +85,7 @@ def migrate(
     a feed may not license every resource.
     """
     report = MigrationReport()
-    tables = bookkeeping(schema)
-    tables["etl_resource"].metadata.create_all(engine, checkfirst=True)
+    evolve_bookkeeping(engine, schema, report)
     wanted = list(resources) if resources is not None else list(metadata.resources)
     for name in wanted:
         spec = metadata.resources.get(name)
@@ -98,6 +97,36 @@ def migrate(
         _migrate_resource(engine, spec, schema, (promote or {}).get(name, ()),
                           table_prefix, report)
     return report
+
+
+def evolve_bookkeeping(engine: Engine, schema: str | None = None,
+                       report: MigrationReport | None = None) -> list[str]:
+    """Create the bookkeeping tables, or add the columns a newer version gave them (the
+    sync log's retry and 429 counters, say); returns `table.column` for each one added.
+
+    Cheap when nothing is missing (one inspection), so a sync calls it before each run and
+    a database upgraded without `migrate` still works."""
+    tables = bookkeeping(schema)
+    tables["etl_resource"].metadata.create_all(engine, checkfirst=True)
+    inspector = sa.inspect(engine)
+    added: list[str] = []
+    for table in tables.values():
+        present = {c["name"].lower() for c in inspector.get_columns(table.name, schema=schema)}
+        missing = [c for c in table.columns if c.name.lower() not in present]
+        if not missing:
+            continue
+        preparer = engine.dialect.identifier_preparer
+        with engine.begin() as conn:
+            for column in missing:
+                ddl = CreateColumn(column).compile(dialect=engine.dialect)
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {ddl}")
+                added.append(f"{table.name}.{column.name}")
+                if report is not None:
+                    report.added_columns.setdefault(table.name, []).append(column.name)
+    if added:
+        log.info("bookkeeping tables evolved: added %s", ", ".join(added))
+    return added
 
 
 def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,

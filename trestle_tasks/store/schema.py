@@ -268,10 +268,13 @@ FIELD_NAME_CHARS = 512
 WINDOW_ID_CHARS = 128
 
 
+# api_retries and api_rate_limited (429s received) came later: `evolve_bookkeeping` in
+# migrate.py adds them to databases created before.
 SYNC_LOG_COUNTERS = ("records_fetched", "records_upserted", "records_rejected",
-                     "records_deleted", "records_duplicate", "api_requests")
+                     "records_deleted", "records_duplicate", "api_requests", "api_retries",
+                     "api_rate_limited")
 WINDOW_COUNTERS = ("records_fetched", "records_upserted", "records_rejected",
-                   "records_duplicate", "api_requests")
+                   "records_duplicate", "api_requests", "api_retries", "api_rate_limited")
 
 
 @lru_cache(maxsize=64)

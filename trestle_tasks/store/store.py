@@ -29,7 +29,7 @@ from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.journal import SyncJournal
 from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, MULTIROW, LoadResult, RecordLoader
-from trestle_tasks.store.migrate import MigrationReport, migrate
+from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
 from trestle_tasks.trestle.retry import RetryPolicy
@@ -80,6 +80,10 @@ class Store:
         with self._lock:
             self._loaders.clear()
         return report
+
+    def evolve_bookkeeping(self) -> list[str]:
+        """Create or complete the bookkeeping tables (no `$metadata` needed)."""
+        return evolve_bookkeeping(self.engine, self.schema)
 
     def resources(self) -> list[str]:
         """Resources that have tables (from etl_resource)."""

@@ -81,6 +81,8 @@ class WindowOutcome:
     media_listings: int = 0  # listings whose photo set was fetched again
     media_removed: int = 0
     media_incomplete: int = 0
+    retries: int = 0
+    rate_limited: int = 0  # 429s received
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

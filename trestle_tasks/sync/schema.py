@@ -22,7 +22,8 @@ def migrate_from_service(
 
 
 def ensure_tables(store: Store, client: TrestleClient, resources: Iterable[str]) -> None:
-    """Migrate when any of the resources has no table yet; otherwise touch nothing."""
+    """Migrate when any of the resources has no table yet; otherwise only add bookkeeping
+    columns a newer version needs (so an upgrade without `migrate` keeps working)."""
     wanted = list(resources)
     catalogued = sa.inspect(store.engine).has_table("etl_resource", schema=store.schema)
     present = set(store.resources()) if catalogued else set()
@@ -30,3 +31,5 @@ def ensure_tables(store: Store, client: TrestleClient, resources: Iterable[str])
     if missing:
         log.info("creating tables for %s from $metadata", ", ".join(missing))
         migrate_from_service(store, client, wanted)
+    else:
+        store.evolve_bookkeeping()
