@@ -14,6 +14,7 @@ from trestle_tasks.coordination.locks import LockGrant, RunLock
 from trestle_tasks.store.journal import FAILED, PARTIAL, SUCCEEDED, SyncRun, Watermark
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
+from trestle_tasks.sync.phases import Figures, Phase
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ def finalize_run(
 ) -> SyncRun | None:
     outcomes = sorted(outcomes, key=lambda o: o.index)
     context = {"run_id": plan.run_id, "resource": plan.resource}
+    phase = Phase(log, "finalize", context=context).start(
+        "finalizing run %s: %d of %d window(s) reported", plan.run_id, len(outcomes),
+        len(plan.windows))
     grant = LockGrant(plan.lock_name, plan.lock_owner, plan.fence)
     holder = lock.holder(plan.lock_name)
     lock_kept = holder is not None and holder.fence == plan.fence
@@ -73,8 +77,21 @@ def finalize_run(
                                   error="; ".join(errors)[:2000] or None, details=details)
     if lock_kept:
         lock.release(grant)
-    level = logging.INFO if status == SUCCEEDED else logging.WARNING
-    log.log(level, "run %s %s: %d/%d windows succeeded, watermark %s", plan.run_id, status,
-            len(outcomes) - len(failed), len(plan.windows),
-            "advanced" if advanced else "unchanged", extra=context)
-    return run if run is not None else store.journal.get_run(plan.run_id, plan.resource)
+    run = run if run is not None else store.journal.get_run(plan.run_id, plan.resource)
+    # The end line is the run's summary: its figures are the whole run's, from the sync log.
+    phase.end("run %s %s: %d/%d windows succeeded, watermark %s", plan.run_id, status,
+              len(outcomes) - len(failed), len(plan.windows),
+              "advanced" if advanced else "unchanged", figures=run_figures(run),
+              outcome=status, finalize_s=round(phase.figures().duration_s, 3),
+              rejected=run.records_rejected if run else 0)
+    return run
+
+
+def run_figures(run: SyncRun | None) -> Figures:
+    """A closed run's figures: wall time from start to finish, and its sync-log counts."""
+    if run is None:
+        return Figures(0.0)
+    seconds = ((run.finished_at - run.started_at).total_seconds()
+               if run.finished_at and run.started_at else 0.0)
+    return Figures(max(seconds, 0.0), run.records_fetched, run.api_requests, run.api_retries,
+                   run.api_rate_limited)

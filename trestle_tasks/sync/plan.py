@@ -18,6 +18,7 @@ from trestle_tasks.coordination.locks import RunLock
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.model import RunPlan, Window
+from trestle_tasks.sync.phases import Phase
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.query import ODataQuery, all_of, gt, le
 from trestle_tasks.trestle.timestamps import ODataTimestamp
@@ -166,6 +167,9 @@ def plan_run(
         held_by = f"run {holder.owner}" if holder else "another run"
         return record_skip(store, Skipped(resource, f"{resource} is already being synced by "
                                                     f"{held_by}", run_id))
+    context = {"run_id": run_id, "resource": resource}
+    phase = Phase(log, "plan", stats=client.stats, context=context).start(
+        "planning run %s (%s)", run_id, "full" if full else "incremental", full=full)
     try:
         if prepare is not None:
             prepare()
@@ -173,16 +177,16 @@ def plan_run(
         upper = now().ticks
         mark = None if full else store.journal.read_watermark(resource)
         lower = mark.ticks if mark is not None else None
-        requests_before = client.stats.requests
+        phase.count_from_here()
         windows = split_range(
             odata_range_counter(client, resource, key_field), lower, upper, target_window,
             earliest=lambda: earliest_ticks(client, resource, key_field),
         )
+        figures = phase.figures()
         plan = RunPlan(
             run_id=run_id, resource=resource, key_field=key_field, lower_ticks=lower,
             upper_ticks=upper, windows=tuple(windows), lock_name=name, lock_owner=run_id,
-            fence=grant.fence, planning_requests=client.stats.requests - requests_before,
-            full=full,
+            fence=grant.fence, planning_requests=figures.requests, full=full,
         )
         store.journal.open_run(
             run_id, resource, windows_total=len(windows),
@@ -191,13 +195,17 @@ def plan_run(
             details={"expected_records": sum(w.expected or 0 for w in windows),
                      "fence": grant.fence, "full": full},
         )
-        store.journal.add_counts(run_id, resource, api_requests=plan.planning_requests)
-    except BaseException:
+        store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+                                 retries=figures.retries, rate_limited=figures.rate_limited)
+    except BaseException as error:
         lock.release(grant)
+        phase.end("planning run %s failed: %s", run_id, error or type(error).__name__,
+                  figures=phase.figures(), outcome="failed")
         raise
-    log.info("run %s planned: %d window(s), about %d records", run_id, len(windows),
-             sum(w.expected or 0 for w in windows),
-             extra={"run_id": run_id, "resource": resource})
+    expected = sum(w.expected or 0 for w in windows)
+    phase.end("run %s planned: %d window(s), about %d records", run_id, len(windows),
+              expected, figures=figures, outcome="planned", windows=len(windows),
+              expected_records=expected)
     return plan
 
 

@@ -18,6 +18,7 @@ from trestle_tasks.errors import FatalError
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncRun
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
+from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, record_skip
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import census_keys
@@ -60,7 +61,8 @@ def reconcile(
         return record_skip(store, Skipped(
             resource, f"{resource} is busy with another run; reconcile later", run_id))
     context = {"run_id": run_id, "resource": resource}
-    requests_before = client.stats.requests
+    phase = Phase(log, "reconcile", stats=client.stats, context=context).start(
+        "reconcile run %s: taking a key census", run_id)
     try:
         store.journal.open_run(run_id, resource, details={"kind": "reconcile"})
         try:
@@ -83,20 +85,26 @@ def reconcile(
             )
             deleted = store.mark_deleted(resource, sorted(gone), run_id=run_id)
         except Exception as error:
-            store.journal.add_counts(run_id, resource,
-                                     api_requests=client.stats.requests - requests_before)
+            figures = phase.figures()
+            store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+                                     retries=figures.retries,
+                                     rate_limited=figures.rate_limited)
             store.journal.close_run(run_id, resource, status=FAILED, error=str(error),
                                     details={"kind": "reconcile"})
+            phase.end("reconcile run %s failed: %s", run_id, error, figures=figures,
+                      outcome=FAILED)
             raise
         outcome = ReconcileOutcome(len(census), len(stored), deleted, restored)
-        store.journal.add_counts(run_id, resource,
-                                 api_requests=client.stats.requests - requests_before)
+        figures = phase.figures(len(census))
+        store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+                                 retries=figures.retries, rate_limited=figures.rate_limited)
         run = store.journal.close_run(run_id, resource, status=SUCCEEDED, details={
             "kind": "reconcile", "census": outcome.census, "stored": outcome.stored,
             "deleted": outcome.deleted, "restored": outcome.restored,
         })
-        log.info("reconcile: %d keys in the feed, %d marked deleted, %d restored",
-                 outcome.census, deleted, restored, extra=context)
+        phase.end("reconcile run %s: %d keys in the feed, %d marked deleted, %d restored",
+                  run_id, outcome.census, deleted, restored, figures=figures,
+                  deleted=deleted, restored=restored)
         return run if run is not None else store.journal.get_run(run_id, resource)  # type: ignore[return-value]
     finally:
         lock.release(grant)

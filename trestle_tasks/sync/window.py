@@ -8,13 +8,14 @@ the same records again, which the guarded upsert turns into no change.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
+from trestle_tasks.logs import log_context, redact
 from trestle_tasks.store.journal import FAILED, SUCCEEDED
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.media import MediaRefresh, refresh_media
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
+from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import TIMESTAMP_FIELD
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
@@ -39,10 +40,21 @@ def sync_window(
     PhotosChangeTimestamp moved after it get their whole Media set replaced.
     """
     context = {"run_id": plan.run_id, "resource": plan.resource, "window": window.window_id}
+    # Lines from deeper down (loader, pager, client) carry the context too, whichever
+    # thread or worker runs this window.
+    with log_context(**context):
+        return _sync_window(plan, window, store=store, client=client, page_size=page_size,
+                            on_page=on_page, media_since=media_since)
+
+
+def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: TrestleClient,
+                 page_size: int, on_page: Callable[[int], None] | None,
+                 media_since: int | None) -> WindowOutcome:
     journal = store.journal
     journal.start_window(plan.run_id, plan.resource, window.window_id)
-    requests_before = client.stats.requests
-    started = time.monotonic()
+    phase = Phase(log, "window", stats=client.stats).start(
+        "window %s started %s", window.window_id, window.describe(),
+        expected_records=window.expected)
     fetched = loaded = rejected = 0
     media = MediaRefresh()
     keyset = KeysetWindow(
@@ -53,7 +65,6 @@ def sync_window(
         else None,
         upper=ODataTimestamp(window.upper_ticks),
     )
-    log.info("window %s started %s", window.window_id, window.describe(), extra=context)
     try:
         for page in walk_keyset(client, keyset, page_size=page_size):
             if not page.records:
@@ -68,24 +79,29 @@ def sync_window(
             if on_page is not None:
                 on_page(len(page.records))
     except Exception as error:  # recorded and returned: the run fails visibly, loads kept
-        requests = client.stats.requests - requests_before
+        # Redacted here because the outcome travels as a Celery result and lands in the
+        # run's details, which are not redacted on the way in.
+        message = redact(str(error))
+        figures = phase.figures(fetched)
         journal.finish_window(plan.run_id, plan.resource, window.window_id, status=FAILED,
-                              api_requests=requests, error=str(error))
-        log.warning("window %s failed after %d records: %s", window.window_id, fetched, error,
-                    extra=context)
+                              api_requests=figures.requests, retries=figures.retries,
+                              rate_limited=figures.rate_limited, error=message)
+        phase.end("window %s failed after %d records: %s", window.window_id, fetched,
+                  message, figures=figures, outcome=FAILED, rejected=rejected)
         return WindowOutcome(window.window_id, window.index, FAILED, fetched, loaded, rejected,
-                             requests, time.monotonic() - started, str(error),
-                             retriable=getattr(error, "retriable", True))
-    requests = client.stats.requests - requests_before
+                             figures.requests, figures.duration_s, message,
+                             retriable=getattr(error, "retriable", True),
+                             retries=figures.retries, rate_limited=figures.rate_limited)
+    figures = phase.figures(fetched)
     journal.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
-                          api_requests=requests)
-    seconds = time.monotonic() - started
-    log.info("window %s done: %d records, %d rejected, %d requests, %.1f s (%.0f records/s)",
-             window.window_id, fetched, rejected, requests, seconds,
-             fetched / seconds if seconds else 0.0, extra=context)
+                          api_requests=figures.requests, retries=figures.retries,
+                          rate_limited=figures.rate_limited)
+    phase.end("window %s done: %d rejected", window.window_id, rejected, figures=figures,
+              rejected=rejected)
     return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,
-                         requests, seconds, media_listings=media.listings,
-                         media_removed=media.removed, media_incomplete=media.incomplete)
+                         figures.requests, figures.duration_s, media_listings=media.listings,
+                         media_removed=media.removed, media_incomplete=media.incomplete,
+                         retries=figures.retries, rate_limited=figures.rate_limited)
 
 
 def media_since(plan: RunPlan, synced_resources: tuple[str, ...] | list[str],
