@@ -1,0 +1,231 @@
+"""Prometheus metrics, read on each scrape from where the state already lives.
+
+Nothing is counted in memory: the figures come from the sync log and watermarks in the
+database and from the quota limiter's state in Redis. So one endpoint covers every Celery
+worker and every `sync --local` run that writes to the database, with no multiprocess
+mode, and a restart of the endpoint loses nothing. When Redis does not answer, the quota
+series are left out and `trestle_metrics_scrape_errors_total{source="redis"}` goes up;
+the same for the database.
+
+Counters are sums over the sync log (a run still open counts through its windows), so
+they only fall if sync-log rows are deleted, or for a moment when a redelivered window
+restarts its counts; Prometheus treats either as a counter reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from trestle_tasks.store.journal import RUNNING, SKIPPED, SUCCEEDED
+from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.store import Store
+
+log = logging.getLogger(__name__)
+
+# Sync-log column -> (metric name without _total, help text).
+COUNTERS: Mapping[str, tuple[str, str]] = {
+    "records_fetched": ("trestle_records_fetched", "Records received from Trestle."),
+    "records_upserted": ("trestle_records_synced",
+                         "Records written to the database (inserted or updated)."),
+    "records_rejected": ("trestle_records_rejected",
+                         "Records that failed validation (kept in etl_rejects)."),
+    "records_deleted": ("trestle_records_deleted",
+                        "Records marked deleted by reconcile or photo-set refresh."),
+    "api_requests": ("trestle_api_requests", "HTTP requests sent to Trestle, retries included."),
+    "api_retries": ("trestle_api_retries",
+                    "Requests retried after a 429, 5xx or broken connection."),
+    "api_rate_limited": ("trestle_api_rate_limited", "HTTP 429 answers received."),
+}
+# Columns the windows of a run still open hold (deletions are counted on the run's row).
+_WINDOW_COLUMNS = ("records_fetched", "records_upserted", "records_rejected", "api_requests",
+                   "api_retries", "api_rate_limited")
+
+
+@dataclass
+class SyncFigures:
+    """What the sync log says, per resource."""
+
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # resource -> column -> n
+    runs: dict[tuple[str, str], int] = field(default_factory=dict)  # (resource, status) -> n
+    lag_s: dict[str, float] = field(default_factory=dict)  # now - watermark
+    last_success: dict[str, float] = field(default_factory=dict)  # epoch seconds
+    last_duration_s: dict[str, float] = field(default_factory=dict)  # latest finished run
+
+
+def read_sync_figures(store: Store, now: datetime | None = None) -> SyncFigures:
+    now = now or datetime.now(UTC)
+    tables = bookkeeping(store.schema)
+    log_table, windows = tables["etl_sync_log"], tables["etl_sync_window"]
+    figures = SyncFigures()
+    with store.engine.connect() as conn:
+        logged = sa.select(log_table.c.resource, *[
+            sa.func.coalesce(sa.func.sum(log_table.c[c]), 0).label(c) for c in COUNTERS
+        ]).group_by(log_table.c.resource)
+        for row in conn.execute(logged).mappings():
+            figures.counters[row["resource"]] = {c: int(row[c]) for c in COUNTERS}
+        live = (
+            sa.select(log_table.c.resource, *[
+                sa.func.coalesce(sa.func.sum(windows.c[c]), 0).label(c) for c in _WINDOW_COLUMNS
+            ])
+            .select_from(windows.join(log_table, sa.and_(
+                windows.c.run_id == log_table.c.run_id,
+                windows.c.resource == log_table.c.resource)))
+            .where(log_table.c.finished_at.is_(None))
+            .group_by(log_table.c.resource)
+        )
+        for row in conn.execute(live).mappings():
+            totals = figures.counters.setdefault(row["resource"], dict.fromkeys(COUNTERS, 0))
+            for column in _WINDOW_COLUMNS:
+                totals[column] += int(row[column])
+        by_status = sa.select(log_table.c.resource, log_table.c.status,
+                              sa.func.count()).group_by(log_table.c.resource,
+                                                        log_table.c.status)
+        figures.runs = {(r, s): int(n) for r, s, n in conn.execute(by_status)}
+        succeeded = sa.select(log_table.c.resource, sa.func.max(log_table.c.finished_at)).where(
+            log_table.c.status == SUCCEEDED).group_by(log_table.c.resource)
+        figures.last_success = {r: _epoch(t) for r, t in conn.execute(succeeded) if t}
+        figures.last_duration_s = _last_durations(conn, log_table)
+    for resource, mark in store.journal.watermarks().items():
+        figures.lag_s[resource] = max((now - mark.timestamp.to_datetime()).total_seconds(), 0.0)
+    return figures
+
+
+def _last_durations(conn: sa.Connection, log_table: sa.Table) -> dict[str, float]:
+    """Start-to-finish seconds of each resource's latest finished (not skipped) run."""
+    finished = sa.and_(log_table.c.finished_at.is_not(None), log_table.c.status != SKIPPED)
+    latest = (sa.select(log_table.c.resource, sa.func.max(log_table.c.started_at).label("at"))
+              .where(finished).group_by(log_table.c.resource).subquery())
+    query = sa.select(log_table.c.resource, log_table.c.started_at,
+                      log_table.c.finished_at).join(latest, sa.and_(
+                          log_table.c.resource == latest.c.resource,
+                          log_table.c.started_at == latest.c.at)).where(finished)
+    return {r: max((f - s).total_seconds(), 0.0) for r, s, f in conn.execute(query)}
+
+
+def _epoch(moment: datetime) -> float:
+    return moment.replace(tzinfo=UTC).timestamp() if moment.tzinfo is None \
+        else moment.timestamp()
+
+
+class PipelineCollector(Collector):
+    """A Prometheus collector that reads the sync log and the quota limiter per scrape."""
+
+    def __init__(self, store: Callable[[], Store],
+                 quota_state: Callable[[], Mapping[str, str]] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._store = store
+        self._quota_state = quota_state
+        self._clock = clock
+        self._errors = {"database": 0, "redis": 0}
+        self._lock = threading.Lock()
+
+    def describe(self) -> list[Metric]:
+        # Nothing up front: registering must not touch the database.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.monotonic()
+        try:
+            figures = read_sync_figures(self._store(), self._clock())
+        except Exception as error:  # no tables yet, or the database is down
+            self._count_error("database", error)
+        else:
+            yield from sync_families(figures)
+        if self._quota_state is not None:
+            try:
+                state = self._quota_state()
+            except Exception as error:
+                self._count_error("redis", error)
+            else:
+                yield from quota_families(state)
+        errors = CounterMetricFamily("trestle_metrics_scrape_errors",
+                                     "Scrapes that could not read a source.",
+                                     labels=["source"])
+        with self._lock:
+            for source, count in sorted(self._errors.items()):
+                errors.add_metric([source], count)
+        yield errors
+        yield GaugeMetricFamily("trestle_metrics_scrape_duration_seconds",
+                                "Time this scrape spent reading its sources.",
+                                value=time.monotonic() - started)
+
+    def _count_error(self, source: str, error: Exception) -> None:
+        with self._lock:
+            self._errors[source] += 1
+        # The type only: a driver's message may quote a URL with its password.
+        log.warning("metrics: could not read the %s (%s)", source, type(error).__name__)
+
+
+def sync_families(figures: SyncFigures) -> Iterator[Metric]:
+    for column, (name, text) in COUNTERS.items():
+        family = CounterMetricFamily(name, text, labels=["resource"])
+        for resource, totals in sorted(figures.counters.items()):
+            family.add_metric([resource], totals[column])
+        yield family
+    finished = CounterMetricFamily("trestle_runs", "Finished runs (and skipped triggers) by "
+                                   "status.", labels=["resource", "status"])
+    running = GaugeMetricFamily("trestle_runs_running", "Runs open now (or never closed).",
+                                labels=["resource"])
+    for (resource, status), count in sorted(figures.runs.items()):
+        if status == RUNNING:
+            running.add_metric([resource], count)
+        else:
+            finished.add_metric([resource, status], count)
+    yield finished
+    yield running
+    yield _gauge("trestle_sync_lag_seconds",
+                 "Seconds between now and the watermark: how far the copy is behind the feed.",
+                 figures.lag_s)
+    yield _gauge("trestle_last_success_timestamp_seconds",
+                 "When the last run that succeeded finished (Unix time).", figures.last_success)
+    yield _gauge("trestle_last_run_duration_seconds",
+                 "Start to finish of the latest finished run.", figures.last_duration_s)
+
+
+def _gauge(name: str, text: str, values: Mapping[str, float]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, text, labels=["resource"])
+    for resource, value in sorted(values.items()):
+        family.add_metric([resource], value)
+    return family
+
+
+def quota_families(state: Mapping[str, Any]) -> Iterator[Metric]:
+    """The limiter's last view of the quota headers; nothing before any response."""
+    if not state:
+        return
+    limit = GaugeMetricFamily("trestle_quota_limit", "Requests the quota allows per window, "
+                              "as the server last said.", labels=["window"])
+    available = GaugeMetricFamily("trestle_quota_available", "Requests left in the current "
+                                  "quota window, as the server last said.", labels=["window"])
+    for window in ("minute", "hour"):
+        if (value := _number(state.get(f"{window}_limit"))) is not None:
+            limit.add_metric([window], value)
+        if (value := _number(state.get(f"{window}_available"))) is not None:
+            available.add_metric([window], value)
+    yield limit
+    yield available
+    yield CounterMetricFamily("trestle_quota_rate_limited", "429s the shared limiter was told "
+                              "of, every worker and resource together (since its state was "
+                              "created).", value=_number(state.get("rate_limited")) or 0)
+    observed = _number(state.get("observed_ms"))
+    if observed is not None:
+        yield GaugeMetricFamily("trestle_quota_observed_timestamp_seconds",
+                                "When the limiter last saw quota headers (Unix time).",
+                                value=observed / 1000.0)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,30 @@
+"""Serving the metrics over HTTP for Prometheus (`trestle-etl metrics`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from trestle_tasks import factory
+from trestle_tasks.monitoring.metrics import PipelineCollector
+from trestle_tasks.settings import Settings
+
+
+def build_registry(settings: Settings) -> CollectorRegistry:
+    """A registry holding only our collector (no process metrics of this small server)."""
+    quota: Callable[[], Mapping[str, str]] | None = None
+    if settings.client_id is not None:  # the limiter's key belongs to a credential
+        def quota() -> Mapping[str, str]:
+            return factory.quota_limiter(settings, shared=True).state()  # type: ignore[attr-defined]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PipelineCollector(lambda: factory.store(settings), quota))
+    return registry
+
+
+def start_metrics_server(settings: Settings, host: str, port: int
+                         ) -> tuple[WSGIServer, threading.Thread]:
+    """Serve /metrics on a daemon thread; port 0 picks a free one (`server.server_port`)."""
+    return start_http_server(port, addr=host, registry=build_registry(settings))
