@@ -64,6 +64,8 @@ beat_schedule = {
             "task": "trestle.plan_sync",
             "schedule": timedelta(minutes=_settings.sync_interval_minutes),
             "args": (resource,),
+            # The trigger claims its interval: a second beat by mistake doubles nothing.
+            "kwargs": {"beat_interval_s": _settings.sync_interval_minutes * 60},
             # A trigger that waited longer than one interval is stale: the next one is due.
             "options": {"expires": _settings.sync_interval_minutes * 60},
         }
@@ -74,6 +76,7 @@ beat_schedule = {
             "task": "trestle.reconcile",
             "schedule": timedelta(days=1),
             "args": (resource,),
+            "kwargs": {"beat_interval_s": 86400},
             "options": {"expires": 6 * 3600},
         }
         for resource in _settings.resources

@@ -141,7 +141,7 @@ SPECS: tuple[SettingSpec, ...] = (
                 "target records per sync window (one Celery task each)"),
     SettingSpec("SYNC_LOCK_TTL", "lock_ttl_s", _bounded(float, 30, 86400), 900.0,
                 "seconds a run lock lives without renewal"),
-    SettingSpec("SYNC_INTERVAL_MINUTES", "sync_interval_minutes", _bounded(float, 0.5, 1440),
+    SettingSpec("SYNC_INTERVAL_MINUTES", "sync_interval_minutes", _bounded(float, 0.1, 1440),
                 5.0, "minutes between incremental syncs on the beat schedule"),
     SettingSpec("DB_BATCH_SIZE", "batch_size", _bounded(int, 1, 50_000), 1000,
                 "records per upsert statement and transaction"),

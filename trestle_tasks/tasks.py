@@ -16,13 +16,14 @@ from trestle_tasks import factory
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper
+from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError
 from trestle_tasks.logs import log_context
 from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.store.journal import ABANDONED, FAILED
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
-from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, plan_run
+from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, plan_run, record_skip
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import media_since, sync_window
@@ -38,17 +39,41 @@ def _settings() -> Settings:
 @app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200,
           autoretry_for=(RetriableError,), retry_backoff=30, retry_backoff_max=900,
           retry_jitter=True, max_retries=5)
-def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None = None
-              ) -> dict[str, Any]:
-    """Plan a run of `resource` and launch its windows as a chord ending in finalize_sync."""
+def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None = None,
+              beat_interval_s: float | None = None) -> dict[str, Any]:
+    """Plan a run of `resource` and launch its windows as a chord ending in finalize_sync.
+
+    Beat passes `beat_interval_s`: such a trigger first claims its interval, so a second
+    beat started by mistake cannot double the runs.
+    """
     run_id = run_id or new_run_id()
     with log_context(run_id=run_id, resource=resource):
-        return _plan_sync(resource, full, run_id)
+        return _plan_sync(resource, full, run_id, beat_interval_s)
 
 
-def _plan_sync(resource: str, full: bool, run_id: str) -> dict[str, Any]:
+def _first_of_interval(settings: Settings, job: str, run_id: str,
+                       beat_interval_s: float | None) -> Skipped | None:
+    """None when this trigger may go on; a Skipped naming the earlier trigger otherwise."""
+    if beat_interval_s is None:
+        return None  # asked for by hand (`sync`), never suppressed
+    redis = factory.redis_client(settings)
+    job_key = f"{factory.credential_id(settings)}:{job}"
+    if claim_interval(redis, job_key, beat_interval_s, owner=run_id):
+        return None
+    resource = job.split(":", 1)[1]
+    return Skipped(resource, f"{job} was already triggered in this interval by "
+                             f"{interval_owner(redis, job_key) or 'another trigger'}; "
+                             "is a second beat running?", run_id)
+
+
+def _plan_sync(resource: str, full: bool, run_id: str,
+               beat_interval_s: float | None = None) -> dict[str, Any]:
     settings = _settings()
     store = factory.store(settings)
+    duplicate = _first_of_interval(settings, f"sync:{resource}", run_id, beat_interval_s)
+    if duplicate is not None:
+        record_skip(store, duplicate)
+        return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
     client = factory.trestle_client(settings, shared=True)
     planned = plan_run(
         resource, store=store, client=client, lock=factory.run_lock(settings, shared=True),
@@ -144,11 +169,16 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
 @app.task(name="trestle.reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
           autoretry_for=(RetriableError,), retry_backoff=300, retry_backoff_max=3600,
           max_retries=3)
-def reconcile_task(resource: str) -> dict[str, Any]:
+def reconcile_task(resource: str, beat_interval_s: float | None = None) -> dict[str, Any]:
     """Daily: soft-delete records that left the feed (only after a complete census)."""
     settings = _settings()
+    run_id = new_run_id()
+    duplicate = _first_of_interval(settings, f"reconcile:{resource}", run_id, beat_interval_s)
+    if duplicate is not None:
+        record_skip(factory.store(settings), duplicate)
+        return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
     result = reconcile(
-        resource, store=factory.store(settings),
+        resource, store=factory.store(settings), run_id=run_id,
         client=factory.trestle_client(settings, shared=True),
         lock=factory.run_lock(settings, shared=True), credential=factory.credential_id(settings),
         lock_ttl_s=settings.lock_ttl_s,
