@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 
 import pytest
@@ -114,7 +115,7 @@ def test_concurrent_triggers_with_the_redis_lock_make_exactly_one_run(tmp_path, 
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
         sync_local(settings, ["Property"], full=True)
-        lock = RedisRunLock(redis_client, prefix=f"test:{tmp_path.name}:")
+        lock = RedisRunLock(redis_client, prefix=f"test:{uuid.uuid4().hex}:")
         store = factory.store(settings)
         barrier = threading.Barrier(8)
         outcomes = []

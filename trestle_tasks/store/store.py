@@ -149,9 +149,10 @@ class Store:
         return records_module.stored_keys(self.engine, resource, schema=self.schema,
                                           include_deleted=include_deleted)
 
-    def count(self, resource: str, *, include_deleted: bool = False) -> int:
+    def count(self, resource: str, *, include_deleted: bool = False,
+              at_most: int | None = None) -> int:
         return records_module.count_records(self.engine, resource, schema=self.schema,
-                                            include_deleted=include_deleted)
+                                            include_deleted=include_deleted, at_most=at_most)
 
     # -- export --
 

@@ -83,6 +83,7 @@ class WindowOutcome:
     media_incomplete: int = 0
     retries: int = 0
     rate_limited: int = 0  # 429s received
+    media_refetched: int = 0  # short inline photo sets asked for again
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -134,6 +134,13 @@ def record_skip(store: Store, skipped: Skipped) -> Skipped:
     return skipped
 
 
+def is_small(store: Store, resource: str, target_window: int) -> bool:
+    """Everything stored fits in half a window, so even a change to every record (a
+    provider-wide remap) keeps one window's walk short."""
+    return store.count(resource, include_deleted=True, at_most=target_window) <= \
+        target_window // 2
+
+
 def lock_name(credential: str, resource: str) -> str:
     return f"{credential}:{resource}"
 
@@ -178,15 +185,22 @@ def plan_run(
         mark = None if full else store.journal.read_watermark(resource)
         lower = mark.ticks if mark is not None else None
         phase.count_from_here()
-        windows = split_range(
-            odata_range_counter(client, resource, key_field), lower, upper, target_window,
-            earliest=lambda: earliest_ticks(client, resource, key_field),
-        )
+        notes: tuple[str, ...] = ()
+        if lower is not None and is_small(store, resource, target_window):
+            # Counting would cost a request to learn what the one window's first page
+            # tells anyway: a small resource is walked whole, with no planning request.
+            windows = [Window(0, lower, upper, None)]
+            notes = ("small resource: one window, planned without $count",)
+        else:
+            windows = split_range(
+                odata_range_counter(client, resource, key_field), lower, upper,
+                target_window, earliest=lambda: earliest_ticks(client, resource, key_field),
+            )
         figures = phase.figures()
         plan = RunPlan(
             run_id=run_id, resource=resource, key_field=key_field, lower_ticks=lower,
             upper_ticks=upper, windows=tuple(windows), lock_name=name, lock_owner=run_id,
-            fence=grant.fence, planning_requests=figures.requests, full=full,
+            fence=grant.fence, planning_requests=figures.requests, full=full, notes=notes,
         )
         store.journal.open_run(
             run_id, resource, windows_total=len(windows),

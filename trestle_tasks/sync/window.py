@@ -13,12 +13,13 @@ from collections.abc import Callable
 from trestle_tasks.logs import log_context, redact
 from trestle_tasks.store.journal import FAILED, SUCCEEDED
 from trestle_tasks.store.store import Store
-from trestle_tasks.sync.media import MediaRefresh, refresh_media
+from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import TIMESTAMP_FIELD
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 log = logging.getLogger(__name__)
@@ -65,17 +66,22 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
         else None,
         upper=ODataTimestamp(window.upper_ticks),
     )
+    # Photo sets come inline with their listings: no request of their own (Property 15).
+    base = ODataQuery(plan.resource, expand=(media_expansion(),)) if media_since is not None \
+        else None
     try:
-        for page in walk_keyset(client, keyset, page_size=page_size):
+        for page in walk_keyset(client, keyset, page_size=page_size, base=base):
             if not page.records:
                 continue
+            expansions = take_expansions(page.records) if base is not None else None
             result = store.upsert(plan.resource, page.records, run_id=plan.run_id,
                                   window_id=window.window_id)
             fetched += len(page.records)
             loaded += result.loaded
             rejected += result.rejected
             if media_since is not None:
-                media += refresh_media(page.records, media_since, store=store, client=client)
+                media += refresh_media(page.records, media_since, store=store, client=client,
+                                       expansions=expansions)
             if on_page is not None:
                 on_page(len(page.records))
     except Exception as error:  # recorded and returned: the run fails visibly, loads kept
@@ -101,6 +107,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,
                          figures.requests, figures.duration_s, media_listings=media.listings,
                          media_removed=media.removed, media_incomplete=media.incomplete,
+                         media_refetched=media.refetched,
                          retries=figures.retries, rate_limited=figures.rate_limited)
 
 
