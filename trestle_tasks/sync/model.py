@@ -51,6 +51,7 @@ class RunPlan:
     planning_requests: int = 0
     full: bool = False
     notes: tuple[str, ...] = field(default=())
+    attempt: int = 1  # a run retried as a whole after a transient failure counts up
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
