@@ -1,0 +1,62 @@
+"""Progress bars for long commands, drawn on stderr only when stderr is a terminal.
+
+Piped or captured (cron, scripts, tests), click would still print the bar's label as a
+line of its own; stderr is kept for the one-line error there, so the bar is left out.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+
+class QuietBar:
+    """The part of click's bar the commands use (length, pos, update), drawing nothing."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.pos = 0
+
+    def update(self, steps: int) -> None:
+        self.pos += steps
+
+
+@contextmanager
+def progress(label: str, length: int = 0) -> Iterator[Any]:
+    """A bar counting `label` up to `length` (which the caller may raise as work is planned)."""
+    if not sys.stderr.isatty():
+        yield QuietBar(length)
+        return
+    with click.progressbar(length=length, label=label, show_pos=True, file=sys.stderr) as bar:
+        yield bar
+
+
+def follow(bar: Any, done: int, total: int) -> None:
+    """Move `bar` to `done` of `total`, for progress reported as running totals."""
+    bar.length = max(total, done, 1)
+    if done > bar.pos:
+        bar.update(done - bar.pos)
+
+
+class CountingClient:
+    """A Trestle client that reports the records of every page it returns.
+
+    For progress on work whose use case takes a client but offers no progress hook (the
+    reconcile census); everything else is the wrapped client's own.
+    """
+
+    def __init__(self, client: Any, on_records: Callable[[int], None]) -> None:
+        self._client = client
+        self._on_records = on_records
+
+    def get_page(self, *args: Any, **kwargs: Any) -> Any:
+        page = self._client.get_page(*args, **kwargs)
+        self._on_records(len(page.records))
+        return page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
