@@ -1,0 +1,224 @@
+"""`trestle-etl demo --celery`: the demo's syncs run by real Celery worker processes.
+
+The workers are `celery -A trestle_tasks worker` subprocesses whose environment points at
+the demo's simulator and SQLite file (WAL and a busy timeout let several processes write
+it), with Redis as broker, result backend, lock and quota store. Runs are dispatched and
+followed exactly as `trestle-etl sync --wait` does. The workers are stopped when the demo
+ends, whether it finished, failed or was interrupted.
+
+The demo refuses a Redis that other workers are listening on or that holds queued tasks:
+its workers would take those tasks and run them against the demo's simulator.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trestle_tasks
+from trestle_tasks import factory
+from trestle_tasks.demo import Progress, SyncerFactory
+from trestle_tasks.errors import FatalError
+from trestle_tasks.masking import mask_url
+from trestle_tasks.preflight import require_redis
+from trestle_tasks.settings import load_settings
+from trestle_tasks.sync.local import LocalRunResult
+from trestle_tasks.sync.plan import Skipped
+
+QUEUES = ("planning", "windows", "maintenance")
+# Windows small enough that the demo's listings are spread over both workers.
+DEMO_WINDOW_SIZE = "500"
+# Variables of ours a worker must not inherit from the shell running the demo.
+_OURS = ("TRESTLE_", "DATABASE_", "REDIS_", "CELERY_", "SYNC_", "LOCK_", "LOG_", "ALERT_",
+         "DB_", "COST_")
+
+
+@dataclass
+class CelerySyncer:
+    """Dispatches runs to the workers and waits for them, as `sync --wait` does."""
+
+    environ: Mapping[str, str]
+    timeout_s: float
+
+    def sync(self, resources: Sequence[str], on_progress: Progress | None = None
+             ) -> list[LocalRunResult]:
+        from trestle_tasks.sync import dispatch
+
+        store = factory.store(load_settings(self.environ, env_file=None))
+        sent = dispatch.dispatch(resources, full=False)
+        finished = dispatch.wait(sent, store, timeout_s=self.timeout_s, poll_s=0.5,
+                                 on_progress=on_progress)
+        return [LocalRunResult(f.resource, f.run,
+                               Skipped(f.resource, f.skipped_reason) if f.skipped_reason
+                               else None)
+                for f in finished]
+
+
+def celery_syncer(redis_url: str, *, workers: int = 2, concurrency: int = 2,
+                  timeout_s: float = 600.0,
+                  on_stage: Callable[[str], None] = lambda text: None) -> SyncerFactory:
+    @contextmanager
+    def start(environ: Mapping[str, str]) -> Iterator[CelerySyncer]:
+        with _workers(redis_url, environ, workers, concurrency, on_stage) as worker_environ:
+            yield CelerySyncer(worker_environ, timeout_s)
+        on_stage(f"stopped the {workers} Celery worker(s)")
+
+    return start
+
+
+def check_redis(redis_url: str) -> None:
+    """Fail with one line, before anything starts, when Redis is missing or busy."""
+    import redis
+
+    require_redis(redis_url, needed_for="`demo --celery`")
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        queued = sum(int(client.llen(queue)) for queue in QUEUES)  # type: ignore[arg-type]
+    finally:
+        client.close()
+    if queued:
+        raise FatalError(
+            f"Redis at {mask_url(redis_url)} holds {queued} queued Celery tasks; give the "
+            "demo a Redis database of its own (--redis-url redis://127.0.0.1:6379/N)")
+
+
+@contextmanager
+def _workers(redis_url: str, environ: Mapping[str, str], count: int, concurrency: int,
+             on_stage: Callable[[str], None]) -> Iterator[dict[str, str]]:
+    app = _point_app_at(redis_url)
+    foreign = _answering_workers(app)
+    if foreign:
+        raise FatalError(
+            f"Celery workers already listen on Redis at {mask_url(redis_url)} "
+            f"({', '.join(sorted(foreign))}); give the demo a Redis database of its own "
+            "(--redis-url redis://127.0.0.1:6379/N)")
+    worker_environ = {**environ, "REDIS_URL": redis_url, "SYNC_WINDOW_SIZE": DEMO_WINDOW_SIZE}
+    _create_tables(worker_environ)
+    token = uuid.uuid4().hex[:6]
+    host = socket.gethostname()
+    names = [f"demo{i + 1}-{token}@{host}" for i in range(count)]
+    processes: list[subprocess.Popen[bytes]] = []
+    finished = False
+    previous = _terminate_cleanly()
+    with tempfile.TemporaryDirectory(prefix="trestle-demo-workers-") as folder:
+        try:
+            for name in names:
+                processes.append(_start_worker(name, worker_environ, concurrency, Path(folder)))
+            _wait_until_ready(app, names, processes, Path(folder))
+            on_stage(f"{count} Celery worker(s) ready on Redis at {mask_url(redis_url)}: "
+                     + ", ".join(names))
+            yield worker_environ
+            finished = True
+        finally:
+            for process in processes:
+                _stop(process)
+            if not finished and processes:
+                # Tasks of an interrupted demo would be taken by the next demo's workers.
+                app.control.purge()
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _point_app_at(redis_url: str) -> Any:
+    """The Celery app of this process, sending to and reading from the demo's Redis."""
+    from trestle_tasks.celery_app import app
+
+    app.conf.update(broker_url=redis_url, result_backend=redis_url)
+    return app
+
+
+def _answering_workers(app: Any, timeout_s: float = 1.0) -> set[str]:
+    return {name for reply in app.control.ping(timeout=timeout_s) or [] for name in reply}
+
+
+def _create_tables(environ: Mapping[str, str]) -> None:
+    """Migrate here first, as an operator would, so the workers never race to create
+    tables in one SQLite file."""
+    from trestle_tasks.sync.schema import migrate_from_service
+
+    settings = load_settings(environ, env_file=None)
+    migrate_from_service(factory.store(settings), factory.trestle_client(settings, shared=False),
+                         settings.resources)
+
+
+def _worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    # The workers run in a scratch folder (so no stray .env is read); they must still find
+    # this package when it is run from a checkout rather than installed.
+    package_root = str(Path(trestle_tasks.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.update(environ)
+    env.update({"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"})
+    return env
+
+
+def _start_worker(name: str, environ: Mapping[str, str], concurrency: int, folder: Path
+                  ) -> subprocess.Popen[bytes]:
+    log = (folder / f"{name.split('@')[0]}.log").open("wb")
+    try:
+        return subprocess.Popen(  # noqa: S603 (a fixed command line, no shell)
+            [sys.executable, "-m", "celery", "-A", "trestle_tasks", "worker",
+             "-c", str(concurrency), "-n", name, "--without-gossip", "--without-mingle",
+             "--loglevel", "WARNING"],
+            env=_worker_env(environ), cwd=folder, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group: stopped (children included) by us, not by the
+            # terminal's Ctrl-C racing our own shutdown.
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def _wait_until_ready(app: Any, names: list[str], processes: list[subprocess.Popen[bytes]],
+                      folder: Path, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for name, process in zip(names, processes, strict=True):
+            if process.poll() is not None:
+                raise FatalError(f"demo worker {name} exited with code {process.returncode} "
+                                 f"on start: {_last_line(folder, name)}")
+        if set(names) <= _answering_workers(app):
+            return
+        if time.monotonic() > deadline:
+            raise FatalError(f"the demo workers did not start within {timeout_s:.0f} s")
+        time.sleep(0.5)
+
+
+def _last_line(folder: Path, name: str) -> str:
+    try:
+        lines = (folder / f"{name.split('@')[0]}.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return next((line for line in reversed(lines) if line.strip()), "(empty log)")[:300]
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)  # warm shutdown: running tasks finish
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def _terminate_cleanly() -> Any:
+    """Let SIGTERM unwind like Ctrl-C, so the workers are stopped on the way out."""
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
