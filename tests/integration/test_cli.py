@@ -98,9 +98,11 @@ def test_simulator_on_a_busy_port_is_one_clear_line():
         port = busy.getsockname()[1]
         result = trestle_etl("simulator", "--port", str(port), "--records", "5")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("trestle-etl: error:")
-    assert "already in use" in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("trestle-etl: error:"), result.stderr
+    assert "already in use" in lines[0] and str(port) in lines[0]
     assert "Traceback" not in result.stderr
+    assert result.stdout == ""  # no URLs announced for a server that never started
 
 
 def test_demo_runs_with_no_configuration(tmp_path):
