@@ -139,3 +139,11 @@ class StoreUnavailableError(RetriableError):
 
 class StoreError(FatalError):
     """The database refused a statement for a reason retrying will not fix."""
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+class AlertDeliveryError(RetriableError):
+    """An alert channel (SMTP server, webhook) refused or did not answer. Names the channel
+    and host only: webhook URLs carry tokens and SMTP logins carry passwords."""

@@ -1,0 +1,114 @@
+"""When alerts fire: the pure rules, with values at and around each threshold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from trestle_tasks.errors import BadCredentialsError
+from trestle_tasks.monitoring.alerts.model import CRITICAL, WARNING, Alert
+from trestle_tasks.monitoring.alerts.rules import (
+    HeldLock,
+    ResourceHistory,
+    Thresholds,
+    auth_alert,
+    crash_alert,
+    lock_alerts,
+    quota_alert,
+    run_alerts,
+    stale_alerts,
+)
+from trestle_tasks.store.journal import SyncRun
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+LIMITS = Thresholds(quota_fraction=0.9, reject_fraction=0.01, stale_after=timedelta(hours=1),
+                    lock_max_age=timedelta(hours=6))
+
+
+def a_run(status: str = "succeeded", fetched: int = 1000, rejected: int = 0,
+          error: str | None = None) -> SyncRun:
+    return SyncRun(run_id="20261126T115500-abcd1234", resource="Property", status=status,
+                   started_at=NOW - timedelta(minutes=5), finished_at=NOW,
+                   records_fetched=fetched, records_upserted=fetched - rejected,
+                   records_rejected=rejected, records_deleted=0, records_duplicate=0,
+                   api_requests=3, windows_total=2, windows_ok=1, windows_failed=1,
+                   watermark_from=None, watermark_to=None, error=error, details=None)
+
+
+@pytest.mark.parametrize(("status", "severity"), [
+    pytest.param("failed", CRITICAL, id="failed"),
+    pytest.param("abandoned", CRITICAL, id="abandoned"),
+    pytest.param("partial", WARNING, id="partial"),
+])
+def test_a_run_that_did_not_succeed_alerts_with_its_error(status, severity):
+    [alert] = run_alerts(a_run(status, error="w1: HTTP 503"), LIMITS)
+    assert (alert.kind, alert.severity, alert.resource) == ("run_failed", severity, "Property")
+    assert alert.dedup_key == "run_failed:Property"
+    assert "HTTP 503" in alert.text and "20261126T115500-abcd1234" in alert.text
+
+
+@pytest.mark.parametrize(("fetched", "rejected", "fires"), [
+    pytest.param(1000, 0, False, id="none"),
+    pytest.param(1000, 10, False, id="at-threshold"),
+    pytest.param(1000, 11, True, id="above"),
+    pytest.param(0, 0, False, id="nothing-fetched"),
+])
+def test_rejects_alert_only_above_the_threshold(fetched, rejected, fires):
+    alerts = run_alerts(a_run(fetched=fetched, rejected=rejected), LIMITS)
+    assert [a.kind for a in alerts] == (["rejects_high"] if fires else [])
+
+
+@pytest.mark.parametrize(("state", "fires"), [
+    pytest.param({"hour_limit": "1000.0", "hour_available": "100.0"}, True, id="at-90%"),
+    pytest.param({"hour_limit": "1000", "hour_available": "101"}, False, id="below"),
+    pytest.param({"hour_limit": "1000", "hour_available": "0"}, True, id="spent"),
+    pytest.param({"minute_limit": "180"}, False, id="no-hour-headers"),
+    pytest.param({}, False, id="nothing-observed"),
+    pytest.param(None, False, id="no-limiter-state"),
+    pytest.param({"hour_limit": "0", "hour_available": "0"}, False, id="zero-limit"),
+])
+def test_quota_alerts_from_the_limiters_state(state, fires):
+    alert = quota_alert(state, LIMITS)
+    assert (alert is not None) == fires
+    if alert is not None:
+        assert alert.kind == "quota_high" and alert.dedup_key == "quota_high:*"
+
+
+def test_a_spent_quota_is_critical():
+    assert quota_alert({"hour_limit": 10, "hour_available": 0}, LIMITS).severity == CRITICAL
+
+
+def test_staleness_counts_from_the_last_success_or_else_the_first_trigger():
+    history = [
+        ResourceHistory("Property", NOW - timedelta(hours=5), NOW - timedelta(minutes=61)),
+        ResourceHistory("Member", NOW - timedelta(hours=5), NOW - timedelta(minutes=59)),
+        ResourceHistory("Office", NOW - timedelta(minutes=90), None),
+        ResourceHistory("OpenHouse", NOW - timedelta(minutes=10), None),
+        ResourceHistory("Media", None, None),  # never triggered: a fresh installation
+    ]
+    alerts = stale_alerts(history, NOW, LIMITS)
+    assert [(a.kind, a.resource) for a in alerts] == [("stale", "Property"), ("stale", "Office")]
+    assert "never synced successfully" in alerts[1].text
+
+
+def test_locks_alert_past_their_expected_life():
+    held = [HeldLock("Property", "run-a", NOW - timedelta(hours=7)),
+            HeldLock("Member", "run-b", NOW - timedelta(hours=5))]
+    [alert] = lock_alerts(held, NOW, LIMITS)
+    assert (alert.kind, alert.resource) == ("lock_held", "Property") and "run-a" in alert.text
+
+
+def test_credentials_and_crashes():
+    alert = auth_alert(BadCredentialsError("the token endpoint rejected the client credentials"))
+    assert (alert.kind, alert.severity, alert.dedup_key) == ("auth_failed", CRITICAL,
+                                                            "auth_failed:*")
+    crash = crash_alert("Media", "ODataRequestError: HTTP 400")
+    assert crash.dedup_key == "run_failed:Media" and "HTTP 400" in crash.text
+
+
+def test_an_explicit_dedup_key_wins_and_the_payload_is_plain_json():
+    alert = Alert("stale", "t", "x", resource="Property", dedup_key="custom")
+    assert alert.dedup_key == "custom"
+    payload = alert.as_payload()
+    assert payload["dedup_key"] == "custom" and isinstance(payload["raised_at"], str)

@@ -1,0 +1,168 @@
+"""When to alert: pure functions from what the pipeline knows to the alerts it should send.
+
+No I/O here, so every threshold is testable with plain values; `checks.py` and `hooks.py`
+gather the inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from trestle_tasks.monitoring.alerts.model import (
+    AUTH_FAILED,
+    CRITICAL,
+    LOCK_HELD,
+    QUOTA_HIGH,
+    REJECTS_HIGH,
+    RUN_FAILED,
+    STALE,
+    WARNING,
+    Alert,
+)
+from trestle_tasks.store.journal import ABANDONED, FAILED, PARTIAL, SyncRun
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    quota_fraction: float = 0.9  # of the hour quota used
+    reject_fraction: float = 0.01  # of the records fetched in one run
+    stale_after: timedelta = timedelta(minutes=60)
+    lock_max_age: timedelta = timedelta(minutes=360)
+
+
+@dataclass(frozen=True)
+class ResourceHistory:
+    """What the sync log says about one resource's sync runs."""
+
+    resource: str
+    first_run_at: datetime | None
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    resource: str
+    owner: str
+    since: datetime
+
+
+def run_alerts(run: SyncRun, thresholds: Thresholds) -> list[Alert]:
+    """A run that did not fully succeed, and a run that rejected too much of what it read."""
+    alerts = []
+    if run.status in (FAILED, PARTIAL, ABANDONED):
+        alerts.append(Alert(
+            kind=RUN_FAILED, resource=run.resource,
+            severity=WARNING if run.status == PARTIAL else CRITICAL,
+            title=f"{run.resource} sync {run.status}",
+            text=(f"Run {run.run_id} of {run.resource} ended {run.status}: "
+                  f"{run.windows_ok} window(s) succeeded, {run.windows_failed} failed, "
+                  f"{run.records_upserted} record(s) stored.\n"
+                  f"Error: {run.error or '(none recorded)'}\n"
+                  "The watermark stays below the failed windows; the next run retries them. "
+                  "See `trestle-etl status`."),
+        ))
+    fetched = max(run.records_fetched, 0)
+    if run.records_rejected > 0 and fetched > 0:
+        fraction = run.records_rejected / fetched
+        if fraction > thresholds.reject_fraction:
+            alerts.append(Alert(
+                kind=REJECTS_HIGH, resource=run.resource, severity=WARNING,
+                title=f"{run.resource}: {fraction:.1%} of records rejected",
+                text=(f"Run {run.run_id} rejected {run.records_rejected} of {fetched} "
+                      f"{run.resource} record(s) ({fraction:.2%}, threshold "
+                      f"{thresholds.reject_fraction:.2%}). The records and reasons are in "
+                      "etl_rejects."),
+            ))
+    return alerts
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def quota_alert(state: Mapping[str, Any] | None, thresholds: Thresholds) -> Alert | None:
+    """The hour quota used beyond the threshold, from the limiter's last observed headers."""
+    if not state:
+        return None
+    limit, available = _number(state.get("hour_limit")), _number(state.get("hour_available"))
+    if not limit or available is None:
+        return None
+    used = min(max((limit - available) / limit, 0.0), 1.0)
+    if used < thresholds.quota_fraction:
+        return None
+    return Alert(
+        kind=QUOTA_HIGH, severity=CRITICAL if used >= 1.0 else WARNING,
+        title=f"Trestle hour quota {used:.0%} used",
+        text=(f"{int(limit - available)} of {int(limit)} requests of this hour's quota are "
+              f"used ({used:.1%}, threshold {thresholds.quota_fraction:.0%}). Syncs slow down "
+              "and then wait for the next hour when it runs out."),
+    )
+
+
+def auth_alert(error: BaseException | str) -> Alert:
+    return Alert(
+        kind=AUTH_FAILED, severity=CRITICAL,
+        title="Trestle rejected the client credentials",
+        text=(f"{error}\nNo resource can sync until TRESTLE_CLIENT_ID / TRESTLE_CLIENT_SECRET "
+              "are fixed (`trestle-etl check-config` tests them)."),
+    )
+
+
+def crash_alert(resource: str, error: BaseException | str) -> Alert:
+    """A run that could not even be planned (or stopped before its sync log row closed)."""
+    return Alert(
+        kind=RUN_FAILED, resource=resource, severity=CRITICAL,
+        title=f"{resource} sync failed",
+        text=f"The {resource} run failed before it finished: {error}",
+    )
+
+
+def stale_alerts(history: Iterable[ResourceHistory], now: datetime,
+                 thresholds: Thresholds) -> list[Alert]:
+    """Resources without a successful sync for longer than `stale_after`.
+
+    A resource never triggered at all is left alone (a fresh installation); one triggered
+    but never successful counts from its first trigger.
+    """
+    alerts = []
+    for item in history:
+        since = item.last_success_at or item.first_run_at
+        if since is None or now - since <= thresholds.stale_after:
+            continue
+        minutes = (now - since).total_seconds() / 60
+        what = ("has not synced successfully since " + f"{since:%Y-%m-%d %H:%M} UTC"
+                if item.last_success_at else "has never synced successfully")
+        alerts.append(Alert(
+            kind=STALE, resource=item.resource, severity=WARNING,
+            title=f"{item.resource} is stale ({minutes:,.0f} min)",
+            text=(f"{item.resource} {what} ({minutes:,.0f} minutes; threshold "
+                  f"{thresholds.stale_after.total_seconds() / 60:,.0f}). Check that beat and "
+                  "the workers run, and the errors in `trestle-etl status`."),
+        ))
+    return alerts
+
+
+def lock_alerts(held: Iterable[HeldLock], now: datetime, thresholds: Thresholds) -> list[Alert]:
+    """Run locks held by one run for longer than a run is expected to live."""
+    alerts = []
+    for lock in held:
+        age = now - lock.since
+        if age <= thresholds.lock_max_age:
+            continue
+        minutes = age.total_seconds() / 60
+        alerts.append(Alert(
+            kind=LOCK_HELD, resource=lock.resource, severity=WARNING,
+            title=f"{lock.resource} run lock held for {minutes:,.0f} min",
+            text=(f"The run lock of {lock.resource} has been held by {lock.owner} since "
+                  f"{lock.since:%Y-%m-%d %H:%M} UTC ({minutes:,.0f} minutes; expected at most "
+                  f"{thresholds.lock_max_age.total_seconds() / 60:,.0f}). Every other trigger "
+                  "of this resource is skipped meanwhile; a stuck run may need its worker "
+                  "restarted."),
+        ))
+    return alerts
