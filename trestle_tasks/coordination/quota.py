@@ -260,6 +260,7 @@ class LocalQuotaLimiter:
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
+        self._last: QuotaSnapshot | None = None
 
     def try_acquire(self) -> float:
         with self._lock:
@@ -270,6 +271,7 @@ class LocalQuotaLimiter:
 
     def observe(self, snapshot: QuotaSnapshot) -> None:
         with self._lock:
+            self._last = snapshot
             self._state.observe(
                 self._clock() * 1000.0,
                 snapshot.minute_limit,
@@ -283,3 +285,15 @@ class LocalQuotaLimiter:
             self._state.penalize(
                 self._clock() * 1000.0, retry_after_s * 1000.0 if retry_after_s else None
             )
+
+    def state(self) -> dict[str, str]:
+        """What the server last said, in the shape of `RedisQuotaLimiter.state()` (for the
+        quota alert of local runs)."""
+        with self._lock:
+            last = self._last
+        if last is None:
+            return {}
+        values = {"minute_limit": last.minute_limit, "minute_available": last.minute_available,
+                  "hour_limit": last.hour_limit, "hour_available": last.hour_available,
+                  "observed_ms": int(last.observed_at * 1000)}
+        return {name: str(value) for name, value in values.items() if value is not None}
