@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from trestle_tasks.coordination.locks import RunLock
 from trestle_tasks.errors import FatalError
+from trestle_tasks.logs import log_context
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncRun
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
@@ -56,6 +57,16 @@ def reconcile(
     otherwise look deleted.
     """
     run_id = run_id or new_run_id()
+    # Every line of the census (pager, client, store) carries the run id.
+    with log_context(run_id=run_id, resource=resource):
+        return _reconcile(resource, store=store, client=client, lock=lock,
+                          credential=credential, lock_ttl_s=lock_ttl_s,
+                          max_delete_fraction=max_delete_fraction, run_id=run_id)
+
+
+def _reconcile(resource: str, *, store: Store, client: TrestleClient, lock: RunLock,
+               credential: str, lock_ttl_s: float, max_delete_fraction: float,
+               run_id: str) -> SyncRun | Skipped:
     grant = lock.acquire(lock_name(credential, resource), owner=run_id, ttl_s=lock_ttl_s)
     if grant is None:
         return record_skip(store, Skipped(
