@@ -20,6 +20,7 @@ class QuietBar:
     def __init__(self, length: int) -> None:
         self.length = length
         self.pos = 0
+        self.finished = False
 
     def update(self, steps: int) -> None:
         self.pos += steps
@@ -37,9 +38,20 @@ def progress(label: str, length: int = 0) -> Iterator[Any]:
 
 def follow(bar: Any, done: int, total: int) -> None:
     """Move `bar` to `done` of `total`, for progress reported as running totals."""
-    bar.length = max(total, done, 1)
+    grow(bar, max(total, done, 1) - bar.length)
     if done > bar.pos:
         bar.update(done - bar.pos)
+
+
+def grow(bar: Any, more: int) -> None:
+    """Raise the bar's length as more work is planned.
+
+    click marks a bar finished once its position reaches its length, and then draws it
+    full whatever comes after; more work means it is not finished.
+    """
+    bar.length += more
+    if bar.pos < bar.length:
+        bar.finished = False
 
 
 class CountingClient:
