@@ -38,7 +38,7 @@ from trestle_tasks.sync.plan import Skipped
 
 QUEUES = ("planning", "windows", "maintenance")
 # Windows small enough that the demo's listings are spread over both workers.
-DEMO_WINDOW_SIZE = "500"
+DEMO_WINDOW_SIZE = "1000"
 # Variables of ours a worker must not inherit from the shell running the demo.
 _OURS = ("TRESTLE_", "DATABASE_", "REDIS_", "CELERY_", "SYNC_", "LOCK_", "LOG_", "ALERT_",
          "DB_", "COST_")
