@@ -54,9 +54,17 @@ task_routes = {
     "trestle.finalize_sync": {"queue": "planning"},
     "trestle.sync_window": {"queue": "windows"},
     "trestle.reap_stale_runs": {"queue": "maintenance"},
+    "trestle.check_alerts": {"queue": "maintenance"},
     "trestle.refresh_metadata": {"queue": "maintenance"},
     "trestle.reconcile": {"queue": "maintenance"},
 }
+
+# A per-worker ceiling only (Celery applies rate_limit in each worker process); the
+# cluster-wide guarantee is the Redis quota limiter every request goes through.
+task_annotations = (
+    {"trestle.sync_window": {"rate_limit": _settings.worker_rate_limit}}
+    if _settings.worker_rate_limit else {}
+)
 
 beat_schedule = {
     **{
@@ -85,6 +93,11 @@ beat_schedule = {
         "task": "trestle.reap_stale_runs",
         "schedule": timedelta(minutes=10),
         "options": {"expires": 600},
+    },
+    "check-alerts": {
+        "task": "trestle.check_alerts",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 300},
     },
     "refresh-metadata": {
         "task": "trestle.refresh_metadata",

@@ -14,33 +14,32 @@ from typing import Any
 
 import click
 
-from trestle_tasks.errors import ConfigurationError, FatalError, TrestleTasksError
-
-EXIT_FAILURE = 1
-EXIT_BAD_CONFIG = 2
+from trestle_tasks.cli_errors import EXIT_BAD_CONFIG, EXIT_SKIPPED, describe, one_line
+from trestle_tasks.errors import FatalError, TrestleTasksError
 
 
 class _Group(click.Group):
-    """Turns expected failures into one clear line and an exit code scripts can trust."""
+    """Turns every failure into one clear line and an exit code scripts can trust."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            # click's own rendering is three lines (usage, hint, message): keep one.
+            command = error.ctx.command_path if error.ctx else "trestle-etl"
+            click.echo(f"trestle-etl: error: {one_line(error.format_message())} "
+                       f"(see `{command} --help`)", err=True)
+            ctx.exit(EXIT_BAD_CONFIG)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
-        except ConfigurationError as error:
-            _fail(ctx, error, EXIT_BAD_CONFIG)
-        except (TrestleTasksError, OSError) as error:
-            _fail(ctx, error, EXIT_FAILURE)
+        except Exception as error:
+            _fail(ctx, error)
 
 
-def _fail(ctx: click.Context, error: BaseException, code: int) -> None:
+def _fail(ctx: click.Context, error: BaseException) -> None:
     if ctx.obj and ctx.obj.get("debug"):
         traceback.print_exception(error, file=sys.stderr)
-    text = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-    if isinstance(error, OSError) and error.filename:
-        text = f"{text}: {error.filename}"
-    message = " ".join(text.split()) or type(error).__name__
+    message, code = describe(error)
     click.echo(f"trestle-etl: error: {message}", err=True)
     ctx.exit(code)
 
@@ -77,14 +76,35 @@ def check_config() -> None:
         raise FatalError(f"{failures} check(s) failed")
 
 
-def _settings(require_credentials: bool = True) -> Any:
+def _settings(require_credentials: bool = True, *, reports_itself: bool = False) -> Any:
+    """Settings, with logging set up for a command.
+
+    A command that `reports_itself` (a summary table, a one-line error) shows only ERROR
+    log lines on stderr, so a failure reads as one line, not as a warning and then the
+    same failure again; `--debug` shows every line. Such commands all use the database,
+    so it is checked first.
+    """
+    import logging
+
     from trestle_tasks.logs import configure_logging
     from trestle_tasks.settings import load_settings
 
     settings = load_settings(require_credentials=require_credentials)
+    debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
     # On a terminal, INFO lines would drown the progress bar; the files keep them.
-    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING",
-                      settings.log_format, settings.secret_values(), settings.log_dir)
+    level = "DEBUG" if debug else (
+        settings.log_level if settings.log_level != "INFO" else "WARNING")
+    configure_logging(level, settings.log_format, settings.secret_values(), settings.log_dir)
+    if reports_itself and not debug:
+        for handler in logging.getLogger().handlers:
+            if getattr(handler, "_trestle_tasks", False) and \
+                    type(handler) is logging.StreamHandler:
+                handler.setLevel(logging.ERROR)
+    if reports_itself:  # every such command works on the database: fail at once if it won't
+        from trestle_tasks import factory
+        from trestle_tasks.preflight import require_database
+
+        require_database(factory.store(settings).engine)
     return settings
 
 
@@ -112,7 +132,7 @@ def migrate(resources: tuple[str, ...]) -> None:
     from trestle_tasks import factory
     from trestle_tasks.sync.schema import migrate_from_service
 
-    settings = _settings()
+    settings = _settings(reports_itself=True)
     chosen = _check_resources(settings, resources)
     report = migrate_from_service(factory.store(settings),
                                   factory.trestle_client(settings, shared=False), chosen)
@@ -131,40 +151,43 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
          timeout: float) -> None:
     """Sync resources: dispatch a run to the workers (or run it here with --local)."""
     from trestle_tasks import factory
+    from trestle_tasks.cli_progress import follow, grow, progress
 
-    settings = _settings()
+    settings = _settings(reports_itself=True)
     chosen = _check_resources(settings, resources)
     if local:
         from trestle_tasks.sync.local import sync_local
 
-        with click.progressbar(length=0, label="records", show_pos=True,
-                               file=sys.stderr) as bar:
+        with progress("records") as bar:
             def on_plan(plan: Any) -> None:
-                bar.length = (bar.length or 0) + sum(w.expected or 0 for w in plan.windows)
+                grow(bar, sum(w.expected or 0 for w in plan.windows))
 
             results = sync_local(settings, chosen, full=full, on_plan=on_plan,
                                  on_records=bar.update)
         rows = [(r.resource, r.run, r.skipped.reason if r.skipped else None) for r in results]
     else:
+        from trestle_tasks.preflight import require_broker
         from trestle_tasks.sync import dispatch
 
+        require_broker(settings.broker_url, settings.result_backend,
+                       needed_for="`sync` without --local")
         sent = dispatch.dispatch(chosen, full=full)
         if not wait_:
             click.echo(sent.run_id)
             return
         click.echo(f"run {sent.run_id} dispatched; waiting …", err=True)
-        with click.progressbar(length=1, label="records", show_pos=True,
-                               file=sys.stderr) as bar:
-            def progress(fetched: int, expected: int) -> None:
-                bar.length = max(expected, 1)
-                bar.update(fetched - bar.pos)
-
+        with progress("records", 1) as bar:
             finished = dispatch.wait(sent, factory.store(settings), timeout_s=timeout,
-                                     on_progress=progress)
+                                     on_progress=lambda done, total: follow(bar, done, total))
         rows = [(f.resource, f.run, f.skipped_reason) for f in finished]
     _print_summary(rows)
     if any(run is not None and run.status != "succeeded" for _, run, _ in rows):
         raise FatalError("the sync did not fully succeed; see above and `trestle-etl status`")
+    if any(run is None for _, run, _ in rows):
+        # A script asking for a sync must not mistake "another run was busy" for done.
+        click.echo("trestle-etl: skipped: another run holds the lock; nothing was synced "
+                   "for the resources marked skipped", err=True)
+        click.get_current_context().exit(EXIT_SKIPPED)
 
 
 def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
@@ -191,25 +214,32 @@ def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
 def reconcile(resources: tuple[str, ...], local: bool, max_delete_fraction: float) -> None:
     """Mark records that left the feed as deleted (after a complete key census)."""
     from trestle_tasks import factory
+    from trestle_tasks.cli_progress import CountingClient, progress
     from trestle_tasks.sync.plan import Skipped
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
 
-    settings = _settings()
+    settings = _settings(reports_itself=True)
     chosen = _check_resources(settings, resources)
     store = factory.store(settings)
-    failures = 0
+    failures: dict[str, str] = {}
     for resource in chosen:
-        click.echo(f"{resource}: taking a key census …", err=True)
         try:
-            result = reconcile_resource(
-                resource, store=store, client=factory.trestle_client(settings, shared=not local),
-                lock=factory.run_lock(settings, shared=not local),
-                credential=factory.credential_id(settings), lock_ttl_s=settings.lock_ttl_s,
-                max_delete_fraction=max_delete_fraction,
-            )
+            expected = store.count(resource)  # the census should find about as many keys
+        except Exception:  # no table yet: the census result will say so
+            expected = 0
+        try:
+            with progress(f"{resource} key census", expected) as bar:
+                client = CountingClient(factory.trestle_client(settings, shared=not local),
+                                        bar.update)
+                result = reconcile_resource(
+                    resource, store=store, client=client,
+                    lock=factory.run_lock(settings, shared=not local),
+                    credential=factory.credential_id(settings), lock_ttl_s=settings.lock_ttl_s,
+                    max_delete_fraction=max_delete_fraction,
+                )
         except TrestleTasksError as error:
             click.echo(f"{resource:<12} failed: {error}")
-            failures += 1
+            failures[resource] = str(error)
             continue
         if isinstance(result, Skipped):
             click.echo(f"{resource:<12} skipped: {result.reason}")
@@ -220,8 +250,12 @@ def reconcile(resources: tuple[str, ...], local: bool, max_delete_fraction: floa
                    f"{details.get('restored', 0):>5,} restored  "
                    f"{result.api_requests:>4,} requests")
     if failures:
-        raise FatalError(f"{failures} resource(s) could not be reconciled; nothing was "
-                         "deleted for them")
+        # The one stderr line names the cause: shared by all (bad credentials), or the first.
+        first, reason = next(iter(failures.items()))
+        cause = (reason if len(set(failures.values())) == 1
+                 else f"{first}: {reason} (and more above)")
+        raise FatalError(f"{len(failures)} resource(s) could not be reconciled and nothing "
+                         f"was deleted for them: {cause}")
 
 
 @main.command()
@@ -231,7 +265,7 @@ def export(resource: str, include_deleted: bool) -> None:
     """Write the stored records of a resource to stdout as NDJSON."""
     from trestle_tasks import factory
 
-    settings = _settings(require_credentials=False)
+    settings = _settings(require_credentials=False, reports_itself=True)
     _check_resources(settings, (resource,))
     out = click.get_text_stream("stdout")
     count = factory.store(settings).export(resource, out, include_deleted=include_deleted)
@@ -246,7 +280,7 @@ def status(as_json: bool, limit: int) -> None:
     """Recent runs, watermarks and quota use."""
     from trestle_tasks.monitoring.status import collect_status, render_status
 
-    settings = _settings(require_credentials=False)
+    settings = _settings(require_credentials=False, reports_itself=True)
     report = collect_status(settings, limit=limit)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
@@ -255,24 +289,63 @@ def status(as_json: bool, limit: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=9464, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0 picks a free one).")
+def metrics(host: str, port: int) -> None:
+    """Serve Prometheus metrics: sync lag, records, rejects, runs, quota and 429s.
+
+    Read from the sync log and the shared quota limiter on each scrape, so one endpoint
+    covers every worker.
+    """
+    from trestle_tasks.monitoring.metrics_http import start_metrics_server
+
+    settings = _settings(require_credentials=False)
+    server, thread = start_metrics_server(settings, host, port)
+    click.echo(f"Serving metrics at http://{host}:{server.server_port}/metrics; Ctrl-C to "
+               "stop.")
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+@main.command()
 @click.option("--records", default=2000, show_default=True, type=click.IntRange(10, 200_000),
               help="Listings the simulator serves.")
 @click.option("--database", default="trestle-demo.sqlite3", show_default=True,
               type=click.Path(dir_okay=False), help="SQLite file to fill (replaced).")
-def demo(records: int, database: str) -> None:
-    """Sync the bundled simulator into an embedded database: no configuration needed."""
+@click.option("--celery", "use_celery", is_flag=True,
+              help="Sync through Celery worker processes started for the demo (needs Redis; "
+                   "without it the demo stops with an error, it does not fall back).")
+@click.option("--redis-url", envvar="REDIS_URL", default="redis://127.0.0.1:6379/0",
+              show_default=True, metavar="URL",
+              help="Redis for --celery (also read from REDIS_URL). Use a database no other "
+                   "workers use: the demo refuses one with workers or queued tasks.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 4),
+              help="Worker processes for --celery.")
+def demo(records: int, database: str, use_celery: bool, redis_url: str, workers: int) -> None:
+    """Sync the bundled simulator into an embedded database: no configuration needed.
+
+    With --celery the syncs are dispatched to real `celery -A trestle_tasks worker`
+    processes, as `sync --wait` does, and the workers are stopped at the end.
+    """
     from pathlib import Path
 
-    from trestle_tasks.demo import SAMPLE_QUERY, run_demo
+    from trestle_tasks.cli_progress import follow, progress
+    from trestle_tasks.demo import SAMPLE_QUERY, local_syncer, run_demo
 
-    with click.progressbar(length=1, label="records", show_pos=True, file=sys.stderr) as bar:
-        def on_plan(plan: Any) -> None:
-            bar.length = (bar.length if bar.length > 1 else 0) + sum(
-                w.expected or 0 for w in plan.windows)
+    syncer = local_syncer
+    if use_celery:
+        from trestle_tasks.demo_celery import celery_syncer, check_redis
 
-        report = run_demo(records=records, database=Path(database).resolve(),
+        check_redis(redis_url)
+        syncer = celery_syncer(redis_url, workers=workers,
+                               on_stage=lambda text: click.echo(f"\n• {text}", err=True))
+    with progress("records") as bar:
+        report = run_demo(records=records, database=Path(database).resolve(), syncer=syncer,
                           on_stage=lambda text: click.echo(f"\n• {text}", err=True),
-                          on_plan=on_plan, on_records=bar.update)
+                          on_progress=lambda done, total: follow(bar, done, total))
     click.echo("")
     _print_summary([(r.resource, r.run, r.skipped.reason if r.skipped else None)
                     for r in report.full])

@@ -26,6 +26,7 @@ from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache
 
 if TYPE_CHECKING:
     from trestle_tasks.coordination.locks import RunLock
+    from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
     from trestle_tasks.store.store import Store
 
 _per_process: dict[tuple[int, str], Any] = {}
@@ -122,6 +123,14 @@ def store(settings: Settings) -> Store:
     )
 
 
+def window_gate(settings: Settings) -> Any:
+    """The cluster's adaptive limit on windows running at once, per credential."""
+    from trestle_tasks.coordination.concurrency import RedisWindowGate
+
+    return RedisWindowGate(redis_client(settings), credential_id(settings),
+                           max_slots=settings.max_concurrent_windows)
+
+
 def run_lock(settings: Settings, *, shared: bool) -> RunLock:
     """Redis locks for the cluster; flock files for local runs on one machine."""
     from trestle_tasks.coordination.locks import FileRunLock, RedisRunLock
@@ -130,3 +139,37 @@ def run_lock(settings: Settings, *, shared: bool) -> RunLock:
         return RedisRunLock(redis_client(settings))
     folder = Path(settings.lock_dir) if settings.lock_dir else Path(tempfile.gettempdir())
     return _once_per_process(f"file-lock:{folder}", lambda: FileRunLock(folder))
+
+
+def alert_dispatcher(settings: Settings, *, shared: bool) -> AlertDispatcher:
+    """Channels from the ALERT_* settings; the cooldown in Redis for workers, in files under
+    LOCK_DIR for local runs (see monitoring/alerts/cooldown.py for why not memory)."""
+    from trestle_tasks.monitoring.alerts.channels import (
+        SlackChannel,
+        SmtpChannel,
+        WebhookChannel,
+        default_sender,
+    )
+    from trestle_tasks.monitoring.alerts.cooldown import Cooldown, FileCooldown, RedisCooldown
+    from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
+
+    channels: list[Any] = []
+    if settings.alert_email_to and settings.alert_smtp_host:
+        channels.append(SmtpChannel(
+            host=settings.alert_smtp_host, port=settings.alert_smtp_port,
+            sender=settings.alert_email_from or default_sender(),
+            recipients=settings.alert_email_to, user=settings.alert_smtp_user,
+            password=settings.alert_smtp_password, starttls=settings.alert_smtp_starttls,
+        ))
+    if settings.alert_webhook_url:
+        channels.append(WebhookChannel(settings.alert_webhook_url))
+    if settings.alert_slack_webhook_url:
+        channels.append(SlackChannel(settings.alert_slack_webhook_url))
+    cooldown: Cooldown
+    if shared:
+        cooldown = RedisCooldown(redis_client(settings),
+                                 prefix=f"trestle:alert:{credential_id(settings)}:")
+    else:
+        folder = Path(settings.lock_dir) if settings.lock_dir else Path(tempfile.gettempdir())
+        cooldown = FileCooldown(folder)
+    return AlertDispatcher(channels, cooldown, cooldown_s=settings.alert_cooldown_minutes * 60)

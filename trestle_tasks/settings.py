@@ -84,6 +84,14 @@ def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[s
     return parse
 
 
+def _rate_limit(text: str) -> str:
+    """Celery's rate_limit form: tasks per second, minute or hour, e.g. `30/m`."""
+    value = text.strip()
+    if not re.fullmatch(r"\d+(\.\d+)?(/[smh])?", value) or float(value.split("/")[0]) <= 0:
+        raise ValueError("must be a positive rate such as 30/m, 2/s or 100/h")
+    return value
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     by_folded = {option.casefold(): option for option in options}
 
@@ -98,6 +106,33 @@ def _choice(*options: str) -> Callable[[str], str]:
 
 def _text(text: str) -> str:
     return text
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _boolean(text: str) -> bool:
+    folded = text.strip().casefold()
+    if folded in _TRUE or folded in _FALSE:
+        return folded in _TRUE
+    raise ValueError("must be true or false (also 1/0, yes/no, on/off)")
+
+
+_EMAIL = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\Z")
+
+
+def _email(text: str) -> str:
+    if not _EMAIL.match(text.strip()):
+        raise ValueError("must be an email address like ops@example.com")
+    return text.strip()
+
+
+def _emails(text: str) -> tuple[str, ...]:
+    addresses = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [a for a in addresses if not _EMAIL.match(a)]
+    if not addresses or bad:
+        raise ValueError("must be comma-separated email addresses like ops@example.com")
+    return addresses
 
 
 @dataclass(frozen=True)
@@ -141,6 +176,15 @@ SPECS: tuple[SettingSpec, ...] = (
                 "target records per sync window (one Celery task each)"),
     SettingSpec("SYNC_LOCK_TTL", "lock_ttl_s", _bounded(float, 30, 86400), 900.0,
                 "seconds a run lock lives without renewal"),
+    SettingSpec("SYNC_RETRY_DELAY", "retry_delay_s", _bounded(float, 0.1, 3600), 30.0,
+                "seconds before a failed window is retried; doubles per attempt, and a "
+                "run retried as a whole waits four times as long"),
+    SettingSpec("SYNC_MAX_CONCURRENT_WINDOWS", "max_concurrent_windows", _bounded(int, 1, 1000),
+                8, "most windows run at once across the cluster; halved under pressure "
+                   "(429s, a slow database, a low quota), regained window by window"),
+    SettingSpec("SYNC_WORKER_RATE_LIMIT", "worker_rate_limit", _rate_limit, None,
+                "Celery rate_limit on window tasks, per worker process (e.g. 30/m): a "
+                "ceiling on top of the cluster-wide quota limiter"),
     SettingSpec("SYNC_INTERVAL_MINUTES", "sync_interval_minutes", _bounded(float, 0.1, 1440),
                 5.0, "minutes between incremental syncs on the beat schedule"),
     SettingSpec("DB_BATCH_SIZE", "batch_size", _bounded(int, 1, 50_000), 1000,
@@ -155,6 +199,37 @@ SPECS: tuple[SettingSpec, ...] = (
                 "log level"),
     SettingSpec("LOG_FORMAT", "log_format", _choice("auto", "json", "console"), "auto",
                 "json lines, readable console lines, or auto (console on a terminal)"),
+    # Alerts: email when ALERT_EMAIL_TO and ALERT_SMTP_HOST are set, webhooks when their URL
+    # is; webhook URLs are secrets (their path is usually the token).
+    SettingSpec("ALERT_EMAIL_TO", "alert_email_to", _emails, None,
+                "comma-separated addresses alerts are mailed to (default: no email)"),
+    SettingSpec("ALERT_EMAIL_FROM", "alert_email_from", _email, None,
+                "sender of alert mail (default: trestle-etl@<this host>)"),
+    SettingSpec("ALERT_SMTP_HOST", "alert_smtp_host", _text, None,
+                "SMTP server for alert mail (default: no email)"),
+    SettingSpec("ALERT_SMTP_PORT", "alert_smtp_port", _bounded(int, 1, 65535), 587,
+                "SMTP port"),
+    SettingSpec("ALERT_SMTP_USER", "alert_smtp_user", _text, None,
+                "SMTP login (default: no login)"),
+    SettingSpec("ALERT_SMTP_PASSWORD", "alert_smtp_password", _text, None,
+                "SMTP password", secret=True),
+    SettingSpec("ALERT_SMTP_STARTTLS", "alert_smtp_starttls", _boolean, True,
+                "upgrade the SMTP connection with STARTTLS before logging in"),
+    SettingSpec("ALERT_WEBHOOK_URL", "alert_webhook_url", _http_url, None,
+                "URL alerts are POSTed to as JSON (default: none)", secret=True),
+    SettingSpec("ALERT_SLACK_WEBHOOK_URL", "alert_slack_webhook_url", _http_url, None,
+                "Slack-compatible incoming webhook for alerts (default: none)", secret=True),
+    SettingSpec("ALERT_COOLDOWN_MINUTES", "alert_cooldown_minutes", _bounded(float, 0, 10080),
+                60.0, "minutes a repeat of the same alert is suppressed (0: never)"),
+    SettingSpec("ALERT_QUOTA_THRESHOLD", "alert_quota_threshold", _bounded(float, 0, 1), 0.9,
+                "alert when this fraction of the hour quota is used"),
+    SettingSpec("ALERT_REJECT_THRESHOLD", "alert_reject_threshold", _bounded(float, 0, 1), 0.01,
+                "alert when a run rejects more than this fraction of the records it fetched"),
+    SettingSpec("ALERT_STALE_AFTER_MINUTES", "alert_stale_after_minutes",
+                _bounded(float, 1, 525_600), 60.0,
+                "alert when a resource has not synced successfully for this long"),
+    SettingSpec("ALERT_LOCK_MAX_MINUTES", "alert_lock_max_minutes", _bounded(float, 1, 525_600),
+                360.0, "alert when one run has held a resource's run lock this long"),
 )
 
 
@@ -178,12 +253,29 @@ class Settings:
     window_size: int
     lock_ttl_s: float
     sync_interval_minutes: float
+    retry_delay_s: float
+    max_concurrent_windows: int
+    worker_rate_limit: str | None
     batch_size: int
     lock_dir: str | None
     cost_per_request: float | None
     log_dir: str | None
     log_level: str
     log_format: str
+    alert_email_to: tuple[str, ...] | None
+    alert_email_from: str | None
+    alert_smtp_host: str | None
+    alert_smtp_port: int
+    alert_smtp_user: str | None
+    alert_smtp_password: Secret | None
+    alert_smtp_starttls: bool
+    alert_webhook_url: Secret | None
+    alert_slack_webhook_url: Secret | None
+    alert_cooldown_minutes: float
+    alert_quota_threshold: float
+    alert_reject_threshold: float
+    alert_stale_after_minutes: float
+    alert_lock_max_minutes: float
 
     @property
     def broker_url(self) -> str:
@@ -195,7 +287,9 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Every secret these settings hold, for log redaction."""
-        values = [self.client_secret.reveal()] if self.client_secret else []
+        values = [s.reveal() for s in (self.client_secret, self.alert_smtp_password,
+                                       self.alert_webhook_url, self.alert_slack_webhook_url)
+                  if s]
         for url in (self.database_url, self.redis_url, self.broker_url, self.result_backend):
             password = url_password(url)
             if password:

@@ -7,6 +7,9 @@ and plain window bounds — never credentials (Flower shows arguments).
 from __future__ import annotations
 
 import logging
+import random
+from contextlib import suppress
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,21 +18,27 @@ from celery import chord
 from trestle_tasks import factory
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
+from trestle_tasks.coordination.concurrency import window_pressure
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError
 from trestle_tasks.logs import log_context
+from trestle_tasks.monitoring.alerts import hooks as alerts
 from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.store.journal import ABANDONED, FAILED
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, plan_run, record_skip
 from trestle_tasks.sync.reconcile import reconcile
+from trestle_tasks.sync.run_retry import MAX_RUN_ATTEMPTS, run_retry_delay
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import media_since, sync_window
 
 log = logging.getLogger(__name__)
 WINDOW_MAX_RETRIES = 3
+# Deferrals wait about a tenth of SYNC_RETRY_DELAY each; past this many a window runs anyway,
+# so a leaked slot can delay a window but never starve it.
+WINDOW_MAX_DEFERRALS = 200
 
 
 def _settings() -> Settings:
@@ -40,7 +49,7 @@ def _settings() -> Settings:
           autoretry_for=(RetriableError,), retry_backoff=30, retry_backoff_max=900,
           retry_jitter=True, max_retries=5)
 def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None = None,
-              beat_interval_s: float | None = None) -> dict[str, Any]:
+              beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
     """Plan a run of `resource` and launch its windows as a chord ending in finalize_sync.
 
     Beat passes `beat_interval_s`: such a trigger first claims its interval, so a second
@@ -48,7 +57,15 @@ def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None =
     """
     run_id = run_id or new_run_id()
     with log_context(run_id=run_id, resource=resource):
-        return _plan_sync(resource, full, run_id, beat_interval_s)
+        try:
+            return _plan_sync(resource, full, run_id, beat_interval_s, attempt)
+        except Exception as error:
+            # Alert once the error is final (fatal, or the last retry): no sync log row
+            # tells anyone about a run that was never planned. Bad credentials alert as such.
+            if not getattr(error, "retriable", False) or self.request.retries >= self.max_retries:
+                with suppress(Exception):  # bad settings: the original error tells more
+                    alerts.after_crash(_settings(), resource, error, shared=True)
+            raise
 
 
 def _first_of_interval(settings: Settings, job: str, run_id: str,
@@ -67,7 +84,7 @@ def _first_of_interval(settings: Settings, job: str, run_id: str,
 
 
 def _plan_sync(resource: str, full: bool, run_id: str,
-               beat_interval_s: float | None = None) -> dict[str, Any]:
+               beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
     settings = _settings()
     store = factory.store(settings)
     duplicate = _first_of_interval(settings, f"sync:{resource}", run_id, beat_interval_s)
@@ -83,7 +100,7 @@ def _plan_sync(resource: str, full: bool, run_id: str,
     )
     if isinstance(planned, Skipped):
         return {"status": "skipped", "resource": resource, "reason": planned.reason}
-    plan_data = planned.to_dict()
+    plan_data = replace(planned, attempt=attempt).to_dict()
     if not planned.windows:
         finalize_sync.delay([], plan_data)  # nothing changed; a chord needs a header
     else:
@@ -95,15 +112,58 @@ def _plan_sync(resource: str, full: bool, run_id: str,
 
 @app.task(name="trestle.sync_window", bind=True, soft_time_limit=WINDOW_SOFT_LIMIT_S,
           time_limit=WINDOW_HARD_LIMIT_S, max_retries=WINDOW_MAX_RETRIES)
-def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
-    """Walk one window to its end; a failure is returned (so finalize still runs)."""
+def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
+                     deferrals: int = 0) -> dict[str, Any]:
+    """Walk one window to its end; a failure is returned (so finalize still runs).
+
+    Under pressure the cluster runs fewer windows at once: a window that finds no free
+    slot is deferred (`deferrals` counts that, apart from real failures' retries).
+    """
     run_plan, run_window = RunPlan.from_dict(plan), Window.from_dict(window)
+    settings = _settings()
+    gate = factory.window_gate(settings)
+    holder = self.request.id or f"{run_plan.run_id}:{run_window.window_id}"
     with log_context(run_id=run_plan.run_id, resource=run_plan.resource,
                      window=run_window.window_id):
-        outcome = _sync_window(run_plan, run_window)
-    if outcome.status == FAILED and outcome.retriable and self.request.retries < self.max_retries:
-        raise self.retry(countdown=min(30 * 2 ** self.request.retries, 600))
+        if deferrals < WINDOW_MAX_DEFERRALS and not gate.acquire(holder, settings.lock_ttl_s):
+            _keep_run_lock(settings, run_plan)  # a waiting window still belongs to a live run
+            raise self.retry(kwargs={"deferrals": deferrals + 1},
+                             countdown=random.uniform(1, 3) * settings.retry_delay_s / 10 + 1,
+                             max_retries=self.request.retries + 1)
+        try:
+            outcome = _sync_window(run_plan, run_window)
+        finally:
+            gate.release(holder)
+        _adapt_concurrency(settings, gate, outcome)
+    failures_retried = self.request.retries - deferrals
+    if outcome.status == FAILED and outcome.retriable and failures_retried < WINDOW_MAX_RETRIES:
+        delay = settings.retry_delay_s
+        raise self.retry(kwargs={"deferrals": deferrals},
+                         countdown=min(delay * 2 ** failures_retried, delay * 20),
+                         max_retries=self.request.retries + 1)
     return outcome.to_dict()
+
+
+def _keep_run_lock(settings: Settings, run_plan: RunPlan) -> None:
+    grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
+    factory.run_lock(settings, shared=True).renew(grant, settings.lock_ttl_s)
+
+
+def _adapt_concurrency(settings: Settings, gate: Any, outcome: WindowOutcome) -> None:
+    """Halve the windows allowed at once under pressure; give one slot back otherwise."""
+    try:
+        quota = factory.quota_limiter(settings, shared=True).state()
+        hour_limit, hour_left = quota.get("hour_limit"), quota.get("hour_available")
+        left = float(hour_left) / float(hour_limit) if hour_limit and hour_left else None
+        pressure = window_pressure(
+            outcome, quota_left_fraction=left,
+            db_seconds_per_page=outcome.db_seconds / outcome.pages if outcome.pages else None)
+        if not pressure:
+            gate.grow()
+        elif (slots := gate.shrink()) is not None:
+            log.warning("window concurrency down to %d: %s", slots, ", ".join(pressure.reasons))
+    except Exception as error:  # steering is an optimisation: never fail a window over it
+        log.warning("could not adapt window concurrency: %s", type(error).__name__)
 
 
 def _sync_window(run_plan: RunPlan, run_window: Window) -> WindowOutcome:
@@ -139,8 +199,29 @@ def finalize_sync(self: Any, outcomes: list[dict[str, Any]], plan: dict[str, Any
             RunPlan.from_dict(plan), [WindowOutcome.from_dict(o) for o in outcomes],
             store=factory.store(settings), lock=factory.run_lock(settings, shared=True),
         )
+        retry_in = _retry_run_later(settings, RunPlan.from_dict(plan), run, outcomes)
+        # Never raises; a repeat is cooled down. An attempt that will be retried whole is
+        # not yet a failed run (its rejects and the quota still alert).
+        alerts.after_run(settings, run, shared=True, retrying=retry_in is not None)
     return {"run_id": plan["run_id"], "resource": plan["resource"],
-            "status": run.status if run else "unknown"}
+            "status": run.status if run else "unknown", "retry_in_s": retry_in}
+
+
+def _retry_run_later(settings: Settings, plan: RunPlan, run: Any,
+                     outcomes: list[dict[str, Any]]) -> float | None:
+    """A run that failed only transiently is planned again, as a whole, after a backoff."""
+    if run is None:
+        return None
+    delay = run_retry_delay(plan, run.status, [WindowOutcome.from_dict(o) for o in outcomes],
+                            base_delay_s=settings.retry_delay_s)
+    if delay is None:
+        return None
+    plan_sync.apply_async((plan.resource,), {"full": plan.full, "attempt": plan.attempt + 1},
+                          countdown=delay)
+    log.warning("run %s %s after transient failures; the run is retried as a whole in %.0f s "
+                "(attempt %d of %d)", plan.run_id, run.status, delay, plan.attempt + 1,
+                MAX_RUN_ATTEMPTS, extra={"resource": plan.resource})
+    return delay
 
 
 @app.task(name="trestle.reap_stale_runs", soft_time_limit=300, time_limit=600)
@@ -159,11 +240,20 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
         holder = lock.holder(lock_name(factory.credential_id(settings), run.resource))
         if holder is not None and holder.owner == run.run_id:
             continue  # still renewed by its windows: alive
-        store.journal.close_run(run.run_id, run.resource, status=ABANDONED,
-                                error="closed by the reaper: the run stopped without finishing")
+        closed = store.journal.close_run(
+            run.run_id, run.resource, status=ABANDONED,
+            error="closed by the reaper: the run stopped without finishing")
+        alerts.after_run(settings, closed, shared=True)
         reaped.append(f"{run.run_id}/{run.resource}")
         log.warning("reaped stale run %s", run.run_id, extra={"resource": run.resource})
     return reaped
+
+
+@app.task(name="trestle.check_alerts", soft_time_limit=120, time_limit=300)
+def check_alerts() -> list[dict[str, Any]]:
+    """On beat: stale resources, run locks held too long, quota use (see monitoring/alerts)."""
+    deliveries = alerts.check(_settings(), shared=True)
+    return [{"alert": d.dedup_key, "status": d.status} for d in deliveries]
 
 
 @app.task(name="trestle.reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from trestle_tasks import factory
 from trestle_tasks.coordination.locks import RunLock
 from trestle_tasks.logs import log_context
+from trestle_tasks.monitoring.alerts import hooks as alerts
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.journal import SyncRun
 from trestle_tasks.store.store import Store
@@ -47,8 +48,16 @@ def sync_local(
     for resource in resources:
         run_id = new_run_id()
         with log_context(run_id=run_id, resource=resource):
-            results.append(_sync_resource(settings, resource, run_id, store, client, lock, full,
-                                          concurrency, on_plan, on_records))
+            try:
+                result = _sync_resource(settings, resource, run_id, store, client, lock, full,
+                                        concurrency, on_plan, on_records)
+            except Exception as error:
+                alerts.after_crash(settings, resource, error, shared=False)
+                raise
+            alerts.after_run(settings, result.run, shared=False)
+            results.append(result)
+    # Local runs have no beat: the periodic check (staleness, stuck locks) rides on each sync.
+    alerts.check(settings, shared=False)
     return results
 
 

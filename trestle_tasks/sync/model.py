@@ -85,6 +85,8 @@ class WindowOutcome:
     retries: int = 0
     rate_limited: int = 0  # 429s received
     media_refetched: int = 0  # short inline photo sets asked for again
+    pages: int = 0
+    db_seconds: float = 0.0  # time spent loading into the database
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

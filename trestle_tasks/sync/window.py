@@ -8,6 +8,7 @@ the same records again, which the guarded upsert turns into no change.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from trestle_tasks.logs import log_context, redact
@@ -56,7 +57,8 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     phase = Phase(log, "window", stats=client.stats).start(
         "window %s started %s", window.window_id, window.describe(),
         expected_records=window.expected)
-    fetched = loaded = rejected = 0
+    fetched = loaded = rejected = pages = 0
+    db_seconds = 0.0  # how hard the database pushes back: a signal for window concurrency
     media = MediaRefresh()
     keyset = KeysetWindow(
         plan.resource,
@@ -74,8 +76,11 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
             if not page.records:
                 continue
             expansions = take_expansions(page.records) if base is not None else None
+            loading_since = time.monotonic()
             result = store.upsert(plan.resource, page.records, run_id=plan.run_id,
                                   window_id=window.window_id)
+            db_seconds += time.monotonic() - loading_since
+            pages += 1
             fetched += len(page.records)
             loaded += result.loaded
             rejected += result.rejected
@@ -97,7 +102,8 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
         return WindowOutcome(window.window_id, window.index, FAILED, fetched, loaded, rejected,
                              figures.requests, figures.duration_s, message,
                              retriable=getattr(error, "retriable", True),
-                             retries=figures.retries, rate_limited=figures.rate_limited)
+                             retries=figures.retries, rate_limited=figures.rate_limited,
+                             pages=pages, db_seconds=db_seconds)
     figures = phase.figures(fetched)
     journal.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
                           api_requests=figures.requests, retries=figures.retries,
@@ -107,7 +113,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,
                          figures.requests, figures.duration_s, media_listings=media.listings,
                          media_removed=media.removed, media_incomplete=media.incomplete,
-                         media_refetched=media.refetched,
+                         media_refetched=media.refetched, pages=pages, db_seconds=db_seconds,
                          retries=figures.retries, rate_limited=figures.rate_limited)
 
 

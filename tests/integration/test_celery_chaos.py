@@ -1,0 +1,227 @@
+"""Chaos through real Celery workers: two beats at once, MariaDB restarted mid-run.
+
+Restarting the shared MariaDB is safe here because the suite runs its tests one at a time;
+the test waits until the server answers again before it lets the next test start.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from trestle_tasks import factory
+from trestle_tasks.settings import load_settings
+
+from .conftest import start_simulator
+from .test_celery_sync import (  # noqa: F401 - clean_redis and mariadb_url are fixtures
+    assert_equal_to_feed,
+    clean_redis,
+    mariadb_url,
+    start_worker,
+    stop,
+    trestle_etl,
+    wait_for_a_running_window,
+    worker_env,
+)
+
+pytestmark = pytest.mark.integration
+INTERVAL_S = 6.0
+MARIADBD = "/usr/sbin/mariadbd"
+
+
+def start_beat(env, tmp_path, name: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "trestle_tasks", "beat", "--loglevel", "INFO",
+         "--schedule", str(tmp_path / f"{name}-schedule"), "--pidfile", ""],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def sync_runs(env) -> list:
+    settings = load_settings(env, env_file=None)
+    store = factory.store(settings)
+    try:
+        return [r for r in store.journal.recent_runs(limit=500, resource="Property")
+                if (r.details or {}).get("kind") != "reconcile"]
+    finally:
+        store.dispose()
+        factory._per_process.clear()
+
+
+def test_two_beats_at_once_make_one_run_per_interval(clean_redis, mariadb_url,  # noqa: F811
+                                                     tmp_path):
+    sim = start_simulator(records=400, seed=61)
+    env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property",
+                     SYNC_INTERVAL_MINUTES=str(INTERVAL_S / 60))
+    worker = start_worker(env, "beats", concurrency=2)
+    beats = []
+    try:
+        beats.append(start_beat(env, tmp_path, "first"))
+        time.sleep(INTERVAL_S / 3)  # the second beat fires at another phase of the interval
+        beats.append(start_beat(env, tmp_path, "second"))
+        started = time.monotonic()
+        sim.mutate("Property", count=20, seed=1)
+        time.sleep(INTERVAL_S * 1.5)
+        sim.mutate("Property", count=20, seed=2)
+        time.sleep(INTERVAL_S * 2)
+        for beat in beats:
+            stop(beat)
+        elapsed = time.monotonic() - started + INTERVAL_S / 3
+        deadline = time.monotonic() + 60  # let the last triggered run finish
+        while any(r.status == "running" for r in sync_runs(env)):
+            assert time.monotonic() < deadline, "a run never finished"
+            time.sleep(0.5)
+
+        runs = sync_runs(env)
+        ran = sorted((r for r in runs if r.status != "skipped"), key=lambda r: r.started_at)
+        skipped = [r for r in runs if r.status == "skipped"]
+        assert all(r.status == "succeeded" for r in ran), [(r.status, r.error) for r in ran]
+        # One beat alone would have fired once at start and once per interval since.
+        intervals = int(elapsed // INTERVAL_S) + 1
+        assert 2 <= len(ran) <= intervals + 1, (len(ran), intervals)
+        # Every second-beat trigger was turned away and said why.
+        assert len(skipped) >= len(ran) - 1
+        assert any("second beat" in (r.error or "") for r in skipped)
+        gaps = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(ran)]
+        assert all(gap >= INTERVAL_S * 0.7 for gap in gaps), gaps
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        for beat in beats:
+            stop(beat)
+        stop(worker)
+        sim.stop()
+
+
+def mariadb_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 3306), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def restart_mariadb(down_s: float) -> None:
+    subprocess.run(["start-stop-daemon", "--stop", "--oknodo", "--retry", "30",
+                    "--exec", MARIADBD], check=True, capture_output=True, timeout=60)
+    time.sleep(down_s)
+    subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background",
+                    "--exec", MARIADBD], check=True, capture_output=True, timeout=60)
+    deadline = time.monotonic() + 60
+    while not mariadb_answers():
+        assert time.monotonic() < deadline, "MariaDB did not come back"
+        time.sleep(0.3)
+
+
+@pytest.mark.skipif(shutil.which("start-stop-daemon") is None or not os.path.exists(MARIADBD)
+                    or os.geteuid() != 0,
+                    reason="needs root and a local mariadbd to restart")
+def test_mariadb_restarted_mid_run_loses_nothing(clean_redis, mariadb_url):  # noqa: F811
+    sim = start_simulator(records=2000, seed=71, minute_quota=None, latency_ms_per_request=200)
+    env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="500", TRESTLE_PAGE_SIZE="100",
+                     TRESTLE_RESOURCES="Property", SYNC_LOCK_TTL="30")
+    worker = start_worker(env, "mariadb-restart", concurrency=2)
+    try:
+        first = trestle_etl(env, "sync")
+        assert first.returncode == 0, first.stderr
+        run_id = first.stdout.strip()
+        wait_for_a_running_window(env, run_id)
+        time.sleep(1)
+        restart_mariadb(down_s=3)
+        # Whatever the interrupted run became, the next run completes the copy.
+        deadline = time.monotonic() + 240
+        while True:
+            final = trestle_etl(env, "sync", "--wait", "--timeout", "180")
+            if final.returncode != 3 or time.monotonic() > deadline:
+                break
+            time.sleep(3)  # skipped (exit 3) while the interrupted run still holds its lock
+        assert final.returncode == 0, final.stdout + final.stderr
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        stop(worker)
+        sim.stop()
+        if not mariadb_answers():
+            restart_mariadb(down_s=0)
+
+
+def test_a_run_failed_transiently_is_retried_as_a_whole(clean_redis, mariadb_url):  # noqa: F811
+    """Windows outlast their own retries during an outage; the run fails visibly, is planned
+    again by itself after a backoff, and that attempt completes the copy."""
+    sim = start_simulator(records=300, seed=81)
+    env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property", TRESTLE_RETRY_BUDGET="1",
+                     SYNC_RETRY_DELAY="0.5")
+    worker = start_worker(env, "run-retry", concurrency=2)
+    try:
+        first = trestle_etl(env, "sync", "--wait", "--timeout", "120")
+        assert first.returncode == 0, first.stdout + first.stderr
+        sim.mutate("Property", count=40, seed=3)
+        sim.configure(rate_5xx=1.0)  # every request fails until the outage ends
+        outage = trestle_etl(env, "sync", "--wait", "--timeout", "120")
+        assert outage.returncode == 1, outage.stdout + outage.stderr
+        failed_run = [r for r in sync_runs(env) if r.status == "failed"]
+        assert len(failed_run) == 1
+        sim.configure(rate_5xx=0.0)
+        deadline = time.monotonic() + 90
+        while True:
+            later = [r for r in sync_runs(env) if r.started_at > failed_run[0].started_at]
+            if any(r.status == "succeeded" for r in later) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        later.sort(key=lambda r: r.started_at)
+        # The retry may itself have met the tail of the outage; the last attempt succeeded.
+        assert [r.status for r in later][-1:] == ["succeeded"], [(r.status, r.error)
+                                                               for r in later]
+        assert len(later) <= 2 and all(r.status == "failed" for r in later[:-1])
+        assert sum(r.records_fetched for r in later) >= 40
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        stop(worker)
+        sim.stop()
+
+
+def test_under_a_429_storm_fewer_windows_run_at_once_and_none_fails(clean_redis,  # noqa: F811
+                                                                     mariadb_url):  # noqa: F811
+    """Graceful degradation: four worker slots, at most two windows at once, halved when
+    429s arrive; windows wait for a slot instead of failing."""
+    from trestle_tasks.coordination.concurrency import RedisWindowGate
+
+    sim = start_simulator(records=2000, seed=91, rate_429=0.15, fault_seed=4,
+                          retry_after_on_429=1, latency_ms_per_request=50)
+    env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property", SYNC_WINDOW_SIZE="250",
+                     TRESTLE_PAGE_SIZE="100", SYNC_MAX_CONCURRENT_WINDOWS="2",
+                     SYNC_RETRY_DELAY="1")
+    worker = start_worker(env, "degrade", concurrency=4)
+    try:
+        done = trestle_etl(env, "sync", "--wait", "--timeout", "240")
+        assert done.returncode == 0, done.stdout + done.stderr
+        settings = load_settings(env, env_file=None)
+        store = factory.store(settings)
+        try:
+            run = store.journal.recent_runs(limit=1, resource="Property")[0]
+            windows = store.journal.windows(run.run_id, "Property")
+        finally:
+            store.dispose()
+            factory._per_process.clear()
+        assert run.status == "succeeded" and len(windows) >= 8
+        assert run.api_rate_limited > 0  # the storm happened
+        assert all(w.attempts == 1 for w in windows)  # deferred, never failed
+        # Most windows in flight at any moment, from the journal's start and end times.
+        events = sorted([(w.started_at, 1) for w in windows] +
+                        [(w.finished_at, -1) for w in windows])
+        in_flight = peak = 0
+        for _, change in events:
+            in_flight += change
+            peak = max(peak, in_flight)
+        assert peak <= 2
+        gate = RedisWindowGate(clean_redis, factory.credential_id(settings), max_slots=2)
+        assert gate.shrinks() >= 1
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        stop(worker)
+        sim.stop()
