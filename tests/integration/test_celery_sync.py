@@ -138,6 +138,22 @@ def test_sync_wait_through_two_workers(clean_redis, mariadb_url):
         assert '"api_requests"' in status.stdout
         assert sim.client_secret not in status.stdout + result.stdout + result.stderr
         assert served > 0
+        # Property 3 across workers: every record fetched exactly once, whichever worker
+        # walked its window.
+        settings = load_settings(env, env_file=None)
+        store = factory.store(settings)
+        try:
+            for resource in ("Property", "Member", "Office"):
+                run = store.journal.recent_runs(limit=1, resource=resource)[0]
+                assert run.records_fetched == len(sim.records(resource)), resource
+        finally:
+            store.dispose()
+            factory._per_process.clear()
+        # Property 14 across workers: the shared limiter holds what the server last said.
+        quota = factory.quota_limiter(settings, shared=True).state()
+        factory._per_process.clear()
+        assert float(quota["minute_limit"]) == 600
+        assert 0 <= float(quota["minute_available"]) <= 600
 
         # The second run: only what changed.
         sim.mutate("Property", count=12, seed=4)
