@@ -179,6 +179,10 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("SYNC_RETRY_DELAY", "retry_delay_s", _bounded(float, 0.1, 3600), 30.0,
                 "seconds before a failed window is retried; doubles per attempt, and a "
                 "run retried as a whole waits four times as long"),
+    SettingSpec("SYNC_REPLICATION_MIN_RECORDS", "replication_min_records",
+                _bounded(int, 0, 1_000_000_000), 100_000,
+                "a window expected to hold at least this many records is walked through "
+                "Trestle's replication endpoint instead of keyset pages (0: never)"),
     SettingSpec("SYNC_MAX_CONCURRENT_WINDOWS", "max_concurrent_windows", _bounded(int, 1, 1000),
                 8, "most windows run at once across the cluster; halved under pressure "
                    "(429s, a slow database, a low quota), regained window by window"),
@@ -255,6 +259,7 @@ class Settings:
     sync_interval_minutes: float
     retry_delay_s: float
     max_concurrent_windows: int
+    replication_min_records: int
     worker_rate_limit: str | None
     batch_size: int
     lock_dir: str | None

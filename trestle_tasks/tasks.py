@@ -181,6 +181,7 @@ def _sync_window(run_plan: RunPlan, run_window: Window) -> WindowOutcome:
                 client=factory.trestle_client(settings, shared=True),
                 page_size=settings.page_size,
                 media_since=media_since(run_plan, settings.resources, store),
+                replication_min=settings.replication_min_records,
             )
         except Exception as error:  # the journal itself failed: still report the window
             log.exception("window %s crashed", run_window.window_id)

@@ -203,3 +203,19 @@ def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
         assert sim.client_secret not in text
     finally:
         sim.stop()
+
+
+def test_big_windows_walk_the_replication_endpoint_and_lose_nothing(tmp_path):
+    sim = start_simulator(records=1200, seed=33)
+    try:
+        url, _ = create_database("sqlite", tmp_path)
+        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_WINDOW_SIZE="500",
+                                TRESTLE_PAGE_SIZE="100", SYNC_REPLICATION_MIN_RECORDS="300")
+        run = sync_local(settings, ["Property"])[0].run
+        assert run.status == "succeeded" and run.windows_total >= 2
+        assert run.records_fetched == 1200  # exactly once
+        served = sim.stats()["requests"][sim.client_id]["by_resource"]
+        assert any("replication" in name for name in served), served
+        assert_database_equals_simulator(settings, sim, ["Property"])
+    finally:
+        sim.stop()

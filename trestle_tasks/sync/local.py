@@ -90,7 +90,8 @@ def _sync_resource(
             lambda window: sync_window(
                 planned, window, store=store,
                 client=factory.trestle_client(settings, shared=False),
-                page_size=settings.page_size, on_page=on_records, media_since=photos_since),
+                page_size=settings.page_size, on_page=on_records, media_since=photos_since,
+                replication_min=settings.replication_min_records),
             planned.windows,
         ))
     return LocalRunResult(resource, finalize_run(planned, outcomes, store=store, lock=lock))

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+from trestle_tasks.errors import ReplicationLinkExpiredError
 from trestle_tasks.logs import log_context, redact
 from trestle_tasks.store.journal import FAILED, SUCCEEDED
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
-from trestle_tasks.sync.plan import TIMESTAMP_FIELD
-from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.sync.plan import TIMESTAMP_FIELD, range_filter
+from trestle_tasks.trestle.client import Page, TrestleClient
+from trestle_tasks.trestle.pager import KeysetWindow, replication_query, walk_keyset, walk_links
 from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.timestamps import ODataTimestamp
 
@@ -35,6 +36,7 @@ def sync_window(
     page_size: int = 1000,
     on_page: Callable[[int], None] | None = None,
     media_since: int | None = None,
+    replication_min: int = 0,
 ) -> WindowOutcome:
     """Walk and load one window; failures are recorded and returned, never lost.
 
@@ -46,20 +48,24 @@ def sync_window(
     # thread or worker runs this window.
     with log_context(**context):
         return _sync_window(plan, window, store=store, client=client, page_size=page_size,
-                            on_page=on_page, media_since=media_since)
+                            on_page=on_page, media_since=media_since,
+                            replication_min=replication_min)
 
 
-def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: TrestleClient,
-                 page_size: int, on_page: Callable[[int], None] | None,
-                 media_since: int | None) -> WindowOutcome:
-    journal = store.journal
-    journal.start_window(plan.run_id, plan.resource, window.window_id)
-    phase = Phase(log, "window", stats=client.stats).start(
-        "window %s started %s", window.window_id, window.describe(),
-        expected_records=window.expected)
-    fetched = loaded = rejected = pages = 0
-    db_seconds = 0.0  # how hard the database pushes back: a signal for window concurrency
-    media = MediaRefresh()
+def uses_replication(window: Window, replication_min: int) -> bool:
+    return bool(replication_min) and (window.expected or 0) >= replication_min
+
+
+def window_pages(plan: RunPlan, window: Window, client: TrestleClient, *, page_size: int,
+                 base: ODataQuery | None, replication_min: int) -> Iterator[Page]:
+    """Keyset paging, or Trestle's replication endpoint for a window of at least
+    `replication_min` records (0: never), whose link chain this one task follows from
+    start to end: a link dies after 5 idle minutes, so it is never parked between tasks.
+    Whether replication takes `$expand` is not documented: it is walked without."""
+    if uses_replication(window, replication_min):
+        query = ODataQuery(plan.resource, filter=range_filter(window.lower_ticks,
+                                                              window.upper_ticks))
+        return walk_links(client, replication_query(query, top=page_size))
     keyset = KeysetWindow(
         plan.resource,
         plan.key_field,
@@ -68,11 +74,26 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
         else None,
         upper=ODataTimestamp(window.upper_ticks),
     )
+    return walk_keyset(client, keyset, page_size=page_size, base=base)
+
+
+def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: TrestleClient,
+                 page_size: int, on_page: Callable[[int], None] | None,
+                 media_since: int | None, replication_min: int) -> WindowOutcome:
+    journal = store.journal
+    journal.start_window(plan.run_id, plan.resource, window.window_id)
+    phase = Phase(log, "window", stats=client.stats).start(
+        "window %s started %s", window.window_id, window.describe(),
+        expected_records=window.expected)
+    fetched = loaded = rejected = pages = 0
+    db_seconds = 0.0  # how hard the database pushes back: a signal for window concurrency
+    media = MediaRefresh()
     # Photo sets come inline with their listings: no request of their own (Property 15).
-    base = ODataQuery(plan.resource, expand=(media_expansion(),)) if media_since is not None \
-        else None
+    inline_media = media_since is not None and not uses_replication(window, replication_min)
+    base = ODataQuery(plan.resource, expand=(media_expansion(),)) if inline_media else None
     try:
-        for page in walk_keyset(client, keyset, page_size=page_size, base=base):
+        for page in window_pages(plan, window, client, page_size=page_size, base=base,
+                                 replication_min=replication_min):
             if not page.records:
                 continue
             expansions = take_expansions(page.records) if base is not None else None
@@ -101,7 +122,9 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
                   message, figures=figures, outcome=FAILED, rejected=rejected)
         return WindowOutcome(window.window_id, window.index, FAILED, fetched, loaded, rejected,
                              figures.requests, figures.duration_s, message,
-                             retriable=getattr(error, "retriable", True),
+                             # An expired replication link: the window starts over.
+                             retriable=getattr(error, "retriable", True)
+                             or isinstance(error, ReplicationLinkExpiredError),
                              retries=figures.retries, rate_limited=figures.rate_limited,
                              pages=pages, db_seconds=db_seconds)
     figures = phase.figures(fetched)
