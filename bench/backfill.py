@@ -44,6 +44,27 @@ def served(odata_root: str, client_id: str) -> tuple[int, int]:
     return int(stats.get("total", 0)), int(stats.get("by_status", {}).get("429", 0))
 
 
+def window_figures(settings) -> str:
+    """Where the Celery run's time went: windows in flight at once, time in the database."""
+    store = factory.store(settings)
+    try:
+        run = store.journal.recent_runs(limit=1, resource="Property")[0]
+        windows = store.journal.windows(run.run_id, "Property")
+    finally:
+        store.dispose()
+    events = sorted([(w.started_at, 1) for w in windows] +
+                    [(w.finished_at, -1) for w in windows if w.finished_at is not None])
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    outcomes = (run.details or {}).get("windows", [])
+    busy = sum(o.get("seconds", 0) for o in outcomes)
+    in_db = sum(o.get("db_seconds", 0) for o in outcomes)
+    return (f"windows: {len(windows)}, at most {peak} at once; {busy:,.0f} window-seconds, "
+            f"{in_db:,.0f} of them loading into the database")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -105,6 +126,7 @@ def main() -> None:
                   f"{args.records / celery_s:,.0f} records/s, {celery_requests} requests, "
                   f"{celery_429} x 429, quota utilization {celery_requests / allowed:.0%} "
                   f"(of {allowed:,.0f} allowed in that time)")
+            print(window_figures(load_settings(env, env_file=None)))
             for worker in workers:
                 os.killpg(worker.pid, signal.SIGTERM)
             for worker in workers:

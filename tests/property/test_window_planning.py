@@ -28,13 +28,13 @@ def counter_over(ticks: list[int]):
 feeds = st.lists(st.integers(1, 10_000), max_size=400)
 
 
-@given(feeds, st.integers(1, 60), st.booleans())
-def test_windows_cover_the_range_exactly(ticks, target, from_start):
+@given(feeds, st.integers(1, 60), st.booleans(), st.sampled_from([1, 4]))
+def test_windows_cover_the_range_exactly(ticks, target, from_start, parallel):
     upper = 10_000
     lower = None if from_start else 0
     count, _ = counter_over(ticks)
     windows = split_range(count, lower, upper, target,
-                          earliest=lambda: min(ticks) if ticks else None)
+                          earliest=lambda: min(ticks) if ticks else None, parallel=parallel)
     if not ticks:
         assert windows == []
         return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from trestle_tasks.coordination.locks import RunLock
@@ -26,6 +27,8 @@ from trestle_tasks.trestle.timestamps import ODataTimestamp
 log = logging.getLogger(__name__)
 
 TIMESTAMP_FIELD = "ModificationTimestamp"
+# Key-only $count requests in flight at once while planning (they still pass the limiter).
+PLANNING_PARALLEL_COUNTS = 8
 
 # count(lower_ticks_exclusive_or_None, upper_ticks_inclusive) -> records in that range
 RangeCounter = Callable[[int | None, int], int]
@@ -64,10 +67,13 @@ def split_range(
     *,
     earliest: Callable[[], int | None] = lambda: None,
     max_windows: int = 10_000,
+    parallel: int = 1,
 ) -> list[Window]:
     """Windows covering (lower, upper], each holding about `target` records or fewer.
 
-    None at all when the range is empty.
+    None at all when the range is empty. The halves of one level of the bisection are
+    counted `parallel` at a time: each count costs a round trip, and a backfill of a
+    million records needs several levels of them before any window can start.
     """
     if target < 1:
         raise ValueError("the target window size must be at least 1")
@@ -82,19 +88,22 @@ def split_range(
         # Everything at or before `first - 1` is empty: begin the bisection there.
         start = None if first is None else first - 1
     parts: list[tuple[int | None, int, int]] = []
-    pending = [(start, upper_ticks, total)]
-    while pending:
-        lo, hi, n = pending.pop()
-        splittable = lo is not None and hi - lo > 1
-        if n <= target or not splittable or len(parts) + len(pending) >= max_windows:
-            parts.append((lo, hi, n))
-            continue
-        mid = lo + (hi - lo) // 2  # type: ignore[operator]
-        left = count(lo, mid)
-        # Counts of the halves add up (changes during planning only move records past
-        # `upper`), so the right half costs no request.
-        pending.append((mid, hi, max(n - left, 0)))
-        pending.append((lo, mid, left))
+    level = [(start, upper_ticks, total)]
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        while level:
+            to_split = []
+            for lo, hi, n in level:
+                splittable = lo is not None and hi - lo > 1
+                if (n <= target or not splittable
+                        or len(parts) + len(level) + len(to_split) >= max_windows):
+                    parts.append((lo, hi, n))
+                else:
+                    to_split.append((lo, lo + (hi - lo) // 2, hi, n))  # type: ignore[operator]
+            lefts = list(pool.map(lambda part: count(part[0], part[1]), to_split))
+            # Counts of the halves add up (changes during planning only move records past
+            # `upper`), so the right half costs no request.
+            level = [half for (lo, mid, hi, n), left in zip(to_split, lefts, strict=True)
+                     for half in ((lo, mid, left), (mid, hi, max(n - left, 0)))]
     parts.sort(key=lambda p: (p[0] is not None, p[0] or 0))
     if parts and lower_ticks is None:
         parts[0] = (None, parts[0][1], parts[0][2])  # a full load starts at the beginning
@@ -195,6 +204,7 @@ def plan_run(
             windows = split_range(
                 odata_range_counter(client, resource, key_field), lower, upper,
                 target_window, earliest=lambda: earliest_ticks(client, resource, key_field),
+                parallel=PLANNING_PARALLEL_COUNTS,
             )
         figures = phase.figures()
         plan = RunPlan(
