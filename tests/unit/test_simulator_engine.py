@@ -118,3 +118,15 @@ def test_light_records_agree_with_full_records(feed: Feed) -> None:
             for field, value in light.items():
                 shown = getattr(value, "text", value)
                 assert shown == full[field], (resource, field)
+
+
+def test_prerendered_records_are_the_generated_ones_and_all_kept():
+    from trestle_tasks.simulator.config import SimulatorConfig
+    from trestle_tasks.simulator.feed import Feed
+
+    plain = Feed(SimulatorConfig(records=120, seed=7))
+    rendered = Feed(SimulatorConfig(records=120, seed=7, prerender=True))
+    rendered.prerender()
+    data = rendered.data("Property")
+    assert len(data._records) == 120  # every record generated up front, none evicted
+    assert rendered.records("Property") == plain.records("Property")

@@ -110,6 +110,10 @@ class SimulatorConfig:
     quota_headers_as_float: bool = False
     retry_after_on_429: int | None = None
     latency_ms_per_request: float = 0.0
+    # Generate every Property record before serving and keep them: pages then cost only their
+    # encoding. For benchmarks, where the simulator's CPU stands in for Trestle's own
+    # servers and must not be counted against the client (about 15 KB per wide record).
+    prerender: bool = False
     latency_ms_per_record: float = 0.0
     replication_link_ttl_s: float = 300.0
     rate_5xx: float = 0.0

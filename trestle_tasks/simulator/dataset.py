@@ -101,6 +101,7 @@ class ResourceData:
         self._views: tuple[int, list[Row], list[Row]] | None = None
         self._children: dict[str, list[str]] | None = None
         self._records: OrderedDict[Any, Record] = OrderedDict()
+        self.keep_all_records = False
         self._matches: OrderedDict[tuple[Any, ...], list[Row]] = OrderedDict()
 
     # -- reading
@@ -159,7 +160,7 @@ class ResourceData:
         record = self._generate(source)
         with self._lock:
             self._records[source] = record
-            if len(self._records) > RECORD_CACHE_SIZE:
+            if self.keep_all_records is False and len(self._records) > RECORD_CACHE_SIZE:
                 self._records.popitem(last=False)
         return record
 

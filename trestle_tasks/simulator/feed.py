@@ -152,6 +152,14 @@ class Feed:
             if data.shape.parent_field:
                 data.children("")
 
+    def prerender(self, resource: str = "Property") -> None:
+        """Generate and keep every record of `resource` now (see SimulatorConfig.prerender;
+        Media, at a dozen rows a listing, would take many times the memory)."""
+        data = self.resources[resource]
+        data.keep_all_records = True
+        for row in data.views()[0]:
+            data.record(row)
+
     # -- reading
 
     def data(self, resource: str) -> ResourceData:
