@@ -23,7 +23,9 @@ from trestle_tasks.masking import MASK
 
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"),
-    re.compile(r"(?i)((?:client_secret|access_token|password)[\"']?\s*[=:]\s*[\"']?)[^\s&\"',]+"),
+    # MySQL's "(using password: YES)" says whether one was sent, not what it was.
+    re.compile(r"(?i)((?:client_secret|access_token|password)[\"']?\s*[=:]\s*[\"']?)"
+               r"(?!(?:YES|NO)\))[^\s&\"',]+"),
     re.compile(r"(://[^:/@\s]*:)[^@\s]+(@)"),
 )
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}

@@ -25,3 +25,11 @@ def test_every_error_is_either_retriable_or_fatal(cls):
         return
     assert issubclass(cls, errors.RetriableError) != issubclass(cls, errors.FatalError)
     assert cls.retriable == issubclass(cls, errors.RetriableError)
+
+
+def test_mysql_says_whether_a_password_was_sent_and_that_is_kept():
+    from trestle_tasks.logs import redact
+
+    message = "(1045, \"Access denied for user 'etl'@'localhost' (using password: YES)\")"
+    assert redact(message) == message
+    assert redact("password: YESsecret") == "password: ********"
