@@ -19,6 +19,7 @@ from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_medi
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import TIMESTAMP_FIELD, range_filter
+from trestle_tasks.sync.prefetch import prefetched
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, replication_query, walk_keyset, walk_links
 from trestle_tasks.trestle.query import ODataQuery
@@ -92,8 +93,8 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     inline_media = media_since is not None and not uses_replication(window, replication_min)
     base = ODataQuery(plan.resource, expand=(media_expansion(),)) if inline_media else None
     try:
-        for page in window_pages(plan, window, client, page_size=page_size, base=base,
-                                 replication_min=replication_min):
+        for page in prefetched(window_pages(plan, window, client, page_size=page_size,
+                                            base=base, replication_min=replication_min)):
             if not page.records:
                 continue
             expansions = take_expansions(page.records) if base is not None else None

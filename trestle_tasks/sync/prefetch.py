@@ -1,0 +1,68 @@
+"""Read one page ahead while the current page is loaded into the database.
+
+A window's time per page is the request (latency included) plus the upsert; fetching the
+next page on a helper thread while the current one is written overlaps the two, so a
+window takes about the longer of them instead of their sum. At most `depth` pages wait in
+memory, so a window's memory still does not grow with its size.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+from collections.abc import Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def prefetched(source: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """The items of `source`, produced on a helper thread up to `depth` items ahead.
+
+    The helper runs in a copy of the caller's context, so its log lines keep the run id.
+    An error in `source` is raised here, at the item where it happened. Stopping early
+    (an error while loading) stops the helper after the item it is working on.
+    """
+    ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(_Failed(error))
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(produce,), name="page-prefetch",
+                              daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join(timeout=60)
