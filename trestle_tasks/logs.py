@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 from trestle_tasks.masking import MASK
 
@@ -39,9 +40,13 @@ class Redactor:
         self._lock = threading.Lock()
 
     def add(self, values: Iterable[str | None]) -> None:
+        """Mask these values, and the forms they take on their way into text: percent-
+        encoded (a form body, a URL; or decoded, when the setting held the encoded form),
+        JSON-escaped (a JSON log line) and repr-escaped (an exception's repr)."""
+        forms = {form for value in values if value for form in secret_forms(value)}
         with self._lock:
             # Very short values would mask ordinary words; real secrets are longer.
-            self._secrets.update(v for v in values if v and len(v) >= 4)
+            self._secrets.update(f for f in forms if len(f) >= 4)
 
     def __call__(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
@@ -50,6 +55,16 @@ class Redactor:
         for pattern in _PATTERNS:
             text = pattern.sub(_mask_match, text)
         return text
+
+
+def secret_forms(value: str) -> set[str]:
+    """`value` as it may appear in text after encoding (see `Redactor.add`)."""
+    forms = {value, unquote(value), unquote_plus(value)}
+    for form in list(forms):
+        forms.update({quote(form, safe=""), quote(form), quote_plus(form),
+                      json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1],
+                      repr(form)[1:-1]})
+    return forms
 
 
 def _mask_match(match: re.Match[str]) -> str:

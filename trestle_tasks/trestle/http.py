@@ -24,6 +24,7 @@ from trestle_tasks.errors import (
     TransientServerError,
     UnlicensedResourceError,
 )
+from trestle_tasks.logs import redact
 from trestle_tasks.masking import mask_url
 from trestle_tasks.trestle.retry import parse_retry_after
 
@@ -33,7 +34,16 @@ MAX_MESSAGE = 300
 
 
 def server_message(response: requests.Response) -> str:
-    """The server's explanation: `error.message` of a JSON body, else the text, shortened."""
+    """The server's explanation: `error.message` of a JSON body, else the text; redacted,
+    then shortened (cutting first could leave half a secret the redactor no longer sees).
+
+    Redacted because a server or proxy may echo the request (the token form with the
+    client secret), and the message travels on in exceptions, Celery results and the
+    sync log, not only in log lines."""
+    return redact(_server_text(response))[:MAX_MESSAGE]
+
+
+def _server_text(response: requests.Response) -> str:
     text = response.text or ""
     try:
         body = json.loads(text)
@@ -42,11 +52,11 @@ def server_message(response: requests.Response) -> str:
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:MAX_MESSAGE]
+            return str(error["message"])
         if isinstance(error, str):
-            return error[:MAX_MESSAGE]
+            return error
     plain = _SPACES.sub(" ", _TAGS.sub(" ", text)).strip()
-    return (plain or response.reason or "no message")[:MAX_MESSAGE]
+    return plain or response.reason or "no message"
 
 
 def raise_for_status(
