@@ -276,12 +276,15 @@ def export(resource: str, include_deleted: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000),
               help="How many recent runs to show.")
-def status(as_json: bool, limit: int) -> None:
+@click.option("--feed", is_flag=True,
+              help="Also ask the feed how many records lie past each watermark (one "
+                   "key-only $count request per resource; needs the credentials).")
+def status(as_json: bool, limit: int, feed: bool) -> None:
     """Recent runs, watermarks and quota use."""
     from trestle_tasks.monitoring.status import collect_status, render_status
 
-    settings = _settings(require_credentials=False, reports_itself=True)
-    report = collect_status(settings, limit=limit)
+    settings = _settings(require_credentials=feed, reports_itself=True)
+    report = collect_status(settings, limit=limit, feed=feed)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:

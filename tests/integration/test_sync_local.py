@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -217,5 +221,33 @@ def test_big_windows_walk_the_replication_endpoint_and_lose_nothing(tmp_path):
         served = sim.stats()["requests"][sim.client_id]["by_resource"]
         assert any("replication" in name for name in served), served
         assert_database_equals_simulator(settings, sim, ["Property"])
+    finally:
+        sim.stop()
+
+
+def test_status_feed_counts_the_records_waiting_past_each_watermark(tmp_path):
+    sim = start_simulator(records=300, seed=37)
+    try:
+        url, _ = create_database("sqlite", tmp_path)
+        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
+        sync_local(settings, ["Property", "Office"])
+        sim.mutate("Property", count=7, seed=2)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("TRESTLE_", "DATABASE_", "REDIS_"))}
+        env.update(TRESTLE_CLIENT_ID=sim.client_id, TRESTLE_CLIENT_SECRET=sim.client_secret,
+                   TRESTLE_TOKEN_URL=sim.token_url, TRESTLE_BASE_URL=sim.odata_root,
+                   DATABASE_URL=url, TRESTLE_RESOURCES="Property,Office",
+                   REDIS_URL="redis://127.0.0.1:1/0")
+        shown = subprocess.run([sys.executable, "-m", "trestle_tasks", "status", "--feed",
+                                "--json"], env=env, capture_output=True, text=True,
+                               timeout=120, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        report = json.loads(shown.stdout)
+        assert report["behind_feed"] == {"Property": 7, "Office": 0}
+        text = subprocess.run([sys.executable, "-m", "trestle_tasks", "status", "--feed"],
+                              env=env, capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path).stdout
+        assert "7 records behind the feed" in text
+        assert sim.client_secret not in shown.stdout + text
     finally:
         sim.stop()

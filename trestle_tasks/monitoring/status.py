@@ -11,7 +11,36 @@ from trestle_tasks.monitoring.cost import usage
 from trestle_tasks.settings import Settings
 
 
-def collect_status(settings: Settings, *, limit: int = 10) -> dict[str, Any]:
+def feed_backlog(settings: Settings, resources: list[str], marks: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """Records the feed holds past each watermark: one key-only `$count` per resource.
+
+    This is the lag behind the feed itself (what the next run will fetch), as opposed to
+    the watermark's age; it costs a request per resource, so `status` asks only when told.
+    """
+    from trestle_tasks.store.records import layout_of
+    from trestle_tasks.sync.plan import range_filter
+    from trestle_tasks.trestle.query import ODataQuery
+    from trestle_tasks.trestle.timestamps import ODataTimestamp
+
+    client = factory.trestle_client(settings, shared=False)
+    store = factory.store(settings)
+    upper = ODataTimestamp.now().ticks
+    backlog: dict[str, Any] = {}
+    for resource in resources:
+        mark = marks.get(resource)
+        try:
+            key_field = layout_of(store.engine, resource, store.schema).key_field.name
+            query = ODataQuery(resource, select=(key_field,), filter=range_filter(
+                mark.ticks if mark is not None else None, upper))
+            backlog[resource] = client.get_count(query)
+        except Exception as error:  # one resource's problem must not hide the others
+            backlog[resource] = {"error": f"{type(error).__name__}: {error}"[:200]}
+    return backlog
+
+
+def collect_status(settings: Settings, *, limit: int = 10, feed: bool = False
+                   ) -> dict[str, Any]:
     store = factory.store(settings)
     now = datetime.now(UTC)
     report: dict[str, Any] = {"database": mask_url(settings.database_url), "runs": [],
@@ -38,6 +67,12 @@ def collect_status(settings: Settings, *, limit: int = 10) -> dict[str, Any]:
             "watermark": mark.text,
             "lag_seconds": round((now - moment).total_seconds(), 1),
         }
+    if feed:
+        backlog = feed_backlog(settings, list(settings.resources), marks)
+        report["behind_feed"] = backlog
+        for resource, waiting in backlog.items():
+            report["watermarks"].setdefault(resource, {"watermark": None, "lag_seconds": None})
+            report["watermarks"][resource]["records_behind_feed"] = waiting
     report["quota"] = _quota(settings)
     quota = report["quota"] or {}
     report["usage"] = usage(
@@ -91,11 +126,18 @@ def render_status(report: dict[str, Any]) -> str:
         if run["error"]:
             lines.append(f"      error: {run['error'][:200]}")
     lines.append("")
-    lines.append("Watermarks (lag behind now):")
+    lines.append("Watermarks (lag behind now; with --feed, records the feed holds past them):")
     if not report["watermarks"]:
         lines.append("  (none yet)")
     for resource, mark in sorted(report["watermarks"].items()):
-        lines.append(f"  {resource:<10} {mark['watermark']}  lag {mark['lag_seconds']:,.0f} s")
+        lag = f"lag {mark['lag_seconds']:,.0f} s" if mark["lag_seconds"] is not None else ""
+        line = f"  {resource:<10} {mark['watermark'] or '(never synced)'}  {lag}"
+        behind = mark.get("records_behind_feed")
+        if isinstance(behind, int):
+            line += f"  {behind:,} records behind the feed"
+        elif isinstance(behind, dict):
+            line += f"  feed not asked: {behind['error']}"
+        lines.append(line)
     lines.append("")
     quota = report.get("quota")
     if not quota:
