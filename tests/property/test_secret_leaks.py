@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, quote
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import settings_for
@@ -177,8 +177,10 @@ def sync_log_rows(config) -> str:
     return json.dumps(rows, default=str)
 
 
-@settings(max_examples=EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                       HealthCheck.too_slow])
+# No shrinking: each example is a whole run; a failure is reported as found (with its
+# blob to replay), and the message names the secret, its form and where it showed.
+@settings(max_examples=EXAMPLES, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(client_secret=secrets(), db_password=secrets(), redis_password=secrets())
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_no_secret_shows_anywhere_in_a_run(mariadb, echoing_token_url, scenario, client_secret,

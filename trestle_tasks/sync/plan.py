@@ -9,6 +9,7 @@ prefix of finished windows.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
 from collections.abc import Callable
@@ -99,7 +100,11 @@ def split_range(
                     parts.append((lo, hi, n))
                 else:
                     to_split.append((lo, lo + (hi - lo) // 2, hi, n))  # type: ignore[operator]
-            lefts = list(pool.map(lambda part: count(part[0], part[1]), to_split))
+            # Each count runs in a copy of this thread's context, so its request lines
+            # carry the run's log context (run id, resource) like every other line.
+            lefts = [future.result() for future in [
+                pool.submit(contextvars.copy_context().run, count, lo, mid)
+                for lo, mid, _hi, _n in to_split]]
             # Counts of the halves add up (changes during planning only move records past
             # `upper`), so the right half costs no request.
             level = [half for (lo, mid, hi, n), left in zip(to_split, lefts, strict=True)
