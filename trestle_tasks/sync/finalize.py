@@ -43,6 +43,16 @@ def finalize_run(
     phase = Phase(log, "finalize", context=context).start(
         "finalizing run %s: %d of %d window(s) reported", plan.run_id, len(outcomes),
         len(plan.windows))
+    try:
+        return _finalize(plan, outcomes, store=store, lock=lock, phase=phase)
+    except Exception as error:  # a failed phase still writes its end line
+        phase.end("finalizing run %s failed: %s", plan.run_id, error,
+                  figures=phase.figures(), outcome="failed")
+        raise
+
+
+def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, lock: RunLock,
+              phase: Phase) -> SyncRun | None:
     grant = LockGrant(plan.lock_name, plan.lock_owner, plan.fence)
     holder = lock.holder(plan.lock_name)
     lock_kept = holder is not None and holder.fence == plan.fence
