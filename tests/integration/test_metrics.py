@@ -18,6 +18,7 @@ from trestle_tasks import factory
 from trestle_tasks.monitoring.metrics_http import start_metrics_server
 from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.schema import migrate_from_service
+from trestle_tasks.trestle.auth import token_cache_key
 from trestle_tasks.trestle.query import ODataQuery
 
 from .conftest import start_simulator
@@ -125,8 +126,10 @@ def test_the_endpoint_reports_what_the_sync_log_and_the_limiter_hold(database_ur
         if server is not None:
             server.shutdown()
             server.server_close()
+        # The shared limiter's state and the shared token this test left in Redis.
         redis.Redis.from_url(REDIS_URL).delete(factory.quota_limiter(  # type: ignore[attr-defined]
-            settings_for(sim, database_url, REDIS_URL=REDIS_URL), shared=True).key)
+            settings_for(sim, database_url, REDIS_URL=REDIS_URL), shared=True).key,
+            token_cache_key(sim.token_url, sim.client_id))
         sim.stop()
 
 
