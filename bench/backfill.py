@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--hour-quota", type=int, default=8400)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4, help="per worker process")
-    parser.add_argument("--window-size", type=int, default=5000)
+    parser.add_argument("--window-size", type=int, default=20_000,
+                        help="SYNC_WINDOW_SIZE (the production default)")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--skip-single", action="store_true")
     args = parser.parse_args()
