@@ -197,6 +197,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 "folder for the run locks of `sync --local` and `demo` (default: temp dir)"),
     SettingSpec("COST_PER_REQUEST", "cost_per_request", _bounded(float, 0, 1000), None,
                 "price of one API request, for the cost estimate in `status` (default: none)"),
+    SettingSpec("COST_PER_GB", "cost_per_gb", _bounded(float, 0, 100_000), None,
+                "price of one GB of responses as sent (compressed), for the cost estimate in "
+                "`status` (default: none)"),
     SettingSpec("LOG_DIR", "log_dir", _text, None,
                 "folder for rotating application.log, errors.log and api.log (default: none)"),
     SettingSpec("LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO",
@@ -264,6 +267,7 @@ class Settings:
     batch_size: int
     lock_dir: str | None
     cost_per_request: float | None
+    cost_per_gb: float | None
     log_dir: str | None
     log_level: str
     log_format: str

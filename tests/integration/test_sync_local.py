@@ -193,6 +193,7 @@ def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_WINDOW_SIZE="200",
                                 TRESTLE_PAGE_SIZE="100", COST_PER_REQUEST="0.01",
+                                COST_PER_GB="50",
                                 REDIS_URL="redis://127.0.0.1:6379/15")
         sync_local(settings, ["Property", "Office"])
         served = sim.stats()["requests"][sim.client_id]
@@ -200,8 +201,11 @@ def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
         metadata_reads = served["by_resource"].get("$metadata", 0)
         report = collect_status(settings)
         assert report["usage"]["last_hour"] == served["total"] - metadata_reads
-        assert report["usage"]["estimated_cost_last_day"] == pytest.approx(
-            0.01 * report["usage"]["last_day"])
+        use = report["usage"]
+        # Bytes as sent: 600 wide records arrive gzipped, well over 100 KB and under 100 MB.
+        assert 100 / 1024 / 1024 < use["gigabytes_last_day"] < 0.1
+        assert use["estimated_cost_last_day"] == pytest.approx(
+            0.01 * use["last_day"] + 50 * use["gigabytes_last_day"], rel=1e-3)
         text = render_status(report)
         assert f"{report['usage']['last_hour']:,} in the last hour" in text
         assert sim.client_secret not in text

@@ -25,24 +25,29 @@ class Usage:
     hour_available: int | None
     minutes_until_hour_quota_runs_out: float | None
     estimated_cost_last_day: float | None
+    gigabytes_last_hour: float = 0.0
+    gigabytes_last_day: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def requests_since(store: Store, since: datetime) -> int:
-    """Requests of the runs started since `since`: a closed run holds its windows' counts;
-    a run still open has them only in its windows."""
+GIGABYTE = 1024 ** 3
+
+
+def requests_since(store: Store, since: datetime, counter: str = "api_requests") -> int:
+    """Requests (or another counter: `api_bytes`) of the runs started since `since`: a
+    closed run holds its windows' counts; a run still open has them only in its windows."""
     tables = bookkeeping(store.schema)
     log, windows = tables["etl_sync_log"], tables["etl_sync_window"]
     open_windows = (
-        sa.select(sa.func.coalesce(sa.func.sum(windows.c.api_requests), 0))
+        sa.select(sa.func.coalesce(sa.func.sum(windows.c[counter]), 0))
         .select_from(windows.join(log, sa.and_(windows.c.run_id == log.c.run_id,
                                                windows.c.resource == log.c.resource)))
         .where(log.c.started_at >= since, log.c.finished_at.is_(None))
     )
     with store.engine.connect() as conn:
-        logged = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(log.c.api_requests), 0))
+        logged = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(log.c[counter]), 0))
                               .where(log.c.started_at >= since)).scalar()
         in_flight = conn.execute(open_windows).scalar()
     return int(logged or 0) + int(in_flight or 0)
@@ -54,6 +59,7 @@ def usage(
     hour_limit: int | None = None,
     hour_available: int | None = None,
     cost_per_request: float | None = None,
+    cost_per_gb: float | None = None,
     now: datetime | None = None,
 ) -> Usage:
     now = now or datetime.now(UTC)
@@ -63,5 +69,10 @@ def usage(
     runway = None
     if hour_available is not None and last_10 > 0:
         runway = round(hour_available / (last_10 / 10), 1)  # at the last 10 minutes' rate
-    cost = round(last_day * cost_per_request, 4) if cost_per_request is not None else None
-    return Usage(last_hour, last_day, last_10, hour_limit, hour_available, runway, cost)
+    gb_hour = requests_since(store, now - timedelta(hours=1), "api_bytes") / GIGABYTE
+    gb_day = requests_since(store, now - timedelta(days=1), "api_bytes") / GIGABYTE
+    cost = None
+    if cost_per_request is not None or cost_per_gb is not None:
+        cost = round(last_day * (cost_per_request or 0) + gb_day * (cost_per_gb or 0), 4)
+    return Usage(last_hour, last_day, last_10, hour_limit, hour_available, runway, cost,
+                 round(gb_hour, 6), round(gb_day, 6))

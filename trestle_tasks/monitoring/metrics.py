@@ -45,10 +45,12 @@ COUNTERS: Mapping[str, tuple[str, str]] = {
     "api_retries": ("trestle_api_retries",
                     "Requests retried after a 429, 5xx or broken connection."),
     "api_rate_limited": ("trestle_api_rate_limited", "HTTP 429 answers received."),
+    "api_bytes": ("trestle_api_received_bytes",
+                  "Response bytes received from Trestle as sent (compressed)."),
 }
 # Columns the windows of a run still open hold (deletions are counted on the run's row).
 _WINDOW_COLUMNS = ("records_fetched", "records_upserted", "records_rejected", "api_requests",
-                   "api_retries", "api_rate_limited")
+                   "api_retries", "api_rate_limited", "api_bytes")
 
 
 @dataclass

@@ -80,6 +80,7 @@ def collect_status(settings: Settings, *, limit: int = 10, feed: bool = False
         hour_limit=_int(quota.get("hour_limit")),
         hour_available=_int(quota.get("hour_available")),
         cost_per_request=settings.cost_per_request,
+        cost_per_gb=settings.cost_per_gb,
     ).as_dict()
     return report
 
@@ -153,7 +154,8 @@ def render_status(report: dict[str, Any]) -> str:
     use = report.get("usage")
     if use:
         line = (f"API usage: {use['last_10_minutes']:,} requests in 10 min, "
-                f"{use['last_hour']:,} in the last hour, {use['last_day']:,} in 24 h")
+                f"{use['last_hour']:,} in the last hour, {use['last_day']:,} in 24 h; "
+                f"{use['gigabytes_last_day'] * 1024:,.1f} MB received in 24 h")
         if use["minutes_until_hour_quota_runs_out"] is not None:
             line += (f"; at this rate the hour quota runs out in "
                      f"{use['minutes_until_hour_quota_runs_out']:,.0f} min")

@@ -102,6 +102,7 @@ class SyncRun:
     details: dict[str, Any] | None
     api_retries: int = 0
     api_rate_limited: int = 0  # 429s received
+    api_bytes: int = 0  # response bodies as sent on the wire (compressed)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> SyncRun:
@@ -127,6 +128,7 @@ class SyncWindow:
     error: str | None
     api_retries: int = 0
     api_rate_limited: int = 0
+    api_bytes: int = 0
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> SyncWindow:
@@ -198,14 +200,16 @@ class SyncJournal:
 
     def add_counts(self, run_id: str, resource: str, *, fetched: int = 0, upserted: int = 0,
                    rejected: int = 0, deleted: int = 0, duplicate: int = 0,
-                   api_requests: int = 0, retries: int = 0, rate_limited: int = 0) -> None:
+                   api_requests: int = 0, retries: int = 0, rate_limited: int = 0,
+                   bytes_received: int = 0) -> None:
         """Add to the run's counters (atomic increments; safe from concurrent workers).
         Counts from `RecordLoader.load(run_id=…)` are already added: do not add them again."""
         log = self._log
         deltas = {"records_fetched": fetched, "records_upserted": upserted,
                   "records_rejected": rejected, "records_deleted": deleted,
                   "records_duplicate": duplicate, "api_requests": api_requests,
-                  "api_retries": retries, "api_rate_limited": rate_limited}
+                  "api_retries": retries, "api_rate_limited": rate_limited,
+                  "api_bytes": bytes_received}
         changes = {k: log.c[k] + v for k, v in deltas.items() if v}
         if changes:
             self._tx(lambda conn: conn.execute(sa.update(log).where(
@@ -314,7 +318,7 @@ class SyncJournal:
 
     def finish_window(self, run_id: str, resource: str, window_id: str, *, status: str,
                       api_requests: int = 0, retries: int = 0, rate_limited: int = 0,
-                      error: str | None = None) -> None:
+                      bytes_received: int = 0, error: str | None = None) -> None:
         if status not in (SUCCEEDED, FAILED):
             raise ValueError("a window finishes as succeeded or failed")
         windows = self._windows
@@ -324,7 +328,8 @@ class SyncJournal:
             status=status, finished_at=_now(), error=redact(error),
             api_requests=windows.c.api_requests + api_requests,
             api_retries=windows.c.api_retries + retries,
-            api_rate_limited=windows.c.api_rate_limited + rate_limited)))
+            api_rate_limited=windows.c.api_rate_limited + rate_limited,
+            api_bytes=windows.c.api_bytes + bytes_received)))
 
     def windows(self, run_id: str, resource: str) -> list[SyncWindow]:
         query = sa.select(self._windows).where(

@@ -268,13 +268,14 @@ FIELD_NAME_CHARS = 512
 WINDOW_ID_CHARS = 128
 
 
-# api_retries and api_rate_limited (429s received) came later: `evolve_bookkeeping` in
-# migrate.py adds them to databases created before.
+# api_retries, api_rate_limited (429s received) and api_bytes (response bytes as sent on
+# the wire) came later: `evolve_bookkeeping` in migrate.py adds them to older databases.
 SYNC_LOG_COUNTERS = ("records_fetched", "records_upserted", "records_rejected",
                      "records_deleted", "records_duplicate", "api_requests", "api_retries",
-                     "api_rate_limited")
+                     "api_rate_limited", "api_bytes")
 WINDOW_COUNTERS = ("records_fetched", "records_upserted", "records_rejected",
-                   "records_duplicate", "api_requests", "api_retries", "api_rate_limited")
+                   "records_duplicate", "api_requests", "api_retries", "api_rate_limited",
+                   "api_bytes")
 
 
 @lru_cache(maxsize=64)

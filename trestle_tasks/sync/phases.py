@@ -32,6 +32,7 @@ class Figures:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    bytes_received: int = 0
 
     @property
     def records_per_s(self) -> float:
@@ -40,7 +41,7 @@ class Figures:
     def fields(self) -> dict[str, Any]:
         return {"duration_s": round(self.duration_s, 3), "records": self.records,
                 "requests": self.requests, "retries": self.retries,
-                "rate_limited": self.rate_limited,
+                "rate_limited": self.rate_limited, "bytes_received": self.bytes_received,
                 "records_per_s": round(self.records_per_s, 1)}
 
     def describe(self) -> str:
@@ -79,8 +80,10 @@ class Phase:
     def figures(self, records: int = 0) -> Figures:
         """What the phase did so far, from the client's counters."""
         now = _snapshot(self._stats)
-        requests, retries, limited = (a - b for a, b in zip(now, self._before, strict=True))
-        return Figures(time.monotonic() - self._started, records, requests, retries, limited)
+        requests, retries, limited, received = (
+            a - b for a, b in zip(now, self._before, strict=True))
+        return Figures(time.monotonic() - self._started, records, requests, retries, limited,
+                       received)
 
     def end(self, message: str, *args: object, figures: Figures, outcome: str = "succeeded",
             **fields: object) -> Figures:
@@ -92,7 +95,7 @@ class Phase:
         return figures
 
 
-def _snapshot(stats: RequestStats | None) -> tuple[int, int, int]:
+def _snapshot(stats: RequestStats | None) -> tuple[int, int, int, int]:
     if stats is None:
-        return (0, 0, 0)
-    return (stats.requests, stats.retries, stats.rate_limited)
+        return (0, 0, 0, 0)
+    return (stats.requests, stats.retries, stats.rate_limited, stats.bytes_received)

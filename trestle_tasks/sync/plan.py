@@ -225,7 +225,8 @@ def plan_run(
                      "fence": grant.fence, "full": full},
         )
         store.journal.add_counts(run_id, resource, api_requests=figures.requests,
-                                 retries=figures.retries, rate_limited=figures.rate_limited)
+                                 retries=figures.retries, rate_limited=figures.rate_limited,
+                                 bytes_received=figures.bytes_received)
     except BaseException as error:
         lock.release(grant)
         phase.end("planning run %s failed: %s", run_id, error or type(error).__name__,

@@ -99,7 +99,8 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient, lock: RunL
             figures = phase.figures()
             store.journal.add_counts(run_id, resource, api_requests=figures.requests,
                                      retries=figures.retries,
-                                     rate_limited=figures.rate_limited)
+                                     rate_limited=figures.rate_limited,
+                                     bytes_received=figures.bytes_received)
             store.journal.close_run(run_id, resource, status=FAILED, error=str(error),
                                     details={"kind": "reconcile"})
             phase.end("reconcile run %s failed: %s", run_id, error, figures=figures,
@@ -108,7 +109,8 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient, lock: RunL
         outcome = ReconcileOutcome(len(census), len(stored), deleted, restored)
         figures = phase.figures(len(census))
         store.journal.add_counts(run_id, resource, api_requests=figures.requests,
-                                 retries=figures.retries, rate_limited=figures.rate_limited)
+                                 retries=figures.retries, rate_limited=figures.rate_limited,
+                                 bytes_received=figures.bytes_received)
         run = store.journal.close_run(run_id, resource, status=SUCCEEDED, details={
             "kind": "reconcile", "census": outcome.census, "stored": outcome.stored,
             "deleted": outcome.deleted, "restored": outcome.restored,

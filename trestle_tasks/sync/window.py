@@ -118,7 +118,8 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
         figures = phase.figures(fetched)
         journal.finish_window(plan.run_id, plan.resource, window.window_id, status=FAILED,
                               api_requests=figures.requests, retries=figures.retries,
-                              rate_limited=figures.rate_limited, error=message)
+                              rate_limited=figures.rate_limited,
+                              bytes_received=figures.bytes_received, error=message)
         phase.end("window %s failed after %d records: %s", window.window_id, fetched,
                   message, figures=figures, outcome=FAILED, rejected=rejected)
         return WindowOutcome(window.window_id, window.index, FAILED, fetched, loaded, rejected,
@@ -131,7 +132,8 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     figures = phase.figures(fetched)
     journal.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
                           api_requests=figures.requests, retries=figures.retries,
-                          rate_limited=figures.rate_limited)
+                          rate_limited=figures.rate_limited,
+                          bytes_received=figures.bytes_received)
     phase.end("window %s done: %d rejected", window.window_id, rejected, figures=figures,
               rejected=rejected)
     return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,

@@ -62,6 +62,7 @@ class RequestStats:
     server_errors: int = 0
     connection_errors: int = 0
     token_refreshes: int = 0
+    bytes_received: int = 0  # response bodies as sent (compressed), for cost per GB
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -194,6 +195,7 @@ class TrestleClient:
                               response.status_code, (time.monotonic() - sent) * 1000,
                               len(response.content),
                               extra={"status": response.status_code})
+            self.stats.add(bytes_received=_wire_bytes(response))
             self._observe_quota(response)
             if response.status_code == 401 and not refreshed:
                 # Expired or revoked: drop that token (unless a peer already did) and go again.
@@ -229,6 +231,15 @@ class TrestleClient:
         self.last_quota = snapshot
         if self._on_quota is not None:
             self._on_quota(snapshot)
+
+
+def _wire_bytes(response: requests.Response) -> int:
+    """The body's size as sent: Content-Length is the compressed size when gzipped; a
+    chunked answer has none, and its decompressed size stands in (an over-count)."""
+    length = response.headers.get("Content-Length")
+    if length and length.isdigit():
+        return int(length)
+    return len(response.content)
 
 
 def _to_page(body: Any, url: str, quota: QuotaSnapshot | None) -> Page:
