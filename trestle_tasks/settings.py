@@ -176,6 +176,10 @@ SPECS: tuple[SettingSpec, ...] = (
                 "target records per sync window (one Celery task each)"),
     SettingSpec("SYNC_LOCK_TTL", "lock_ttl_s", _bounded(float, 30, 86400), 900.0,
                 "seconds a run lock lives without renewal"),
+    SettingSpec("SYNC_SETTLE_SECONDS", "settle_s", _bounded(float, 0, 3600), 0.0,
+                "records changed in the last N seconds before a run is planned wait for the "
+                "next run: protects against a Trestle clock behind this machine's, or late "
+                "commits"),
     SettingSpec("SYNC_RETRY_DELAY", "retry_delay_s", _bounded(float, 0.1, 3600), 30.0,
                 "seconds before a failed window is retried; doubles per attempt, and a "
                 "run retried as a whole waits four times as long"),
@@ -261,6 +265,7 @@ class Settings:
     lock_ttl_s: float
     sync_interval_minutes: float
     retry_delay_s: float
+    settle_s: float
     max_concurrent_windows: int
     replication_min_records: int
     worker_rate_limit: str | None

@@ -96,6 +96,7 @@ def _plan_sync(resource: str, full: bool, run_id: str,
         resource, store=store, client=client, lock=factory.run_lock(settings, shared=True),
         credential=factory.credential_id(settings), owner=run_id,
         lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
+        settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
     if isinstance(planned, Skipped):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -253,5 +254,23 @@ def test_status_feed_counts_the_records_waiting_past_each_watermark(tmp_path):
                               cwd=tmp_path).stdout
         assert "7 records behind the feed" in text
         assert sim.client_secret not in shown.stdout + text
+    finally:
+        sim.stop()
+
+
+def test_settled_changes_wait_for_the_next_run_and_none_is_lost(tmp_path):
+    sim = start_simulator(records=200, seed=53)
+    try:
+        url, _ = create_database("sqlite", tmp_path)
+        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_SETTLE_SECONDS="1.5")
+        sync_local(settings, ["Property"], full=True)
+        time.sleep(1.6)  # everything the full load saw is older than the settle time now
+        changed = set(sim.mutate("Property", count=9, seed=4)["modified"])
+        early = sync_local(settings, ["Property"])[0].run
+        assert early.status == "succeeded" and early.records_fetched == 0  # too fresh
+        time.sleep(1.6)
+        later = sync_local(settings, ["Property"])[0].run
+        assert later.records_fetched == len(changed) == 9
+        assert_database_equals_simulator(settings, sim, ["Property"])
     finally:
         sim.stop()

@@ -77,6 +77,7 @@ def _sync_resource(
         resource, store=store, client=client, lock=lock,
         credential=factory.credential_id(settings), owner="local",
         lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
+        settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
     if isinstance(planned, Skipped):

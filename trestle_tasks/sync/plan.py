@@ -23,7 +23,7 @@ from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.query import ODataQuery, all_of, gt, le
-from trestle_tasks.trestle.timestamps import ODataTimestamp
+from trestle_tasks.trestle.timestamps import TICKS_PER_SECOND, ODataTimestamp
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ def plan_run(
     full: bool = False,
     run_id: str | None = None,
     now: Callable[[], ODataTimestamp] = ODataTimestamp.now,
+    settle_s: float = 0.0,
     prepare: Callable[[], None] | None = None,
 ) -> RunPlan | Skipped:
     """Take the lock, fix the upper bound, cut the windows and open the run's sync-log row.
@@ -195,7 +196,10 @@ def plan_run(
         if prepare is not None:
             prepare()
         key_field = layout_of(store.engine, resource, store.schema).key_field.name
-        upper = now().ticks
+        # The newest `settle_s` seconds are left to the next run: a record stamped by a
+        # server whose clock runs behind ours, or committed late, would otherwise land
+        # below a watermark that has already moved past it.
+        upper = now().ticks - int(settle_s * TICKS_PER_SECOND)
         mark = None if full else store.journal.read_watermark(resource)
         lower = mark.ticks if mark is not None else None
         phase.count_from_here()
