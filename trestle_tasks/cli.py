@@ -21,6 +21,18 @@ from trestle_tasks.errors import FatalError, TrestleTasksError
 class _Group(click.Group):
     """Turns every failure into one clear line and an exit code scripts can trust."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        # A bad top-level option fails here, before `invoke`: one line too, same exit 2.
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # bare `trestle-etl` shows the help, as click does
+        except click.UsageError as error:
+            click.echo(f"trestle-etl: error: {one_line(error.format_message())} "
+                       "(see `trestle-etl --help`)", err=True)
+            sys.exit(EXIT_BAD_CONFIG)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

@@ -146,3 +146,17 @@ def test_demo_celery_without_redis_starts_nothing(tmp_path):
     assert result.returncode == 1
     assert_one_line_error(result, "`demo --celery` needs Redis", "redis://127.0.0.1:1/10")
     assert not database.exists()
+
+
+@pytest.mark.parametrize("args", [("--bogus",), ("--bogus", "status"), ("sync", "--bogus")],
+                         ids=["top-level", "top-level-before-command", "command"])
+def test_an_unknown_option_is_one_line_and_exit_2(tmp_path, args):
+    result = trestle_etl(*args, env=clean_env(), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert_one_line_error(result, "No such option '--bogus'", "--help")
+
+
+def test_no_arguments_shows_the_help(tmp_path):
+    result = trestle_etl(env=clean_env(), cwd=tmp_path, timeout=60)
+    assert "Usage: trestle-etl" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
