@@ -233,12 +233,18 @@ def reconcile(resources: tuple[str, ...], local: bool, max_delete_fraction: floa
     settings = _settings(reports_itself=True)
     chosen = _check_resources(settings, resources)
     store = factory.store(settings)
+    try:
+        stored = set(store.resources())
+    except Exception:  # not even the bookkeeping tables: nothing was ever synced here
+        stored = set()
+    never_synced = [r for r in chosen if r not in stored]
+    if never_synced:
+        # Nothing stored means nothing to mark deleted: say what to run instead.
+        raise FatalError(f"{', '.join(never_synced)} never synced into this database: run "
+                         "`trestle-etl migrate` and a sync first")
     failures: dict[str, str] = {}
     for resource in chosen:
-        try:
-            expected = store.count(resource)  # the census should find about as many keys
-        except Exception:  # no table yet: the census result will say so
-            expected = 0
+        expected = store.count(resource)  # the census should find about as many keys
         try:
             with progress(f"{resource} key census", expected) as bar:
                 client = CountingClient(factory.trestle_client(settings, shared=not local),

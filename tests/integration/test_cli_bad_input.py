@@ -160,3 +160,15 @@ def test_no_arguments_shows_the_help(tmp_path):
     result = trestle_etl(env=clean_env(), cwd=tmp_path, timeout=60)
     assert "Usage: trestle-etl" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reconcile_before_any_sync_says_what_to_run(simulator, tmp_path):
+    env = clean_env(TRESTLE_CLIENT_ID=simulator.client_id,
+                    TRESTLE_CLIENT_SECRET=simulator.client_secret,
+                    TRESTLE_TOKEN_URL=simulator.token_url, TRESTLE_BASE_URL=simulator.odata_root,
+                    DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    before = served_requests(simulator)
+    result = trestle_etl("reconcile", "--local", "--resource", "Office", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert_one_line_error(result, "Office never synced", "trestle-etl migrate")
+    assert served_requests(simulator) == before  # not even a census was asked for
