@@ -112,3 +112,16 @@ def test_an_explicit_dedup_key_wins_and_the_payload_is_plain_json():
     assert alert.dedup_key == "custom"
     payload = alert.as_payload()
     assert payload["dedup_key"] == "custom" and isinstance(payload["raised_at"], str)
+
+
+def test_a_window_refused_its_token_alerts_about_the_credentials_too():
+    from dataclasses import replace
+
+    run = replace(a_run("failed", error="w0: rejected"), details={"windows": [
+        {"window_id": "w0", "status": "failed", "error": "the token endpoint rejected the "
+         "client credentials (HTTP 400)", "error_kind": "BadCredentialsError"},
+        {"window_id": "w1", "status": "succeeded", "error": None, "error_kind": None}]})
+    kinds = [alert.kind for alert in run_alerts(run, LIMITS)]
+    assert kinds == ["run_failed", "auth_failed"]
+    other = replace(run, details={"windows": [{"error_kind": "TransientServerError"}]})
+    assert [alert.kind for alert in run_alerts(other, LIMITS)] == ["run_failed"]

@@ -87,6 +87,7 @@ class WindowOutcome:
     media_refetched: int = 0  # short inline photo sets asked for again
     pages: int = 0
     db_seconds: float = 0.0  # time spent loading into the database
+    error_kind: str | None = None  # the error's class, e.g. BadCredentialsError, for alerts
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

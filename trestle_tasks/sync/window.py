@@ -128,7 +128,8 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
                              retriable=getattr(error, "retriable", True)
                              or isinstance(error, ReplicationLinkExpiredError),
                              retries=figures.retries, rate_limited=figures.rate_limited,
-                             pages=pages, db_seconds=db_seconds)
+                             pages=pages, db_seconds=db_seconds,
+                             error_kind=type(error).__name__)
     figures = phase.figures(fetched)
     journal.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
                           api_requests=figures.requests, retries=figures.retries,

@@ -64,6 +64,10 @@ def run_alerts(run: SyncRun, thresholds: Thresholds) -> list[Alert]:
                   "The watermark stays below the failed windows; the next run retries them. "
                   "See `trestle-etl status`."),
         ))
+        windows = (run.details or {}).get("windows") or []
+        refused = [w for w in windows if w.get("error_kind") == "BadCredentialsError"]
+        if refused:  # the credentials, not the run, are what someone has to fix
+            alerts.append(auth_alert(refused[0].get("error") or "a window's token was refused"))
     fetched = max(run.records_fetched, 0)
     if run.records_rejected > 0 and fetched > 0:
         fraction = run.records_rejected / fetched
