@@ -208,6 +208,10 @@ def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
         assert use["estimated_cost_last_day"] == pytest.approx(
             0.01 * use["last_day"] + 50 * use["gigabytes_last_day"], rel=1e-3)
         text = render_status(report)
+        # 429s per run, as the simulator served them (the run-level column)
+        served_429 = sum(r["api_rate_limited"] for r in report["runs"])
+        assert served_429 == served["by_status"].get("429", 0)
+        assert " 429s " in text
         assert f"{report['usage']['last_hour']:,} in the last hour" in text
         assert sim.client_secret not in text
     finally:

@@ -57,7 +57,9 @@ def collect_status(settings: Settings, *, limit: int = 10, feed: bool = False
             "started_at": r.started_at, "finished_at": r.finished_at,
             "fetched": r.records_fetched, "upserted": r.records_upserted,
             "rejected": r.records_rejected, "deleted": r.records_deleted,
-            "api_requests": r.api_requests, "error": r.error,
+            "api_requests": r.api_requests, "api_retries": r.api_retries,
+            "api_rate_limited": r.api_rate_limited, "api_bytes": r.api_bytes,
+            "error": r.error,
         }
         for r in runs
     ]
@@ -122,7 +124,7 @@ def render_status(report: dict[str, Any]) -> str:
             f"  {started}  {run['resource']:<10} {run['status']:<10} "
             f"fetched {run['fetched']:>8,}  upserted {run['upserted']:>8,}  "
             f"rejected {run['rejected']:>5,}  requests {run['api_requests']:>6,}  "
-            f"{run['run_id']}"
+            f"429s {run['api_rate_limited']:>3,}  {run['run_id']}"
         )
         if run["error"]:
             lines.append(f"      error: {run['error'][:200]}")
