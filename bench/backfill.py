@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
+from trestle_tasks.store.journal import peak_in_flight
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
 
 ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -52,12 +53,7 @@ def window_figures(settings) -> str:
         windows = store.journal.windows(run.run_id, "Property")
     finally:
         store.dispose()
-    events = sorted([(w.started_at, 1) for w in windows] +
-                    [(w.finished_at, -1) for w in windows if w.finished_at is not None])
-    in_flight = peak = 0
-    for _, change in events:
-        in_flight += change
-        peak = max(peak, in_flight)
+    peak = peak_in_flight(windows)
     outcomes = (run.details or {}).get("windows", [])
     busy = sum(o.get("seconds", 0) for o in outcomes)
     in_db = sum(o.get("db_seconds", 0) for o in outcomes)

@@ -18,6 +18,7 @@ import pytest
 
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
+from trestle_tasks.store.journal import peak_in_flight
 
 from .conftest import start_simulator
 from .test_celery_sync import (  # noqa: F401 - clean_redis and mariadb_url are fixtures
@@ -212,12 +213,7 @@ def test_under_a_429_storm_fewer_windows_run_at_once_and_none_fails(clean_redis,
         assert run.api_rate_limited > 0  # the storm happened
         assert all(w.attempts == 1 for w in windows)  # deferred, never failed
         # Most windows in flight at any moment, from the journal's start and end times.
-        events = sorted([(w.started_at, 1) for w in windows] +
-                        [(w.finished_at, -1) for w in windows])
-        in_flight = peak = 0
-        for _, change in events:
-            in_flight += change
-            peak = max(peak, in_flight)
+        peak = peak_in_flight(windows)
         assert peak <= 2
         gate = RedisWindowGate(clean_redis, factory.credential_id(settings), max_slots=2)
         assert gate.shrinks() >= 1

@@ -31,3 +31,22 @@ def test_store_errors_pickle_with_details() -> None:
         clone = pickle.loads(pickle.dumps(error))
         assert type(clone) is type(error) and clone.details == error.details
         assert str(clone) == str(error)
+
+
+def test_peak_in_flight_counts_overlapping_windows():
+    from datetime import UTC, datetime, timedelta
+
+    from trestle_tasks.store.journal import SyncWindow, peak_in_flight
+
+    start = datetime(2026, 11, 26, tzinfo=UTC)
+
+    def window(begin: int, end: int | None) -> SyncWindow:
+        return SyncWindow("r", "Property", f"w{begin}", "succeeded", 1,
+                          start + timedelta(seconds=begin),
+                          None if end is None else start + timedelta(seconds=end),
+                          0, 0, 0, 0, 0, None)
+
+    assert peak_in_flight([]) == 0
+    assert peak_in_flight([window(0, 10), window(5, 15), window(12, 20)]) == 2
+    assert peak_in_flight(iter([window(0, 10), window(1, 9), window(2, None)])) == 3
+    assert peak_in_flight([window(0, 5), window(5, 10)]) == 1  # one ends as the next starts

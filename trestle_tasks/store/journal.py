@@ -15,7 +15,7 @@ Secrets never reach these tables: error texts are passed through `redact` first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import total_ordering
@@ -133,6 +133,18 @@ class SyncWindow:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> SyncWindow:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+def peak_in_flight(windows: Iterable[SyncWindow]) -> int:
+    """Most windows running at the same moment, from their start and finish times."""
+    windows = list(windows)
+    events = sorted([(w.started_at, 1) for w in windows] +
+                    [(w.finished_at, -1) for w in windows if w.finished_at is not None])
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    return peak
 
 
 def _now() -> datetime:
