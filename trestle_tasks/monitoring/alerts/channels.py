@@ -7,6 +7,7 @@ Channel names and error messages carry hosts only: a webhook URL's path is often
 
 from __future__ import annotations
 
+import email.policy
 import smtplib
 import socket
 import ssl
@@ -40,9 +41,17 @@ def one_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+# Python's header folding can put the fold between two encoded words, and decoders drop
+# whitespace there ("a b" arrives as "ab"). Subjects are kept short and never folded: the
+# limit is RFC 5322's 998 characters a line.
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+SUBJECT_CHARS = 200
+
+
 def subject(alert: Alert) -> str:
     where = f" [{alert.resource}]" if alert.resource else ""
-    return one_line(f"[trestle-etl] {alert.severity.upper()}{where}: {alert.title}")
+    return one_line(f"[trestle-etl] {alert.severity.upper()}{where}: {alert.title}"
+                    )[:SUBJECT_CHARS]
 
 
 class SmtpChannel:
@@ -70,7 +79,7 @@ class SmtpChannel:
         self.name = f"email via {host}:{port}"
 
     def message(self, alert: Alert) -> EmailMessage:
-        message = EmailMessage()
+        message = EmailMessage(policy=MAIL_POLICY)
         message["Subject"] = subject(alert)
         message["From"] = self._sender
         message["To"] = ", ".join(self._recipients)
