@@ -39,7 +39,8 @@ def compose_file() -> dict:
 
 
 def problems(schema: dict, document: dict) -> list[str]:
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    # The file names draft 2019-09 with a trailing '#', which jsonschema does not look up.
+    validator = jsonschema.Draft201909Validator(schema)
     return [f"{'/'.join(map(str, error.path))}: {error.message}"
             for error in validator.iter_errors(document)]
 
