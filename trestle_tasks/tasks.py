@@ -68,16 +68,16 @@ def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None =
             raise
 
 
-def _first_of_interval(settings: Settings, job: str, run_id: str,
+def _first_of_interval(settings: Settings, kind: str, resource: str, run_id: str,
                        beat_interval_s: float | None) -> Skipped | None:
     """None when this trigger may go on; a Skipped naming the earlier trigger otherwise."""
     if beat_interval_s is None:
         return None  # asked for by hand (`sync`), never suppressed
     redis = factory.redis_client(settings)
+    job = f"{kind}:{resource}"
     job_key = f"{factory.credential_id(settings)}:{job}"
     if claim_interval(redis, job_key, beat_interval_s, owner=run_id):
         return None
-    resource = job.split(":", 1)[1]
     return Skipped(resource, f"{job} was already triggered in this interval by "
                              f"{interval_owner(redis, job_key) or 'another trigger'}; "
                              "is a second beat running?", run_id)
@@ -87,7 +87,7 @@ def _plan_sync(resource: str, full: bool, run_id: str,
                beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
     settings = _settings()
     store = factory.store(settings)
-    duplicate = _first_of_interval(settings, f"sync:{resource}", run_id, beat_interval_s)
+    duplicate = _first_of_interval(settings, "sync", resource, run_id, beat_interval_s)
     if duplicate is not None:
         record_skip(store, duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
@@ -265,7 +265,8 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None) -> dict[
     """Daily: soft-delete records that left the feed (only after a complete census)."""
     settings = _settings()
     run_id = new_run_id()
-    duplicate = _first_of_interval(settings, f"reconcile:{resource}", run_id, beat_interval_s)
+    duplicate = _first_of_interval(settings, "reconcile", resource, run_id,
+                                   beat_interval_s)
     if duplicate is not None:
         record_skip(factory.store(settings), duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
