@@ -88,8 +88,9 @@ def test_columns_in_the_database_trace_back_to_their_fields(target: StoreTarget,
     table.create(target.engine)
     try:
         with target.engine.begin() as conn:
-            conn.execute(table.insert().values(id=1, **{c: f"v{i}" for i, c in
-                                                        enumerate(mapping.values())}))
+            # One dict, not keyword arguments: a column may be called `fn` (or `self`).
+            conn.execute(table.insert().values({"id": 1, **{c: f"v{i}" for i, c in
+                                                            enumerate(mapping.values())}}))
         reflected = sa.inspect(target.engine).get_columns(table.name, schema=target.schema)
         back = {c["name"] for c in reflected} - {"id"}
         assert back == set(mapping.values())

@@ -205,7 +205,7 @@ class SyncJournal:
         row = dict(run_id=run_id, resource=resource, started_at=now, finished_at=now,
                    status=SKIPPED, error=redact(reason),
                    details=encode_json(dict(details)) if details else None)
-        self._tx(lambda conn: conn.execute(self._log.insert().values(**row)))
+        self._tx(lambda conn: conn.execute(self._log.insert().values(row)))
 
     def set_windows_total(self, run_id: str, resource: str, windows_total: int) -> None:
         self._update_run(run_id, resource, windows_total=windows_total)
