@@ -215,6 +215,52 @@ def test_top_ceilings(sim: RunningSimulator, api: Api) -> None:
     assert "is 1000" in error_message(wide)
 
 
+@pytest.mark.parametrize(("resource", "select", "ceiling"), [
+    ("Property", "ListingKey,ModificationTimestamp", 300000),
+    ("Member", "MemberKey,ModificationTimestamp", 300000),
+    ("Media", "MediaKey,ModificationTimestamp,ResourceRecordKey", 300000),
+    ("OpenHouse", "OpenHouseKey,ModificationTimestamp", 300000),
+    ("Property", "ListingKey,ModificationTimestamp,City", 1000),
+    ("Property", "ModificationTimestamp,PhotosChangeTimestamp", 1000),
+    ("Member", "MemberKey,ResourceRecordKey", None),  # not in Member's metadata: 400 anyway
+], ids=lambda value: str(value))
+def test_census_selects_take_the_key_index_ceiling(
+    sim: RunningSimulator, api: Api, resource: str, select: str, ceiling: int | None
+) -> None:
+    """InKeyIndex fields (the key and ModificationTimestamp among them) take $top 300,000;
+    any other field in the select brings the ceiling back to 1,000."""
+    fields = select.split(",")
+    if ceiling is None:
+        refused = api.get(resource, **{"$top": 10, "$select": select})
+        assert refused.status_code == 400 and "not in metadata" in error_message(refused)
+        return
+    over = api.get(resource, **{"$top": ceiling + 1, "$select": select})
+    assert over.status_code == 400
+    assert f"this kind of query is {ceiling}" in error_message(over)
+    served = api.ok(resource, **{"$top": ceiling, "$select": select,
+                                 "$orderby": fields[0]})
+    expected = sim.records(resource)
+    key = fields[0] if resource != "Property" or fields[0] == "ListingKey" else "ListingKey"
+    if key == fields[0]:
+        expected.sort(key=lambda record: record[key])
+        assert served["value"] == [{name: record.get(name) for name in fields}
+                                   for record in expected]
+
+
+def test_overlong_query_strings_are_refused_before_auth_and_quota(sim: RunningSimulator,
+                                                                   api: Api) -> None:
+    keys = sim.keys("Property")
+    clause = " or ".join(f"ListingKey eq '{key}'" for key in keys[:200])
+    before = sim.stats()["requests_total"]
+    refused = api.get("Property", **{"$filter": clause})
+    assert refused.status_code == 414
+    assert refused.headers["Content-Type"].startswith("text/html")
+    assert sim.stats()["requests_total"] == before  # never reached the API: no quota spent
+    fits = " or ".join(f"ListingKey eq '{key}'" for key in keys[:20])
+    served = api.ok("Property", **{"$filter": fits, "$select": "ListingKey", "$top": 100})
+    assert sorted(row["ListingKey"] for row in served["value"]) == sorted(keys[:20])
+
+
 def test_count(api: Api) -> None:
     body = api.ok("Property", **{"$count": "true", "$top": 1})
     assert body["@odata.count"] == RECORDS and len(body["value"]) == 1

@@ -93,6 +93,9 @@ class SimulatorApp:
         if path == TOKEN_PATH:
             return self._token(request)
         if path == ODATA_PATH or path.startswith(ODATA_PATH + "/"):
+            if len(request.query_string) > self._config.max_query_string_chars:
+                # Refused by the web server in front of the API: no token check, no quota.
+                return Response("Query String Too Long", status=414, content_type="text/html")
             return self._data(request, path[len(ODATA_PATH) :].strip("/"))
         if path.startswith(CONTROL_PATH + "/"):
             return self.control.handle(request, path[len(CONTROL_PATH) + 1 :])

@@ -46,6 +46,7 @@ RUNTIME_FIELDS = frozenset(
         "replication_link_ttl_s",
         "token_ttl_s",
         "standard_query_row_cap",
+        "max_query_string_chars",
     }
 )
 
@@ -94,6 +95,10 @@ class SimulatorConfig:
             their precision: for wide-row storage tests).
         standard_query_row_cap: a standard query asking past this many rows ($skip +
             $top) fails with 500 `Error getting data!`; replication has no cap.
+        max_query_string_chars: a data request whose query string (as sent, encoded) is
+            longer is refused with 414 and a text/html page, before authentication or
+            quota. Trestle's limit is unknown; its HTML error pages suggest IIS, whose
+            default is 2,048 characters.
     """
 
     host: str = "127.0.0.1"
@@ -129,6 +134,7 @@ class SimulatorConfig:
     suppressed_fields: frozenset[str] | None = None
     fill: Literal["realistic", "max"] = "realistic"
     standard_query_row_cap: int = 1_000_000
+    max_query_string_chars: int = 2048
 
     def __post_init__(self) -> None:
         self.validate()
@@ -152,6 +158,8 @@ class SimulatorConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 or None")
+        if self.max_query_string_chars < 1:
+            raise ValueError("max_query_string_chars must be positive")
         if self.token_ttl_s <= 0 or self.replication_link_ttl_s <= 0:
             raise ValueError("TTLs must be positive")
         for status in self.unlicensed.values():

@@ -150,9 +150,27 @@ def parse_collection_query(
     return query
 
 
+# Trestle's metadata documentation marks some fields of each resource InKeyIndex ("may be
+# queried in batches up to 300,000 at a time"): every resource page lists its key and
+# ModificationTimestamp, Media and PropertyRooms a few more (FACTS.md, `$top` ceiling).
+KEY_INDEX_COMMON = ("ModificationTimestamp",)
+KEY_INDEX_EXTRAS: dict[str, tuple[str, ...]] = {
+    "Media": ("MediaModificationTimestamp", "OriginatingSystemID", "ResourceRecordID",
+              "ResourceRecordKey", "SourceSystemID"),
+    "PropertyRooms": ("ListingId", "ListingKey"),
+}
+
+
+def key_index_fields(entity: EntityType) -> frozenset[str]:
+    """The entity's InKeyIndex fields that its metadata declares."""
+    extras = (*KEY_INDEX_COMMON, *KEY_INDEX_EXTRAS.get(entity.name, ()))
+    return frozenset(entity.key) | {name for name in extras if name in entity.properties}
+
+
 def top_ceiling(entity: EntityType, select: list[str] | None, expanding: bool) -> int:
-    """300,000 when only key fields are selected (a key census), else 1,000."""
-    key_only = select is not None and set(select) <= set(entity.key) and not expanding
+    """300,000 when only InKeyIndex fields are selected (a census), else 1,000."""
+    key_only = (select is not None and set(select) <= key_index_fields(entity)
+                and not expanding)
     return KEY_ONLY_TOP_CEILING if key_only else TOP_CEILING
 
 
