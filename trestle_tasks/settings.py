@@ -236,6 +236,10 @@ SPECS: tuple[SettingSpec, ...] = (
                 "alert when this fraction of the hour quota is used"),
     SettingSpec("ALERT_REJECT_THRESHOLD", "alert_reject_threshold", _bounded(float, 0, 1), 0.01,
                 "alert when a run rejects more than this fraction of the records it fetched"),
+    SettingSpec("ALERT_DRIFT_THRESHOLD", "alert_drift_threshold",
+                _bounded(int, 0, 1_000_000_000), 100,
+                "alert when a reconcile finds more than this many records differing from the "
+                "feed (missing + stale + gone; 0: any)"),
     SettingSpec("ALERT_STALE_AFTER_MINUTES", "alert_stale_after_minutes",
                 _bounded(float, 1, 525_600), 60.0,
                 "alert when a resource has not synced successfully for this long"),
@@ -288,6 +292,7 @@ class Settings:
     alert_cooldown_minutes: float
     alert_quota_threshold: float
     alert_reject_threshold: float
+    alert_drift_threshold: int
     alert_stale_after_minutes: float
     alert_lock_max_minutes: float
 

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from trestle_tasks.monitoring.drift import DRIFT_KINDS, ReconcileReport, latest_reconciles
 from trestle_tasks.store.journal import RUNNING, SKIPPED, SUCCEEDED
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
@@ -62,6 +63,8 @@ class SyncFigures:
     lag_s: dict[str, float] = field(default_factory=dict)  # now - watermark
     last_success: dict[str, float] = field(default_factory=dict)  # epoch seconds
     last_duration_s: dict[str, float] = field(default_factory=dict)  # latest finished run
+    # The latest reconcile whose census finished (dry runs too: they measure drift as well).
+    reconciles: dict[str, ReconcileReport] = field(default_factory=dict)
 
 
 def read_sync_figures(store: Store, now: datetime | None = None) -> SyncFigures:
@@ -97,6 +100,7 @@ def read_sync_figures(store: Store, now: datetime | None = None) -> SyncFigures:
             log_table.c.status == SUCCEEDED).group_by(log_table.c.resource)
         figures.last_success = {r: _epoch(t) for r, t in conn.execute(succeeded) if t}
         figures.last_duration_s = _last_durations(conn, log_table)
+    figures.reconciles = latest_reconciles(store, measured_only=True)
     for resource, mark in store.journal.watermarks().items():
         figures.lag_s[resource] = max((now - mark.timestamp.to_datetime()).total_seconds(), 0.0)
     return figures
@@ -192,6 +196,29 @@ def sync_families(figures: SyncFigures) -> Iterator[Metric]:
                  "When the last run that succeeded finished (Unix time).", figures.last_success)
     yield _gauge("trestle_last_run_duration_seconds",
                  "Start to finish of the latest finished run.", figures.last_duration_s)
+    yield from drift_families(figures.reconciles)
+
+
+def drift_families(reconciles: Mapping[str, ReconcileReport]) -> Iterator[Metric]:
+    """What the latest measured reconcile of each resource found; a figure an older
+    version's row does not carry is left out rather than reported as zero."""
+    drift = GaugeMetricFamily("trestle_replica_drift_records",
+                              "Records the latest reconcile found differing from the feed: "
+                              "missing (in the feed, not stored), stale (the feed's copy is "
+                              "newer), gone (stored, not in the feed).",
+                              labels=["resource", "kind"])
+    for resource, report in sorted(reconciles.items()):
+        for kind in DRIFT_KINDS:
+            if (count := getattr(report, kind)) is not None:
+                drift.add_metric([resource, kind], count)
+    yield drift
+    yield _gauge("trestle_replica_census_records",
+                 "(key, timestamp) pairs in the latest reconcile's census of the feed.",
+                 {r: float(c.census) for r, c in reconciles.items() if c.census is not None})
+    yield _gauge("trestle_replica_last_reconcile_timestamp_seconds",
+                 "When the reconcile the drift figures come from finished (Unix time).",
+                 {r: _epoch(c.finished_at) for r, c in reconciles.items()
+                  if c.finished_at is not None})
 
 
 def _gauge(name: str, text: str, values: Mapping[str, float]) -> GaugeMetricFamily:

@@ -8,6 +8,7 @@ from typing import Any
 from trestle_tasks import factory
 from trestle_tasks.masking import mask_url
 from trestle_tasks.monitoring.cost import usage
+from trestle_tasks.monitoring.drift import latest_reconciles
 from trestle_tasks.settings import Settings
 
 
@@ -48,6 +49,7 @@ def collect_status(settings: Settings, *, limit: int = 10, feed: bool = False
     try:
         runs = store.journal.recent_runs(limit=limit)
         marks = store.journal.watermarks()
+        reconciles = latest_reconciles(store)
     except Exception as error:  # no tables yet: say so rather than fail
         report["error"] = f"no sync history yet ({type(error).__name__}); run `trestle-etl migrate`"
         return report
@@ -69,6 +71,9 @@ def collect_status(settings: Settings, *, limit: int = 10, feed: bool = False
             "watermark": mark.text,
             "lag_seconds": round((now - moment).total_seconds(), 1),
         }
+    # The latest reconcile of each resource, failed ones too: the drift it found and what
+    # it repaired is what says whether the copy equals the feed.
+    report["reconcile"] = {resource: item.as_dict() for resource, item in reconciles.items()}
     if feed:
         backlog = feed_backlog(settings, list(settings.resources), marks)
         report["behind_feed"] = backlog
@@ -142,6 +147,8 @@ def render_status(report: dict[str, Any]) -> str:
             line += f"  feed not asked: {behind['error']}"
         lines.append(line)
     lines.append("")
+    lines.extend(_reconcile_lines(report.get("reconcile") or {}))
+    lines.append("")
     quota = report.get("quota")
     if not quota:
         lines.append("Quota: no response observed yet")
@@ -165,3 +172,43 @@ def render_status(report: dict[str, Any]) -> str:
             line += f"; estimated cost over 24 h {use['estimated_cost_last_day']:,.2f}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _figure(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"  # a row of an older version: unknown
+
+
+def _reconcile_lines(latest: dict[str, dict[str, Any]]) -> list[str]:
+    """Each resource's latest reconcile: what it found (drift) and what it did about it."""
+    lines = ["Reconcile (latest per resource; drift = missing + stale + gone):"]
+    if not latest:
+        lines.append("  (none yet)")
+    for resource, item in sorted(latest.items()):
+        moment = item["finished_at"] or item["started_at"]
+        when = moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "?"
+        how = item["status"]
+        if item["dry_run"]:  # changed nothing: the figures are drift left in place
+            how = "dry run" if how == "succeeded" else f"dry run {how}"
+        line = f"  {when}  {resource:<10} {how:<10}"
+        if item["census"] is None:
+            line += "  no census figures"
+        else:
+            line += (f"  census {_figure(item['census'])}  missing {_figure(item['missing'])}"
+                     f"  stale {_figure(item['stale'])}  gone {_figure(item['gone'])}"
+                     f"  fetched {_figure(item['fetched'])}"
+                     f"  deleted {_figure(item['deleted'])}"
+                     f"  restored {_figure(item['restored'])}")
+        line += f"  requests {_requests(item)}"
+        lines.append(line)
+        if item["error"]:
+            lines.append(f"      error: {item['error'][:200]}")
+    return lines
+
+
+def _requests(item: dict[str, Any]) -> str:
+    """All requests, with the census / repair split when the run recorded it."""
+    total = f"{item['api_requests']:,}"
+    census, repair = item["census_requests"], item["repair_requests"]
+    if census is None and repair is None:
+        return total
+    return f"{total} ({_figure(census)} census, {_figure(repair)} repair)"

@@ -38,6 +38,7 @@ def thresholds(settings: Settings) -> Thresholds:
         reject_fraction=settings.alert_reject_threshold,
         stale_after=timedelta(minutes=settings.alert_stale_after_minutes),
         lock_max_age=timedelta(minutes=settings.alert_lock_max_minutes),
+        drift_records=settings.alert_drift_threshold,
     )
 
 
@@ -78,6 +79,8 @@ def after_run(settings: Settings, run: SyncRun | None, *, shared: bool,
               retrying: bool = False) -> list[Delivery]:
     """After a run's sync log row is closed: failed or partial, too many rejects, quota.
 
+    A reconcile run (details kind "reconcile", dry runs included) is judged as one: its
+    failure, and drift past ALERT_DRIFT_THRESHOLD. Call it with the closed reconcile run.
     `retrying`: the run is about to be tried again as a whole, so its failure is not final
     yet and is not alerted (the last attempt's is).
     """

@@ -15,6 +15,7 @@ QUOTA_HIGH = "quota_high"
 REJECTS_HIGH = "rejects_high"
 STALE = "stale"
 LOCK_HELD = "lock_held"
+DRIFT = "drift"  # a reconcile found the replica differing from the feed
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 from trestle_tasks.monitoring.alerts.model import (
     AUTH_FAILED,
     CRITICAL,
+    DRIFT,
     LOCK_HELD,
     QUOTA_HIGH,
     REJECTS_HIGH,
@@ -22,6 +23,7 @@ from trestle_tasks.monitoring.alerts.model import (
     WARNING,
     Alert,
 )
+from trestle_tasks.monitoring.drift import ReconcileReport, reconcile_report
 from trestle_tasks.store.journal import ABANDONED, FAILED, PARTIAL, SyncRun
 
 
@@ -31,6 +33,7 @@ class Thresholds:
     reject_fraction: float = 0.01  # of the records fetched in one run
     stale_after: timedelta = timedelta(minutes=60)
     lock_max_age: timedelta = timedelta(minutes=360)
+    drift_records: int = 100  # missing + stale + gone found by one reconcile
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,11 @@ class HeldLock:
 
 
 def run_alerts(run: SyncRun, thresholds: Thresholds) -> list[Alert]:
-    """A run that did not fully succeed, and a run that rejected too much of what it read."""
+    """A run that did not fully succeed, and a run that rejected too much of what it read;
+    for a reconcile, its failure and the drift it found."""
+    report = reconcile_report(run)
+    if report is not None:
+        return reconcile_alerts(report, thresholds) + _reject_alerts(run, thresholds)
     alerts = []
     if run.status in (FAILED, PARTIAL, ABANDONED):
         alerts.append(Alert(
@@ -68,19 +75,78 @@ def run_alerts(run: SyncRun, thresholds: Thresholds) -> list[Alert]:
         refused = [w for w in windows if w.get("error_kind") == "BadCredentialsError"]
         if refused:  # the credentials, not the run, are what someone has to fix
             alerts.append(auth_alert(refused[0].get("error") or "a window's token was refused"))
+    return alerts + _reject_alerts(run, thresholds)
+
+
+def _reject_alerts(run: SyncRun, thresholds: Thresholds) -> list[Alert]:
     fetched = max(run.records_fetched, 0)
-    if run.records_rejected > 0 and fetched > 0:
-        fraction = run.records_rejected / fetched
-        if fraction > thresholds.reject_fraction:
-            alerts.append(Alert(
-                kind=REJECTS_HIGH, resource=run.resource, severity=WARNING,
-                title=f"{run.resource}: {fraction:.1%} of records rejected",
-                text=(f"Run {run.run_id} rejected {run.records_rejected} of {fetched} "
-                      f"{run.resource} record(s) ({fraction:.2%}, threshold "
-                      f"{thresholds.reject_fraction:.2%}). The records and reasons are in "
-                      "etl_rejects."),
-            ))
+    if run.records_rejected <= 0 or fetched <= 0:
+        return []
+    fraction = run.records_rejected / fetched
+    if fraction <= thresholds.reject_fraction:
+        return []
+    return [Alert(
+        kind=REJECTS_HIGH, resource=run.resource, severity=WARNING,
+        title=f"{run.resource}: {fraction:.1%} of records rejected",
+        text=(f"Run {run.run_id} rejected {run.records_rejected} of {fetched} "
+              f"{run.resource} record(s) ({fraction:.2%}, threshold "
+              f"{thresholds.reject_fraction:.2%}). The records and reasons are in "
+              "etl_rejects."),
+    )]
+
+
+def reconcile_alerts(report: ReconcileReport, thresholds: Thresholds) -> list[Alert]:
+    """A reconcile that failed, and one that found more drift than the threshold allows."""
+    alerts = []
+    if report.status in (FAILED, PARTIAL, ABANDONED):
+        alerts.append(Alert(
+            kind=RUN_FAILED, resource=report.resource, severity=WARNING,
+            # Its own cooldown: a failing sync of the resource must not silence this one.
+            dedup_key=f"{RUN_FAILED}:reconcile:{report.resource}",
+            title=f"{report.resource} reconcile {report.status}",
+            text=(f"Reconcile run {report.run_id} of {report.resource} ended "
+                  f"{report.status}.\nError: {report.error or '(none recorded)'}\n"
+                  "Nothing the census could not confirm was deleted; the next reconcile "
+                  "tries again. See `trestle-etl status`."),
+        ))
+    drift = drift_alert(report, thresholds)
+    if drift is not None:
+        alerts.append(drift)
     return alerts
+
+
+def _figure(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def drift_alert(report: ReconcileReport, thresholds: Thresholds) -> Alert | None:
+    """More records differing from the feed than `drift_records` (0: any at all).
+
+    Dry runs count: they measure drift too, and an operator watching with them wants to hear
+    of it. Rows of older versions carry no drift figures and never alert.
+    """
+    if not report.measured or report.drift <= thresholds.drift_records:
+        return None
+    if report.dry_run:
+        done = "This was a dry run: nothing was repaired; `trestle-etl reconcile` repairs it."
+    else:
+        done = (f"Repaired: {_figure(report.fetched)} record(s) fetched and stored again, "
+                f"{_figure(report.deleted)} marked deleted.")
+        if report.gone and not report.deleted:
+            done += (" The deletion guard refused to mark the gone records deleted (an "
+                     "incomplete census or a mass deletion looks the same).")
+    return Alert(
+        kind=DRIFT, resource=report.resource, severity=WARNING,
+        title=f"{report.resource}: {report.drift:,} records differ from the feed",
+        text=(f"Reconcile run {report.run_id}{' (dry run)' if report.dry_run else ''} of "
+              f"{report.resource} compared a census of {_figure(report.census)} record(s) "
+              f"with {_figure(report.stored)} stored: {_figure(report.missing)} missing, "
+              f"{_figure(report.stale)} stale, {_figure(report.gone)} gone "
+              f"({report.drift:,} in all; threshold {thresholds.drift_records:,}).\n"
+              f"{done}\nIncremental syncs cannot see these differences (records that arrive "
+              "with old timestamps, copies that went stale); steady drift points at the "
+              "feed or at a sync that loses records."),
+    )
 
 
 def _number(value: Any) -> float | None:
