@@ -103,7 +103,7 @@ words = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_siz
 alerts = st.builds(
     Alert,
     kind=st.sampled_from(["run_failed", "auth_failed", "quota_high", "rejects_high", "stale",
-                          "lock_held"]),
+                          "lock_held", "drift"]),
     title=words,
     text=words,
     severity=st.sampled_from([CRITICAL, WARNING]),
