@@ -219,14 +219,22 @@ def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
 
 @main.command()
 @resource_option
-@click.option("--local", is_flag=True, help="Lock with a file instead of Redis.")
+@click.option("--local", is_flag=True,
+              help="Pace requests in this process instead of through Redis.")
+@click.option("--dry-run", is_flag=True,
+              help="Take the census and report what differs; change nothing.")
 @click.option("--max-delete-fraction", default=0.5, show_default=True,
               type=click.FloatRange(0, 1),
               help="Refuse when more than this share of stored records would be deleted.")
-def reconcile(resources: tuple[str, ...], local: bool, max_delete_fraction: float) -> None:
-    """Mark records that left the feed as deleted (after a complete key census)."""
+def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
+              max_delete_fraction: float) -> None:
+    """Make the store equal to the feed: a (key, timestamp) census, compared and repaired.
+
+    Records missing from the store or stored older than the feed's copy are fetched and
+    stored; records that left the feed are marked deleted.
+    """
     from trestle_tasks import factory
-    from trestle_tasks.cli_progress import CountingClient, progress
+    from trestle_tasks.cli_progress import progress
     from trestle_tasks.sync.plan import Skipped
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
 
@@ -239,21 +247,25 @@ def reconcile(resources: tuple[str, ...], local: bool, max_delete_fraction: floa
         stored = set()
     never_synced = [r for r in chosen if r not in stored]
     if never_synced:
-        # Nothing stored means nothing to mark deleted: say what to run instead.
+        # Nothing stored means nothing to compare with: say what to run instead.
         raise FatalError(f"{', '.join(never_synced)} never synced into this database: run "
                          "`trestle-etl migrate` and a sync first")
     failures: dict[str, str] = {}
+    skipped = False
+    click.echo(f"{'resource':<12} {'census':>9} {'missing':>8} {'stale':>6} {'gone':>6} "
+               f"{'fetched':>8} {'deleted':>8} {'requests':>8}"
+               + ("  (dry run: nothing changed)" if dry_run else ""))
     for resource in chosen:
-        expected = store.count(resource)  # the census should find about as many keys
+        expected = store.count(resource)  # the census should find about as many records
         try:
-            with progress(f"{resource} key census", expected) as bar:
-                client = CountingClient(factory.trestle_client(settings, shared=not local),
-                                        bar.update)
+            with progress(f"{resource} census", expected) as bar:
                 result = reconcile_resource(
-                    resource, store=store, client=client,
+                    resource, store=store,
+                    client=factory.trestle_client(settings, shared=not local),
                     lock=factory.run_lock(settings, shared=not local),
                     credential=factory.credential_id(settings), lock_ttl_s=settings.lock_ttl_s,
-                    max_delete_fraction=max_delete_fraction,
+                    max_delete_fraction=max_delete_fraction, dry_run=dry_run,
+                    synced_resources=settings.resources, on_census=bar.update,
                 )
         except TrestleTasksError as error:
             click.echo(f"{resource:<12} failed: {error}")
@@ -261,19 +273,24 @@ def reconcile(resources: tuple[str, ...], local: bool, max_delete_fraction: floa
             continue
         if isinstance(result, Skipped):
             click.echo(f"{resource:<12} skipped: {result.reason}")
+            skipped = True
             continue
-        details = result.details or {}
-        click.echo(f"{resource:<12} {details.get('census', 0):>9,} in the feed  "
-                   f"{details.get('deleted', 0):>7,} marked deleted  "
-                   f"{details.get('restored', 0):>5,} restored  "
-                   f"{result.api_requests:>4,} requests")
+        figures = result.details or {}
+        click.echo(f"{resource:<12} {figures.get('census', 0):>9,} "
+                   f"{figures.get('missing', 0):>8,} {figures.get('stale', 0):>6,} "
+                   f"{figures.get('gone', 0):>6,} {figures.get('fetched', 0):>8,} "
+                   f"{figures.get('deleted', 0):>8,} {result.api_requests:>8,}")
     if failures:
         # The one stderr line names the cause: shared by all (bad credentials), or the first.
         first, reason = next(iter(failures.items()))
         cause = (reason if len(set(failures.values())) == 1
                  else f"{first}: {reason} (and more above)")
         raise FatalError(f"{len(failures)} resource(s) could not be reconciled and nothing "
-                         f"was deleted for them: {cause}")
+                         f"was changed for them: {cause}")
+    if skipped:
+        click.echo("trestle-etl: skipped: another run holds the lock; nothing was reconciled "
+                   "for the resources marked skipped", err=True)
+        click.get_current_context().exit(EXIT_SKIPPED)
 
 
 @main.command()

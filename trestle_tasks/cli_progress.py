@@ -7,7 +7,7 @@ line of its own; stderr is kept for the one-line error there, so the bar is left
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,23 +52,3 @@ def grow(bar: Any, more: int) -> None:
     bar.length += more
     if bar.pos < bar.length:
         bar.finished = False
-
-
-class CountingClient:
-    """A Trestle client that reports the records of every page it returns.
-
-    For progress on work whose use case takes a client but offers no progress hook (the
-    reconcile census); everything else is the wrapped client's own.
-    """
-
-    def __init__(self, client: Any, on_records: Callable[[int], None]) -> None:
-        self._client = client
-        self._on_records = on_records
-
-    def get_page(self, *args: Any, **kwargs: Any) -> Any:
-        page = self._client.get_page(*args, **kwargs)
-        self._on_records(len(page.records))
-        return page
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from trestle_tasks.trestle.pager import (
     KeysetWindow,
-    census_keys,
+    census_versions,
     replication_query,
     walk_keyset,
     walk_links,
@@ -120,8 +120,18 @@ def test_replication_walk_follows_links_to_the_end():
         sim.stop()
 
 
-def test_census_collects_every_key(simulator):
+def test_census_collects_every_key_with_its_exact_timestamp(simulator):
     client = build_client(simulator)
-    keys = [key for page in census_keys(client, "Property", "ListingKey", page_size=70)
-            for key in page]
-    assert keys == sorted(r["ListingKey"] for r in simulator.records("Property"))
+    pairs = [pair for page in census_versions(client, "Property", "ListingKey", page_size=70)
+             for pair in page]
+    assert pairs == sorted(
+        (r["ListingKey"], ODataTimestamp.parse(r["ModificationTimestamp"]).ticks)
+        for r in simulator.records("Property"))
+
+
+def test_a_census_takes_300000_pairs_a_request(simulator):
+    """The key and ModificationTimestamp are InKeyIndex fields: one request, not ten."""
+    client = build_client(simulator)
+    pages = list(census_versions(client, "Property", "ListingKey"))
+    assert len(pages) == 1 and len(pages[0]) == len(simulator.keys("Property"))
+    assert client.stats.requests == 1

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
-from trestle_tasks.store.naming import DELETED_COLUMN
+from trestle_tasks.store.naming import DELETED_COLUMN, VERSION_COLUMN
 from trestle_tasks.store.schema import ResourceLayout, bookkeeping
 from trestle_tasks.trestle.retry import RetryPolicy
 
@@ -157,6 +157,28 @@ def stored_keys(engine: Engine, resource: str, *, schema: str | None = None,
             return
         yield from page
         last = page[-1]
+
+
+def stored_versions(engine: Engine, resource: str, *, schema: str | None = None
+                    ) -> Iterator[tuple[Any, int | None, bool]]:
+    """(key, ModificationTimestamp ticks, deleted) of every stored row, deleted ones too,
+    streamed in key order a page at a time: the store's side of a reconcile census."""
+    layout = layout_of(engine, resource, schema)
+    table = layout.table
+    key = table.c[layout.key_column]
+    columns = (key, table.c[VERSION_COLUMN], table.c[DELETED_COLUMN].is_not(None))
+    last: Any = None
+    while True:
+        query = sa.select(*columns).order_by(key).limit(KEYS_PER_PAGE)
+        if last is not None:
+            query = query.where(key > last)
+        with engine.connect() as conn:
+            page = conn.execute(query).all()
+        if not page:
+            return
+        for stored_key, ticks, deleted in page:
+            yield stored_key, None if ticks is None else int(ticks), bool(deleted)
+        last = page[-1][0]
 
 
 def count_records(engine: Engine, resource: str, *, schema: str | None = None,

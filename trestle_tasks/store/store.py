@@ -149,6 +149,10 @@ class Store:
         return records_module.stored_keys(self.engine, resource, schema=self.schema,
                                           include_deleted=include_deleted)
 
+    def stored_versions(self, resource: str) -> Iterator[tuple[Any, int | None, bool]]:
+        """(key, ModificationTimestamp ticks, deleted) of every stored row, in key order."""
+        return records_module.stored_versions(self.engine, resource, schema=self.schema)
+
     def count(self, resource: str, *, include_deleted: bool = False,
               at_most: int | None = None) -> int:
         return records_module.count_records(self.engine, resource, schema=self.schema,

@@ -1,43 +1,57 @@
-"""Finding records that left the feed: a key census compared with the database.
+"""Making the store equal to the feed: a (key, timestamp) census, compared and repaired.
 
-Trestle never announces a deletion; a record just stops appearing. The census takes every
-key with key-only queries (up to 300,000 a page), and only a census that finished is
-compared: one that failed part way changes nothing, because a missing page would look like
-a mass deletion. A census that would delete more than `max_delete_fraction` of the stored
-records is refused too (a subscription change looks the same); records that came back are
-restored.
+An incremental sync only ever sees records whose ModificationTimestamp moves past the
+watermark. Records that arrive with old timestamps (made visible to the feed, an office
+joining, a late commit), changes that arrive below the watermark, and deletions (never
+announced) are found only by comparing the feed's census of (key, ModificationTimestamp)
+pairs — 300,000 a request, see `trestle/pager.census_versions` — with the store:
+missing, restored and stale records are fetched by key and upserted, gone ones are marked
+deleted (see `sync/drift.py` for the four kinds).
+
+Only a census that finished is compared: one that failed part way changes nothing,
+because a missing page would look like a mass deletion. A census that would delete more
+than `max_delete_fraction` of the stored records changes nothing either (a subscription
+change looks the same). Every reconcile, dry runs included, records what it found and did
+in the sync log (`details`: census, stored, missing, stale, gone, restored, fetched,
+deleted, census_requests, repair_requests).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from trestle_tasks.coordination.locks import RunLock
+from trestle_tasks.coordination.locks import LockKeeper, RunLock
 from trestle_tasks.errors import FatalError
 from trestle_tasks.logs import log_context
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncRun
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
+from trestle_tasks.sync.drift import Drift, compare
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, record_skip
+from trestle_tasks.sync.repair import Children, RepairOutcome, repair
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.pager import census_keys
+from trestle_tasks.trestle.pager import census_versions
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_DELETE_FRACTION = 0.5
+KIND = "reconcile"
 
 
 class CensusRefusedError(FatalError):
-    """The census looks like partial information; nothing was marked deleted."""
+    """The census looks like partial information; nothing was changed."""
 
 
 @dataclass(frozen=True)
-class ReconcileOutcome:
-    census: int
-    stored: int
-    deleted: int
-    restored: int
+class ReconcileOptions:
+    max_delete_fraction: float = DEFAULT_MAX_DELETE_FRACTION
+    dry_run: bool = False
+    # Resources synced into this database: a repaired listing brings its Media and
+    # OpenHouse rows only when those are kept here.
+    synced_resources: Sequence[str] = ()
 
 
 def reconcile(
@@ -49,75 +63,140 @@ def reconcile(
     credential: str,
     lock_ttl_s: float,
     max_delete_fraction: float = DEFAULT_MAX_DELETE_FRACTION,
+    dry_run: bool = False,
+    synced_resources: Sequence[str] = (),
     run_id: str | None = None,
+    on_census: Callable[[int], None] | None = None,
+    on_repair: Callable[[int], None] | None = None,
 ) -> SyncRun | Skipped:
-    """Census, compare, soft-delete and restore, under the resource's run lock.
+    """Census, compare, repair and soft-delete, under the resource's run lock.
 
     The sync lock is shared on purpose: a record loaded after the census began would
-    otherwise look deleted.
+    otherwise look stale or deleted. `on_census` and `on_repair` get record counts as
+    pages arrive (progress bars).
     """
     run_id = run_id or new_run_id()
+    options = ReconcileOptions(max_delete_fraction, dry_run, tuple(synced_resources))
     # Every line of the census (pager, client, store) carries the run id.
     with log_context(run_id=run_id, resource=resource):
-        return _reconcile(resource, store=store, client=client, lock=lock,
-                          credential=credential, lock_ttl_s=lock_ttl_s,
-                          max_delete_fraction=max_delete_fraction, run_id=run_id)
-
-
-def _reconcile(resource: str, *, store: Store, client: TrestleClient, lock: RunLock,
-               credential: str, lock_ttl_s: float, max_delete_fraction: float,
-               run_id: str) -> SyncRun | Skipped:
-    grant = lock.acquire(lock_name(credential, resource), owner=run_id, ttl_s=lock_ttl_s)
-    if grant is None:
-        return record_skip(store, Skipped(
-            resource, f"{resource} is busy with another run; reconcile later", run_id))
-    context = {"run_id": run_id, "resource": resource}
-    phase = Phase(log, "reconcile", stats=client.stats, context=context).start(
-        "reconcile run %s: taking a key census", run_id)
-    try:
-        store.journal.open_run(run_id, resource, details={"kind": "reconcile"})
+        grant = lock.acquire(lock_name(resource), owner=run_id, ttl_s=lock_ttl_s)
+        if grant is None:
+            return record_skip(store, Skipped(
+                resource, f"{resource} is busy with another run; reconcile later", run_id))
         try:
-            key_field = layout_of(store.engine, resource, store.schema).key_field.name
-            census: set[str] = set()
-            for keys in census_keys(client, resource, key_field):
-                census.update(keys)
-                lock.renew(grant, lock_ttl_s)
-            stored = set(store.stored_keys(resource))
-            gone = stored - census
-            if stored and len(gone) > max_delete_fraction * len(stored):
-                raise CensusRefusedError(
-                    f"the census found {len(census):,} keys but {len(gone):,} of "
-                    f"{len(stored):,} stored records are missing from it (more than "
-                    f"{max_delete_fraction:.0%}): refusing to mark them deleted; check the "
-                    "subscription, or raise --max-delete-fraction"
-                )
-            restored = store.restore_deleted(
-                resource, sorted(census.intersection(store.deleted_keys(resource)))
-            )
-            deleted = store.mark_deleted(resource, sorted(gone), run_id=run_id)
-        except Exception as error:
-            figures = phase.figures()
-            store.journal.add_counts(run_id, resource, api_requests=figures.requests,
-                                     retries=figures.retries,
-                                     rate_limited=figures.rate_limited,
-                                     bytes_received=figures.bytes_received)
-            store.journal.close_run(run_id, resource, status=FAILED, error=str(error),
-                                    details={"kind": "reconcile"})
-            phase.end("reconcile run %s failed: %s", run_id, error, figures=figures,
-                      outcome=FAILED)
-            raise
-        outcome = ReconcileOutcome(len(census), len(stored), deleted, restored)
-        figures = phase.figures(len(census))
-        store.journal.add_counts(run_id, resource, api_requests=figures.requests,
-                                 retries=figures.retries, rate_limited=figures.rate_limited,
-                                 bytes_received=figures.bytes_received)
-        run = store.journal.close_run(run_id, resource, status=SUCCEEDED, details={
-            "kind": "reconcile", "census": outcome.census, "stored": outcome.stored,
-            "deleted": outcome.deleted, "restored": outcome.restored,
-        })
-        phase.end("reconcile run %s: %d keys in the feed, %d marked deleted, %d restored",
-                  run_id, outcome.census, deleted, restored, figures=figures,
-                  deleted=deleted, restored=restored)
-        return run if run is not None else store.journal.get_run(run_id, resource)  # type: ignore[return-value]
-    finally:
-        lock.release(grant)
+            with LockKeeper(lock, grant, lock_ttl_s):
+                return _reconcile(resource, store=store, client=client, options=options,
+                                  run_id=run_id, on_census=on_census, on_repair=on_repair)
+        finally:
+            lock.release(grant)
+
+
+def take_census(client: TrestleClient, resource: str, key_field: str,
+                on_census: Callable[[int], None] | None = None) -> dict[Any, int | None]:
+    """Key -> ModificationTimestamp ticks of every record in the feed (complete, or raises)."""
+    census: dict[Any, int | None] = {}
+    for versions in census_versions(client, resource, key_field):
+        census.update(versions)
+        if on_census is not None:
+            on_census(len(versions))
+    return census
+
+
+def _reconcile(resource: str, *, store: Store, client: TrestleClient,
+               options: ReconcileOptions, run_id: str,
+               on_census: Callable[[int], None] | None,
+               on_repair: Callable[[int], None] | None) -> SyncRun:
+    context = {"run_id": run_id, "resource": resource}
+    phase = Phase(log, KIND, stats=client.stats, context=context).start(
+        "reconcile run %s: taking a (key, timestamp) census%s", run_id,
+        " (dry run)" if options.dry_run else "", dry_run=options.dry_run)
+    details: dict[str, Any] = {"kind": KIND, "dry_run": options.dry_run}
+    store.journal.open_run(run_id, resource, details=details)
+    try:
+        key_field = layout_of(store.engine, resource, store.schema).key_field.name
+        requests_before = client.stats.requests
+        census = take_census(client, resource, key_field, on_census)
+        census_requests = client.stats.requests - requests_before
+        drift = compare(census, store.stored_versions(resource))
+        del census  # the biggest thing held: one entry per record in the feed
+        details.update(drift_figures(drift), census_requests=census_requests,
+                       repair_requests=0, fetched=0, deleted=0)
+        _refuse_mass_deletion(drift, options.max_delete_fraction)
+        if not options.dry_run and (drift.to_fetch or drift.gone):
+            details.update(_repair(resource, drift, key_field=key_field, store=store,
+                                   client=client, options=options, run_id=run_id,
+                                   on_repair=on_repair))
+            details["repair_requests"] = (client.stats.requests - requests_before
+                                          - census_requests)
+    except Exception as error:
+        _close_failed(store, run_id, resource, phase, details, error)
+        raise
+    figures = phase.figures(details["census"])
+    store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+                             retries=figures.retries, rate_limited=figures.rate_limited,
+                             bytes_received=figures.bytes_received)
+    run = store.journal.close_run(run_id, resource, status=SUCCEEDED, details=details)
+    phase.end("reconcile run %s%s: %d in the feed, %d missing, %d stale, %d gone, "
+              "%d restored; %d fetched, %d marked deleted", run_id,
+              " (dry run)" if options.dry_run else "", details["census"],
+              details["missing"], details["stale"], details["gone"], details["restored"],
+              details["fetched"], details["deleted"], figures=figures,
+              **{k: details[k] for k in ("missing", "stale", "gone", "restored", "fetched",
+                                         "deleted")})
+    return run if run is not None else store.journal.get_run(run_id, resource)  # type: ignore[return-value]
+
+
+def drift_figures(drift: Drift) -> dict[str, int]:
+    """The sync-log figures of a comparison. `missing` counts records stored as deleted
+    too (they are missing from the live copy); `restored` says how many of them."""
+    return {"census": drift.census, "stored": drift.stored,
+            "missing": len(drift.missing) + len(drift.restored),
+            "stale": len(drift.stale), "gone": len(drift.gone),
+            "restored": len(drift.restored), "newer_in_store": drift.newer_in_store}
+
+
+def _refuse_mass_deletion(drift: Drift, max_delete_fraction: float) -> None:
+    if drift.stored and len(drift.gone) > max_delete_fraction * drift.stored:
+        raise CensusRefusedError(
+            f"the census found {drift.census:,} records but {len(drift.gone):,} of "
+            f"{drift.stored:,} stored records are missing from it (more than "
+            f"{max_delete_fraction:.0%}): refusing to change anything; check the "
+            "subscription, or raise --max-delete-fraction"
+        )
+
+
+def _repair(resource: str, drift: Drift, *, key_field: str, store: Store,
+            client: TrestleClient, options: ReconcileOptions, run_id: str,
+            on_repair: Callable[[int], None] | None) -> dict[str, Any]:
+    wanted = drift.to_fetch
+    outcome = RepairOutcome()
+    if wanted:
+        outcome = repair(resource, wanted, key_field=key_field, store=store, client=client,
+                         run_id=run_id,
+                         children=Children.of(resource, options.synced_resources, store),
+                         on_records=on_repair)
+    # A record back in the feed with a version older than its deleted copy is not
+    # rewritten by the guarded upsert; it is live again all the same.
+    store.restore_deleted(resource, [k for k in drift.restored if k in outcome.received_keys])
+    deleted = store.mark_deleted(resource, drift.gone, run_id=run_id)
+    vanished = outcome.vanished(wanted)
+    if vanished:
+        log.info("%d record(s) left the feed between the census and the repair; the next "
+                 "reconcile marks them deleted", vanished)
+    return {"fetched": outcome.fetched, "upserted": outcome.upserted,
+            "rejected": outcome.rejected, "vanished": vanished, "deleted": deleted,
+            "media_fetched": outcome.media.fetched, "media_removed": outcome.media.removed,
+            "media_incomplete": outcome.media.incomplete,
+            "open_houses_fetched": outcome.open_houses_fetched,
+            "open_houses_removed": outcome.open_houses_removed}
+
+
+def _close_failed(store: Store, run_id: str, resource: str, phase: Phase,
+                  details: dict[str, Any], error: Exception) -> None:
+    figures = phase.figures()
+    store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+                             retries=figures.retries, rate_limited=figures.rate_limited,
+                             bytes_received=figures.bytes_received)
+    store.journal.close_run(run_id, resource, status=FAILED, error=str(error),
+                            details=details)
+    phase.end("reconcile run %s failed: %s", run_id, error, figures=figures, outcome=FAILED)

@@ -6,8 +6,9 @@
 - `walk_keyset` is for incremental windows over live data: rather than `$skip` links, whose
   offsets shift when records change under the walk, each page is a fresh query strictly
   after the last (ModificationTimestamp, key) seen, so ties larger than a page lose nothing.
-- `census_keys` collects every key with key-only queries (up to 300,000 a page), in keyset
-  order on the key, for deletion detection.
+- `census_versions` collects every (key, ModificationTimestamp) pair with queries that
+  select only InKeyIndex fields (up to 300,000 a page), in keyset order on the key: what a
+  reconcile compares with the store to find records missing, stale or gone.
 """
 
 from __future__ import annotations
@@ -99,26 +100,42 @@ def walk_keyset(
         # gives the same answer, so we never follow the $skip link itself.
 
 
-def census_keys(
-    client: TrestleClient, resource: str, key_field: str, *, page_size: int = KEY_ONLY_TOP
-) -> Iterator[list[str]]:
-    """Every key of the resource, a page at a time, in keyset order on the key."""
-    query = ODataQuery(resource, select=(key_field,), orderby=((key_field, False),),
-                       top=page_size)
+def census_versions(
+    client: TrestleClient,
+    resource: str,
+    key_field: str,
+    *,
+    timestamp_field: str = "ModificationTimestamp",
+    page_size: int = KEY_ONLY_TOP,
+) -> Iterator[list[tuple[str, int | None]]]:
+    """Every (key, ModificationTimestamp ticks) of the resource, a page at a time.
+
+    Both fields are InKeyIndex fields, so Trestle serves them 300,000 to a request. Keyset
+    on the key rather than the server's `$skip` links: a record inserted or deleted during
+    the census cannot shift the pages under it. A record without a timestamp has None.
+    """
+    query = ODataQuery(resource, select=(key_field, timestamp_field),
+                       orderby=((key_field, False),), top=page_size)
     after: str | None = None
     while True:
         page = client.get_page(
             query.with_(filter=gt(key_field, after) if after is not None else None)
         )
-        keys = [_key_of(record, key_field, page.url) for record in page.records]
-        yield keys
+        versions = [(_key_of(record, key_field, page.url),
+                     _optional_ticks(record, timestamp_field, page.url))
+                    for record in page.records]
+        yield versions
         if page.next_link is None:
             return
-        if not keys:
+        if not versions:
             raise UnexpectedResponseError(
                 f"{page.url} returned an empty page with a nextLink; the census cannot advance"
             )
-        after = keys[-1]
+        after = versions[-1][0]
+
+
+def _optional_ticks(record: dict[str, object], field: str, url: str) -> int | None:
+    return None if record.get(field) is None else _timestamp_of(record, field, url).ticks
 
 
 def _key_of(record: dict[str, object], key_field: str, url: str) -> str:

@@ -145,6 +145,14 @@ def all_of(*exprs: Expr | None) -> Expr | None:
     return combined
 
 
+def any_of(exprs: Sequence[Expr]) -> Expr:
+    """OR of simple comparisons, flat: `a or b or c` (`|` would nest a pair of parentheses
+    per term, and URL length is what limits a batch of keys)."""
+    if not exprs:
+        raise ValueError("any_of needs at least one expression")
+    return Expr(" or ".join(e.text for e in exprs))
+
+
 def after_keyset(
     timestamp_field: str, key_field: str, cursor: tuple[ODataTimestamp, str | None]
 ) -> Expr:
