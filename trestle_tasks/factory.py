@@ -131,14 +131,23 @@ def window_gate(settings: Settings) -> Any:
                            max_slots=settings.max_concurrent_windows)
 
 
-def run_lock(settings: Settings, *, shared: bool) -> RunLock:
-    """Redis locks for the cluster; flock files for local runs on one machine."""
-    from trestle_tasks.coordination.locks import FileRunLock, RedisRunLock
+def run_lock(settings: Settings, *, shared: bool = True) -> RunLock:
+    """The run lock in the target database, whatever the mode: workers, `sync --local`,
+    reconcile and the demo then exclude each other (see coordination/db_lock.py).
 
-    if shared:
-        return RedisRunLock(redis_client(settings))
-    folder = Path(settings.lock_dir) if settings.lock_dir else Path(tempfile.gettempdir())
-    return _once_per_process(f"file-lock:{folder}", lambda: FileRunLock(folder))
+    `shared` no longer changes anything; it stays so every mode asks the same way.
+    """
+    from trestle_tasks.coordination.db_lock import DatabaseRunLock
+
+    db = store(settings)
+    key = (os.getpid(), f"run-lock:{settings.database_url}")
+    with _per_process_lock:
+        lock = _per_process.get(key)
+        # Kept per process (its table check runs once), and rebuilt with a new Store.
+        if lock is None or lock.engine is not db.engine:
+            lock = _per_process[key] = DatabaseRunLock(db.engine, schema=db.schema,
+                                                       retry=db.retry)
+        return lock
 
 
 def alert_dispatcher(settings: Settings, *, shared: bool) -> AlertDispatcher:

@@ -93,8 +93,7 @@ def _plan_sync(resource: str, full: bool, run_id: str,
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
     client = factory.trestle_client(settings, shared=True)
     planned = plan_run(
-        resource, store=store, client=client, lock=factory.run_lock(settings, shared=True),
-        credential=factory.credential_id(settings), owner=run_id,
+        resource, store=store, client=client, lock=factory.run_lock(settings), owner=run_id,
         lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
@@ -147,7 +146,7 @@ def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
 
 def _keep_run_lock(settings: Settings, run_plan: RunPlan) -> None:
     grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
-    factory.run_lock(settings, shared=True).renew(grant, settings.lock_ttl_s)
+    factory.run_lock(settings).renew(grant, settings.lock_ttl_s)
 
 
 def _adapt_concurrency(settings: Settings, gate: Any, outcome: WindowOutcome) -> None:
@@ -169,7 +168,7 @@ def _adapt_concurrency(settings: Settings, gate: Any, outcome: WindowOutcome) ->
 
 def _sync_window(run_plan: RunPlan, run_window: Window) -> WindowOutcome:
     settings = _settings()
-    lock = factory.run_lock(settings, shared=True)
+    lock = factory.run_lock(settings)
     grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
     if not lock.renew(grant, settings.lock_ttl_s):
         return WindowOutcome(run_window.window_id, run_window.index, FAILED,
@@ -199,7 +198,7 @@ def finalize_sync(self: Any, outcomes: list[dict[str, Any]], plan: dict[str, Any
     with log_context(run_id=plan["run_id"], resource=plan["resource"]):
         run = finalize_run(
             RunPlan.from_dict(plan), [WindowOutcome.from_dict(o) for o in outcomes],
-            store=factory.store(settings), lock=factory.run_lock(settings, shared=True),
+            store=factory.store(settings), lock=factory.run_lock(settings),
         )
         retry_in = _retry_run_later(settings, RunPlan.from_dict(plan), run, outcomes)
         # Never raises; a repeat is cooled down. An attempt that will be retried whole is
@@ -235,11 +234,11 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
     """
     settings = _settings()
     store = factory.store(settings)
-    lock = factory.run_lock(settings, shared=True)
+    lock = factory.run_lock(settings)
     age = timedelta(seconds=older_than_s if older_than_s is not None else settings.lock_ttl_s)
     reaped = []
     for run in store.journal.stale_runs(age):
-        holder = lock.holder(lock_name(factory.credential_id(settings), run.resource))
+        holder = lock.holder(lock_name(run.resource))
         if holder is not None and holder.owner == run.run_id:
             continue  # still renewed by its windows: alive
         closed = store.journal.close_run(
@@ -273,7 +272,7 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None) -> dict[
     result = reconcile(
         resource, store=factory.store(settings), run_id=run_id,
         client=factory.trestle_client(settings, shared=True),
-        lock=factory.run_lock(settings, shared=True), credential=factory.credential_id(settings),
+        lock=factory.run_lock(settings), credential=factory.credential_id(settings),
         lock_ttl_s=settings.lock_ttl_s,
     )
     if isinstance(result, Skipped):

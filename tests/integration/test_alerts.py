@@ -17,7 +17,6 @@ import redis
 
 from tests.alert_receivers import HttpReceiver, SmtpReceiver
 from trestle_tasks import factory
-from trestle_tasks.coordination.locks import FileRunLock
 from trestle_tasks.errors import AlertDeliveryError, BadCredentialsError
 from trestle_tasks.masking import Secret
 from trestle_tasks.monitoring.alerts import hooks
@@ -201,8 +200,8 @@ def test_the_periodic_check_finds_stale_resources_and_locks_held_too_long(tmp_pa
     run("o-bad", "Office", 90, FAILED)  # never succeeded, first trigger 90 min ago: stale
     run("media-live", "Media", 150)  # still running after 150 min, holding its lock
     journal.open_run("m-reconcile", "Member", started_at=now - timedelta(minutes=500))
-    lock = FileRunLock(Path(tmp_path))
-    grant = lock.acquire(lock_name(factory.credential_id(settings), "Media"), "media-live", 60)
+    lock = factory.run_lock(settings)
+    grant = lock.acquire(lock_name("Media"), "media-live", 60)
     try:
         deliveries = hooks.check(settings, shared=False, now=now + timedelta(minutes=5))
     finally:
@@ -261,10 +260,9 @@ def test_webhook_errors_name_the_host_never_the_url():
     assert failed.value.__cause__ is None and failed.value.__suppress_context__
 
 
-def test_the_beat_task_uses_the_redis_locks_and_cooldown(tmp_path, hook, redis_db9,
-                                                        monkeypatch):
+def test_the_beat_task_uses_the_database_lock_and_the_redis_cooldown(tmp_path, hook,
+                                                                     redis_db9, monkeypatch):
     from trestle_tasks import tasks
-    from trestle_tasks.coordination.locks import RedisRunLock
 
     monkeypatch.chdir(tmp_path)  # no stray .env
     environ = {"TRESTLE_CLIENT_ID": f"beat-{uuid.uuid4().hex[:8]}",
@@ -287,8 +285,8 @@ def test_the_beat_task_uses_the_redis_locks_and_cooldown(tmp_path, hook, redis_d
                             finished_at=now - timedelta(minutes=50))
     store.journal.open_run("member-2", "Member", started_at=now - timedelta(minutes=70),
                            watermark_to="2026-01-01T00:00:00.0000000Z")
-    lock = RedisRunLock(redis_db9)
-    lock.acquire(lock_name(factory.credential_id(settings), "Member"), "member-2", 60)
+    # The workers' lock is the database's: the one a `sync --local` would take too.
+    assert factory.run_lock(settings).acquire(lock_name("Member"), "member-2", 60)
 
     first = tasks.check_alerts.run()
     assert sorted((r["alert"], r["status"]) for r in first) == [

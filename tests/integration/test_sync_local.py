@@ -8,13 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 
 import pytest
 
 from trestle_tasks import factory
-from trestle_tasks.coordination.locks import RedisRunLock
 from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.plan import Skipped, plan_run
 
@@ -113,14 +111,15 @@ def test_a_second_local_run_of_the_same_resource_is_skipped(tmp_path):
         sim.stop()
 
 
-def test_concurrent_triggers_with_the_redis_lock_make_exactly_one_run(tmp_path, redis_client):
-    """Property 16, execution lock: any number of concurrent triggers -> one run."""
+def test_concurrent_triggers_with_the_database_lock_make_exactly_one_run(database_url,
+                                                                         tmp_path):
+    """Property 16, execution lock: any number of concurrent triggers -> one run, on each
+    database (the lock is a row in it)."""
     sim = start_simulator(records=200, seed=9)
     try:
-        url, _ = create_database("sqlite", tmp_path)
-        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
+        settings = settings_for(sim, database_url, LOCK_DIR=str(tmp_path))
         sync_local(settings, ["Property"], full=True)
-        lock = RedisRunLock(redis_client, prefix=f"test:{uuid.uuid4().hex}:")
+        lock = factory.run_lock(settings)
         store = factory.store(settings)
         barrier = threading.Barrier(8)
         outcomes = []
@@ -129,8 +128,7 @@ def test_concurrent_triggers_with_the_redis_lock_make_exactly_one_run(tmp_path, 
             client = factory.trestle_client(settings, shared=False)
             barrier.wait()
             outcomes.append(plan_run("Property", store=store, client=client, lock=lock,
-                                     credential="cred", owner="t", lock_ttl_s=60,
-                                     target_window=1000))
+                                     owner="t", lock_ttl_s=60, target_window=1000))
 
         threads = [threading.Thread(target=trigger) for _ in range(8)]
         for thread in threads:
@@ -141,7 +139,7 @@ def test_concurrent_triggers_with_the_redis_lock_make_exactly_one_run(tmp_path, 
         assert len(plans) == 1 and len(outcomes) == 8
         statuses = Counter(r.status for r in store.journal.recent_runs(resource="Property"))
         assert statuses["skipped"] == 7 and statuses["running"] == 1
-        assert lock.holder("cred:Property").fence == plans[0].fence
+        assert lock.holder("Property").fence == plans[0].fence
     finally:
         sim.stop()
 

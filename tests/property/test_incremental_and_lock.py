@@ -1,4 +1,4 @@
-"""Properties 13 and 16 against the simulator over HTTP, SQLite and the real Redis lock.
+"""Properties 13 and 16 against the simulator over HTTP, SQLite and the database run lock.
 
 Property 13, incremental efficiency: after a full sync, an incremental run with no changes
 makes only its planning-sized request; with k changed records it fetches exactly those k.
@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.conftest import TEST_REDIS_URL, start_simulator
+from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
 from trestle_tasks import factory
-from trestle_tasks.coordination.locks import LockGrant, RedisRunLock
+from trestle_tasks.coordination.locks import LockGrant
 from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.plan import Skipped, plan_run
 
@@ -60,8 +58,7 @@ def test_an_incremental_run_fetches_exactly_what_changed(synced, changed, seed):
 @given(triggers=st.integers(2, 12))
 def test_any_number_of_concurrent_triggers_make_exactly_one_run(synced, triggers):
     _, config = synced
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    lock = RedisRunLock(client, prefix=f"test:{uuid.uuid4().hex}:")
+    lock = factory.run_lock(config)
     store = factory.store(config)
     barrier = threading.Barrier(triggers)
     outcomes = []
@@ -70,7 +67,7 @@ def test_any_number_of_concurrent_triggers_make_exactly_one_run(synced, triggers
         trestle = factory.trestle_client(config, shared=False)
         barrier.wait()
         outcomes.append(plan_run("Property", store=store, client=trestle, lock=lock,
-                                 credential="cred", owner="t", lock_ttl_s=60,
+                                 owner="t", lock_ttl_s=60,
                                  target_window=1000))
 
     threads = [threading.Thread(target=trigger) for _ in range(triggers)]
@@ -86,5 +83,4 @@ def test_any_number_of_concurrent_triggers_make_exactly_one_run(synced, triggers
     assert all(logged[s.run_id] == "skipped" for s in skipped)
     plan = plans[0]
     store.journal.close_run(plan.run_id, "Property", status="abandoned")
-    lock.release(LockGrant(plan.lock_name, plan.lock_owner, plan.fence))
-    client.close()
+    assert lock.release(LockGrant(plan.lock_name, plan.lock_owner, plan.fence))

@@ -359,6 +359,16 @@ class SyncJournal:
                 marks.c.resource == resource)).first()
         return None if row is None else Watermark(int(row[0]), row[1])
 
+    def read_watermark_fence(self, resource: str) -> tuple[Watermark, int | None] | None:
+        """The watermark with the fence of the run that last moved it (None: never set)."""
+        marks = self._watermarks
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(marks.c.ticks, marks.c.record_key, marks.c.fence)
+                               .where(marks.c.resource == resource)).first()
+        if row is None:
+            return None
+        return Watermark(int(row[0]), row[1]), None if row[2] is None else int(row[2])
+
     def advance_watermark(self, resource: str, to: Watermark, *, run_id: str | None = None,
                           fence: int | None = None) -> bool:
         """Move the watermark forward to `to`; False when it is already there or beyond,

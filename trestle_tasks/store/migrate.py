@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -127,6 +129,29 @@ def evolve_bookkeeping(engine: Engine, schema: str | None = None,
     if added:
         log.info("bookkeeping tables evolved: added %s", ", ".join(added))
     return added
+
+
+# What the databases say when another process created the same table a moment earlier.
+_ALREADY_CREATED = ("already exists", "duplicate key value", "duplicate column")
+
+
+def racing_other_migrations(migrate: Callable[[], object], attempts: int = 5) -> None:
+    """Run an idempotent migration, again if another process created a shared bookkeeping
+    table (etl_field_map, etl_run_lock, …) between our check and our CREATE.
+
+    On a new database the first runs of every resource, and their run locks, start
+    together; each run lock serialises its own resource only.
+    """
+    for attempt in range(attempts):
+        try:
+            migrate()
+            return
+        except Exception as error:  # raw DBAPIError, or the store's own error chained to one
+            text = f"{error} {error.__cause__}".lower()
+            if attempt + 1 == attempts or not any(s in text for s in _ALREADY_CREATED):
+                raise
+            log.info("another process created tables at the same time; checking again")
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
 
 
 def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,

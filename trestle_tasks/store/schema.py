@@ -285,7 +285,8 @@ def bookkeeping(schema: str | None = None) -> dict[str, sa.Table]:
 
 
 def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
-    """etl_resource, etl_field_map, etl_sync_log, etl_sync_window, etl_watermark, etl_rejects."""
+    """etl_resource, etl_field_map, etl_sync_log, etl_sync_window, etl_watermark,
+    etl_rejects, etl_run_lock."""
     opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
     resource = sa.Table(
         "etl_resource", metadata,
@@ -385,5 +386,19 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Index("ix_etl_rejects_key", "resource", "record_key"),
         **opts,
     )
-    return {t.name: t for t in (resource, field_map, sync_log, window, watermark, rejects)}
+    # The run lock lives beside the watermark it guards (coordination/db_lock.py): one row
+    # per lock name, free when `owner` is NULL or `expires_at` (the database's clock) passed.
+    # `fence` only grows, across holders and releases alike. Added later than the others:
+    # `evolve_bookkeeping` creates it in older databases.
+    run_lock = sa.Table(
+        "etl_run_lock", metadata,
+        sa.Column("name", KeyString(RESOURCE_CHARS), primary_key=True),
+        sa.Column("owner", sa.String(RUN_ID_CHARS), nullable=True),
+        sa.Column("fence", sa.BigInteger(), nullable=False, default=0, server_default="0"),
+        sa.Column("acquired_at", UTCDateTime(), nullable=True),
+        sa.Column("expires_at", UTCDateTime(), nullable=True),
+        **opts,
+    )
+    return {t.name: t for t in (resource, field_map, sync_log, window, watermark, rejects,
+                                run_lock)}
 

@@ -3,6 +3,9 @@
 Idempotent, so a redelivered or repeated finalize changes nothing more: closing a closed
 run returns it unchanged, the watermark only moves forward, and the lock is released only
 while it still carries this run's fencing token.
+
+A run whose windows all succeeded but whose watermark could not move to its upper bound
+(a run with a newer fence holds it) closes `partial`, with the reason, never `succeeded`.
 """
 
 from __future__ import annotations
@@ -62,16 +65,19 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
     if missing:
         errors.append(f"{missing} window(s) never reported")
 
-    advanced = False
+    advanced, held_back = False, None
     upper = finished_prefix_upper(plan, outcomes)
     if upper is not None and lock_kept:
         advanced = store.journal.advance_watermark(
             plan.resource, Watermark(upper), run_id=plan.run_id, fence=plan.fence
         )
+        held_back = None if advanced else watermark_held_back(store, plan, upper)
+        if held_back is not None:
+            errors.append(held_back)
     elif upper is not None:
         errors.append("the run lost its lock before it finished: the watermark was not moved")
 
-    if not failed and not missing and lock_kept:
+    if not failed and not missing and lock_kept and held_back is None:
         status = SUCCEEDED
     elif upper is not None and lock_kept:
         status = PARTIAL
@@ -80,6 +86,7 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
     details = {
         "windows": [o.to_dict() for o in outcomes],
         "watermark_advanced": advanced,
+        "watermark_held_back": held_back is not None,
         "upper": Watermark(plan.upper_ticks).text,
         "notes": list(plan.notes),
     }
@@ -95,6 +102,26 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
               outcome=status, finalize_s=round(phase.figures().duration_s, 3),
               rejected=run.records_rejected if run else 0)
     return run
+
+
+def watermark_held_back(store: Store, plan: RunPlan, upper: int) -> str | None:
+    """Why the watermark stays below `upper` although the run got that far; None when it
+    is already there or beyond (a repeated finalize, say), which is no fault.
+
+    A run that fetched everything but left the watermark behind is not a success: the
+    next runs fetch the same records again, and the lag grows without a word otherwise.
+    """
+    stored = store.journal.read_watermark_fence(plan.resource)
+    if stored is not None and stored[0] >= Watermark(upper):
+        return None
+    target = Watermark(upper).text
+    if stored is None:
+        return f"the watermark was not advanced to {target}: none is stored"
+    mark, fence = stored
+    if fence is not None and fence > plan.fence:
+        return (f"the watermark was not advanced to {target}: it is held at {mark.text} by "
+                f"a run with a newer fence ({fence} > {plan.fence})")
+    return f"the watermark was not advanced to {target}: it stays at {mark.text}"
 
 
 def run_figures(run: SyncRun | None) -> Figures:

@@ -1,7 +1,8 @@
 """Running a whole sync in this process, without Celery: `sync --local` and the demo.
 
 The same use cases as the workers (plan, windows, finalize), with an in-process quota
-limiter and file locks instead of Redis, and windows walked by a small thread pool.
+limiter instead of Redis, and windows walked by a small thread pool. The run lock is the
+workers' own, in the database, so a cron job and the cluster take turns.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from trestle_tasks import factory
-from trestle_tasks.coordination.locks import RunLock
+from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock
 from trestle_tasks.logs import log_context
 from trestle_tasks.monitoring.alerts import hooks as alerts
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.journal import SyncRun
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.finalize import finalize_run
-from trestle_tasks.sync.model import RunPlan
+from trestle_tasks.sync.model import RunPlan, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, new_run_id, plan_run
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import media_since, sync_window
@@ -43,7 +44,7 @@ def sync_local(
 ) -> list[LocalRunResult]:
     store = factory.store(settings)
     client = factory.trestle_client(settings, shared=False)
-    lock = factory.run_lock(settings, shared=False)
+    lock = factory.run_lock(settings)
     results = []
     for resource in resources:
         run_id = new_run_id()
@@ -74,19 +75,36 @@ def _sync_resource(
     on_records: Callable[[int], None] | None,
 ) -> LocalRunResult:
     planned = plan_run(
-        resource, store=store, client=client, lock=lock,
-        credential=factory.credential_id(settings), owner="local",
+        resource, store=store, client=client, lock=lock, owner="local",
         lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
     if isinstance(planned, Skipped):
         return LocalRunResult(resource, None, planned)
-    if on_plan is not None:
-        on_plan(planned)
+    grant = LockGrant(planned.lock_name, planned.lock_owner, planned.fence)
+    try:
+        if on_plan is not None:
+            on_plan(planned)
+        outcomes = _walk_windows(settings, planned, store, lock, grant, concurrency,
+                                 on_records)
+        return LocalRunResult(resource, finalize_run(planned, outcomes, store=store,
+                                                     lock=lock))
+    finally:
+        # Finalize released it already; after a crash or Ctrl-C the next cron run must not
+        # wait out the lease (this process has no reaper).
+        lock.release(grant)
+
+
+def _walk_windows(settings: Settings, planned: RunPlan, store: Store, lock: RunLock,
+                  grant: LockGrant, concurrency: int,
+                  on_records: Callable[[int], None] | None) -> list[WindowOutcome]:
     photos_since = media_since(planned, settings.resources, store)
-    with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        outcomes = list(pool.map(
+    # The lease lapses after SYNC_LOCK_TTL unless renewed: a long local run renews it as
+    # the workers' windows do, and finalize notices if it was lost all the same.
+    with LockKeeper(lock, grant, settings.lock_ttl_s), \
+            ThreadPoolExecutor(max(1, concurrency)) as pool:
+        return list(pool.map(
             # A client per window: its request count is that window's own.
             lambda window: sync_window(
                 planned, window, store=store,
@@ -95,4 +113,3 @@ def _sync_resource(
                 replication_min=settings.replication_min_records),
             planned.windows,
         ))
-    return LocalRunResult(resource, finalize_run(planned, outcomes, store=store, lock=lock))

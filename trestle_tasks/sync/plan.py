@@ -155,8 +155,11 @@ def is_small(store: Store, resource: str, target_window: int) -> bool:
         target_window // 2
 
 
-def lock_name(credential: str, resource: str) -> str:
-    return f"{credential}:{resource}"
+def lock_name(resource: str) -> str:
+    """The run lock of `resource`: one per resource and database, whatever the credential
+    or mode, since two runs of one resource into one database must never overlap. The name
+    is the resource itself, so the lock can read the fence stored with its watermark."""
+    return resource
 
 
 def plan_run(
@@ -165,7 +168,6 @@ def plan_run(
     store: Store,
     client: TrestleClient,
     lock: RunLock,
-    credential: str,
     owner: str,
     lock_ttl_s: float,
     target_window: int,
@@ -182,7 +184,7 @@ def plan_run(
     again: a planning error must not block the next trigger for a whole TTL.
     """
     run_id = run_id or new_run_id()
-    name = lock_name(credential, resource)
+    name = lock_name(resource)
     grant = lock.acquire(name, owner=run_id, ttl_s=lock_ttl_s)
     if grant is None:
         holder = lock.holder(name)

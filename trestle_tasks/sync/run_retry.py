@@ -35,7 +35,9 @@ def run_retry_delay(
     failed = [o for o in outcomes if o.status == FAILED]
     never_reported = len(plan.windows) > len(outcomes)
     if not failed and not never_reported:
-        return None  # the lock was lost: another run is in charge now
+        # Every window succeeded: the lock was lost, or a run with a newer fence holds the
+        # watermark. Another run is in charge; running this one again would change nothing.
+        return None
     if any(not o.retriable for o in failed):
         return None
     delay = min(base_delay_s * BACKOFF_FACTOR * 2 ** (plan.attempt - 1), max_delay_s)

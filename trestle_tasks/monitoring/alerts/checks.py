@@ -51,7 +51,7 @@ def held_locks(store: Store, lock: RunLock, credential: str,
     """Each held run lock with the start of the run holding it (from the sync log)."""
     held = []
     for resource in resources:
-        holder = lock.holder(lock_name(credential, resource))
+        holder = lock.holder(lock_name(resource))
         if holder is None:
             continue
         run = store.journal.get_run(holder.owner, resource)
