@@ -6,6 +6,7 @@ Every command exits 0 on success and non-zero with a one-line reason on stderr o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -235,7 +236,8 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     """
     from trestle_tasks import factory
     from trestle_tasks.cli_progress import progress
-    from trestle_tasks.sync.plan import Skipped
+    from trestle_tasks.monitoring.alerts import hooks as alerts
+    from trestle_tasks.sync.plan import Skipped, new_run_id
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
 
     settings = _settings(reports_itself=True)
@@ -257,10 +259,11 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
                + ("  (dry run: nothing changed)" if dry_run else ""))
     for resource in chosen:
         expected = store.count(resource)  # the census should find about as many records
+        run_id = new_run_id()
         try:
             with progress(f"{resource} census", expected) as bar:
                 result = reconcile_resource(
-                    resource, store=store,
+                    resource, store=store, run_id=run_id,
                     client=factory.trestle_client(settings, shared=not local),
                     lock=factory.run_lock(settings, shared=not local),
                     credential=factory.credential_id(settings), lock_ttl_s=settings.lock_ttl_s,
@@ -270,11 +273,15 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
         except TrestleTasksError as error:
             click.echo(f"{resource:<12} failed: {error}")
             failures[resource] = str(error)
+            with contextlib.suppress(Exception):  # the database may be what failed
+                alerts.after_run(settings, store.journal.get_run(run_id, resource),
+                                 shared=not local)
             continue
         if isinstance(result, Skipped):
             click.echo(f"{resource:<12} skipped: {result.reason}")
             skipped = True
             continue
+        alerts.after_run(settings, result, shared=not local)  # drift over the threshold
         figures = result.details or {}
         click.echo(f"{resource:<12} {figures.get('census', 0):>9,} "
                    f"{figures.get('missing', 0):>8,} {figures.get('stale', 0):>6,} "

@@ -260,25 +260,38 @@ def check_alerts() -> list[dict[str, Any]]:
 @app.task(name="trestle.reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
           autoretry_for=(RetriableError,), retry_backoff=300, retry_backoff_max=3600,
           max_retries=3)
-def reconcile_task(resource: str, beat_interval_s: float | None = None) -> dict[str, Any]:
-    """Daily: soft-delete records that left the feed (only after a complete census)."""
+def reconcile_task(resource: str, beat_interval_s: float | None = None,
+                   dry_run: bool = False) -> dict[str, Any]:
+    """Daily: make the store equal to the feed (a census of (key, timestamp) pairs compared
+    and repaired; `dry_run` only measures the drift)."""
     settings = _settings()
     run_id = new_run_id()
+    store = factory.store(settings)
     duplicate = _first_of_interval(settings, "reconcile", resource, run_id,
                                    beat_interval_s)
     if duplicate is not None:
-        record_skip(factory.store(settings), duplicate)
+        record_skip(store, duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
-    result = reconcile(
-        resource, store=factory.store(settings), run_id=run_id,
-        client=factory.trestle_client(settings, shared=True),
-        lock=factory.run_lock(settings), credential=factory.credential_id(settings),
-        lock_ttl_s=settings.lock_ttl_s,
-    )
+    try:
+        result = reconcile(
+            resource, store=store, run_id=run_id,
+            client=factory.trestle_client(settings, shared=True),
+            lock=factory.run_lock(settings), credential=factory.credential_id(settings),
+            lock_ttl_s=settings.lock_ttl_s, dry_run=dry_run,
+            synced_resources=settings.resources,
+        )
+    except Exception:
+        # The run's row was closed as failed with what the census had found: alert on it.
+        with suppress(Exception):
+            alerts.after_run(settings, store.journal.get_run(run_id, resource), shared=True)
+        raise
     if isinstance(result, Skipped):
         return {"status": "skipped", "resource": resource, "reason": result.reason}
+    alerts.after_run(settings, result, shared=True)  # drift over the threshold alerts
+    details = result.details or {}
     return {"status": result.status, "resource": resource, "run_id": result.run_id,
-            "deleted": result.records_deleted}
+            **{k: details.get(k, 0) for k in ("census", "missing", "stale", "gone",
+                                               "fetched", "deleted")}}
 
 
 @app.task(name="trestle.refresh_metadata", soft_time_limit=600, time_limit=900,

@@ -151,10 +151,22 @@ def test_migrate_sync_edit_sync_reconcile_export(profile, database, tmp_path):
         gone = sorted(changed)[:3] + [k for k in sim.keys("Property") if k not in changed][:2]
         for key in gone:
             assert sim.delete("Property", key)
+        # A listing made visible to the feed with a timestamp years below the watermark.
+        template = sim.records("Property")[0]
+        sim.upsert("Property", [{**template, "ListingKey": "0000arrivedlate0",
+                                 "ListingId": "ARRIVED1", "PhotosCount": 0,
+                                 "PhotosChangeTimestamp": None,
+                                 "ModificationTimestamp": "2020-01-01T00:00:00.1234567Z"}])
+        looked = trestle_etl("reconcile", "--local", "--dry-run", "--resource", "Property",
+                             env=env, cwd=tmp_path)
+        assert looked.returncode == 0, looked.stderr
+        # census, missing, stale, gone, fetched, deleted: measured, nothing changed
+        assert re.search(r"Property\s+246\s+1\s+0\s+5\s+0\s+0\s+1\b", looked.stdout), \
+            looked.stdout
         reconciled = trestle_etl("reconcile", "--local", "--resource", "Property", env=env,
                                  cwd=tmp_path)
         assert reconciled.returncode == 0, reconciled.stderr
-        assert re.search(r"Property\s+245 in the feed\s+5 marked deleted", reconciled.stdout), \
+        assert re.search(r"Property\s+246\s+1\s+0\s+5\s+1\s+5\s+\d+", reconciled.stdout), \
             reconciled.stdout
 
         export = trestle_etl("export", "--resource", "Property", env=env, cwd=tmp_path)
