@@ -1,4 +1,5 @@
-"""Deletions: a complete key census soft-deletes what left the feed; a partial one nothing."""
+"""Reconcile against the simulator: a complete census repairs and soft-deletes; a partial
+one, or one that looks like a mass deletion, changes nothing; a dry run only measures."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.reconcile import CensusRefusedError, reconcile
 
 from .conftest import start_simulator
-from .sync_fixtures import create_database, settings_for
+from .drift_fixtures import DAY_TICKS, arrive_below, change_below
+from .sync_fixtures import canonical, create_database, settings_for
 
 pytestmark = pytest.mark.integration
 
 
-def run_reconcile(settings, **options):
-    return reconcile("Property", store=factory.store(settings),
+def run_reconcile(settings, resource="Property", **options):
+    return reconcile(resource, store=factory.store(settings),
                      client=factory.trestle_client(settings, shared=False),
-                     lock=factory.run_lock(settings, shared=False), credential="c",
-                     lock_ttl_s=60, **options)
+                     lock=factory.run_lock(settings), credential="c",
+                     lock_ttl_s=60, synced_resources=settings.resources, **options)
 
 
 @pytest.fixture
@@ -56,22 +58,107 @@ def test_records_that_left_the_feed_are_marked_and_come_back(synced):
     assert gone[0] in live_keys(settings)
 
 
-def test_a_census_that_fails_part_way_deletes_nothing(synced):
+def stored_state(settings, resource="Property"):
+    return sorted(canonical(r) for r in factory.store(settings).records(
+        resource, include_deleted=True)), sorted(factory.store(settings).deleted_keys(resource))
+
+
+@pytest.mark.parametrize("fault", ["rate_5xx", "rate_connection_reset"])
+def test_a_census_that_fails_on_its_second_page_changes_nothing(synced, fault):
     sim, settings = synced
-    before = live_keys(settings)
-    for key in sim.keys("Property")[:50]:
+    mark = factory.store(settings).journal.read_watermark("Property")
+    for key in sim.keys("Property")[:20]:
         sim.delete("Property", key)
-    sim.configure(rate_5xx=1.0)
+    change_below(sim, sim.keys("Property")[-5:], mark.ticks)
+    arrive_below(sim, 3, mark.ticks - DAY_TICKS)
+    before = stored_state(settings)
+    pages = []
+
+    def second_page_fails(records: int) -> None:
+        pages.append(records)
+        sim.configure(**{fault: 1.0})  # a real fault, over HTTP, from the next request on
+
     with pytest.raises(RetriesExhaustedError):
-        run_reconcile(settings)
-    assert live_keys(settings) == before
+        run_reconcile(settings, census_page_size=100, on_census=second_page_fails)
+    sim.configure(**{fault: 0.0})
+    assert pages == [100]
+    assert stored_state(settings) == before
+    failed = factory.store(settings).journal.recent_runs(limit=1, resource="Property")[0]
+    assert failed.status == "failed" and failed.records_fetched == 0
+
+
+def test_a_dry_run_measures_the_drift_and_changes_nothing(synced):
+    sim, settings = synced
+    mark = factory.store(settings).journal.read_watermark("Property")
+    for key in sim.keys("Property")[:4]:
+        sim.delete("Property", key)
+    change_below(sim, sim.keys("Property")[-3:], mark.ticks)
+    arrive_below(sim, 6, mark.ticks - 30 * DAY_TICKS)
+    before = stored_state(settings)
+    run = run_reconcile(settings, dry_run=True)
+    assert run.status == "succeeded"
+    assert {k: run.details[k] for k in ("dry_run", "missing", "stale", "gone", "fetched",
+                                       "deleted", "census_requests", "repair_requests")} == {
+        "dry_run": True, "missing": 6, "stale": 3, "gone": 4, "fetched": 0, "deleted": 0,
+        "census_requests": 1, "repair_requests": 0}
+    assert run.api_requests == 1
+    assert stored_state(settings) == before
+    healed = run_reconcile(settings)
+    assert (healed.details["fetched"], healed.details["deleted"]) == (9, 4)
+    assert sorted(canonical(r) for r in factory.store(settings).records("Property")) == \
+        sorted(canonical(r) for r in sim.records("Property"))
 
 
 def test_a_census_missing_most_records_is_refused(synced):
     sim, settings = synced
-    before = live_keys(settings)
+    mark = factory.store(settings).journal.read_watermark("Property")
     for key in sim.keys("Property")[:300]:
         sim.delete("Property", key)
+    arrive_below(sim, 2, mark.ticks - DAY_TICKS)  # no repair either: nothing changes
+    before = stored_state(settings)
     with pytest.raises(CensusRefusedError, match="refusing"):
         run_reconcile(settings)
-    assert live_keys(settings) == before
+    assert stored_state(settings) == before
+
+
+@pytest.fixture
+def synced_with_children(tmp_path):
+    sim = start_simulator(records=300, seed=21)
+    url, _ = create_database("sqlite", tmp_path)
+    settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_RETRY_BUDGET="0",
+                            TRESTLE_RESOURCES="Property,OpenHouse,Media")
+    assert all(r.run.status == "succeeded" for r in sync_local(settings, settings.resources))
+    yield sim, settings
+    sim.stop()
+
+
+def test_listings_arriving_below_the_watermark_come_with_their_photos_and_open_houses(
+        synced_with_children):
+    """120 listings made visible with 30-day-old timestamps, each with photos and an open
+    house: an incremental sync sees none of them; `reconcile --resource Property` stores
+    them as complete as a sync would, within the URL bound (the simulator answers 414 past
+    2,048 characters), in a few batched requests."""
+    sim, settings = synced_with_children
+    store = factory.store(settings)
+    mark = store.journal.read_watermark("Property")
+    arrived = arrive_below(sim, 120, mark.ticks - 30 * DAY_TICKS)
+    incremental = sync_local(settings, settings.resources)
+    assert all(r.run.records_fetched == 0 for r in incremental)
+    assert not set(arrived) & set(store.stored_keys("Property"))
+
+    run = run_reconcile(settings)
+    assert run.status == "succeeded", run.error
+    figures = run.details
+    assert (figures["missing"], figures["fetched"], figures["stale"], figures["gone"]) == \
+        (120, 120, 0, 0)
+    for resource in ("Property", "Media", "OpenHouse"):
+        assert sorted(canonical(r) for r in store.records(resource)) == \
+            sorted(canonical(r) for r in sim.records(resource)), resource
+    assert figures["open_houses_fetched"] == 120
+    # About 40 keys fit one URL: 3 batches of listings (photos inline), 3 of open houses.
+    assert figures["repair_requests"] <= 8
+    assert figures["census_requests"] == 1
+    for resource in ("Media", "OpenHouse"):
+        quiet = run_reconcile(settings, resource)
+        assert (quiet.details["missing"], quiet.details["stale"], quiet.details["gone"]) == \
+            (0, 0, 0), resource

@@ -34,7 +34,7 @@ from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, record_skip
 from trestle_tasks.sync.repair import Children, RepairOutcome, repair
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.pager import census_versions
+from trestle_tasks.trestle.pager import KEY_ONLY_TOP, census_versions
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_DELETE_FRACTION = 0.5
@@ -52,6 +52,7 @@ class ReconcileOptions:
     # Resources synced into this database: a repaired listing brings its Media and
     # OpenHouse rows only when those are kept here.
     synced_resources: Sequence[str] = ()
+    census_page_size: int = KEY_ONLY_TOP
 
 
 def reconcile(
@@ -65,6 +66,7 @@ def reconcile(
     max_delete_fraction: float = DEFAULT_MAX_DELETE_FRACTION,
     dry_run: bool = False,
     synced_resources: Sequence[str] = (),
+    census_page_size: int = KEY_ONLY_TOP,
     run_id: str | None = None,
     on_census: Callable[[int], None] | None = None,
     on_repair: Callable[[int], None] | None = None,
@@ -76,7 +78,8 @@ def reconcile(
     pages arrive (progress bars).
     """
     run_id = run_id or new_run_id()
-    options = ReconcileOptions(max_delete_fraction, dry_run, tuple(synced_resources))
+    options = ReconcileOptions(max_delete_fraction, dry_run, tuple(synced_resources),
+                               census_page_size)
     # Every line of the census (pager, client, store) carries the run id.
     with log_context(run_id=run_id, resource=resource):
         grant = lock.acquire(lock_name(resource), owner=run_id, ttl_s=lock_ttl_s)
@@ -91,11 +94,12 @@ def reconcile(
             lock.release(grant)
 
 
-def take_census(client: TrestleClient, resource: str, key_field: str,
+def take_census(client: TrestleClient, resource: str, key_field: str, *,
+                page_size: int = KEY_ONLY_TOP,
                 on_census: Callable[[int], None] | None = None) -> dict[Any, int | None]:
     """Key -> ModificationTimestamp ticks of every record in the feed (complete, or raises)."""
     census: dict[Any, int | None] = {}
-    for versions in census_versions(client, resource, key_field):
+    for versions in census_versions(client, resource, key_field, page_size=page_size):
         census.update(versions)
         if on_census is not None:
             on_census(len(versions))
@@ -115,7 +119,8 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
     try:
         key_field = layout_of(store.engine, resource, store.schema).key_field.name
         requests_before = client.stats.requests
-        census = take_census(client, resource, key_field, on_census)
+        census = take_census(client, resource, key_field,
+                             page_size=options.census_page_size, on_census=on_census)
         census_requests = client.stats.requests - requests_before
         drift = compare(census, store.stored_versions(resource))
         del census  # the biggest thing held: one entry per record in the feed
