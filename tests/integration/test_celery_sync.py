@@ -20,6 +20,7 @@ from .sync_fixtures import canonical, create_database, drop_database
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 13
+TURNS_REDIS_DB = 11
 
 
 def worker_env(sim, database_url: str, **extra: str) -> dict[str, str]:
@@ -252,4 +253,117 @@ def test_flower_shows_the_run_and_never_a_secret(clean_redis, tmp_path):
     finally:
         stop(worker)
         stop(flower)
+        sim.stop()
+
+
+def with_store(env, read):
+    settings = load_settings(env, env_file=None)
+    store = factory.store(settings)
+    try:
+        return read(store)
+    finally:
+        store.dispose()
+        factory._per_process.clear()
+
+
+def lock_owner(env) -> str | None:
+    from trestle_tasks.sync.plan import lock_name
+
+    def read(store):
+        holder = factory.run_lock(load_settings(env, env_file=None)).holder(
+            lock_name("Property"))
+        return holder.owner if holder else None
+
+    return with_store(env, read)
+
+
+def wait_until(condition, timeout_s: float = 60, what: str = "a condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout_s} s")
+
+
+def set_watermark_fence(env, fence: int) -> None:
+    import sqlalchemy as sa
+
+    from trestle_tasks.store.schema import bookkeeping
+
+    def write(store):
+        marks = bookkeeping(store.schema)["etl_watermark"]
+        with store.engine.begin() as conn:
+            conn.execute(sa.update(marks).values(fence=fence))
+
+    with_store(env, write)
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis database of this test's own: its workers must take no one else's tasks."""
+    client = redis.Redis(db=TURNS_REDIS_DB)
+    client.flushdb()
+    yield f"redis://127.0.0.1:6379/{TURNS_REDIS_DB}"
+    client.flushdb()
+    client.close()
+
+
+def test_sync_local_and_the_workers_take_turns_on_one_database(own_redis, mariadb_url):
+    """Issue 10: after a `sync --local` (fenced by the old file lock's time_ns, even) the
+    workers still advance the watermark; and while either mode runs a resource, the other
+    is skipped (exit 3) instead of syncing it at the same time."""
+    sim = start_simulator(records=600, seed=23, minute_quota=None)
+    env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property", SYNC_WINDOW_SIZE="300",
+                     TRESTLE_PAGE_SIZE="100", REDIS_URL=own_redis)
+    worker = start_worker(env, f"turns-{uuid.uuid4().hex[:6]}")
+    try:
+        local = trestle_etl(env, "sync", "--local")
+        assert local.returncode == 0, local.stdout + local.stderr
+        set_watermark_fence(env, time.time_ns())  # what the old `sync --local` left
+        before = with_store(env, lambda s: s.journal.read_watermark("Property"))
+        sim.mutate("Property", count=20, seed=1)
+        celery = trestle_etl(env, "sync", "--wait", "--timeout", "120")
+        assert celery.returncode == 0, celery.stdout + celery.stderr
+        run = with_store(env, lambda s: s.journal.recent_runs(limit=1, resource="Property")[0])
+        assert run.status == "succeeded" and run.details["watermark_advanced"] is True
+        assert with_store(env, lambda s: s.journal.read_watermark("Property")) > before
+        assert_equal_to_feed(env, sim, ["Property"])
+
+        # A Celery run holds the lock: `sync --local` is turned away.
+        sim.configure(latency_ms_per_request=1000)
+        sim.mutate("Property", count=300, seed=2)
+        dispatched = trestle_etl(env, "sync")
+        assert dispatched.returncode == 0, dispatched.stderr
+        run_id = dispatched.stdout.strip()
+        wait_until(lambda: lock_owner(env) == run_id, what="the Celery run taking its lock")
+        skipped = trestle_etl(env, "sync", "--local")
+        assert skipped.returncode == 3, skipped.stdout + skipped.stderr
+        assert "skipped" in skipped.stdout and run_id in skipped.stdout
+        wait_until(lambda: run_status(env, run_id) not in (None, "running"), timeout_s=120,
+                   what="the Celery run finishing")
+        assert run_status(env, run_id) == "succeeded"
+
+        # And the other way round: a `sync --local` holds it, the workers skip.
+        sim.mutate("Property", count=300, seed=3)
+        local_run = subprocess.Popen([sys.executable, "-m", "trestle_tasks", "sync", "--local"],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        try:
+            wait_until(lambda: lock_owner(env) is not None, what="the local run's lock")
+            waited = trestle_etl(env, "sync", "--wait", "--timeout", "60")
+            assert waited.returncode == 3, waited.stdout + waited.stderr
+            assert "skipped" in waited.stdout and "already being synced" in waited.stdout
+            out, err = local_run.communicate(timeout=120)
+        finally:
+            if local_run.poll() is None:
+                local_run.kill()
+        assert local_run.returncode == 0, out + err
+        sim.configure(latency_ms_per_request=0)
+        last = trestle_etl(env, "sync", "--wait", "--timeout", "120")
+        assert last.returncode == 0, last.stdout + last.stderr
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        stop(worker)
         sim.stop()
