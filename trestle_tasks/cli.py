@@ -157,7 +157,7 @@ def migrate(resources: tuple[str, ...]) -> None:
 @click.option("--full", is_flag=True, help="Ignore the watermark and sync everything.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the run and print its summary.")
 @click.option("--local", is_flag=True,
-              help="Run in this process, without Celery or Redis (file locks).")
+              help="Run in this process, without Celery or Redis (same database lock).")
 @click.option("--timeout", default=24 * 3600.0, show_default=True, type=click.FloatRange(1),
               help="Seconds --wait waits before giving up.")
 def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,

@@ -198,7 +198,8 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("DB_BATCH_SIZE", "batch_size", _bounded(int, 1, 50_000), 1000,
                 "records per upsert statement and transaction"),
     SettingSpec("LOCK_DIR", "lock_dir", _text, None,
-                "folder for the run locks of `sync --local` and `demo` (default: temp dir)"),
+                "folder for the alert cooldown files of `sync --local` and `demo` (run locks "
+                "live in the database; default: temp dir)"),
     SettingSpec("COST_PER_REQUEST", "cost_per_request", _bounded(float, 0, 1000), None,
                 "price of one API request, for the cost estimate in `status` (default: none)"),
     SettingSpec("COST_PER_GB", "cost_per_gb", _bounded(float, 0, 100_000), None,
