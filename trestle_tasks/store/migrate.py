@@ -131,8 +131,11 @@ def evolve_bookkeeping(engine: Engine, schema: str | None = None,
     return added
 
 
-# What the databases say when another process created the same table a moment earlier.
-_ALREADY_CREATED = ("already exists", "duplicate key value", "duplicate column")
+# What the databases say when another process created the same table a moment earlier
+# (or, on SQLite, is creating it now: a transaction that read the schema cannot upgrade to
+# writing while another writes, and fails at once instead of waiting for the busy timeout).
+_ALREADY_CREATED = ("already exists", "duplicate key value", "duplicate column",
+                    "database is locked")
 
 
 def racing_other_migrations(migrate: Callable[[], object], attempts: int = 5) -> None:
