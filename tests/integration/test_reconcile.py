@@ -11,7 +11,7 @@ from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.reconcile import CensusRefusedError, reconcile
 
 from .conftest import start_simulator
-from .drift_fixtures import DAY_TICKS, arrive_below, change_below
+from .drift_fixtures import DAY_TICKS, arrive_below, change_below, stamp
 from .sync_fixtures import canonical, create_database, settings_for
 
 pytestmark = pytest.mark.integration
@@ -162,3 +162,26 @@ def test_listings_arriving_below_the_watermark_come_with_their_photos_and_open_h
         quiet = run_reconcile(settings, resource)
         assert (quiet.details["missing"], quiet.details["stale"], quiet.details["gone"]) == \
             (0, 0, 0), resource
+
+
+def test_a_version_that_fails_validation_is_not_fetched_every_day(synced):
+    """A listing arriving below the watermark with a value its declared type refuses is
+    fetched once, rejected into etl_rejects, and left alone until the feed changes it."""
+    sim, settings = synced
+    mark = factory.store(settings).journal.read_watermark("Property")
+    [key] = arrive_below(sim, 1, mark.ticks - DAY_TICKS)
+    sim.upsert("Property", [{"ListingKey": key, "BedroomsTotal": "three",
+                             "ModificationTimestamp": stamp(mark.ticks - DAY_TICKS)}])
+    first = run_reconcile(settings)
+    assert (first.details["missing"], first.details["fetched"]) == (1, 1)
+    assert first.records_rejected == 1
+    second = run_reconcile(settings)
+    assert (second.details["missing"], second.details["fetched"],
+            second.details["rejected_before"]) == (0, 0, 1)
+    assert second.api_requests == 1
+    # Fixed in the feed (a newer version): fetched and stored.
+    sim.upsert("Property", [{"ListingKey": key, "BedroomsTotal": 3,
+                             "ModificationTimestamp": stamp(mark.ticks - DAY_TICKS + 1)}])
+    third = run_reconcile(settings)
+    assert (third.details["missing"], third.details["fetched"]) == (1, 1)
+    assert key in live_keys(settings)

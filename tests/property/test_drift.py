@@ -52,3 +52,17 @@ def test_after_the_repair_the_live_store_equals_the_feed(census: dict, stored: d
     assert live == set(census)
     again = compare(census, sorted((k, t, d) for k, (t, d) in after.items()))
     assert again.total == 0 and again.to_fetch == []
+
+
+@given(CENSUS, STORED, st.dictionaries(KEYS, TICKS, max_size=30))
+def test_versions_that_already_failed_validation_are_not_fetched_again(
+        census: dict, stored: dict, rejected: dict) -> None:
+    rows = sorted((k, t, d) for k, (t, d) in stored.items())
+    plain = compare(census, rows)
+    drift = compare(census, rows, rejected)
+    differing = {*plain.missing, *plain.restored, *plain.stale}
+    known = {k for k in differing
+             if k in rejected and census[k] is not None and rejected[k] == census[k]}
+    assert set(drift.rejected) == known
+    assert set(drift.to_fetch) == differing - known
+    assert drift.gone == plain.gone

@@ -7,6 +7,7 @@ clears the mark.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.naming import DELETED_COLUMN, VERSION_COLUMN
 from trestle_tasks.store.schema import ResourceLayout, bookkeeping
 from trestle_tasks.trestle.retry import RetryPolicy
+from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 KEYS_PER_STATEMENT = 1000
 KEYS_PER_PAGE = 10_000
@@ -179,6 +181,28 @@ def stored_versions(engine: Engine, resource: str, *, schema: str | None = None
         for stored_key, ticks, deleted in page:
             yield stored_key, None if ticks is None else int(ticks), bool(deleted)
         last = page[-1][0]
+
+
+def rejected_versions(engine: Engine, resource: str, *, schema: str | None = None,
+                      timestamp_field: str = "ModificationTimestamp") -> dict[str, int | None]:
+    """Key -> ModificationTimestamp ticks of the newest rejected version of each record
+    (None when that version had no readable timestamp), from etl_rejects' raw records."""
+    rejects = bookkeeping(schema)["etl_rejects"]
+    query = (sa.select(rejects.c.record_key, rejects.c.raw_record)
+             .where(rejects.c.resource == resource, rejects.c.record_key.is_not(None))
+             .order_by(rejects.c.id))
+    versions: dict[str, int | None] = {}
+    with engine.connect() as conn:
+        for key, raw in conn.execute(query):
+            versions[key] = _timestamp_ticks(raw, timestamp_field)
+    return versions
+
+
+def _timestamp_ticks(raw: str | None, field: str) -> int | None:
+    try:
+        return ODataTimestamp.parse(json.loads(raw or "null")[field]).ticks
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def count_records(engine: Engine, resource: str, *, schema: str | None = None,

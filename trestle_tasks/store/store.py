@@ -153,6 +153,10 @@ class Store:
         """(key, ModificationTimestamp ticks, deleted) of every stored row, in key order."""
         return records_module.stored_versions(self.engine, resource, schema=self.schema)
 
+    def rejected_versions(self, resource: str) -> dict[str, int | None]:
+        """Key -> ticks of the newest version of each record that failed validation."""
+        return records_module.rejected_versions(self.engine, resource, schema=self.schema)
+
     def count(self, resource: str, *, include_deleted: bool = False,
               at_most: int | None = None) -> int:
         return records_module.count_records(self.engine, resource, schema=self.schema,

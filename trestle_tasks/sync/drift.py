@@ -12,7 +12,9 @@ stored timestamp, deleted) for every row it has. Four kinds of difference follow
 
 Missing, restored and stale records are fetched again; gone ones are marked deleted. A
 stored copy *newer* than the feed's is left alone (an older version never overwrites a
-newer one) and only counted.
+newer one) and only counted. So is a record whose current version in the feed already
+failed validation (it is in etl_rejects with that very timestamp): fetching it again would
+only reject it again, every day; it counts as `rejected` until the feed changes it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Drift:
     restored: list[Any] = field(default_factory=list)
     stale: list[Any] = field(default_factory=list)
     gone: list[Any] = field(default_factory=list)
+    rejected: list[Any] = field(default_factory=list)  # this version already failed validation
     newer_in_store: int = 0
 
     @property
@@ -52,10 +55,12 @@ def newer(feed_ticks: int | None, stored_ticks: int | None) -> bool:
 
 
 def compare(census: Mapping[Any, int | None],
-            stored: Iterable[tuple[Any, int | None, bool]]) -> Drift:
+            stored: Iterable[tuple[Any, int | None, bool]],
+            rejected: Mapping[Any, int | None] | None = None) -> Drift:
     """The differences between the feed's census and the stored rows.
 
     `stored` is streamed once; only the census is held in memory (one entry per record).
+    `rejected` gives the timestamp of each record's version that failed validation.
     """
     drift = Drift(census=len(census))
     seen: set[Any] = set()
@@ -75,4 +80,17 @@ def compare(census: Mapping[Any, int | None],
         elif stored_ticks is not None and (feed_ticks is None or stored_ticks > feed_ticks):
             drift.newer_in_store += 1
     drift.missing = sorted(key for key in census if key not in seen)
+    if rejected:
+        _set_aside_rejected(drift, census, rejected)
     return drift
+
+
+def _set_aside_rejected(drift: Drift, census: Mapping[Any, int | None],
+                        rejected: Mapping[Any, int | None]) -> None:
+    def known(key: Any) -> bool:
+        return key in rejected and census[key] is not None and rejected[key] == census[key]
+
+    for kind in (drift.missing, drift.restored, drift.stale):
+        drift.rejected.extend(key for key in kind if known(key))
+        kind[:] = [key for key in kind if not known(key)]
+    drift.rejected.sort()

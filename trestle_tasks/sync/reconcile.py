@@ -122,8 +122,13 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
         census = take_census(client, resource, key_field,
                              page_size=options.census_page_size, on_census=on_census)
         census_requests = client.stats.requests - requests_before
-        drift = compare(census, store.stored_versions(resource))
+        drift = compare(census, store.stored_versions(resource),
+                        store.rejected_versions(resource))
         del census  # the biggest thing held: one entry per record in the feed
+        if drift.rejected:
+            log.warning("%d record(s) of the feed already failed validation in their current "
+                        "version (see etl_rejects); they are fetched again once they change",
+                        len(drift.rejected))
         details.update(drift_figures(drift), census_requests=census_requests,
                        repair_requests=0, fetched=0, deleted=0)
         _refuse_mass_deletion(drift, options.max_delete_fraction)
@@ -157,7 +162,8 @@ def drift_figures(drift: Drift) -> dict[str, int]:
     return {"census": drift.census, "stored": drift.stored,
             "missing": len(drift.missing) + len(drift.restored),
             "stale": len(drift.stale), "gone": len(drift.gone),
-            "restored": len(drift.restored), "newer_in_store": drift.newer_in_store}
+            "restored": len(drift.restored), "newer_in_store": drift.newer_in_store,
+            "rejected_before": len(drift.rejected)}
 
 
 def _refuse_mass_deletion(drift: Drift, max_delete_fraction: float) -> None:
