@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from trestle_tasks.cli_errors import EXIT_BAD_CONFIG, EXIT_FAILURE, describe
-from trestle_tasks.cli_progress import CountingClient, QuietBar, follow, grow
+from trestle_tasks.cli_progress import QuietBar, follow, grow
 from trestle_tasks.errors import BadCredentialsError, ConfigurationError
 
 
@@ -62,22 +62,3 @@ def test_follow_never_moves_backwards_and_never_below_done():
     assert (bar.pos, bar.length) == (5, 5)
     follow(bar, 4, 10)
     assert (bar.pos, bar.length) == (5, 10)
-
-
-def test_counting_client_reports_each_page_and_passes_everything_else_through():
-    class Page:
-        def __init__(self, n: int) -> None:
-            self.records = [{}] * n
-
-    class Client:
-        stats = "the client's own stats"
-
-        def get_page(self, query: str) -> Page:
-            return Page(len(query))
-
-    seen: list[int] = []
-    client = CountingClient(Client(), seen.append)
-    assert len(client.get_page("abc").records) == 3
-    client.get_page("ab")
-    assert seen == [3, 2]
-    assert client.stats == "the client's own stats"
