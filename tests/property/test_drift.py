@@ -3,10 +3,13 @@ the feed, on which a second comparison finds nothing."""
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from trestle_tasks.sync.drift import compare, newer
+from trestle_tasks.sync.repair_plan import plan_repair
 
 KEYS = st.text(alphabet="0123456789abcdef", min_size=1, max_size=4)
 TICKS = st.one_of(st.none(), st.integers(min_value=0, max_value=20))
@@ -66,3 +69,31 @@ def test_versions_that_already_failed_validation_are_not_fetched_again(
     assert set(drift.rejected) == known
     assert set(drift.to_fetch) == differing - known
     assert drift.gone == plain.gone
+
+
+# Narrow tick ranges make large ties, wide ones spread records out.
+WANTED_TICKS = st.integers(1, 5000).flatmap(
+    lambda spread: st.lists(st.integers(0, spread), min_size=1, max_size=3000))
+
+
+@given(WANTED_TICKS, st.data(), st.integers(1, 60))
+def test_a_repair_plan_covers_every_wanted_key_once_and_never_costs_more(
+        feed: list[int], data: st.DataObject, per_request: int) -> None:
+    feed_ticks = sorted(feed)
+    census = {f"k{i}": t for i, t in enumerate(feed)}
+    chosen = data.draw(st.sets(st.sampled_from(sorted(census)), max_size=len(census)))
+    undated = data.draw(st.sets(st.text("xyz", min_size=1, max_size=3), max_size=5))
+    wanted = [(k, census[k]) for k in sorted(chosen)] + [(k, None) for k in sorted(undated)]
+    plan = plan_repair(wanted, feed_ticks, keys_per_request=per_request)
+    placed = [*plan.by_key, *(k for walk in plan.ranges for k in walk.keys)]
+    assert sorted(placed) == sorted(k for k, _ in wanted)
+    for walk in plan.ranges:
+        assert all(walk.lower < census[k] <= walk.upper for k in walk.keys)
+        assert walk.feed_records == sum(walk.lower < t <= walk.upper for t in feed_ticks)
+        assert len(walk.keys) >= per_request
+    # A walk costs at most one request more than naming its keys (its trailing page).
+    by_key_only = math.ceil(len(wanted) / per_request)
+    assert plan.requests(per_request) <= by_key_only + 2 * len(plan.ranges)
+    assert all(w.requests <= math.ceil(len(w.keys) / per_request) + 1 for w in plan.ranges)
+    ranges_hold = {k for walk in plan.ranges for k in walk.keys}
+    assert all(census[k] is not None for k in ranges_hold)

@@ -19,6 +19,7 @@ deleted, census_requests, repair_requests).
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ from trestle_tasks.sync.drift import Drift, compare
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, record_skip
 from trestle_tasks.sync.repair import Children, RepairOutcome, repair
+from trestle_tasks.sync.repair_plan import keys_per_request, plan_repair
+from trestle_tasks.trestle.by_key import MAX_QUERY_CHARS
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KEY_ONLY_TOP, census_versions
 
@@ -124,6 +127,9 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
         census_requests = client.stats.requests - requests_before
         drift = compare(census, store.stored_versions(resource),
                         store.rejected_versions(resource))
+        wanted = [(key, census[key]) for key in drift.to_fetch]
+        # Sorted timestamps (8 bytes each) are all the repair plan needs of the census.
+        feed_ticks = array("q", sorted(t for t in census.values() if t is not None))
         del census  # the biggest thing held: one entry per record in the feed
         if drift.rejected:
             log.warning("%d record(s) of the feed already failed validation in their current "
@@ -133,9 +139,9 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
                        repair_requests=0, fetched=0, deleted=0)
         _refuse_mass_deletion(drift, options.max_delete_fraction)
         if not options.dry_run and (drift.to_fetch or drift.gone):
-            details.update(_repair(resource, drift, key_field=key_field, store=store,
-                                   client=client, options=options, run_id=run_id,
-                                   on_repair=on_repair))
+            details.update(_repair(resource, drift, wanted, feed_ticks, key_field=key_field,
+                                   store=store, client=client, options=options,
+                                   run_id=run_id, on_repair=on_repair))
             details["repair_requests"] = (client.stats.requests - requests_before
                                           - census_requests)
     except Exception as error:
@@ -176,13 +182,15 @@ def _refuse_mass_deletion(drift: Drift, max_delete_fraction: float) -> None:
         )
 
 
-def _repair(resource: str, drift: Drift, *, key_field: str, store: Store,
+def _repair(resource: str, drift: Drift, wanted: list[tuple[Any, int | None]],
+            feed_ticks: Sequence[int], *, key_field: str, store: Store,
             client: TrestleClient, options: ReconcileOptions, run_id: str,
             on_repair: Callable[[int], None] | None) -> dict[str, Any]:
-    wanted = drift.to_fetch
     outcome = RepairOutcome()
+    plan = plan_repair(wanted, feed_ticks, keys_per_request=keys_per_request(
+        key_field, [k for k, _ in wanted], MAX_QUERY_CHARS))
     if wanted:
-        outcome = repair(resource, wanted, key_field=key_field, store=store, client=client,
+        outcome = repair(resource, plan, key_field=key_field, store=store, client=client,
                          run_id=run_id,
                          children=Children.of(resource, options.synced_resources, store),
                          on_records=on_repair)
@@ -190,11 +198,12 @@ def _repair(resource: str, drift: Drift, *, key_field: str, store: Store,
     # rewritten by the guarded upsert; it is live again all the same.
     store.restore_deleted(resource, [k for k in drift.restored if k in outcome.received_keys])
     deleted = store.mark_deleted(resource, drift.gone, run_id=run_id)
-    vanished = outcome.vanished(wanted)
+    vanished = outcome.vanished([k for k, _ in wanted])
     if vanished:
         log.info("%d record(s) left the feed between the census and the repair; the next "
                  "reconcile marks them deleted", vanished)
-    return {"fetched": outcome.fetched, "upserted": outcome.upserted,
+    return {"fetched": outcome.fetched, "range_walks": len(plan.ranges),
+            "fetched_by_key": len(plan.by_key), "upserted": outcome.upserted,
             "rejected": outcome.rejected, "vanished": vanished, "deleted": deleted,
             "media_fetched": outcome.media.fetched, "media_removed": outcome.media.removed,
             "media_incomplete": outcome.media.incomplete,

@@ -1,7 +1,8 @@
-"""Repairing named records: fetch their current version by key and upsert it.
+"""Repairing named records: fetch their current version and upsert it.
 
-What a reconcile found missing, restored or stale is fetched in batches of keys (see
-`trestle/by_key.py` for the URL bound) and upserted through the same guarded loader as a
+What a reconcile found missing, restored or stale is fetched as `sync/repair_plan.py`
+chose: stretches of time dense with them walked in keyset order, the others in batches of
+keys (see `trestle/by_key.py` for the URL bound), and upserted through the same guarded loader as a
 sync, so a version older than the stored one still never overwrites it. A repaired listing
 comes with its children, as complete as a synced one: its photo set arrives inline
 (`$expand=Media`, replaced as a sync replaces a changed set) and its open houses are
@@ -17,8 +18,12 @@ from typing import Any
 
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
+from trestle_tasks.sync.repair_plan import RepairPlan
 from trestle_tasks.trestle.by_key import fetch_by_keys
 from trestle_tasks.trestle.client import TrestleClient
+from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.query import ODataQuery
+from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 log = logging.getLogger(__name__)
 OPEN_HOUSE = "OpenHouse"
@@ -58,33 +63,51 @@ class Children:
                    open_houses=OPEN_HOUSE in synced and OPEN_HOUSE in tables)
 
 
-def repair(resource: str, keys: Sequence[Any], *, key_field: str, store: Store,
+def repair(resource: str, plan: RepairPlan, *, key_field: str, store: Store,
            client: TrestleClient, run_id: str, children: Children = Children(),
            on_records: Callable[[int], None] | None = None) -> RepairOutcome:
-    """Fetch and upsert the records named by `keys` (and their children)."""
+    """Fetch and upsert the records the plan names (and their children): its ranges walked
+    in keyset order, keeping only the wanted records, the rest fetched by key."""
     outcome = RepairOutcome()
     expand = (media_expansion(),) if children.media else ()
-    for page in fetch_by_keys(client, resource, key_field, [str(k) for k in keys],
+    for walk in plan.ranges:
+        window = KeysetWindow(resource, key_field, lower=(ODataTimestamp(walk.lower), None),
+                              upper=ODataTimestamp(walk.upper))
+        wanted = {str(k) for k in walk.keys}
+        for page in walk_keyset(client, window, base=ODataQuery(resource, expand=expand)):
+            records = [r for r in page.records if str(r.get(key_field)) in wanted]
+            _store_page(records, resource, key_field, store=store, client=client,
+                        run_id=run_id, children=children, outcome=outcome)
+            if on_records is not None:
+                on_records(len(records))
+    for page in fetch_by_keys(client, resource, key_field, [str(k) for k in plan.by_key],
                               expand=expand):
-        if not page.records:
-            continue
-        expansions = take_expansions(page.records) if expand else None
-        outcome.received_keys.update(r.get(key_field) for r in page.records)
-        result = store.upsert(resource, page.records, run_id=run_id)
-        outcome.fetched += len(page.records)
-        outcome.upserted += result.loaded
-        outcome.rejected += result.rejected
-        if children.media:
-            outcome.media += refresh_media(page.records, ANY_TIME, store=store, client=client,
-                                           expansions=expansions)
-        if children.open_houses:
-            listing_keys = [str(r[key_field]) for r in page.records if r.get(key_field)]
-            fetched, removed = replace_open_houses(listing_keys, store=store, client=client)
-            outcome.open_houses_fetched += fetched
-            outcome.open_houses_removed += removed
+        _store_page(page.records, resource, key_field, store=store, client=client,
+                    run_id=run_id, children=children, outcome=outcome)
         if on_records is not None:
             on_records(len(page.records))
     return outcome
+
+
+def _store_page(records: list[dict[str, Any]], resource: str, key_field: str, *,
+                store: Store, client: TrestleClient, run_id: str, children: Children,
+                outcome: RepairOutcome) -> None:
+    if not records:
+        return
+    expansions = take_expansions(records) if children.media else None
+    outcome.received_keys.update(r.get(key_field) for r in records)
+    result = store.upsert(resource, records, run_id=run_id)
+    outcome.fetched += len(records)
+    outcome.upserted += result.loaded
+    outcome.rejected += result.rejected
+    if children.media:
+        outcome.media += refresh_media(records, ANY_TIME, store=store, client=client,
+                                       expansions=expansions)
+    if children.open_houses:
+        listing_keys = [str(r[key_field]) for r in records if r.get(key_field)]
+        fetched, removed = replace_open_houses(listing_keys, store=store, client=client)
+        outcome.open_houses_fetched += fetched
+        outcome.open_houses_removed += removed
 
 
 def replace_open_houses(listing_keys: Sequence[str], *, store: Store, client: TrestleClient
