@@ -266,7 +266,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
                     resource, store=store, run_id=run_id,
                     client=factory.trestle_client(settings, shared=not local),
                     lock=factory.run_lock(settings, shared=not local),
-                    credential=factory.credential_id(settings), lock_ttl_s=settings.lock_ttl_s,
+                    lock_ttl_s=settings.lock_ttl_s,
                     max_delete_fraction=max_delete_fraction, dry_run=dry_run,
                     synced_resources=settings.resources, on_census=bar.update,
                 )

@@ -276,7 +276,7 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
         result = reconcile(
             resource, store=store, run_id=run_id,
             client=factory.trestle_client(settings, shared=True),
-            lock=factory.run_lock(settings), credential=factory.credential_id(settings),
+            lock=factory.run_lock(settings),
             lock_ttl_s=settings.lock_ttl_s, dry_run=dry_run,
             synced_resources=settings.resources,
         )

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def run_reconcile(settings, resource="Property", **options):
     return reconcile(resource, store=factory.store(settings),
                      client=factory.trestle_client(settings, shared=False),
-                     lock=factory.run_lock(settings), credential="c",
+                     lock=factory.run_lock(settings),
                      lock_ttl_s=60, synced_resources=settings.resources, **options)
 
 

@@ -181,7 +181,7 @@ def check_reconcile(config, sim) -> None:
         run = reconcile("Property", store=factory.store(config),
                         client=factory.trestle_client(config, shared=False),
                         lock=factory.run_lock(config, shared=False),
-                        credential=factory.credential_id(config), lock_ttl_s=60)
+                        lock_ttl_s=60)
     assert {line.get("run_id") for line in capture.lines} == {run.run_id}
     lines = [line for line in capture.lines if line["level"] != "debug"]
     assert len(phase_lines(lines, "reconcile", "start")) == 1

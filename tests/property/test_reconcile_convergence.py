@@ -48,7 +48,7 @@ def run_reconcile(config):
     return reconcile("Property", store=factory.store(config),
                      client=factory.trestle_client(config, shared=False),
                      lock=factory.run_lock(config, shared=False),
-                     credential=factory.credential_id(config), lock_ttl_s=60,
+                     lock_ttl_s=60,
                      synced_resources=config.resources)
 
 

@@ -64,7 +64,6 @@ def reconcile(
     store: Store,
     client: TrestleClient,
     lock: RunLock,
-    credential: str,
     lock_ttl_s: float,
     max_delete_fraction: float = DEFAULT_MAX_DELETE_FRACTION,
     dry_run: bool = False,
