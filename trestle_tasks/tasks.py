@@ -28,7 +28,14 @@ from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.store.journal import ABANDONED, FAILED
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
-from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, plan_run, record_skip
+from trestle_tasks.sync.plan import (
+    Skipped,
+    WindowSizing,
+    lock_name,
+    new_run_id,
+    plan_run,
+    record_skip,
+)
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.run_retry import MAX_RUN_ATTEMPTS, run_retry_delay
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
@@ -68,6 +75,13 @@ def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None =
             raise
 
 
+def cluster_sizing(settings: Settings) -> WindowSizing:
+    """A run cut for the cluster: one window per window slot (SYNC_MAX_CONCURRENT_WINDOWS)."""
+    return WindowSizing.for_cluster(slots=settings.max_concurrent_windows,
+                                    page_size=settings.page_size,
+                                    max_records=settings.window_size)
+
+
 def _first_of_interval(settings: Settings, kind: str, resource: str, run_id: str,
                        beat_interval_s: float | None) -> Skipped | None:
     """None when this trigger may go on; a Skipped naming the earlier trigger otherwise."""
@@ -94,7 +108,7 @@ def _plan_sync(resource: str, full: bool, run_id: str,
     client = factory.trestle_client(settings, shared=True)
     planned = plan_run(
         resource, store=store, client=client, lock=factory.run_lock(settings), owner=run_id,
-        lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
+        lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(settings), full=full,
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )

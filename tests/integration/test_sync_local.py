@@ -14,7 +14,7 @@ import pytest
 
 from trestle_tasks import factory
 from trestle_tasks.sync.local import sync_local
-from trestle_tasks.sync.plan import Skipped, plan_run
+from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 
 from .conftest import start_simulator
 from .sync_fixtures import DIALECTS, canonical, create_database, drop_database, settings_for
@@ -128,7 +128,8 @@ def test_concurrent_triggers_with_the_database_lock_make_exactly_one_run(databas
             client = factory.trestle_client(settings, shared=False)
             barrier.wait()
             outcomes.append(plan_run("Property", store=store, client=client, lock=lock,
-                                     owner="t", lock_ttl_s=60, target_window=1000))
+                                     owner="t", lock_ttl_s=60,
+                                     sizing=WindowSizing(max_records=1000)))
 
         threads = [threading.Thread(target=trigger) for _ in range(8)]
         for thread in threads:

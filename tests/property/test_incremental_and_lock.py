@@ -21,7 +21,7 @@ from tests.integration.sync_fixtures import canonical, create_database, settings
 from trestle_tasks import factory
 from trestle_tasks.coordination.locks import LockGrant
 from trestle_tasks.sync.local import sync_local
-from trestle_tasks.sync.plan import Skipped, plan_run
+from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 
 pytestmark = pytest.mark.integration
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]
@@ -68,7 +68,7 @@ def test_any_number_of_concurrent_triggers_make_exactly_one_run(synced, triggers
         barrier.wait()
         outcomes.append(plan_run("Property", store=store, client=trestle, lock=lock,
                                  owner="t", lock_ttl_s=60,
-                                 target_window=1000))
+                                 sizing=WindowSizing(max_records=1000)))
 
     threads = [threading.Thread(target=trigger) for _ in range(triggers)]
     for thread in threads:

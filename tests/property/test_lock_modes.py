@@ -33,7 +33,7 @@ from trestle_tasks.store.journal import FAILED, SKIPPED, SUCCEEDED, Watermark
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
-from trestle_tasks.sync.plan import Skipped, plan_run
+from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import sync_window
 
@@ -84,7 +84,8 @@ class Driver:
         client = self.client(mode)
         holder = self.live()
         planned = plan_run(RESOURCE, store=self.store, client=client, lock=self.lock,
-                           owner=mode, lock_ttl_s=60, target_window=self.config.window_size,
+                           owner=mode, lock_ttl_s=60,
+                           sizing=WindowSizing(max_records=self.config.window_size),
                            prepare=lambda: ensure_tables(self.store, client, [RESOURCE]))
         if holder is not None:
             # Two overlapping runs: the second is skipped, and the sync log says so.

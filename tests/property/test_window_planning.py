@@ -1,62 +1,71 @@
-"""Planning windows: contiguous, complete, sized to the target, ties never split."""
+"""Planning windows from a census: contiguous, complete, exact counts, ties never split,
+as many as the cluster has slots within the size bounds."""
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import math
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from trestle_tasks.sync.finalize import finished_prefix_upper
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
-from trestle_tasks.sync.plan import split_range
+from trestle_tasks.sync.windows import cut_windows, window_size
+
+feeds = st.integers(1, 10_000).flatmap(
+    lambda spread: st.lists(st.integers(1, spread), max_size=400))  # narrow spreads: ties
 
 
-def counter_over(ticks: list[int]):
-    ordered = sorted(ticks)
-    calls = []
-
-    def count(lower, upper):
-        calls.append((lower, upper))
-        start = 0 if lower is None else bisect.bisect_right(ordered, lower)
-        return bisect.bisect_right(ordered, upper) - start
-
-    return count, calls
+def in_window(ticks: list[int], lower: int | None, upper: int) -> int:
+    start = 0 if lower is None else bisect.bisect_right(ticks, lower)
+    return bisect.bisect_right(ticks, upper) - start
 
 
-feeds = st.lists(st.integers(1, 10_000), max_size=400)
-
-
-@given(feeds, st.integers(1, 60), st.booleans(), st.sampled_from([1, 4]))
-def test_windows_cover_the_range_exactly(ticks, target, from_start, parallel):
-    upper = 10_000
-    lower = None if from_start else 0
-    count, _ = counter_over(ticks)
-    windows = split_range(count, lower, upper, target,
-                          earliest=lambda: min(ticks) if ticks else None, parallel=parallel)
+@given(feeds, st.booleans(), st.integers(1, 20), st.integers(1, 50), st.integers(1, 200))
+def test_windows_cover_the_range_exactly(ticks, from_start, wanted, min_size, max_extra):
+    ticks = sorted(ticks)
+    upper, lower = 10_000, None if from_start else 0
+    max_size = min_size + max_extra
+    windows = cut_windows(ticks, lower, upper, windows_wanted=wanted, min_size=min_size,
+                          max_size=max_size)
     if not ticks:
         assert windows == []
         return
-    assert windows[0].lower_ticks == lower
-    assert windows[-1].upper_ticks == upper
+    assert windows[0].lower_ticks == lower and windows[-1].upper_ticks == upper
     for before, after in itertools.pairwise(windows):
         assert before.upper_ticks == after.lower_ticks  # no gap, no overlap
     assert [w.index for w in windows] == list(range(len(windows)))
-    assert sum(w.expected for w in windows) == len(ticks)
+    size = window_size(len(ticks), windows_wanted=wanted, min_size=min_size,
+                       max_size=max_size)
     for window in windows:
-        real, _ = counter_over(ticks)
-        assert window.expected == real(window.lower_ticks, window.upper_ticks)
-        if window.expected > target:
-            # Only a single instant shared by more records than the target stays oversized.
-            inside = {t for t in ticks if (window.lower_ticks or 0) < t <= window.upper_ticks}
-            assert len(inside) == 1
+        assert window.expected == in_window(ticks, window.lower_ticks, window.upper_ticks)
+        if window.expected > size:
+            # Only a tie makes a window larger: its last timestamp began within the size.
+            inside = [t for t in ticks if (window.lower_ticks is None
+                                           or t > window.lower_ticks) and t <= window.upper_ticks]
+            assert inside[size - 1] == inside[-1]
+    for window in windows[:-1]:
+        assert window.expected >= size  # only the last one may be short
+    if size == math.ceil(len(ticks) / wanted):  # the bounds did not intervene
+        assert len(windows) <= wanted
+
+
+@given(st.integers(1, 2_000_000), st.integers(1, 64), st.integers(1, 5000),
+       st.integers(1, 100_000))
+def test_window_size_keeps_every_slot_busy_within_the_bounds(records, slots, low, high):
+    high = max(low, high)
+    size = window_size(records, windows_wanted=slots, min_size=low, max_size=high)
+    assert low <= size <= high
+    if low <= math.ceil(records / slots) <= high:
+        assert math.ceil(records / size) <= slots
 
 
 @given(st.lists(st.booleans(), min_size=1, max_size=12))
 def test_the_watermark_moves_over_the_succeeded_prefix_only(results):
-    count, _ = counter_over(list(range(1, 200)))
-    windows = split_range(count, 0, 1000, max(1, 200 // len(results)))
+    windows = cut_windows(list(range(1, 200)), 0, 1000, windows_wanted=len(results),
+                          min_size=1, max_size=200)
     plan = RunPlan("r", "Property", "ListingKey", 0, 1000, tuple(windows), "l", "o", 1)
     outcomes = [WindowOutcome(w.window_id, w.index, "succeeded" if ok else "failed")
                 for w, ok in zip(windows, results * len(windows), strict=False)]

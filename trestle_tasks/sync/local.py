@@ -20,7 +20,7 @@ from trestle_tasks.store.journal import SyncRun
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
-from trestle_tasks.sync.plan import Skipped, new_run_id, plan_run
+from trestle_tasks.sync.plan import Skipped, WindowSizing, new_run_id, plan_run
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import media_since, sync_window
 from trestle_tasks.trestle.client import TrestleClient
@@ -76,7 +76,9 @@ def _sync_resource(
 ) -> LocalRunResult:
     planned = plan_run(
         resource, store=store, client=client, lock=lock, owner="local",
-        lock_ttl_s=settings.lock_ttl_s, target_window=settings.window_size, full=full,
+        lock_ttl_s=settings.lock_ttl_s, full=full,
+        sizing=WindowSizing.for_cluster(slots=max(1, concurrency), page_size=settings.page_size,
+                                        max_records=settings.window_size),
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )

@@ -1,19 +1,16 @@
-"""Planning a run: fix its upper bound, then cut the range into windows of a target size.
+"""Planning a run: fix its upper bound, then cut the range into windows for the cluster.
 
-Sizes come from `$count` on key-only queries. A range holding more than the target is
-halved in time until each part fits or cannot be split (one timestamp shared by many
-records: keyset paging walks such a tie whole). Parts are then merged back while they fit,
-so the windows cover the whole range without gaps, which lets the watermark advance over a
-prefix of finished windows.
+The range's records are counted and placed by a census of their timestamps (InKeyIndex
+fields, 300,000 a request; see sync/windows.py), so the windows are exact and cover the
+whole range without gaps, which lets the watermark advance over a prefix of finished
+windows. A small resource is planned without asking Trestle anything.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from trestle_tasks.coordination.locks import RunLock
@@ -21,18 +18,17 @@ from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.phases import Phase
+from trestle_tasks.sync.windows import cut_windows, range_ticks
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.query import ODataQuery, all_of, gt, le
+from trestle_tasks.trestle.query import all_of, gt, le
 from trestle_tasks.trestle.timestamps import TICKS_PER_SECOND, ODataTimestamp
 
 log = logging.getLogger(__name__)
 
 TIMESTAMP_FIELD = "ModificationTimestamp"
-# Key-only $count requests in flight at once while planning (they still pass the limiter).
-PLANNING_PARALLEL_COUNTS = 8
-
-# count(lower_ticks_exclusive_or_None, upper_ticks_inclusive) -> records in that range
-RangeCounter = Callable[[int | None, int], int]
+# A window holds at least this many pages (when the run has that many records): each
+# window costs a task, a journal row and a lock renewal whatever its size.
+MIN_PAGES_PER_WINDOW = 3
 
 
 def range_filter(lower_ticks: int | None, upper_ticks: int):
@@ -42,84 +38,27 @@ def range_filter(lower_ticks: int | None, upper_ticks: int):
     )
 
 
-def odata_range_counter(client: TrestleClient, resource: str, key_field: str) -> RangeCounter:
-    def count(lower_ticks: int | None, upper_ticks: int) -> int:
-        query = ODataQuery(resource, filter=range_filter(lower_ticks, upper_ticks),
-                           select=(key_field,))
-        return client.get_count(query)
+@dataclass(frozen=True)
+class WindowSizing:
+    """How a run is cut: `wanted` windows (the cluster's window slots), each of at least
+    `min_records` and at most `max_records` (SYNC_WINDOW_SIZE)."""
 
-    return count
+    wanted: int = 1
+    min_records: int = 1
+    max_records: int = 20_000
 
-
-def earliest_ticks(client: TrestleClient, resource: str, key_field: str) -> int | None:
-    """The oldest ModificationTimestamp in the feed (None when the feed is empty)."""
-    page = client.get_page(ODataQuery(resource, select=(key_field, TIMESTAMP_FIELD),
-                                      orderby=((TIMESTAMP_FIELD, False),), top=1))
-    if not page.records or page.records[0].get(TIMESTAMP_FIELD) is None:
-        return None
-    return ODataTimestamp.parse(page.records[0][TIMESTAMP_FIELD]).ticks
+    @classmethod
+    def for_cluster(cls, *, slots: int, page_size: int, max_records: int) -> WindowSizing:
+        return cls(wanted=slots, min_records=min(max_records, MIN_PAGES_PER_WINDOW * page_size),
+                   max_records=max_records)
 
 
-def split_range(
-    count: RangeCounter,
-    lower_ticks: int | None,
-    upper_ticks: int,
-    target: int,
-    *,
-    earliest: Callable[[], int | None] = lambda: None,
-    max_windows: int = 10_000,
-    parallel: int = 1,
-) -> list[Window]:
-    """Windows covering (lower, upper], each holding about `target` records or fewer.
-
-    None at all when the range is empty. The halves of one level of the bisection are
-    counted `parallel` at a time: each count costs a round trip, and a backfill of a
-    million records needs several levels of them before any window can start.
-    """
-    if target < 1:
-        raise ValueError("the target window size must be at least 1")
-    total = count(lower_ticks, upper_ticks)
-    if total == 0:
-        return []  # nothing changed: the run costs its planning request and nothing more
-    if total <= target:
-        return [Window(0, lower_ticks, upper_ticks, total)]
-    start = lower_ticks
-    if start is None:
-        first = earliest()
-        # Everything at or before `first - 1` is empty: begin the bisection there.
-        start = None if first is None else first - 1
-    parts: list[tuple[int | None, int, int]] = []
-    level = [(start, upper_ticks, total)]
-    with ThreadPoolExecutor(max(1, parallel)) as pool:
-        while level:
-            to_split = []
-            for lo, hi, n in level:
-                splittable = lo is not None and hi - lo > 1
-                if (n <= target or not splittable
-                        or len(parts) + len(level) + len(to_split) >= max_windows):
-                    parts.append((lo, hi, n))
-                else:
-                    to_split.append((lo, lo + (hi - lo) // 2, hi, n))  # type: ignore[operator]
-            # Each count runs in a copy of this thread's context, so its request lines
-            # carry the run's log context (run id, resource) like every other line.
-            lefts = [future.result() for future in [
-                pool.submit(contextvars.copy_context().run, count, lo, mid)
-                for lo, mid, _hi, _n in to_split]]
-            # Counts of the halves add up (changes during planning only move records past
-            # `upper`), so the right half costs no request.
-            level = [half for (lo, mid, hi, n), left in zip(to_split, lefts, strict=True)
-                     for half in ((lo, mid, left), (mid, hi, max(n - left, 0)))]
-    parts.sort(key=lambda p: (p[0] is not None, p[0] or 0))
-    if parts and lower_ticks is None:
-        parts[0] = (None, parts[0][1], parts[0][2])  # a full load starts at the beginning
-    merged: list[tuple[int | None, int, int]] = []
-    for lo, hi, n in parts:
-        if merged and merged[-1][2] + n <= target:
-            prev_lo, _, prev_n = merged[-1]
-            merged[-1] = (prev_lo, hi, prev_n + n)
-        else:
-            merged.append((lo, hi, n))
-    return [Window(i, lo, hi, n) for i, (lo, hi, n) in enumerate(merged)]
+def plan_windows(client: TrestleClient, resource: str, key_field: str, lower: int | None,
+                 upper: int, sizing: WindowSizing) -> list[Window]:
+    """Exact windows over (lower, upper] from a census of the range's timestamps."""
+    ticks = range_ticks(client, resource, key_field, range_filter(lower, upper))
+    return cut_windows(ticks, lower, upper, windows_wanted=sizing.wanted,
+                       min_size=sizing.min_records, max_size=sizing.max_records)
 
 
 @dataclass(frozen=True)
@@ -148,11 +87,11 @@ def record_skip(store: Store, skipped: Skipped) -> Skipped:
     return skipped
 
 
-def is_small(store: Store, resource: str, target_window: int) -> bool:
+def is_small(store: Store, resource: str, max_window: int) -> bool:
     """Everything stored fits in half a window, so even a change to every record (a
     provider-wide remap) keeps one window's walk short."""
-    return store.count(resource, include_deleted=True, at_most=target_window) <= \
-        target_window // 2
+    return store.count(resource, include_deleted=True, at_most=max_window) <= \
+        max_window // 2
 
 
 def lock_name(resource: str) -> str:
@@ -170,7 +109,7 @@ def plan_run(
     lock: RunLock,
     owner: str,
     lock_ttl_s: float,
-    target_window: int,
+    sizing: WindowSizing,
     full: bool = False,
     run_id: str | None = None,
     now: Callable[[], ODataTimestamp] = ODataTimestamp.now,
@@ -206,17 +145,13 @@ def plan_run(
         lower = mark.ticks if mark is not None else None
         phase.count_from_here()
         notes: tuple[str, ...] = ()
-        if lower is not None and is_small(store, resource, target_window):
-            # Counting would cost a request to learn what the one window's first page
+        if lower is not None and is_small(store, resource, sizing.max_records):
+            # A census would cost a request to learn what the one window's first page
             # tells anyway: a small resource is walked whole, with no planning request.
             windows = [Window(0, lower, upper, None)]
-            notes = ("small resource: one window, planned without $count",)
+            notes = ("small resource: one window, planned without a census",)
         else:
-            windows = split_range(
-                odata_range_counter(client, resource, key_field), lower, upper,
-                target_window, earliest=lambda: earliest_ticks(client, resource, key_field),
-                parallel=PLANNING_PARALLEL_COUNTS,
-            )
+            windows = plan_windows(client, resource, key_field, lower, upper, sizing)
         figures = phase.figures()
         plan = RunPlan(
             run_id=run_id, resource=resource, key_field=key_field, lower_ticks=lower,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from trestle_tasks.errors import UnexpectedResponseError
 from trestle_tasks.trestle.client import Page, TrestleClient
-from trestle_tasks.trestle.query import ODataQuery, after_keyset, all_of, gt, le
+from trestle_tasks.trestle.query import Expr, ODataQuery, after_keyset, all_of, gt, le
 from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 KEY_ONLY_TOP = 300_000
@@ -107,20 +107,21 @@ def census_versions(
     *,
     timestamp_field: str = "ModificationTimestamp",
     page_size: int = KEY_ONLY_TOP,
+    within: Expr | None = None,
 ) -> Iterator[list[tuple[str, int | None]]]:
     """Every (key, ModificationTimestamp ticks) of the resource, a page at a time.
 
     Both fields are InKeyIndex fields, so Trestle serves them 300,000 to a request. Keyset
     on the key rather than the server's `$skip` links: a record inserted or deleted during
     the census cannot shift the pages under it. A record without a timestamp has None.
+    `within` narrows the census (a run's time range, when planning its windows).
     """
     query = ODataQuery(resource, select=(key_field, timestamp_field),
                        orderby=((key_field, False),), top=page_size)
     after: str | None = None
     while True:
-        page = client.get_page(
-            query.with_(filter=gt(key_field, after) if after is not None else None)
-        )
+        page = client.get_page(query.with_(filter=all_of(
+            within, gt(key_field, after) if after is not None else None)))
         versions = [(_key_of(record, key_field, page.url),
                      _optional_ticks(record, timestamp_field, page.url))
                     for record in page.records]
