@@ -50,6 +50,9 @@ def sync_local(
         run_id = new_run_id()
         with log_context(run_id=run_id, resource=resource):
             try:
+                # Credentials first: the run lock writes to the database, and a wrong secret
+                # must leave it untouched. The token is cached for the run that follows.
+                factory.token_provider(settings, shared=False).get_token()
                 result = _sync_resource(settings, resource, run_id, store, client, lock, full,
                                         concurrency, on_plan, on_records)
             except Exception as error:
