@@ -209,7 +209,9 @@ def test_under_a_429_storm_fewer_windows_run_at_once_and_none_fails(clean_redis,
         finally:
             store.dispose()
             factory._per_process.clear()
-        assert run.status == "succeeded" and len(windows) >= 8
+        # 2,000 records in windows of at most 250 (ties kept whole): far more windows than
+        # the four worker slots, so the gate, not the worker count, decides what runs.
+        assert run.status == "succeeded" and len(windows) >= 6
         assert run.api_rate_limited > 0  # the storm happened
         assert all(w.attempts == 1 for w in windows)  # deferred, never failed
         # Most windows in flight at any moment, from the journal's start and end times.
