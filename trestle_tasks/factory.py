@@ -14,14 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import requests
-
 from trestle_tasks.coordination.quota import LocalQuotaLimiter, QuotaLimiter
 from trestle_tasks.errors import ConfigurationError
 from trestle_tasks.settings import Settings
 from trestle_tasks.trestle.auth import TokenProvider, credential_fingerprint
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.retry import RetryPolicy
+from trestle_tasks.trestle.sessions import SessionPerThread
 from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache
 
 if TYPE_CHECKING:
@@ -41,8 +40,10 @@ def _once_per_process(name: str, build: Callable[[], Any]) -> Any:
         return _per_process[key]
 
 
-def http_session() -> requests.Session:
-    return _once_per_process("http", new_session)
+def http_session() -> SessionPerThread:
+    """Requests made through it use the calling thread's own Session (requests does not
+    promise a Session is thread-safe); one per process, so never shared across a fork."""
+    return _once_per_process("http", lambda: SessionPerThread(new_session))
 
 
 def redis_client(settings: Settings) -> Any:

@@ -1,0 +1,43 @@
+"""One `requests.Session` per thread, behind one object the client and token provider hold.
+
+requests does not promise that a Session is thread-safe, and several threads of one
+process make requests: a window's page-prefetch thread while the window's own thread
+fetches photo sets, `sync --local`'s window pool, the census. Each thread gets a Session
+of its own on first use, with its own connection pool; nothing else changes for callers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+
+class SessionPerThread:
+    """Delegates `get`, `post` and `request` to the calling thread's own Session."""
+
+    def __init__(self, new_session: Callable[[], requests.Session]) -> None:
+        self._new_session = new_session
+        self._local = threading.local()
+
+    def current(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._new_session()
+        return session
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.current().get(url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        return self.current().post(url, **kwargs)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        return self.current().request(method, url, **kwargs)
+
+    @property
+    def headers(self) -> Any:
+        """This thread's session headers (tests and the health check read them)."""
+        return self.current().headers
