@@ -3,10 +3,14 @@
 The simulator (its own process) serves N Property records with a latency per page and a
 per-minute quota. Two Celery worker processes sync them into MariaDB through
 `trestle-etl sync --wait --full`; then one thread walks the same feed with the client.
-Prints records/s for both, 429s received and quota utilization (requests sent / requests
-the quota allowed over the run's duration).
+Prints records/s for both, 429s received, quota utilization (requests sent / requests
+the quota allowed over the run's duration), and CPU-seconds per 1,000 records: of the
+worker process trees (start-up counted apart), of the database server (mariadbd, read from
+/proc before and after, so other work on the same server is counted too: run it on a quiet
+machine), of the `sync --wait` process and of the single-thread walk.
 
     python -m bench.backfill                      # 100,000 records, 1 s a page, 280/min
+    python -m bench.backfill --records 20000 --concurrency 2
     python -m bench.backfill --records 150000 --minute-quota 60 --page-size 1000
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -24,6 +29,7 @@ import redis
 import requests
 import sqlalchemy as sa
 
+from bench.cpu import CpuMeter, find_pid, per_thousand
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
@@ -61,6 +67,17 @@ def window_figures(settings) -> str:
             f"{in_db:,.0f} of them loading into the database")
 
 
+def cpu_line(label: str, cpu_s: float, records: int) -> str:
+    rate = per_thousand(cpu_s, records)
+    return f"  {label:<34} {cpu_s:7.1f} CPU-s  {rate:6.2f} per 1,000 records"
+
+
+def children_cpu_s() -> float:
+    """CPU of this process's waited-for children (the `sync --wait` subprocess)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -68,9 +85,11 @@ def main() -> None:
     parser.add_argument("--minute-quota", type=int, default=280)
     parser.add_argument("--hour-quota", type=int, default=8400)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4, help="per worker process")
+    parser.add_argument("--concurrency", type=int, default=2, help="per worker process")
     parser.add_argument("--window-size", type=int, default=20_000,
                         help="SYNC_WINDOW_SIZE (the production default)")
+    parser.add_argument("--max-windows", type=int, default=None,
+                        help="SYNC_MAX_CONCURRENT_WINDOWS (default: the setting's default)")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--skip-single", action="store_true")
     args = parser.parse_args()
@@ -79,6 +98,7 @@ def main() -> None:
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
+    mariadbd = find_pid("mariadbd") or find_pid("mysqld")
     # --prerender: the simulator's CPU stands in for Trestle's servers, not ours; both runs
     # below are served from the same prerendered records.
     sim_args = ["--prerender", "--records", str(args.records), "--latency-ms", str(args.latency_ms),
@@ -97,6 +117,8 @@ def main() -> None:
                 "SYNC_WINDOW_SIZE": str(args.window_size),
                 "TRESTLE_PAGE_SIZE": str(args.page_size), "LOG_LEVEL": "WARNING",
             })
+            if args.max_windows is not None:
+                env["SYNC_MAX_CONCURRENT_WINDOWS"] = str(args.max_windows)
             redis.Redis(db=12).flushdb()
             for index in range(args.workers):
                 workers.append(subprocess.Popen(
@@ -105,17 +127,25 @@ def main() -> None:
                      "--without-mingle", "--loglevel", "WARNING"],
                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     start_new_session=True))
+            worker_meter = CpuMeter([w.pid for w in workers]).start()
             migrate = subprocess.run([sys.executable, "-m", "trestle_tasks", "migrate"], env=env,
                                      capture_output=True, text=True)
             if migrate.returncode:
                 sys.exit(migrate.stderr)
             time.sleep(5)  # workers ready
+            startup_s = worker_meter.stop()
             control(sim.odata_root, "stats/reset", "POST")
+            worker_meter.start()
+            db_meter = CpuMeter([mariadbd] if mariadbd else []).start()
+            sim_meter = CpuMeter([sim.pid]).start()
+            dispatcher_before = children_cpu_s()
             started = time.monotonic()
             run = subprocess.run([sys.executable, "-m", "trestle_tasks", "sync", "--wait",
                                   "--full", "--timeout", "3600"], env=env, capture_output=True,
                                  text=True)
             celery_s = time.monotonic() - started
+            dispatcher_s = children_cpu_s() - dispatcher_before
+            workers_s, db_s, sim_s = worker_meter.stop(), db_meter.stop(), sim_meter.stop()
             print(run.stdout)
             if run.returncode:
                 print(run.stderr[-2000:])
@@ -126,6 +156,14 @@ def main() -> None:
                   f"{celery_429} x 429, quota utilization {celery_requests / allowed:.0%} "
                   f"(of {allowed:,.0f} allowed in that time)")
             print(window_figures(load_settings(env, env_file=None)))
+            print("CPU during the run:")
+            print(cpu_line("workers", workers_s, args.records))
+            print(cpu_line("database server" if mariadbd else "database server (not found)",
+                           db_s, args.records))
+            print(cpu_line("workers + database", workers_s + db_s, args.records))
+            print(cpu_line("sync --wait (dispatcher)", dispatcher_s, args.records))
+            print(cpu_line("simulator (stands in for Trestle)", sim_s, args.records))
+            print(f"  worker start-up (apart): {startup_s:.1f} CPU-s")
             for worker in workers:
                 os.killpg(worker.pid, signal.SIGTERM)
             for worker in workers:
@@ -137,14 +175,16 @@ def main() -> None:
             control(sim.odata_root, "stats/reset", "POST")
             settings = load_settings(env, env_file=None)
             client = factory.trestle_client(settings, shared=False)
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), time.process_time()
             walked = sum(len(page.records) for page in walk_keyset(
                 client, KeysetWindow("Property", "ListingKey"), page_size=args.page_size))
             single_s = time.monotonic() - started
+            single_cpu_s = time.process_time() - cpu_before
             single_requests, single_429 = served(sim.odata_root, "trestle-simulator")
             print(f"single thread: {single_s:.1f} s, {walked / single_s:,.0f} records/s, "
                   f"{single_requests} requests, {single_429} x 429")
-            print(f"speed-up: {single_s / celery_s:.1f}x")
+            print(cpu_line("single thread (walk only)", single_cpu_s, walked))
+            print(f"speed-up: {single_s / celery_s:.2f}x")
     finally:
         for worker in workers:
             os.killpg(worker.pid, signal.SIGKILL)

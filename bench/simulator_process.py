@@ -18,6 +18,7 @@ from dataclasses import dataclass
 class SimulatorEndpoints:
     token_url: str
     odata_root: str
+    pid: int
 
 
 @contextmanager
@@ -38,7 +39,7 @@ def simulator_process(*args: str, start_timeout_s: float = 600.0) -> Iterator[Si
                 odata_root = line.split(":", 1)[1].strip()
         if token_url is None or odata_root is None:
             raise RuntimeError("simulator did not announce its URLs in time")
-        yield SimulatorEndpoints(token_url, odata_root)
+        yield SimulatorEndpoints(token_url, odata_root, process.pid)
     finally:
         process.terminate()
         try:
