@@ -7,8 +7,8 @@ tried again by its next occurrence instead of being silenced for a whole cooldow
 - `RedisCooldown` serves the Celery workers: `SET key token NX PX` is atomic cluster-wide.
 - `FileCooldown` serves `sync --local` without Redis. Process memory would not do: a cron
   job is a new process every five minutes, exactly the repeat a cooldown must stop. A file
-  per key under LOCK_DIR (where the local run locks live) with flock around the
-  check-and-set covers every process on the machine, like the local run locks themselves.
+  per key under LOCK_DIR with flock around the check-and-set covers every process on the
+  machine.
 - `MemoryCooldown` is for tests and embedding.
 """
 
