@@ -7,6 +7,7 @@ them); a worker started anywhere else falls back to this module.
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from kombu import Queue
 
@@ -24,8 +25,12 @@ accept_content = ["json"]
 timezone = "UTC"
 enable_utc = True
 
-# A window is acknowledged only when it finished; a worker killed mid-window gets its
-# window redelivered (windows are idempotent), never silently dropped.
+# A window is acknowledged only when it finished: a worker killed mid-window gets its
+# message redelivered (RabbitMQ at once, Redis after its visibility timeout), never
+# silently dropped. Redelivery alone is not recovery, though: the window ledger's tokens
+# drop a delivery that lost its window, and the watchdog (`trestle.watch_runs` on beat)
+# hands out again, within about a minute, a window whose worker stopped beating. A window
+# that kills its worker every time is failed after a few crashes instead of looping.
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
@@ -34,12 +39,27 @@ task_track_started = True
 worker_send_task_events = True
 task_send_sent_event = True
 result_expires = timedelta(days=1)
+# A pool process that grew past CELERY_WORKER_MAX_MEMORY_MB is replaced once its task ends
+# (Celery counts KiB), so one huge page or a slow leak cannot grow a worker until the
+# kernel kills it mid-window.
+worker_max_memory_per_child = _settings.worker_max_memory_mb * 1024 or None
 
-# Longer than the longest task, or Redis redelivers a window that is still running.
 WINDOW_SOFT_LIMIT_S = 3 * 3600
 WINDOW_HARD_LIMIT_S = WINDOW_SOFT_LIMIT_S + 300
-broker_transport_options = {"visibility_timeout": WINDOW_HARD_LIMIT_S + 3600}
-result_backend_transport_options = {"visibility_timeout": WINDOW_HARD_LIMIT_S + 3600}
+# Longer than the longest task, or the broker hands a window that is still running to a
+# second worker. Redis: its visibility timeout (a dead worker's window comes back through
+# the watchdog, not through this). RabbitMQ has no such option: its server's
+# `consumer_timeout` (30 minutes by default) must be raised instead; see docs/deployment.md.
+_LONGEST_TASK_S = WINDOW_HARD_LIMIT_S + 3600
+_scheme = urlsplit(broker_url).scheme
+if _scheme in ("redis", "rediss", "redis+socket"):
+    broker_transport_options = {"visibility_timeout": _LONGEST_TASK_S}
+elif _scheme in ("amqp", "amqps", "pyamqp"):
+    # A message is only sent once the broker confirmed it: a window handed out during a
+    # broker restart is never lost unnoticed.
+    broker_transport_options = {"confirm_publish": True}
+if urlsplit(result_backend).scheme in ("redis", "rediss", "redis+socket"):
+    result_backend_transport_options = {"visibility_timeout": _LONGEST_TASK_S}
 broker_connection_retry_on_startup = True
 
 # Separate queues, so a long backfill in `windows` cannot starve planning and finalizing.
@@ -53,6 +73,8 @@ task_routes = {
     "trestle.plan_sync": {"queue": "planning"},
     "trestle.finalize_sync": {"queue": "planning"},
     "trestle.sync_window": {"queue": "windows"},
+    "trestle.hand_out_windows": {"queue": "planning"},
+    "trestle.watch_runs": {"queue": "planning"},
     "trestle.reap_stale_runs": {"queue": "maintenance"},
     "trestle.check_alerts": {"queue": "maintenance"},
     "trestle.refresh_metadata": {"queue": "maintenance"},
@@ -65,6 +87,8 @@ task_annotations = (
     {"trestle.sync_window": {"rate_limit": _settings.worker_rate_limit}}
     if _settings.worker_rate_limit else {}
 )
+
+WATCHDOG_INTERVAL_S = 30
 
 beat_schedule = {
     **{
@@ -88,6 +112,13 @@ beat_schedule = {
             "options": {"expires": 6 * 3600},
         }
         for resource in _settings.resources
+    },
+    # The watchdog: dead workers' windows handed out again, finished runs finalized, free
+    # window slots filled. In the planning queue: short tasks only, never behind a backfill.
+    "watch-runs": {
+        "task": "trestle.watch_runs",
+        "schedule": timedelta(seconds=WATCHDOG_INTERVAL_S),
+        "options": {"expires": WATCHDOG_INTERVAL_S},
     },
     "reap-stale-runs": {
         "task": "trestle.reap_stale_runs",

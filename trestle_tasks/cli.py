@@ -191,7 +191,8 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
         click.echo(f"run {sent.run_id} dispatched; waiting …", err=True)
         with progress("records", 1) as bar:
             finished = dispatch.wait(sent, factory.store(settings), timeout_s=timeout,
-                                     on_progress=lambda done, total: follow(bar, done, total))
+                                     on_progress=lambda done, total: follow(bar, done, total),
+                                     on_note=lambda text: click.echo(text, err=True))
         rows = [(f.resource, f.run, f.skipped_reason) for f in finished]
     _print_summary(rows)
     if any(run is not None and run.status != "succeeded" for _, run, _ in rows):

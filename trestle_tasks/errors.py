@@ -147,3 +147,44 @@ class StoreError(FatalError):
 class AlertDeliveryError(RetriableError):
     """An alert channel (SMTP server, webhook) refused or did not answer. Names the channel
     and host only: webhook URLs carry tokens and SMTP logins carry passwords."""
+
+
+# --- the one retriable/fatal decision ------------------------------------------------------
+
+# Transport failures of the services around us, by the exception's module and name, so this
+# module imports none of them (redis, kombu and the drivers stay optional at import time).
+_TRANSIENT_FOREIGN = {
+    ("redis.exceptions", "ConnectionError"), ("redis.exceptions", "TimeoutError"),
+    ("redis.exceptions", "BusyLoadingError"), ("redis.exceptions", "TryAgainError"),
+    ("kombu.exceptions", "OperationalError"), ("amqp.exceptions", "ConnectionError"),
+    ("amqp.exceptions", "RecoverableConnectionError"),
+    ("requests.exceptions", "ConnectionError"), ("requests.exceptions", "Timeout"),
+}
+
+
+def is_retriable(error: BaseException) -> bool:
+    """Whether trying the same thing again later may succeed; the only place that decides.
+
+    Our own errors say so themselves; a database error is classified by the driver's code
+    (store/dberrors.py); a dropped connection to Redis, the broker or an HTTP server is
+    transient. Anything else (TypeError, KeyError, …) is a bug: retrying it would fail the
+    same way, only later and after hiding its traceback, so it is fatal.
+    """
+    if isinstance(error, TrestleTasksError):
+        return error.retriable
+    if isinstance(error, ConnectionError | TimeoutError):  # the builtin OSError family
+        return True
+    for cls in type(error).__mro__:
+        if (cls.__module__, cls.__name__) in _TRANSIENT_FOREIGN:
+            return True
+    if type(error).__module__.startswith("sqlalchemy"):
+        from trestle_tasks.store.dberrors import classify
+
+        return classify(error) == "retry"
+    return False
+
+
+class WindowSupersededError(BaseException):
+    """This delivery of a window no longer owns it: its heartbeat lapsed and the watchdog
+    handed the window to another delivery. A BaseException, so that no `except Exception`
+    on the way records a failure over the new owner's row; the task drops it quietly."""

@@ -193,6 +193,13 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("SYNC_WORKER_RATE_LIMIT", "worker_rate_limit", _rate_limit, None,
                 "Celery rate_limit on window tasks, per worker process (e.g. 30/m): a "
                 "ceiling on top of the cluster-wide quota limiter"),
+    SettingSpec("SYNC_WINDOW_STALE_SECONDS", "window_stale_s", _bounded(float, 10, 3600), 40.0,
+                "a running window whose heartbeat (every quarter of this) is older is taken "
+                "for dead and handed to another worker by the watchdog on beat"),
+    SettingSpec("CELERY_WORKER_MAX_MEMORY_MB", "worker_max_memory_mb",
+                _bounded(int, 0, 1_000_000), 1024,
+                "a worker process that grew past this many MB is replaced after its task "
+                "(Celery's worker_max_memory_per_child; 0: never)"),
     SettingSpec("SYNC_INTERVAL_MINUTES", "sync_interval_minutes", _bounded(float, 0.1, 1440),
                 5.0, "minutes between incremental syncs on the beat schedule"),
     SettingSpec("DB_BATCH_SIZE", "batch_size", _bounded(int, 1, 50_000), 1000,
@@ -274,6 +281,8 @@ class Settings:
     max_concurrent_windows: int
     replication_min_records: int
     worker_rate_limit: str | None
+    window_stale_s: float
+    worker_max_memory_mb: int
     batch_size: int
     lock_dir: str | None
     cost_per_request: float | None

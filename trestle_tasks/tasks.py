@@ -7,25 +7,29 @@ and plain window bounds — never credentials (Flower shows arguments).
 from __future__ import annotations
 
 import logging
-import random
+import time
+import uuid
 from contextlib import suppress
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from celery import chord
+import sqlalchemy as sa
 
 from trestle_tasks import factory
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
 from trestle_tasks.coordination.concurrency import window_pressure
-from trestle_tasks.coordination.locks import LockGrant, LockKeeper
+from trestle_tasks.coordination.handout import hand_out_all, slot_holder
+from trestle_tasks.coordination.heartbeat import WindowHeartbeat
+from trestle_tasks.coordination.ledger import GAVE_UP, RUN, STALE, WAIT, WindowLedger
+from trestle_tasks.coordination.locks import LockGrant
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
-from trestle_tasks.errors import RetriableError
+from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
 from trestle_tasks.logs import log_context
 from trestle_tasks.monitoring.alerts import hooks as alerts
 from trestle_tasks.settings import Settings, load_settings
-from trestle_tasks.store.journal import ABANDONED, FAILED
+from trestle_tasks.store.journal import ABANDONED, FAILED, RUNNING
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import (
@@ -42,10 +46,14 @@ from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import media_since, sync_window
 
 log = logging.getLogger(__name__)
-WINDOW_MAX_RETRIES = 3
-# Deferrals wait about a tenth of SYNC_RETRY_DELAY each; past this many a window runs anyway,
-# so a leaked slot can delay a window but never starve it.
-WINDOW_MAX_DEFERRALS = 200
+WINDOW_MAX_RETRIES = 3  # transient failures of one window, before its run fails it
+# Deliveries of one window whose worker died (SIGKILL, out of memory) before it is failed
+# for good: a window that kills its worker every time is not handed out forever.
+WINDOW_MAX_CRASHES = 3
+# A queued window whose message has not started after this long is taken for lost (a
+# Redis restart emptied the queue, a killed worker held it) and sent again; the first
+# message, should it still arrive, finds an old token and is dropped.
+QUEUED_STALE_S = 90.0
 
 
 def _settings() -> Settings:
@@ -114,53 +122,131 @@ def _plan_sync(resource: str, full: bool, run_id: str,
     )
     if isinstance(planned, Skipped):
         return {"status": "skipped", "resource": resource, "reason": planned.reason}
-    plan_data = replace(planned, attempt=attempt).to_dict()
+    planned = replace(planned, attempt=attempt)
+    # The plan lives in the database from here on: messages carry one window each, and
+    # the watchdog can finish what any lost message started.
+    _ledger(store).record_plan(planned)
     if not planned.windows:
-        finalize_sync.delay([], plan_data)  # nothing changed; a chord needs a header
+        finalize_sync.delay(planned.run_id, resource)  # nothing changed
     else:
-        header = [sync_window_task.s(plan_data, window.to_dict()) for window in planned.windows]
-        chord(header)(finalize_sync.s(plan_data))
+        _hand_out(settings, store, first=(planned.run_id, resource))
     return {"status": "planned", "resource": resource, "run_id": planned.run_id,
             "windows": len(planned.windows)}
 
 
-@app.task(name="trestle.sync_window", bind=True, soft_time_limit=WINDOW_SOFT_LIMIT_S,
-          time_limit=WINDOW_HARD_LIMIT_S, max_retries=WINDOW_MAX_RETRIES)
-def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
-                     deferrals: int = 0) -> dict[str, Any]:
-    """Walk one window to its end; a failure is returned (so finalize still runs).
+def _ledger(store: Any) -> WindowLedger:
+    return WindowLedger(store.engine, schema=store.schema)
 
-    Under pressure the cluster runs fewer windows at once: a window that finds no free
-    slot is deferred (`deferrals` counts that, apart from real failures' retries).
+
+def _hand_out(settings: Settings, store: Any, first: tuple[str, str] | None = None) -> int:
+    """Send windows of the open runs (`first` before the others) while gate slots are free."""
+    ledger = _ledger(store)
+    runs = ledger.open_runs()
+    if first is not None:
+        runs = [first] + [r for r in runs if r != first]
+    headers = {run: header for run in runs if (header := ledger.header(*run)) is not None}
+
+    def send(run_id: str, resource: str, window: Window, token: int) -> None:
+        sync_window_task.apply_async((headers[(run_id, resource)], window.to_dict(), token))
+
+    return hand_out_all(ledger, factory.window_gate(settings), list(headers), send,
+                        slot_ttl_s=settings.lock_ttl_s)
+
+
+def _journal_ready(store: Any) -> bool:
+    """Whether the bookkeeping tables exist yet (a database nothing was synced into)."""
+    return sa.inspect(store.engine).has_table("etl_sync_log", schema=store.schema)
+
+
+@app.task(name="trestle.sync_window", bind=True, soft_time_limit=WINDOW_SOFT_LIMIT_S,
+          time_limit=WINDOW_HARD_LIMIT_S)
+def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
+                     token: int = 0) -> dict[str, Any]:
+    """Walk one window to its end, if this delivery (dispatch `token`) still owns it.
+
+    The message carries the plan's header and its own window only; a failure is recorded
+    in the ledger, retried from there when transient, and finalize runs once every window
+    of the run finished (whoever finished last sends it; the watchdog makes sure).
     """
-    run_plan, run_window = RunPlan.from_dict(plan), Window.from_dict(window)
+    run_plan, run_window = RunPlan.from_header(plan), Window.from_dict(window)
     settings = _settings()
-    gate = factory.window_gate(settings)
-    holder = self.request.id or f"{run_plan.run_id}:{run_window.window_id}"
+    store = factory.store(settings)
+    ledger = _ledger(store)
+    ids = (run_plan.run_id, run_plan.resource, run_window.window_id)
     with log_context(run_id=run_plan.run_id, resource=run_plan.resource,
                      window=run_window.window_id):
-        if deferrals < WINDOW_MAX_DEFERRALS and not gate.acquire(holder, settings.lock_ttl_s):
-            _keep_run_lock(settings, run_plan)  # a waiting window still belongs to a live run
-            raise self.retry(kwargs={"deferrals": deferrals + 1},
-                             countdown=random.uniform(1, 3) * settings.retry_delay_s / 10 + 1,
-                             max_retries=self.request.retries + 1)
+        verdict, row = _claim(settings, ledger, ids, token)
+        if verdict != RUN:
+            return {"window_id": run_window.window_id, "status": verdict}
+        gate = factory.window_gate(settings)
+        holder = slot_holder(*ids)
+        if not gate.acquire(holder, settings.lock_ttl_s):
+            # Its slot expired while the message waited, and the gate is full: the window
+            # waits in the ledger, never runs without a slot.
+            ledger.give_back(*ids, token)
+            return {"window_id": run_window.window_id, "status": "no slot"}
         try:
-            outcome = _sync_window(run_plan, run_window)
-        finally:
-            gate.release(holder)
+            outcome = _sync_window(settings, store, ledger, run_plan, run_window, token, holder)
+        except WindowSupersededError:
+            return {"window_id": run_window.window_id, "status": "superseded"}
+        gate.release(holder)
         _adapt_concurrency(settings, gate, outcome)
-    failures_retried = self.request.retries - deferrals
-    if outcome.status == FAILED and outcome.retriable and failures_retried < WINDOW_MAX_RETRIES:
-        delay = settings.retry_delay_s
-        raise self.retry(kwargs={"deferrals": deferrals},
-                         countdown=min(delay * 2 ** failures_retried, delay * 20),
-                         max_retries=self.request.retries + 1)
+        retries = row.retries if row is not None else 0
+        retry_in = _window_retry_delay(settings, outcome, retries)
+        ledger.settle(*ids, token, outcome, retry_in_s=retry_in)
+        if retry_in is not None:
+            log.warning("window %s failed transiently; retried in %.0f s (retry %d of %d)",
+                        run_window.window_id, retry_in, retries + 1, WINDOW_MAX_RETRIES)
+            hand_out_windows.apply_async(countdown=retry_in)
+        _after_window(settings, store, ledger, run_plan)
     return outcome.to_dict()
 
 
-def _keep_run_lock(settings: Settings, run_plan: RunPlan) -> None:
-    grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
-    factory.run_lock(settings).renew(grant, settings.lock_ttl_s)
+def _claim(settings: Settings, ledger: WindowLedger, ids: tuple[str, str, str],
+           token: int) -> tuple[str, Any]:
+    """Whether this delivery runs the window. A redelivery of a dispatch whose worker died
+    (RabbitMQ hands it back at once) waits until the dead worker's heartbeat is stale; if
+    the heartbeat goes on, the first delivery lives and this one is dropped."""
+    deadline = time.monotonic() + settings.window_stale_s + _beat_interval(settings)
+    while True:
+        verdict, row = ledger.claim(*ids, token, stale_s=settings.window_stale_s,
+                                    max_crashes=WINDOW_MAX_CRASHES)
+        if verdict == GAVE_UP:
+            log.error("window %s failed: its worker died %d times walking it", ids[2],
+                      WINDOW_MAX_CRASHES)
+        if verdict != WAIT:
+            return verdict, row
+        if time.monotonic() > deadline:
+            log.warning("window %s is still beating elsewhere: this delivery is dropped",
+                        ids[2])
+            return STALE, row
+        time.sleep(_beat_interval(settings))
+
+
+def _beat_interval(settings: Settings) -> float:
+    return settings.window_stale_s / 4
+
+
+def _window_retry_delay(settings: Settings, outcome: WindowOutcome,
+                        retries: int) -> float | None:
+    """Seconds until a transiently failed window is handed out again; None: it is final."""
+    if outcome.status != FAILED or not outcome.retriable or retries >= WINDOW_MAX_RETRIES:
+        return None
+    delay = settings.retry_delay_s
+    return min(delay * 2 ** retries, delay * 20)
+
+
+def _after_window(settings: Settings, store: Any, ledger: WindowLedger,
+                  run_plan: RunPlan) -> None:
+    """The last window of a run sends its finalize; every window hands out the next ones.
+    Best effort: the watchdog does both too."""
+    try:
+        if ledger.unfinished(run_plan.run_id, run_plan.resource) == 0:
+            finalize_sync.delay(run_plan.run_id, run_plan.resource)
+        _hand_out(settings, store)
+    except Exception as error:
+        log.warning("could not hand out the next windows (the watchdog will): %s: %s",
+                    type(error).__name__, error)
 
 
 def _adapt_concurrency(settings: Settings, gate: Any, outcome: WindowOutcome) -> None:
@@ -180,63 +266,148 @@ def _adapt_concurrency(settings: Settings, gate: Any, outcome: WindowOutcome) ->
         log.warning("could not adapt window concurrency: %s", type(error).__name__)
 
 
-def _sync_window(run_plan: RunPlan, run_window: Window) -> WindowOutcome:
-    settings = _settings()
+def _sync_window(settings: Settings, store: Any, ledger: WindowLedger, run_plan: RunPlan,
+                 run_window: Window, token: int, holder: str) -> WindowOutcome:
     lock = factory.run_lock(settings)
     grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
     if not lock.renew(grant, settings.lock_ttl_s):
         return WindowOutcome(run_window.window_id, run_window.index, FAILED,
                              error="the run lost its lock before this window started")
-    with LockKeeper(lock, grant, settings.lock_ttl_s):
+    ids = (run_plan.run_id, run_plan.resource, run_window.window_id)
+    heartbeat = WindowHeartbeat(
+        beat=lambda: ledger.heartbeat(*ids, token), gate=factory.window_gate(settings),
+        holder=holder, slot_ttl_s=settings.lock_ttl_s, lock=lock, grant=grant,
+        lock_ttl_s=settings.lock_ttl_s, interval_s=_beat_interval(settings))
+    with heartbeat:
         try:
-            store = factory.store(settings)
-            outcome = sync_window(
+            return sync_window(
                 run_plan, run_window, store=store,
                 client=factory.trestle_client(settings, shared=True),
-                page_size=settings.page_size,
+                page_size=settings.page_size, on_page=heartbeat.check,
                 media_since=media_since(run_plan, settings.resources, store),
                 replication_min=settings.replication_min_records,
             )
+        except WindowSupersededError:
+            log.warning("window %s stopped: another worker owns it now", run_window.window_id)
+            raise
         except Exception as error:  # the journal itself failed: still report the window
             log.exception("window %s crashed", run_window.window_id)
-            outcome = WindowOutcome(run_window.window_id, run_window.index, FAILED,
-                                    error=f"{type(error).__name__}: {error}", retriable=True)
-    return outcome
+            return WindowOutcome(run_window.window_id, run_window.index, FAILED,
+                                 error=f"{type(error).__name__}: {error}",
+                                 retriable=is_retriable(error),
+                                 error_kind=type(error).__name__)
+
+
+@app.task(name="trestle.hand_out_windows", soft_time_limit=120, time_limit=300)
+def hand_out_windows() -> int:
+    """Send pending windows while gate slots are free (after a window's retry delay)."""
+    settings = _settings()
+    return _hand_out(settings, factory.store(settings))
 
 
 @app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
           autoretry_for=(RetriableError,), retry_backoff=10, max_retries=10)
-def finalize_sync(self: Any, outcomes: list[dict[str, Any]], plan: dict[str, Any]
-                  ) -> dict[str, Any]:
+def finalize_sync(self: Any, run_id: str, resource: str) -> dict[str, Any]:
+    """Close the run from what the database holds: its plan and its windows' outcomes.
+
+    Idempotent, and sent more than once on purpose (the last window, the watchdog): only
+    the call whose statement closed the run schedules a whole-run retry and alerts.
+    """
     settings = _settings()
-    with log_context(run_id=plan["run_id"], resource=plan["resource"]):
-        run = finalize_run(
-            RunPlan.from_dict(plan), [WindowOutcome.from_dict(o) for o in outcomes],
-            store=factory.store(settings), lock=factory.run_lock(settings),
-        )
-        retry_in = _retry_run_later(settings, RunPlan.from_dict(plan), run, outcomes)
-        # Never raises; a repeat is cooled down. An attempt that will be retried whole is
-        # not yet a failed run (its rejects and the quota still alert).
-        alerts.after_run(settings, run, shared=True, retrying=retry_in is not None)
-    return {"run_id": plan["run_id"], "resource": plan["resource"],
-            "status": run.status if run else "unknown", "retry_in_s": retry_in}
+    store = factory.store(settings)
+    with log_context(run_id=run_id, resource=resource):
+        ledger = _ledger(store)
+        plan = ledger.plan(run_id, resource)
+        run = store.journal.get_run(run_id, resource)
+        if plan is None or run is None or run.status != RUNNING:
+            return {"run_id": run_id, "resource": resource,
+                    "status": run.status if run else "unknown", "retry_in_s": None}
+        retry = _RunRetry(settings, plan)
+        run = finalize_run(plan, ledger.outcomes(run_id, resource), store=store,
+                           lock=factory.run_lock(settings), extra_details=retry.details)
+        closed_here = run is not None and (run.details or {}).get("closed_by") == retry.nonce
+        if closed_here:
+            retry.schedule()
+            # Never raises; a repeat is cooled down. An attempt that will be retried whole
+            # is not yet a failed run (its rejects and the quota still alert).
+            alerts.after_run(settings, run, shared=True, retrying=retry.due is not None)
+    return {"run_id": run_id, "resource": resource,
+            "status": run.status if run else "unknown",
+            "retry_in_s": retry.delay_s if closed_here else None}
 
 
-def _retry_run_later(settings: Settings, plan: RunPlan, run: Any,
-                     outcomes: list[dict[str, Any]]) -> float | None:
-    """A run that failed only transiently is planned again, as a whole, after a backoff."""
-    if run is None:
-        return None
-    delay = run_retry_delay(plan, run.status, [WindowOutcome.from_dict(o) for o in outcomes],
-                            base_delay_s=settings.retry_delay_s)
-    if delay is None:
-        return None
-    plan_sync.apply_async((plan.resource,), {"full": plan.full, "attempt": plan.attempt + 1},
-                          countdown=delay)
-    log.warning("run %s %s after transient failures; the run is retried as a whole in %.0f s "
-                "(attempt %d of %d)", plan.run_id, run.status, delay, plan.attempt + 1,
-                MAX_RUN_ATTEMPTS, extra={"resource": plan.resource})
-    return delay
+class _RunRetry:
+    """A whole-run retry decided while the run is closed, and written with it (its run id,
+    task id and due time), so `sync --wait` can follow the run into its next attempt."""
+
+    def __init__(self, settings: Settings, plan: RunPlan) -> None:
+        self.settings, self.plan = settings, plan
+        self.nonce = uuid.uuid4().hex
+        self.delay_s: float | None = None
+        self.due: dict[str, Any] | None = None
+
+    def details(self, status: str, outcomes: list[WindowOutcome]) -> dict[str, Any]:
+        self.delay_s = run_retry_delay(self.plan, status, outcomes,
+                                       base_delay_s=self.settings.retry_delay_s)
+        extra: dict[str, Any] = {"closed_by": self.nonce}
+        if self.delay_s is not None:
+            due_at = datetime.now(UTC) + timedelta(seconds=self.delay_s)
+            self.due = {"run_id": new_run_id(), "task_id": uuid.uuid4().hex,
+                        "due_at": due_at.isoformat(), "delay_s": round(self.delay_s, 1),
+                        "attempt": self.plan.attempt + 1, "of": MAX_RUN_ATTEMPTS}
+            extra["retry"] = self.due
+        return extra
+
+    def schedule(self) -> None:
+        if self.due is None:
+            return
+        plan = self.plan
+        plan_sync.apply_async((plan.resource,), {"full": plan.full, "attempt": plan.attempt + 1,
+                                                 "run_id": self.due["run_id"]},
+                              countdown=self.delay_s, task_id=self.due["task_id"])
+        log.warning("run %s did not finish after transient failures; retried as a whole in "
+                    "%.0f s as run %s (attempt %d of %d)", plan.run_id, self.delay_s,
+                    self.due["run_id"], plan.attempt + 1, MAX_RUN_ATTEMPTS,
+                    extra={"resource": plan.resource})
+
+
+@app.task(name="trestle.watch_runs", soft_time_limit=120, time_limit=300)
+def watch_runs() -> dict[str, Any]:
+    """On beat every half minute: look after every open run of this database.
+
+    Windows whose worker died (heartbeat stale) or whose message was lost (queued, never
+    started) are handed out again; runs whose windows all finished are finalized; the run
+    lock of a run still waiting for gate slots is renewed; free slots are filled.
+    """
+    settings = _settings()
+    store = factory.store(settings)
+    if not _journal_ready(store):
+        return {"runs": 0}
+    ledger, lock = _ledger(store), factory.run_lock(settings)
+    report: dict[str, Any] = {"runs": 0, "requeued": [], "finalized": []}
+    for run_id, resource in ledger.open_runs():
+        report["runs"] += 1
+        with log_context(run_id=run_id, resource=resource):
+            _watch_run(settings, ledger, lock, run_id, resource, report)
+    report["sent"] = _hand_out(settings, store)
+    return report
+
+
+def _watch_run(settings: Settings, ledger: WindowLedger, lock: Any, run_id: str,
+               resource: str, report: dict[str, Any]) -> None:
+    changes = ledger.requeue_stale(run_id, resource, running_stale_s=settings.window_stale_s,
+                                   queued_stale_s=QUEUED_STALE_S,
+                                   max_crashes=WINDOW_MAX_CRASHES)
+    for change in changes:
+        log.warning("watchdog: window %s", change)
+    report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)
+    if ledger.unfinished(run_id, resource) == 0:
+        finalize_sync.delay(run_id, resource)
+        report["finalized"].append(f"{run_id}/{resource}")
+        return
+    plan = ledger.plan(run_id, resource)
+    if plan is not None:  # windows waiting for slots keep their run alive
+        lock.renew(LockGrant(plan.lock_name, plan.lock_owner, plan.fence), settings.lock_ttl_s)
 
 
 @app.task(name="trestle.reap_stale_runs", soft_time_limit=300, time_limit=600)

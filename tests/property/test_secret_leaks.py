@@ -158,10 +158,9 @@ def celery_arguments(plans: list, results: list) -> str:
 
     sent = []
     for plan in plans:
-        data = plan.to_dict()
         sent.append(plan_sync.s(plan.resource, plan.full, plan.run_id))
-        sent.extend(sync_window_task.s(data, w.to_dict()) for w in plan.windows)
-        sent.append(finalize_sync.s(data))
+        sent.extend(sync_window_task.s(plan.header(), w.to_dict(), 1) for w in plan.windows)
+        sent.append(finalize_sync.s(plan.run_id, plan.resource))
     outcomes = [(r.run.details or {}).get("windows", []) for r in results if r.run]
     return dumps([dict(s) for s in sent] + outcomes)
 

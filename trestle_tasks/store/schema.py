@@ -356,6 +356,21 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("finished_at", UTCDateTime(), nullable=True),
         *counters(*WINDOW_COUNTERS),
         sa.Column("error", sa.Text(), nullable=True),
+        # The window's plan and its lease (coordination/ledger.py), added later: a Celery
+        # message carries one window, and finalize reads the rest of the plan from here.
+        # `token` grows with each dispatch, so only the newest delivery may run the window;
+        # `heartbeat_at` (the database's clock) shows its worker alive; `crashes` counts
+        # deliveries that died without finishing; `outcome` is the WindowOutcome as JSON.
+        sa.Column("window_index", sa.Integer(), nullable=True),
+        sa.Column("lower_ticks", sa.BigInteger(), nullable=True),
+        sa.Column("upper_ticks", sa.BigInteger(), nullable=True),
+        sa.Column("expected", sa.BigInteger(), nullable=True),
+        sa.Column("token", sa.Integer(), nullable=False, default=0, server_default="0"),
+        sa.Column("heartbeat_at", UTCDateTime(), nullable=True),
+        sa.Column("not_before", UTCDateTime(), nullable=True),
+        sa.Column("retries", sa.Integer(), nullable=False, default=0, server_default="0"),
+        sa.Column("crashes", sa.Integer(), nullable=False, default=0, server_default="0"),
+        sa.Column("outcome", sa.Text(), nullable=True),
         **opts,
     )
     watermark = sa.Table(

@@ -11,7 +11,8 @@ A run whose windows all succeeded but whose watermark could not move to its uppe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from trestle_tasks.coordination.locks import LockGrant, RunLock
 from trestle_tasks.store.journal import FAILED, PARTIAL, SUCCEEDED, SyncRun, Watermark
@@ -38,8 +39,14 @@ def finished_prefix_upper(plan: RunPlan, outcomes: Iterable[WindowOutcome]) -> i
     return upper
 
 
+# Given the status a run closes with and its outcomes, more details to close it with (the
+# Celery layer's scheduled whole-run retry, written in the same statement that closes it).
+ExtraDetails = Callable[[str, list[WindowOutcome]], Mapping[str, Any]]
+
+
 def finalize_run(
-    plan: RunPlan, outcomes: Iterable[WindowOutcome], *, store: Store, lock: RunLock
+    plan: RunPlan, outcomes: Iterable[WindowOutcome], *, store: Store, lock: RunLock,
+    extra_details: ExtraDetails | None = None,
 ) -> SyncRun | None:
     outcomes = sorted(outcomes, key=lambda o: o.index)
     context = {"run_id": plan.run_id, "resource": plan.resource}
@@ -47,7 +54,8 @@ def finalize_run(
         "finalizing run %s: %d of %d window(s) reported", plan.run_id, len(outcomes),
         len(plan.windows))
     try:
-        return _finalize(plan, outcomes, store=store, lock=lock, phase=phase)
+        return _finalize(plan, outcomes, store=store, lock=lock, phase=phase,
+                         extra_details=extra_details)
     except Exception as error:  # a failed phase still writes its end line
         phase.end("finalizing run %s failed: %s", plan.run_id, error,
                   figures=phase.figures(), outcome="failed")
@@ -55,7 +63,7 @@ def finalize_run(
 
 
 def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, lock: RunLock,
-              phase: Phase) -> SyncRun | None:
+              phase: Phase, extra_details: ExtraDetails | None = None) -> SyncRun | None:
     grant = LockGrant(plan.lock_name, plan.lock_owner, plan.fence)
     holder = lock.holder(plan.lock_name)
     lock_kept = holder is not None and holder.fence == plan.fence
@@ -90,6 +98,8 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
         "upper": Watermark(plan.upper_ticks).text,
         "notes": list(plan.notes),
     }
+    if extra_details is not None:
+        details.update(extra_details(status, outcomes))
     run = store.journal.close_run(plan.run_id, plan.resource, status=status,
                                   error="; ".join(errors)[:2000] or None, details=details)
     if lock_kept:

@@ -1,7 +1,8 @@
 """What a run is made of: its plan and its windows, as plain values.
 
-They travel as Celery task arguments, so they turn into JSON and back losslessly and
-carry nothing secret: resource names, run ids, tick counts and a lock's fencing token.
+They turn into JSON and back losslessly (the plan's header travels in each window's
+Celery message and is kept in the run's sync-log row) and carry nothing secret: resource
+names, run ids, tick counts and a lock's fencing token.
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ class RunPlan:
         data["windows"] = [w.to_dict() for w in self.windows]
         data["notes"] = list(self.notes)
         return data
+
+    def header(self) -> dict[str, Any]:
+        """Everything but the windows: a constant size, whatever the run's length. A window
+        message carries this and its own window; the windows live in etl_sync_window."""
+        data = self.to_dict()
+        del data["windows"]
+        return data
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any], windows: tuple[Window, ...] = ()) -> RunPlan:
+        return cls.from_dict({**header, "windows": [w.to_dict() for w in windows]})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunPlan:

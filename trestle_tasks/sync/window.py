@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from trestle_tasks.errors import ReplicationLinkExpiredError
+from trestle_tasks.errors import ReplicationLinkExpiredError, TrestleTasksError, is_retriable
 from trestle_tasks.logs import log_context, redact
 from trestle_tasks.store.journal import FAILED, SUCCEEDED
 from trestle_tasks.store.store import Store
@@ -122,11 +122,15 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
                               bytes_received=figures.bytes_received, error=message)
         phase.end("window %s failed after %d records: %s", window.window_id, fetched,
                   message, figures=figures, outcome=FAILED, rejected=rejected)
+        # An expired replication link: the window starts over. Anything else is decided
+        # in one place; an error nobody knows is a bug, failed at once with its traceback.
+        retriable = is_retriable(error) or isinstance(error, ReplicationLinkExpiredError)
+        if not retriable and not isinstance(error, TrestleTasksError):
+            log.error("window %s hit an unexpected error (a bug, not retried)",
+                      window.window_id, exc_info=error)
         return WindowOutcome(window.window_id, window.index, FAILED, fetched, loaded, rejected,
                              figures.requests, figures.duration_s, message,
-                             # An expired replication link: the window starts over.
-                             retriable=getattr(error, "retriable", True)
-                             or isinstance(error, ReplicationLinkExpiredError),
+                             retriable=retriable,
                              retries=figures.retries, rate_limited=figures.rate_limited,
                              pages=pages, db_seconds=db_seconds,
                              error_kind=type(error).__name__)
