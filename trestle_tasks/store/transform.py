@@ -21,6 +21,13 @@ members (lookups grow faster than `$metadata` is refreshed; rejecting would lose
 and Nullable=false on fields other than the key (Trestle nulls suppressed fields).
 Fields the metadata does not declare are kept in the document as they are and reported,
 so schema tracking can record them.
+
+Speed: a record takes a fast path first (see `FastPath`): msgspec checks the string,
+integer and boolean fields at C speed, a few Python checks cover the rest, and the
+document is written by msgspec. The fast path only ever says "valid, and here is the row"
+or "not sure": anything it does not accept (a bad record, a float, a tuple, an unusual
+timestamp form) goes through the checks above, which alone decide rejections and their
+reasons, so both paths give the same row for the same record.
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from trestle_tasks.store.jsontext import encode_json
+import msgspec
+
+from trestle_tasks.store.jsontext import encode_json, encode_plain
 from trestle_tasks.store.naming import (
     DELETED_COLUMN,
     LOADED_COLUMN,
@@ -329,6 +338,225 @@ def _identity(value: Any) -> Any:
     return value
 
 
+# --- the fast path: "surely valid" at C speed, or "not sure" -------------------------
+
+_NONE_TYPE = type(None)
+_INT_OR_NONE = frozenset((int, _NONE_TYPE))
+_STR_OR_NONE = frozenset((str, _NONE_TYPE))
+# Trestle's own form of an Edm.DateTimeOffset; any other (offsets, lower case, spaces)
+# takes ODataTimestamp.parse.
+_COMMON_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,7})?Z\Z")
+_ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
+_TICKS_PER_SECOND = 10_000_000
+
+
+def common_timestamp_ticks(value: Any) -> int | None:
+    """`parse_timestamp(value).ticks` when `value` has the form `YYYY-MM-DDTHH:MM:SS[.f]Z`
+    (up to 7 digits) and is a real instant; None when unsure (the full parser decides)."""
+    if type(value) is not str or _COMMON_TIMESTAMP.match(value) is None:
+        return None
+    try:
+        base = datetime.fromisoformat(value[:19])  # years 1-9999: always in range
+    except ValueError:
+        return None
+    fraction = value[20:-1]
+    ticks = (base - _NAIVE_EPOCH) // _SECOND * _TICKS_PER_SECOND
+    return ticks + int(fraction.ljust(7, "0")) if fraction else ticks
+
+
+def is_plain_json(value: Any) -> bool:
+    """Only str, int, bool, None, finite Decimal, and lists and str-keyed dicts of them:
+    values msgspec writes exactly as encode_json does (exact types: no subclasses)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is Decimal:
+        return value.is_finite()
+    if kind is list:
+        return all(is_plain_json(item) for item in value)
+    if kind is dict:
+        return all(type(k) is str and is_plain_json(v) for k, v in value.items())
+    return False
+
+
+SureCheck = Callable[[Any], bool]  # True: valid and plain JSON; False: not sure
+
+
+def _decimal_fits(precision: int | None, scale: int | None) -> SureCheck:
+    whole_limit = None if precision is None else precision - (scale or 0)
+    if whole_limit is not None and whole_limit < 0:
+        return lambda value: False  # odd facets (Scale > Precision): the full check
+    bound = None if whole_limit is None else 10 ** whole_limit
+    least_exponent = None if scale is None else -scale
+
+    def fits(value: Any) -> bool:
+        kind = type(value)
+        if kind is int:
+            return bound is None or -bound < value < bound
+        if kind is not Decimal:
+            return False  # floats and wrong types: the full check decides
+        _sign, digits, exponent = value.as_tuple()
+        if type(exponent) is not int:
+            return False  # NaN, infinities
+        # Trailing zeros of the fraction are counted here and not by the full check, so
+        # this never accepts more than it does.
+        if least_exponent is not None and exponent < least_exponent:
+            return False
+        return whole_limit is None or len(digits) + exponent <= whole_limit
+
+    return fits
+
+
+def _finite_number(value: Any) -> bool:
+    kind = type(value)
+    return kind is int or (kind is Decimal and value.is_finite())
+
+
+def _ascii_date(value: Any) -> bool:
+    if type(value) is not str or _ASCII_DATE.match(value) is None:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _checked_and_plain(check: Check) -> SureCheck:
+    return lambda value: check(value) is None and is_plain_json(value)
+
+
+def _shape_type(spec: FieldSpec) -> Any | None:
+    """The msgspec type accepting only what `field_check(spec)` accepts, or None when the
+    field is checked in Python (numbers, dates, timestamps, arrays, objects)."""
+    if spec.is_multi_valued:
+        return None
+    kind = spec.kind
+    if kind == "integer":
+        low, high = INTEGER_RANGES.get(spec.type, INTEGER_RANGES["Edm.Int64"])
+        return Annotated[int, msgspec.Meta(ge=low, le=high)]
+    if kind == "boolean":
+        return bool
+    if kind == "enum":
+        return Annotated[str, msgspec.Meta(max_length=ENUM_CHARS)]
+    if kind == "string" and spec.max_length is not None:
+        return Annotated[str, msgspec.Meta(max_length=spec.max_length)]
+    if kind in ("string", "guid", "time", "duration", "binary"):
+        return str
+    return None
+
+
+class FastPath:
+    """The row for a record known valid, or None when unsure. Built once per layout.
+
+    msgspec validates every string, integer and boolean field in one C call (unknown keys
+    ignored); two C-level passes then make sure integers are exactly `int` and
+    multi-select values exactly `str` (msgspec would also take an IntEnum or a tuple);
+    decimals, dates, timestamps and objects get short Python checks; and msgspec writes
+    the document, which is why every value must be plain JSON.
+    """
+
+    def __init__(self, layout: ResourceLayout) -> None:
+        spec = layout.spec
+        self._declared = frozenset(f.name for f in spec.fields)
+        self._navigation = spec.navigation_names
+        shaped: list[tuple[str, Any]] = []
+        self._ints: tuple[str, ...] = ()
+        self._flags: tuple[str, ...] = ()
+        self._checks: list[tuple[str, SureCheck]] = []
+        self._datetimes: list[str] = []
+        for f in spec.fields:
+            shape = _shape_type(f)
+            if shape is not None:
+                shaped.append((f.name, shape))
+                if f.kind == "integer":
+                    self._ints += (f.name,)
+            elif f.enum is not None and f.enum.is_flags and not f.is_collection:
+                self._flags += (f.name,)  # Trestle's "A,B,C"; an array takes the full check
+            elif f.kind == "datetime" and not f.is_collection:
+                self._datetimes.append(f.name)
+            else:
+                self._checks.append((f.name, self._sure_check(f)))
+        self._shape = msgspec.defstruct(
+            f"Shape{spec.name}", [(f"f{i}", t | None, None) for i, (_n, t) in enumerate(shaped)],
+            kw_only=True, gc=False, rename={f"f{i}": n for i, (n, _t) in enumerate(shaped)})
+
+    @staticmethod
+    def _sure_check(spec: FieldSpec) -> SureCheck:
+        if not spec.is_collection:
+            if spec.kind == "decimal":
+                return _decimal_fits(spec.precision, spec.scale)
+            if spec.kind == "float":
+                return _finite_number
+            if spec.kind == "date":
+                return _ascii_date
+        return _checked_and_plain(field_check(spec))
+
+    def accepts(self, record: dict[str, Any]) -> bool:
+        """Every declared field valid and plain JSON (timestamps aside: see `stamps`)."""
+        try:
+            msgspec.convert(record, self._shape)
+        except msgspec.ValidationError:
+            return False
+        get = record.get
+        if not _INT_OR_NONE.issuperset(map(type, map(get, self._ints))):
+            return False
+        if not _STR_OR_NONE.issuperset(map(type, map(get, self._flags))):
+            return False
+        for name, sure in self._checks:
+            value = get(name)
+            if value is not None and not sure(value):
+                return False
+        return True
+
+    def stamps(self, record: dict[str, Any]) -> dict[str, int] | None:
+        """Ticks of every timestamp field present, or None if one is not in the common
+        form (or not valid)."""
+        found: dict[str, int] = {}
+        get = record.get
+        for name in self._datetimes:
+            value = get(name)
+            if value is None:
+                continue
+            ticks = common_timestamp_ticks(value)
+            if ticks is None:
+                return None
+            found[name] = ticks
+        return found
+
+    def extras(self, record: dict[str, Any], known: set[str]) -> list[str] | None:
+        """Undeclared names to report, in record order; None if one holds a value that is
+        not plain JSON (navigation properties are left out of the document, unchecked)."""
+        if self._declared.issuperset(record):
+            return []
+        undeclared: list[str] = []
+        for name, value in record.items():
+            if value is None or name in self._declared or name in self._navigation:
+                continue  # (a null is never reported, as in the full checks)
+            if not is_plain_json(value):
+                return None
+            if name not in known and "@" not in name:
+                undeclared.append(name)
+        return undeclared
+
+    def document(self, record: dict[str, Any]) -> tuple[str, int] | None:
+        """The document and its size in bytes; None on U+0000 or a lone surrogate (the
+        full path finds the field)."""
+        navigation = self._navigation
+        if navigation and not navigation.isdisjoint(record):
+            record = {k: v for k, v in record.items() if k not in navigation}
+        try:
+            raw = encode_plain(record)
+        except UnicodeEncodeError:
+            return None
+        if b"\\u0000" in raw:
+            return None
+        return raw.decode(), len(raw)
+
+
 # --- the transformer ------------------------------------------------------------------
 
 
@@ -359,6 +587,7 @@ class RecordTransformer:
             if name != key_name
         ]
         self._retired = tuple(layout.retired.values())
+        self._fast = FastPath(layout)
 
     def note_known(self, names: Iterable[str]) -> None:
         """Undeclared names already tracked in etl_field_map: do not report them again."""
@@ -371,6 +600,57 @@ class RecordTransformer:
         return None if key is None else str(key)[:512]
 
     def prepare(self, record: Any, loaded_at: datetime) -> PreparedRow | Rejection:
+        """The row for `record`, or why it is rejected."""
+        if type(record) is dict:
+            row = self._prepare_fast(record, loaded_at)
+            if row is not None:
+                return row
+        return self._prepare_checked(record, loaded_at)
+
+    def _prepare_fast(self, record: dict[str, Any], loaded_at: datetime) -> PreparedRow | None:
+        """The same row `_prepare_checked` makes, for a record the fast path is sure of."""
+        fast = self._fast
+        key = record.get(self._key.name)
+        if self._key_problem(key) is not None or not fast.accepts(record):
+            return None
+        stamps = fast.stamps(record)
+        if stamps is None:
+            return None
+        undeclared = fast.extras(record, self._known)
+        if undeclared is None:
+            return None
+        encoded = fast.document(record)
+        if encoded is None:
+            return None
+        document, size = encoded
+        version = self._version
+        ticks: int | None = None
+        if version is not None and record.get(version) is not None:
+            ticks = stamps.get(version)
+            if ticks is None:
+                return None  # a version field that is not a timestamp: let the full path say
+        values: dict[str, Any] = {
+            self._key_column: key,
+            RECORD_COLUMN: document,
+            VERSION_COLUMN: ticks,
+            DELETED_COLUMN: None,
+            LOADED_COLUMN: loaded_at,
+        }
+        for name, column, convert in self._typed:
+            value = record.get(name)
+            if value is None:
+                values[column] = None
+            elif name in stamps:  # parsed once, above
+                values[column] = ODataTimestamp(stamps[name]).to_datetime()
+            else:
+                values[column] = convert(value)
+        for column in self._retired:
+            values[column] = None
+        return PreparedRow(key=key, ticks=ticks, values=values, size=size,
+                           undeclared=tuple(undeclared), record=record)
+
+    def _prepare_checked(self, record: Any, loaded_at: datetime) -> PreparedRow | Rejection:
+        """Every check, one field at a time: the authority on rejections and reasons."""
         if not isinstance(record, Mapping):
             return self.reject(record, None, NOT_AN_OBJECT,
                                 f"expected a JSON object, got {type_name(record)}")
