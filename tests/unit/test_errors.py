@@ -33,3 +33,37 @@ def test_mysql_says_whether_a_password_was_sent_and_that_is_kept():
     message = "(1045, \"Access denied for user 'etl'@'localhost' (using password: YES)\")"
     assert redact(message) == message
     assert redact("password: YESsecret") == "password: ********"
+
+
+def _db_error(code: int, message: str):
+    import pymysql
+    import sqlalchemy as sa
+
+    return sa.exc.OperationalError("SELECT 1", {}, pymysql.err.OperationalError(code, message))
+
+
+@pytest.mark.parametrize(("error", "retriable"), [
+    pytest.param(TypeError("unsupported operand"), False, id="TypeError-is-a-bug"),
+    pytest.param(KeyError("ListingKey"), False, id="KeyError-is-a-bug"),
+    pytest.param(ValueError("bad"), False, id="ValueError-is-a-bug"),
+    pytest.param(errors.TransientServerError("503", status=503), True, id="5xx"),
+    pytest.param(errors.RetriesExhaustedError("gave up"), True, id="retries-exhausted"),
+    pytest.param(errors.ODataRequestError("400", status=400), False, id="400"),
+    pytest.param(errors.BadCredentialsError("no"), False, id="bad-credentials"),
+    pytest.param(ConnectionResetError(), True, id="connection-reset"),
+    pytest.param(_db_error(2003, "Can't connect to MySQL server"), True, id="db-down"),
+    pytest.param(_db_error(1213, "Deadlock found"), True, id="deadlock"),
+    pytest.param(_db_error(1146, "Table 'x' doesn't exist"), False, id="no-table"),
+])
+def test_one_place_decides_what_is_retriable(error, retriable):
+    assert errors.is_retriable(error) is retriable
+
+
+def test_redis_and_broker_outages_are_transient():
+    import kombu.exceptions
+    import redis.exceptions
+
+    assert errors.is_retriable(redis.exceptions.ConnectionError("Connection refused"))
+    assert errors.is_retriable(redis.exceptions.BusyLoadingError("loading"))
+    assert errors.is_retriable(kombu.exceptions.OperationalError("broker down"))
+    assert not errors.is_retriable(redis.exceptions.ResponseError("WRONGTYPE"))

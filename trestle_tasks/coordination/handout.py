@@ -44,7 +44,7 @@ def hand_out(ledger: WindowLedger, gate: Gate, run_id: str, resource: str, send:
     """Send the run's pending windows, in order, while slots are free; returns how many
     were sent and whether the gate is full."""
     sent = 0
-    for pending in ledger.dispatchable(run_id, resource, limit=gate.max_slots):
+    for pending in ledger.dispatchable(run_id, resource, limit=gate.max_slots + 1):
         window_id = pending.window.window_id
         if not gate.acquire(slot_holder(run_id, resource, window_id), slot_ttl_s):
             return sent, True
