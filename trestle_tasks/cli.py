@@ -238,6 +238,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     from trestle_tasks import factory
     from trestle_tasks.cli_progress import progress
     from trestle_tasks.monitoring.alerts import hooks as alerts
+    from trestle_tasks.sync.local import in_process_lease
     from trestle_tasks.sync.plan import Skipped, new_run_id
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
 
@@ -267,7 +268,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
                     resource, store=store, run_id=run_id,
                     client=factory.trestle_client(settings, shared=not local),
                     lock=factory.run_lock(settings, shared=not local),
-                    lock_ttl_s=settings.lock_ttl_s,
+                    lock_ttl_s=in_process_lease(settings),
                     max_delete_fraction=max_delete_fraction, dry_run=dry_run,
                     synced_resources=settings.resources, on_census=bar.update,
                 )

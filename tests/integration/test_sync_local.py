@@ -277,3 +277,36 @@ def test_settled_changes_wait_for_the_next_run_and_none_is_lost(tmp_path):
         assert_database_equals_simulator(settings, sim, ["Property"])
     finally:
         sim.stop()
+
+
+def test_a_killed_local_run_frees_its_resource_within_a_minute(tmp_path):
+    """A cron `sync --local` killed mid-run (SIGKILL: nothing runs after it) holds a lease
+    of a minute at most, not SYNC_LOCK_TTL: the next cron run is not locked out for long."""
+    from .cli_process import clean_env
+
+    sim = start_simulator(records=3000, seed=8, latency_ms_per_request=400)
+    url, _ = create_database("sqlite", tmp_path)
+    env = clean_env(TRESTLE_CLIENT_ID=sim.client_id, TRESTLE_CLIENT_SECRET=sim.client_secret,
+                    TRESTLE_TOKEN_URL=sim.token_url, TRESTLE_BASE_URL=sim.odata_root,
+                    DATABASE_URL=url, TRESTLE_RESOURCES="Property", TRESTLE_PAGE_SIZE="100",
+                    SYNC_LOCK_TTL="900", LOCK_DIR=str(tmp_path))
+    process = subprocess.Popen([sys.executable, "-m", "trestle_tasks", "sync", "--local"],
+                               env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    settings = settings_for(sim, url)
+    try:
+        lock = factory.run_lock(settings)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and lock.holder("Property") is None:
+            time.sleep(0.2)
+        held = lock.holder("Property")
+        assert held is not None, "the local run never took its lock"
+        process.kill()
+        process.wait(timeout=10)
+        still = lock.holder("Property")
+        assert still is not None and still.ttl_s is not None
+        assert still.ttl_s <= 60  # freed within a minute, not 900 s
+    finally:
+        if process.poll() is None:
+            process.kill()
+        sim.stop()

@@ -65,6 +65,16 @@ def sync_local(
     return results
 
 
+# A run held by this process renews its lease every third of it, so a short one costs
+# little; and a cron job killed mid-run (SIGKILL, OOM) frees its resource within a minute
+# instead of a whole SYNC_LOCK_TTL: nothing else would release it.
+IN_PROCESS_LEASE_S = 60.0
+
+
+def in_process_lease(settings: Settings) -> float:
+    return min(settings.lock_ttl_s, IN_PROCESS_LEASE_S)
+
+
 def _sync_resource(
     settings: Settings,
     resource: str,
@@ -79,7 +89,7 @@ def _sync_resource(
 ) -> LocalRunResult:
     planned = plan_run(
         resource, store=store, client=client, lock=lock, owner="local",
-        lock_ttl_s=settings.lock_ttl_s, full=full,
+        lock_ttl_s=in_process_lease(settings), full=full,
         sizing=WindowSizing.for_cluster(slots=max(1, concurrency), page_size=settings.page_size,
                                         max_records=settings.window_size),
         settle_s=settings.settle_s,
@@ -105,9 +115,9 @@ def _walk_windows(settings: Settings, planned: RunPlan, store: Store, lock: RunL
                   grant: LockGrant, concurrency: int,
                   on_records: Callable[[int], None] | None) -> list[WindowOutcome]:
     photos_since = media_since(planned, settings.resources, store)
-    # The lease lapses after SYNC_LOCK_TTL unless renewed: a long local run renews it as
-    # the workers' windows do, and finalize notices if it was lost all the same.
-    with LockKeeper(lock, grant, settings.lock_ttl_s), \
+    # The lease lapses unless renewed: a long local run renews it as the workers' windows
+    # do, and finalize notices if it was lost all the same.
+    with LockKeeper(lock, grant, in_process_lease(settings)), \
             ThreadPoolExecutor(max(1, concurrency)) as pool:
         return list(pool.map(
             # A client per window: its request count is that window's own.
