@@ -61,11 +61,17 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 
 def token_cache(settings: Settings, *, shared: bool) -> TokenCache:
-    """Redis-shared when `shared` (workers), else this process's memory (local runs)."""
+    """Redis-shared when `shared` (workers), else this process's memory (local runs).
+
+    In Redis the tokens are sealed with a key derived from the client secret, so the
+    secret is needed here (token_provider checks it is set)."""
     if shared:
         from trestle_tasks.coordination.token_cache import RedisTokenCache
+        from trestle_tasks.trestle.token_seal import TokenSeal
 
-        return RedisTokenCache(redis_client(settings))
+        secret = settings.client_secret.reveal() if settings.client_secret else ""
+        seal = TokenSeal.for_credential(settings.token_url, settings.client_id or "", secret)
+        return RedisTokenCache(redis_client(settings), seal)
     return _once_per_process("memory-token-cache", MemoryTokenCache)
 
 

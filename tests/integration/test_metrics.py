@@ -15,6 +15,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from trestle_tasks import factory
+from trestle_tasks.masking import Secret
 from trestle_tasks.monitoring.metrics_http import start_metrics_server
 from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.schema import migrate_from_service
@@ -129,7 +130,7 @@ def test_the_endpoint_reports_what_the_sync_log_and_the_limiter_hold(database_ur
         # The shared limiter's state and the shared token this test left in Redis.
         redis.Redis.from_url(REDIS_URL).delete(factory.quota_limiter(  # type: ignore[attr-defined]
             settings_for(sim, database_url, REDIS_URL=REDIS_URL), shared=True).key,
-            token_cache_key(sim.token_url, sim.client_id))
+            token_cache_key(sim.token_url, sim.client_id, Secret(sim.client_secret)))
         sim.stop()
 
 

@@ -22,6 +22,7 @@ from trestle_tasks.trestle.http import (
 )
 from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
 from trestle_tasks.trestle.token_cache import CachedToken, TokenCache
+from trestle_tasks.trestle.token_seal import secret_fingerprint
 
 # Refresh this long before expiry, so a token never dies in the middle of a page.
 DEFAULT_REFRESH_MARGIN_S = 300.0
@@ -32,8 +33,12 @@ def credential_fingerprint(token_url: str, client_id: str) -> str:
     return hashlib.sha256(f"{token_url}\0{client_id}".encode()).hexdigest()[:24]
 
 
-def token_cache_key(token_url: str, client_id: str) -> str:
-    return f"trestle:token:{credential_fingerprint(token_url, client_id)}"
+def token_cache_key(token_url: str, client_id: str, client_secret: Secret) -> str:
+    """Per credential *and secret*: a wrong secret must not find the good secret's token
+    (it would make `reconcile` work while `check-config` fails). The secret enters only as
+    a keyed hash; the quota and locks stay per credential (they do not depend on it)."""
+    fingerprint = secret_fingerprint(token_url, client_id, client_secret.reveal())
+    return f"trestle:token:{credential_fingerprint(token_url, client_id)}:{fingerprint}"
 
 
 class TokenProvider:
@@ -61,7 +66,7 @@ class TokenProvider:
         self._margin_s = refresh_margin_s
         self._clock = clock
         self._sleep = sleep
-        self.cache_key = token_cache_key(token_url, client_id)
+        self.cache_key = token_cache_key(token_url, client_id, client_secret)
         self.fetches = 0  # token requests this provider made (for tests and cost figures)
 
     def __repr__(self) -> str:
