@@ -15,11 +15,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
+from trestle_tasks.logfiles import SharedRotatingFileHandler
 from trestle_tasks.masking import MASK
 
 _PATTERNS = (
@@ -145,7 +145,8 @@ def configure_logging(
 
     With `log_dir`, three rotating JSON files as well: application.log (everything at
     `level`), errors.log (warnings and errors) and api.log (one line per HTTP request to
-    Trestle, kept out of the other two).
+    Trestle, kept out of the other two). Every process of a host may write the same
+    folder: rotation is coordinated between them (see logfiles.py).
     """
     redact.add(secrets)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -169,8 +170,9 @@ def configure_logging(
             ("errors.log", root, logging.WARNING),
             ("api.log", api, logging.DEBUG),
         ):
-            handler = RotatingFileHandler(folder / name, maxBytes=LOG_FILE_BYTES,
-                                          backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
+            # Safe with several writers: Celery's prefork processes all write these files.
+            handler = SharedRotatingFileHandler(folder / name, max_bytes=LOG_FILE_BYTES,
+                                                backup_count=LOG_FILE_BACKUPS)
             handler.setLevel(file_level)
             handler.setFormatter(JsonFormatter())
             handlers.append((logger, handler))
