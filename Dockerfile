@@ -1,12 +1,22 @@
+# The runtime image: the program and its runtime dependencies only (no test tooling:
+# that is requirements-dev.txt). Only what the program needs is copied in, by name, so
+# nothing from the build context (.env, .git, databases, caches) can reach a layer;
+# .dockerignore keeps those out of the build context as well.
 FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
-COPY . .
+COPY pyproject.toml README.md celeryconfig.py ./
+COPY trestle_tasks ./trestle_tasks
 RUN pip install --no-cache-dir --no-deps -e .
 
-# Workers and beat run as an unprivileged user.
+# Workers and beat run as an unprivileged user (owning /app: `demo` and a SQLite
+# DATABASE_URL write their file to the working directory).
 RUN useradd --create-home trestle && chown -R trestle /app
 USER trestle
 ENTRYPOINT ["trestle-etl"]

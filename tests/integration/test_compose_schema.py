@@ -34,8 +34,8 @@ def compose_schema(tmp_path_factory) -> dict:
         return json.loads(wheel.read("compose/config/compose_spec.json"))
 
 
-def compose_file() -> dict:
-    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+def compose_file(name: str = "docker-compose.yml") -> dict:
+    return yaml.safe_load((REPO_ROOT / name).read_text())
 
 
 def problems(schema: dict, document: dict) -> list[str]:
@@ -47,6 +47,14 @@ def problems(schema: dict, document: dict) -> list[str]:
 
 def test_the_compose_file_follows_the_compose_specification(compose_schema):
     assert problems(compose_schema, compose_file()) == []
+
+
+def test_the_simulator_override_follows_it_alone_and_merged(compose_schema):
+    from tests.unit.test_deployment_files import merged
+
+    override = compose_file("docker-compose.simulator.yml")
+    assert problems(compose_schema, override) == []
+    assert problems(compose_schema, merged(compose_file(), override)) == []
 
 
 def test_the_check_would_catch_a_mistake(compose_schema):
