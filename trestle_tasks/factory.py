@@ -126,7 +126,8 @@ def store(settings: Settings) -> Store:
 
     return _once_per_process(
         f"store:{settings.database_url}",
-        lambda: Store.from_url(settings.database_url, batch_size=settings.batch_size),
+        lambda: Store.from_url(settings.database_url, batch_size=settings.batch_size,
+                               promote=settings.promoted_fields),
     )
 
 

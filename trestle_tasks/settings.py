@@ -71,6 +71,21 @@ def _resources(text: str) -> tuple[str, ...]:
     return names
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _indexed_fields(text: str) -> tuple[str, ...]:
+    """`Resource.Field,Resource.Field`: fields stored as typed, indexed columns."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    bad = [n for n in names if n.count(".") != 1
+           or not _RESOURCE_NAME.match(n.split(".")[0])
+           or not _FIELD_NAME.match(n.split(".")[1])]
+    if bad:
+        raise ValueError(f"not Resource.Field names: {', '.join(map(repr, bad))} "
+                         "(e.g. Property.LivingArea)")
+    return tuple(dict.fromkeys(names))
+
+
 def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -204,6 +219,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 5.0, "minutes between incremental syncs on the beat schedule"),
     SettingSpec("DB_BATCH_SIZE", "batch_size", _bounded(int, 1, 50_000), 1000,
                 "records per upsert statement and transaction"),
+    SettingSpec("STORE_INDEXED_FIELDS", "indexed_fields", _indexed_fields, (),
+                "fields stored as typed, indexed columns on top of the defaults, e.g. "
+                "Property.LivingArea,Property.Latitude (applied by migrate and by syncs)"),
     SettingSpec("LOCK_DIR", "lock_dir", _text, None,
                 "folder for the alert cooldown files of `sync --local` and `demo` (run locks "
                 "live in the database; default: temp dir)"),
@@ -284,6 +302,7 @@ class Settings:
     window_stale_s: float
     worker_max_memory_mb: int
     batch_size: int
+    indexed_fields: tuple[str, ...]
     lock_dir: str | None
     cost_per_request: float | None
     cost_per_gb: float | None
@@ -305,6 +324,15 @@ class Settings:
     alert_drift_threshold: int
     alert_stale_after_minutes: float
     alert_lock_max_minutes: float
+
+    @property
+    def promoted_fields(self) -> dict[str, tuple[str, ...]]:
+        """STORE_INDEXED_FIELDS by resource: {"Property": ("LivingArea", ...)}."""
+        by_resource: dict[str, tuple[str, ...]] = {}
+        for name in self.indexed_fields:
+            resource, field_name = name.split(".")
+            by_resource[resource] = (*by_resource.get(resource, ()), field_name)
+        return by_resource
 
     @property
     def broker_url(self) -> str:

@@ -32,6 +32,7 @@ VALID = {
     "SYNC_REPLICATION_MIN_RECORDS": "50000",
     "SYNC_WORKER_RATE_LIMIT": "30/m",
     "DB_BATCH_SIZE": "500",
+    "STORE_INDEXED_FIELDS": "Property.LivingArea, Property.Latitude,Member.MemberEmail",
     "LOCK_DIR": "/tmp/locks",
     "LOG_DIR": "/tmp/logs",
     "COST_PER_REQUEST": "0.002",
@@ -74,6 +75,7 @@ INVALID = {
     "SYNC_REPLICATION_MIN_RECORDS": "-5",
     "SYNC_WORKER_RATE_LIMIT": "fast",
     "DB_BATCH_SIZE": "0",
+    "STORE_INDEXED_FIELDS": "Property.Living Area,LivingArea",
     "LOG_LEVEL": "LOUD",
     "LOG_FORMAT": "xml",
     "ALERT_EMAIL_TO": "ops@example.com, nobody",
@@ -174,3 +176,15 @@ def test_malformed_env_file_is_named_with_its_line(tmp_path):
     with pytest.raises(ConfigurationError) as caught:
         load_settings({"TRESTLE_CLIENT_SECRET": "x"}, env_file=env_file)
     assert any("line 2" in problem for problem in caught.value.problems)
+
+
+def test_indexed_fields_are_grouped_by_resource():
+    settings = load_settings({**VALID, "STORE_INDEXED_FIELDS":
+                              "Property.LivingArea,Property.Latitude,Property.LivingArea,"
+                              "Member.MemberEmail"}, env_file=None)
+    assert settings.indexed_fields == ("Property.LivingArea", "Property.Latitude",
+                                       "Member.MemberEmail")
+    assert settings.promoted_fields == {"Property": ("LivingArea", "Latitude"),
+                                        "Member": ("MemberEmail",)}
+    assert load_settings({**VALID, "STORE_INDEXED_FIELDS": ""},
+                         env_file=None).promoted_fields == {}

@@ -10,6 +10,10 @@
   rows loaded before the metadata declared the field.
 - A field that leaves `$metadata` keeps its column (marked undeclared in the map) and its
   values in the documents.
+- A typed column that is neither a default (schema.COMMON_FIELDS) nor asked for by
+  `promote` any more is dropped with its index (a demotion); the documents keep the values.
+- Each resource's typed view (`<table>_fields`, views.py) is recreated from the metadata
+  applied, so it always has one column per declared field.
 
 DDL is not transactional on MySQL, so each step is safe to repeat: a migrate interrupted
 half-way is completed by the next one. The catalog rows are written after the DDL, so a
@@ -44,6 +48,8 @@ from trestle_tasks.store.schema import (
     promoted_fields,
 )
 from trestle_tasks.store.transform import field_check, field_converter
+from trestle_tasks.store.types import is_mysql
+from trestle_tasks.store.views import drop_view, replace_view
 from trestle_tasks.trestle.metadata import ResourceSpec, ServiceMetadata
 
 log = logging.getLogger(__name__)
@@ -56,16 +62,19 @@ class MigrationReport:
     created_tables: list[str] = field(default_factory=list)
     added_columns: dict[str, list[str]] = field(default_factory=dict)  # table -> columns
     added_indexes: dict[str, list[str]] = field(default_factory=dict)
+    dropped_columns: dict[str, list[str]] = field(default_factory=dict)  # demoted fields
     new_fields: dict[str, list[str]] = field(default_factory=dict)  # newly declared
     undeclared_fields: dict[str, list[str]] = field(default_factory=dict)  # left $metadata
     document_only: dict[str, list[str]] = field(default_factory=dict)  # over the budget
     backfilled_rows: dict[str, int] = field(default_factory=dict)  # table -> rows
     missing_resources: list[str] = field(default_factory=list)  # asked for, not declared
+    views: list[str] = field(default_factory=list)  # recreated every time: not a change
 
     @property
     def changed(self) -> bool:
         return bool(self.created_tables or self.added_columns or self.added_indexes
-                    or self.new_fields or self.undeclared_fields or self.backfilled_rows)
+                    or self.dropped_columns or self.new_fields or self.undeclared_fields
+                    or self.backfilled_rows)
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v}
@@ -172,13 +181,18 @@ def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
     existing_columns = {r["field_name"]: r["column_name"] for r in previous if r["column_name"]}
     was_declared = {r["field_name"] for r in previous if r["declared"]}
     name = head["table_name"] if head else table_name(spec.name, table_prefix)
-    layout = plan_layout(spec, existing=existing_columns, promote=promote, schema=schema,
-                         table=name)
     wanted = set(promoted_fields(spec, promote))
+    demoted = {f: c for f, c in existing_columns.items()
+               if spec.has_field(f) and f not in wanted}
+    layout = plan_layout(
+        spec, existing={f: c for f, c in existing_columns.items() if f not in demoted},
+        promote=promote, schema=schema, table=name)
     over_budget = [f for f in promote if spec.has_field(f) and f not in wanted]
     if over_budget:
         report.document_only[spec.name] = over_budget
 
+    if demoted and head is not None:
+        _drop_columns(engine, layout, sorted(demoted.values()), report)
     new_columns = _create_or_evolve(engine, layout, report)
 
     now = datetime.now(UTC)
@@ -210,6 +224,42 @@ def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
         count = backfill(engine, layout, new_columns)
         if count:
             report.backfilled_rows[layout.table_name] = count
+    with engine.begin() as conn:
+        report.views.append(replace_view(conn, layout))
+
+
+def _drop_columns(engine: Engine, layout: ResourceLayout, columns: Sequence[str],
+                  report: MigrationReport) -> None:
+    """Demote: drop the typed columns (and their indexes) of fields no longer promoted.
+
+    The view goes first (PostgreSQL and SQLite refuse to drop a column a view reads; it
+    is recreated at the end of the migration), then the indexes (SQLite refuses to drop
+    an indexed column). The stored documents are not touched."""
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(layout.table_name, schema=layout.schema):
+        return
+    present = {c["name"].lower() for c in inspector.get_columns(layout.table_name,
+                                                                 schema=layout.schema)}
+    doomed = [c for c in columns if c.lower() in present]
+    if not doomed:
+        return
+    lowered = {c.lower() for c in doomed}
+    indexes = [i["name"] for i in inspector.get_indexes(layout.table_name, schema=layout.schema)
+               if i["name"] and {str(c).lower() for c in i["column_names"]} & lowered]
+    preparer = engine.dialect.identifier_preparer
+    table = preparer.format_table(layout.table)
+    with engine.begin() as conn:
+        drop_view(conn, layout.schema, layout.table_name)
+        for index in indexes:
+            if is_mysql(engine.dialect):
+                conn.exec_driver_sql(f"ALTER TABLE {table} DROP INDEX {preparer.quote(index)}")
+            else:
+                qualified = (f"{preparer.quote_schema(layout.schema)}.{preparer.quote(index)}"
+                             if layout.schema else preparer.quote(index))
+                conn.exec_driver_sql(f"DROP INDEX {qualified}")
+        for column in doomed:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {preparer.quote(column)}")
+    report.dropped_columns.setdefault(layout.table_name, []).extend(doomed)
 
 
 def _create_or_evolve(engine: Engine, layout: ResourceLayout,

@@ -25,12 +25,14 @@ from sqlalchemy.engine import Engine
 
 from trestle_tasks.store import export as export_module
 from trestle_tasks.store import records as records_module
+from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.journal import SyncJournal
 from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, MULTIROW, LoadResult, RecordLoader
 from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
-from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.schema import bookkeeping, promoted_fields
+from trestle_tasks.store.views import view_name
 from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
 from trestle_tasks.trestle.retry import RetryPolicy
 
@@ -80,6 +82,38 @@ class Store:
         with self._lock:
             self._loaders.clear()
         return report
+
+    def stored_metadata(self, resources: Iterable[str] | None = None) -> ServiceMetadata:
+        """The metadata the store last applied, read back from etl_field_map (no request)."""
+        names = list(resources) if resources is not None else self.resources()
+        with self.engine.connect() as conn:
+            specs = {name: read_catalog(conn, name, self.schema).layout.spec for name in names}
+        return ServiceMetadata(resources=specs, enums={})
+
+    def pending_promotions(self, resources: Iterable[str] | None = None) -> list[str]:
+        """Resources whose typed columns differ from what `promote` asks for now (a field
+        added to or removed from STORE_INDEXED_FIELDS since the last migrate)."""
+        names = list(resources) if resources is not None else self.resources()
+        pending: list[str] = []
+        with self.engine.connect() as conn:
+            for name in names:
+                layout = read_catalog(conn, name, self.schema).layout
+                wanted = promoted_fields(layout.spec, self.promote.get(name, ()))
+                if set(layout.columns) != set(wanted):
+                    pending.append(name)
+        return pending
+
+    def apply_promotions(self, resources: Iterable[str] | None = None) -> MigrationReport:
+        """Promote and demote fields as `promote` says, from the stored catalog: new columns
+        are filled from the stored documents, dropped ones lose only the column and its
+        index. Asks Trestle for nothing."""
+        names = list(resources) if resources is not None else self.resources()
+        return self.migrate(self.stored_metadata(names), names)
+
+    def view_name(self, resource: str) -> str:
+        """The typed view of `resource`: `<table>_fields`."""
+        with self.engine.connect() as conn:
+            return view_name(read_catalog(conn, resource, self.schema).layout.table_name)
 
     def evolve_bookkeeping(self) -> list[str]:
         """Create or complete the bookkeeping tables (no `$metadata` needed)."""

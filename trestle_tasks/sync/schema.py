@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from trestle_tasks.errors import MetadataError
 from trestle_tasks.store.migrate import MigrationReport, racing_other_migrations
 from trestle_tasks.store.store import Store
 from trestle_tasks.trestle.client import TrestleClient
@@ -22,8 +23,9 @@ def migrate_from_service(
 
 
 def ensure_tables(store: Store, client: TrestleClient, resources: Iterable[str]) -> None:
-    """Migrate when any of the resources has no table yet; otherwise only add bookkeeping
-    columns a newer version needs (so an upgrade without `migrate` keeps working)."""
+    """Migrate when any of the resources has no table yet; otherwise add bookkeeping
+    columns a newer version needs (so an upgrade without `migrate` keeps working), and
+    apply a changed STORE_INDEXED_FIELDS from the stored catalog (no request to Trestle)."""
     wanted = list(resources)
     catalogued = sa.inspect(store.engine).has_table("etl_resource", schema=store.schema)
     present = set(store.resources()) if catalogued else set()
@@ -31,5 +33,22 @@ def ensure_tables(store: Store, client: TrestleClient, resources: Iterable[str])
     if missing:
         log.info("creating tables for %s from $metadata", ", ".join(missing))
         racing_other_migrations(lambda: migrate_from_service(store, client, wanted))
+        require_declared(store, wanted)
     else:
         racing_other_migrations(store.evolve_bookkeeping)
+        pending = store.pending_promotions(wanted)
+        if pending:
+            log.info("applying STORE_INDEXED_FIELDS to %s", ", ".join(pending))
+            racing_other_migrations(lambda: store.apply_promotions(pending))
+
+
+def require_declared(store: Store, resources: Iterable[str]) -> None:
+    """A resource `$metadata` does not declare gets no table; say that, rather than let
+    the run fail later on a missing table with a hint to run `migrate` (which cannot help)."""
+    present = set(store.resources())
+    undeclared = [r for r in resources if r not in present]
+    if undeclared:
+        raise MetadataError(
+            f"$metadata does not declare {', '.join(undeclared)}: remove "
+            f"{'it' if len(undeclared) == 1 else 'them'} from TRESTLE_RESOURCES (or check "
+            "that the subscription licenses it)", resource=undeclared[0])
