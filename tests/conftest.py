@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.wide_metadata import write_metadata_files
 
 settings.register_profile(
     "ci",
@@ -24,6 +27,11 @@ settings.register_profile("dev", max_examples=60, print_blob=True, deadline=None
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
-TRESTLE_2019_METADATA = SHARED_DIR / "trestle" / "metadata" / "trestle-2019.xml"
-RESO_DD_METADATA = SHARED_DIR / "trestle" / "metadata" / "reso-dd-2.0.xml"
+
+
+@pytest.fixture(scope="session")
+def trestle_metadata_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wide Trestle-like `$metadata` (tests/wide_metadata.py) as a file, for the
+    simulator's `metadata_path`. Nothing outside the repository is read."""
+    trestle, _ = write_metadata_files(tmp_path_factory.mktemp("metadata"))
+    return trestle

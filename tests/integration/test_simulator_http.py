@@ -27,7 +27,6 @@ pytestmark = pytest.mark.integration
 
 CLIENT = {"client_id": "trestle-simulator", "client_secret": "simulator-secret"}
 EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
-TRESTLE_2019 = Path(__file__).parents[2].parent / "shared/trestle/metadata/trestle-2019.xml"
 RECORDS = 600
 FIVE = {"Property", "Member", "Office", "Media", "OpenHouse"}
 
@@ -654,14 +653,13 @@ def _declared(xml: bytes) -> dict[str, dict[str, ET.Element]]:
     }
 
 
-@pytest.mark.skipif(not TRESTLE_2019.exists(), reason=f"{TRESTLE_2019} not found beside the repo")
-def test_trestle_2019_metadata_serves_every_declared_field() -> None:
-    with start(records=40, metadata_path=TRESTLE_2019) as real:
+def test_wide_trestle_metadata_serves_every_declared_field(trestle_metadata_path: Path) -> None:
+    with start(records=40, metadata_path=trestle_metadata_path) as real:
         api = Api(real)
         served = api.get("$metadata").content
-        assert served == TRESTLE_2019.read_bytes()
+        assert served == trestle_metadata_path.read_bytes()
         declared = _declared(served)
-        assert len(declared["Property"]) >= 588
+        assert len(declared["Property"]) == 588
         for resource in sorted(FIVE):
             rows = api.ok(resource, **{"$top": 5})["value"]
             assert rows, resource
@@ -699,11 +697,10 @@ def test_fill_max_fills_strings_to_max_length() -> None:
         _assert_strings_at_max_length(declared["Media"], media)
 
 
-@pytest.mark.skipif(not TRESTLE_2019.exists(), reason=f"{TRESTLE_2019} not found beside the repo")
-def test_fill_max_with_trestle_2019() -> None:
-    with start(records=3, fill="max", metadata_path=TRESTLE_2019) as wide:
+def test_fill_max_with_the_wide_trestle_metadata(trestle_metadata_path: Path) -> None:
+    with start(records=3, fill="max", metadata_path=trestle_metadata_path) as wide:
         api = Api(wide)
-        declared = _declared(TRESTLE_2019.read_bytes())
+        declared = _declared(trestle_metadata_path.read_bytes())
         rows = api.ok("Property", **{"$top": 3})["value"]
         assert _assert_strings_at_max_length(declared["Property"], rows) > 300
 

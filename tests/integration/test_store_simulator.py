@@ -1,4 +1,5 @@
-"""Acceptance (issue 3): migrate from the `$metadata` a simulator serves (trestle-2019.xml),
+"""Acceptance (issue 3): migrate from the `$metadata` a simulator serves (the wide
+Trestle-like document of tests/wide_metadata.py, 588 Property fields),
 load its Property records — every field at maximum length — into MariaDB through the
 pipeline's client, and export them back equal to what was received.
 
@@ -17,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TRESTLE_2019_METADATA
 from tests.integration.conftest import build_client, start_simulator
 from tests.store_fixtures import StoreTarget, close_target, open_target
 from trestle_tasks.store.jsontext import decode_json, encode_json
@@ -38,9 +38,9 @@ def mariadb(tmp_path: Path) -> Iterator[StoreTarget]:
 
 
 def test_migrate_from_the_simulator_then_load_and_export_max_length_records(
-    mariadb: StoreTarget,
+    mariadb: StoreTarget, trestle_metadata_path: Path,
 ) -> None:
-    with start_simulator(records=RECORDS, metadata_path=TRESTLE_2019_METADATA,
+    with start_simulator(records=RECORDS, metadata_path=trestle_metadata_path,
                          fill="max") as sim:
         client = build_client(sim)
         store = Store(mariadb.engine, schema=mariadb.schema)

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
-from tests.conftest import TRESTLE_2019_METADATA
 from tests.store_data import PROPERTY, SMALL
+from tests.wide_metadata import trestle_metadata_xml
 from trestle_tasks.store.naming import RESERVED_COLUMNS
 from trestle_tasks.store.schema import (
     TYPED_COLUMNS_BYTE_BUDGET,
@@ -36,7 +36,7 @@ def ddl(name: str) -> str:
 
 
 def test_contract_fields_are_typed_columns_under_their_reso_names() -> None:
-    trestle = parse_metadata(TRESTLE_2019_METADATA.read_bytes())
+    trestle = parse_metadata(trestle_metadata_xml())
     layout = plan_layout(trestle.resource("Property"))
     for name in ("ListingKey", "ListingId", "StandardStatus", "ListPrice", "City",
                  "PostalCode", "BedroomsTotal", "BathroomsTotalInteger",
@@ -83,7 +83,7 @@ def test_every_edm_type_has_a_sql_type() -> None:
 
 
 def test_promotions_beyond_the_byte_budget_stay_in_the_document() -> None:
-    trestle = parse_metadata(TRESTLE_2019_METADATA.read_bytes())
+    trestle = parse_metadata(trestle_metadata_xml())
     spec = trestle.resource("Property")
     every = [f.name for f in spec.fields]
     chosen = promoted_fields(spec, every)
