@@ -169,3 +169,19 @@ def test_readme_queries_run_on_mariadb_and_the_map_uses_its_index(
     finally:
         demo.dispose()
         close_target(target)
+
+
+def test_a_trestle_wide_property_gets_a_full_view(store_target: StoreTarget  # noqa: F811
+                                                   ) -> None:
+    """588 fields: one column each would not fit a MariaDB row; the view has them all."""
+    from tests.wide_metadata import TRESTLE_PROPERTY_FIELDS, trestle_metadata_xml
+
+    store = Store(store_target.engine, schema=store_target.schema)
+    store.migrate(trestle_metadata_xml(), ["Property"])
+    store.upsert("Property", [{"ListingKey": "K",
+                               "ModificationTimestamp": "2024-01-01T00:00:00.1234567Z"}])
+    view = view_table(layout_of(store.engine, "Property", store.schema))
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(view)).mappings().one()
+    assert len(row) == len(view.columns) == TRESTLE_PROPERTY_FIELDS
+    assert row["ModificationTimestamp"].microsecond == 123456
