@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from bench.wide_records import typical_records, wide_records
+from tests.wide_metadata import trestle_metadata_xml
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.loader import STAGING, RecordLoader
 from trestle_tasks.store.migrate import migrate
@@ -40,8 +41,6 @@ from trestle_tasks.store.staging import load_data_statement, write_tsv
 from trestle_tasks.store.transform import PreparedRow, RecordTransformer
 from trestle_tasks.trestle.metadata import ResourceSpec, ServiceMetadata, parse_metadata
 
-DEFAULT_METADATA = (Path(__file__).resolve().parents[2] / "shared" / "trestle" / "metadata"
-                    / "trestle-2019.xml")
 METHODS = ("loader", "row", "loaddata", "staging")
 SHAPES = {"max": wide_records, "typical": typical_records}
 RECORDS = wide_records  # set by --shape
@@ -123,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--url", default=os.environ.get(
         "BENCH_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test"))
-    parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
+    parser.add_argument("--metadata", type=Path, default=None,
+                        help="an EDMX file; default: the tests' generated 588-field "
+                             "Trestle-like metadata")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="max",
                         help="max: every field at its maximum (default); typical: feed-like")
     args = parser.parse_args(argv)
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(methods) - set(METHODS)
     if unknown:
         parser.error(f"unknown methods: {', '.join(sorted(unknown))}")
-    metadata: ServiceMetadata = parse_metadata(args.metadata.read_bytes())
+    metadata: ServiceMetadata = parse_metadata(
+        args.metadata.read_bytes() if args.metadata else trestle_metadata_xml())
     spec = metadata.resource("Property")
     engine = create_store_engine(args.url, local_infile=True, pool_size=2)
     with engine.connect() as conn:
