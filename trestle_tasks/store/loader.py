@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -193,6 +194,16 @@ class CompiledUpsert:
         conn.exec_driver_sql(self.sql, self.parameters(rows))
 
 
+_NAMED_PARAMETER = re.compile(r"%\((v(\d+)_(\d+))\)s")
+
+
+def _positional(sql: str, columns: Sequence[str]) -> tuple[str, list[tuple[int, str]]]:
+    """`%(vI_J)s` parameters as `%s`, and the (row, column) of each in order."""
+    order = [(int(row), columns[int(column)])
+             for _name, row, column in _NAMED_PARAMETER.findall(sql)]
+    return _NAMED_PARAMETER.sub("%s", sql), order
+
+
 class RepeatedUpsert:
     """The same statement as CompiledUpsert for any number of rows, without compiling it.
 
@@ -215,13 +226,21 @@ class RepeatedUpsert:
                  dialect: sa.engine.Dialect) -> RepeatedUpsert | None:
         one = CompiledUpsert(layout, 1, columns, dialect)
         two = CompiledUpsert(layout, 2, columns, dialect)
-        if not (one.positional and two.positional):
+        if one.positional and two.positional:
+            first, second = one.sql, two.sql
+            one_order = [where for where, _name in one._order]
+            two_order = [where for where, _name in two._order]
+        elif is_mysql(dialect) and dialect.paramstyle == "pyformat":
+            # PyMySQL formats `query % args` either way: `%(v0_3)s` becomes `%s`, bound
+            # from a tuple in the order the names appear.
+            first, one_order = _positional(one.sql, columns)
+            second, two_order = _positional(two.sql, columns)
+        else:
             return None
         # Parameters come in the table's column order, row after row.
-        order = [column for (_row, column), _name in one._order]
-        if [where for where, _name in two._order] != [(i, c) for i in range(2) for c in order]:
+        order = [column for _row, column in one_order]
+        if two_order != [(i, c) for i in range(2) for c in order]:
             return None
-        first, second = one.sql, two.sql
         split = 0
         while split < len(first) and first[split] == second[split]:
             split += 1
