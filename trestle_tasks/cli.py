@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from trestle_tasks.cli_errors import EXIT_BAD_CONFIG, EXIT_SKIPPED, describe, one_line
-from trestle_tasks.errors import FatalError, TrestleTasksError
+from trestle_tasks.errors import ConfigurationError, FatalError, TrestleTasksError
 
 
 class _Group(click.Group):
@@ -46,7 +46,30 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:
+            if _closed_pipe(error):
+                # `export … | head`: the reader has all it wanted. Unix tools end quietly
+                # with status 0 here; so do we.
+                _silence_stdout()
+                ctx.exit(0)
             _fail(ctx, error)
+
+
+def _closed_pipe(error: BaseException | None) -> bool:
+    """The error, or one it was raised from, is a write to a pipe whose reader left."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, BrokenPipeError):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not fail (and print) again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _fail(ctx: click.Context, error: BaseException) -> None:
@@ -70,7 +93,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command("check-config")
 def check_config() -> None:
     """Validate settings and check that Trestle, the database and Redis answer."""
-    from trestle_tasks.health import run_checks
+    from trestle_tasks.health import CHECK_TIMEOUT_S, run_checks
     from trestle_tasks.logs import configure_logging
     from trestle_tasks.settings import load_settings
 
@@ -79,14 +102,26 @@ def check_config() -> None:
     click.echo("Settings:")
     for name, value in settings.masked().items():
         click.echo(f"  {name:<24} {value}")
-    click.echo("Checks:")
+    click.echo(f"Checks (each gives up after {CHECK_TIMEOUT_S:g} s):")
     failures = 0
-    for check in run_checks(settings):
+    for check in run_checks(settings, on_start=_checking):
         mark = "ok  " if check.ok else "FAIL"
+        _clear_checking()
         click.echo(f"  {mark} {check.name:<16} {check.detail}")
         failures += not check.ok
     if failures:
         raise FatalError(f"{failures} check(s) failed")
+
+
+def _checking(name: str, doing: str) -> None:
+    """On a terminal, what the check under way is doing, until its result replaces it."""
+    if sys.stderr.isatty():
+        click.echo(f"  ...  {name:<16} {doing}", err=True, nl=False)
+
+
+def _clear_checking() -> None:
+    if sys.stderr.isatty():
+        click.echo("\r\033[K", err=True, nl=False)
 
 
 def _settings(require_credentials: bool = True, *, reports_itself: bool = False) -> Any:
@@ -147,9 +182,18 @@ def migrate(resources: tuple[str, ...]) -> None:
 
     settings = _settings(reports_itself=True)
     chosen = _check_resources(settings, resources)
+    from trestle_tasks.cli_render import describe_migration
+
     report = migrate_from_service(factory.store(settings),
                                   factory.trestle_client(settings, shared=False), chosen)
-    click.echo(str(report))
+    for line in describe_migration(report):
+        click.echo(line)
+    if report.missing_resources:
+        missing = ", ".join(report.missing_resources)
+        raise ConfigurationError(
+            f"TRESTLE_RESOURCES names {missing}, which $metadata at {settings.base_url} does "
+            "not declare: remove it from TRESTLE_RESOURCES (or check that the subscription "
+            "licenses it)", problems=[f"TRESTLE_RESOURCES: {missing} not in $metadata"])
 
 
 @main.command()
@@ -381,6 +425,7 @@ def demo(records: int, database: str, use_celery: bool, redis_url: str, workers:
 
     from trestle_tasks.cli_progress import follow, progress
     from trestle_tasks.demo import SAMPLE_QUERY, local_syncer, run_demo
+    from trestle_tasks.wording import count
 
     syncer = local_syncer
     if use_celery:
@@ -399,8 +444,8 @@ def demo(records: int, database: str, use_celery: bool, redis_url: str, workers:
     incremental = report.incremental.run if report.incremental else None
     if incremental is not None:
         click.echo(f"\nIncremental sync after changing {report.changed} listings: fetched "
-                   f"{incremental.records_fetched} records with {incremental.api_requests} "
-                   "requests.")
+                   f"{count(incremental.records_fetched, 'record')} with "
+                   f"{count(incremental.api_requests, 'request')}.")
     quota = report.quota or {}
     click.echo(f"Requests served by the simulator: {report.requests_served:,} (quota "
                f"{quota.get('minute_limit')}/minute, {quota.get('hour_limit')}/hour); "

@@ -26,14 +26,68 @@ class QuietBar:
         self.pos += steps
 
 
+class DeferredBar:
+    """click's bar, drawn only once there is something to count.
+
+    Before the first stage has planned any work the length is 0, and click would draw an
+    empty `0/0` bar under the stage's own message; this one waits for a length."""
+
+    def __init__(self, label: str, length: int) -> None:
+        self._label = label
+        self._pending = QuietBar(length)
+        self._bar: Any = None
+        self._show()
+
+    @property
+    def length(self) -> int:
+        return int((self._bar or self._pending).length)
+
+    @length.setter
+    def length(self, value: int) -> None:
+        (self._bar or self._pending).length = value
+        self._show()
+
+    @property
+    def pos(self) -> int:
+        return int((self._bar or self._pending).pos)
+
+    @property
+    def finished(self) -> bool:
+        return bool((self._bar or self._pending).finished)
+
+    @finished.setter
+    def finished(self, value: bool) -> None:
+        (self._bar or self._pending).finished = value
+
+    def update(self, steps: int) -> None:
+        (self._bar or self._pending).update(steps)
+        self._show()
+
+    def _show(self) -> None:
+        if self._bar is not None or self._pending.length <= 0:
+            return
+        bar = click.progressbar(length=self._pending.length, label=self._label,
+                                show_pos=True, file=sys.stderr)
+        self._bar = bar.__enter__()
+        if self._pending.pos:
+            self._bar.update(self._pending.pos)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
 @contextmanager
 def progress(label: str, length: int = 0) -> Iterator[Any]:
     """A bar counting `label` up to `length` (which the caller may raise as work is planned)."""
     if not sys.stderr.isatty():
         yield QuietBar(length)
         return
-    with click.progressbar(length=length, label=label, show_pos=True, file=sys.stderr) as bar:
+    bar = DeferredBar(label, length)
+    try:
         yield bar
+    finally:
+        bar.close()
 
 
 def follow(bar: Any, done: int, total: int) -> None:

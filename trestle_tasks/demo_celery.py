@@ -57,12 +57,23 @@ class CelerySyncer:
 
         store = factory.store(load_settings(self.environ, env_file=None))
         sent = dispatch.dispatch(resources, full=False)
-        finished = dispatch.wait(sent, store, timeout_s=self.timeout_s, poll_s=0.5,
-                                 on_progress=on_progress)
+        try:
+            finished = dispatch.wait(sent, store, timeout_s=self.timeout_s, poll_s=0.5,
+                                     on_progress=on_progress)
+        except FatalError as error:
+            raise FatalError(self._pointing_at_demo(str(error))) from error
         return [LocalRunResult(f.resource, f.run,
                                Skipped(f.resource, f.skipped_reason) if f.skipped_reason
                                else None)
                 for f in finished]
+
+
+    def _pointing_at_demo(self, message: str) -> str:
+        """A hint to run `trestle-etl status` must name the demo's database: without it,
+        status reads DATABASE_URL (or the default file), where the demo wrote nothing."""
+        database = self.environ.get("DATABASE_URL", "")
+        return message.replace("`trestle-etl status`",
+                               f"`DATABASE_URL={database} trestle-etl status`")
 
 
 def celery_syncer(redis_url: str, *, workers: int = 2, concurrency: int = 2,

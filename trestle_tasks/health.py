@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trestle_tasks import factory
+from trestle_tasks.errors import RetriesExhaustedError
 from trestle_tasks.logs import redact
 from trestle_tasks.masking import mask_url
 from trestle_tasks.settings import Settings
@@ -23,33 +24,72 @@ def _run(name: str, probe: Callable[[], str]) -> Check:
     try:
         return Check(name, True, probe())
     except Exception as error:  # a check reports any failure; it never raises
+        if isinstance(error, RetriesExhaustedError) and error.__cause__ is not None:
+            error = error.__cause__  # checks make one attempt: "gave up" says nothing
         reason = " ".join(str(error).split()) or type(error).__name__
+        if "timeout" in reason.lower() or "timed out" in reason.lower():
+            reason += f" (timed out: no answer within {CHECK_TIMEOUT_S:g} s)"
         return Check(name, False, redact(f"{type(error).__name__}: {reason}")[:300])
 
 
-def run_checks(settings: Settings) -> Iterator[Check]:
+# A check is a question, not a sync: it must not sit out TRESTLE_RETRY_BUDGET (minutes)
+# against an endpoint that does not answer. One attempt, this long at most.
+CHECK_TIMEOUT_S = 10.0
+
+Starting = Callable[[str, str], None]
+
+
+def run_checks(settings: Settings, *, on_start: Starting | None = None) -> Iterator[Check]:
+    """Each check in turn; `on_start(name, what it is doing)` before each one."""
+    quick = replace(settings, http_timeout_s=min(settings.http_timeout_s, CHECK_TIMEOUT_S),
+                    retry_budget_s=0.0)
+    started = on_start or (lambda _name, _doing: None)
     has_credentials = settings.client_id is not None and settings.client_secret is not None
+    metadata: list[str] = []  # the document, once the OData check has read it
 
     def token() -> str:
-        factory.token_provider(settings, shared=False).get_token()
+        factory.token_provider(quick, shared=False).get_token()
         return f"token issued by {mask_url(settings.token_url)}"
 
     def odata() -> str:
-        client = factory.trestle_client(settings, shared=False)
-        document = client.get_metadata()
+        document = factory.trestle_client(quick, shared=False).get_metadata()
         if "EntityType" not in document:
             raise ValueError("$metadata did not declare any EntityType")
+        metadata.append(document)
         return f"$metadata read from {mask_url(settings.base_url)} ({len(document):,} bytes)"
 
-    if has_credentials:
-        yield _run("token endpoint", token)
-        yield _run("OData root", odata)
-    else:
+    if not has_credentials:
         missing = "TRESTLE_CLIENT_ID and TRESTLE_CLIENT_SECRET are not set"
         yield Check("token endpoint", False, missing)
         yield Check("OData root", False, missing)
+    else:
+        started("token endpoint", f"asking {mask_url(settings.token_url)} for a token")
+        got_token = _run("token endpoint", token)
+        yield got_token
+        if got_token.ok:
+            started("OData root", f"reading {mask_url(settings.base_url)}/$metadata")
+            yield _run("OData root", odata)
+        else:
+            yield Check("OData root", False, "not tried: no token")
+    if metadata:
+        yield _run("resources", lambda: _check_resources(settings.resources, metadata[0]))
+    started("database", "connecting")
     yield _run("database", lambda: _check_database(settings.database_url))
+    started("redis", f"pinging {mask_url(settings.redis_url)}")
     yield _run("redis", lambda: _check_redis(settings))
+
+
+def _check_resources(wanted: tuple[str, ...], document: str) -> str:
+    """TRESTLE_RESOURCES against the entity sets `$metadata` declares: an unknown name
+    would otherwise surface only when its turn comes in a sync."""
+    from trestle_tasks.trestle.metadata import parse_metadata
+
+    declared = list(parse_metadata(document).resources)
+    unknown = [name for name in wanted if name not in declared]
+    if unknown:
+        raise ValueError(f"TRESTLE_RESOURCES names {', '.join(unknown)}, which $metadata does "
+                         f"not declare (it declares {', '.join(declared)})")
+    return f"{', '.join(wanted)} declared in $metadata"
 
 
 def _check_database(url: str) -> str:
@@ -66,7 +106,8 @@ def _check_database(url: str) -> str:
         if not folder.is_dir():
             raise FileNotFoundError(f"folder {folder} does not exist")
         return f"SQLite file {Path(database).resolve()}"
-    engine = create_engine(url, pool_pre_ping=True)
+    # Both drivers take `connect_timeout` (seconds); psycopg's default is to wait forever.
+    engine = create_engine(url, connect_args={"connect_timeout": int(CHECK_TIMEOUT_S)})
     try:
         with engine.connect() as connection:
             version = connection.execute(text("SELECT VERSION()")).scalar()

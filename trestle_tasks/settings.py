@@ -46,9 +46,12 @@ def _redis_url(text: str) -> str:
     return text
 
 
+_DRIVER_HINT = "use mysql+pymysql://, postgresql+psycopg:// or sqlite:///"
+
+
 def _database_url(text: str) -> str:
     from sqlalchemy.engine import make_url  # parsing only; connects to nothing
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:
         url = make_url(text)
@@ -56,6 +59,20 @@ def _database_url(text: str) -> str:
         raise ValueError("is not a database URL like mysql+pymysql://user:pw@host:3306/db") from exc
     if url.get_backend_name() not in ("mysql", "mariadb", "sqlite", "postgresql"):
         raise ValueError("supported databases are MySQL/MariaDB, PostgreSQL and SQLite")
+    # A typo in the driver (mysql+pymsql) or a driver not installed would otherwise surface
+    # as SQLAlchemy's plugin text at the first connection; it is a setting to fix.
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database driver {url.get_driver_name()!r}: "
+                         f"{_DRIVER_HINT}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        extra = " (pip install 'trestle-tasks[postgres]')" if dialect.driver == \
+            "psycopg" else ""
+        raise ValueError(f"the {url.get_backend_name()}+{dialect.driver} driver is not "
+                         f"installed ({exc.name or exc}){extra}: {_DRIVER_HINT}") from None
     return text
 
 
@@ -69,6 +86,9 @@ def _resources(text: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ValueError("names a resource twice")
     return names
+
+
+_KIND_NAMES = {int: "a whole number", float: "a number"}
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -91,7 +111,8 @@ def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[s
         try:
             value = kind(text)
         except ValueError as exc:
-            raise ValueError(f"must be a {kind.__name__} between {low} and {high}") from exc
+            raise ValueError(f"must be {_KIND_NAMES.get(kind, 'a value')} between {low} and "
+                             f"{high}") from exc
         if not low <= value <= high:
             raise ValueError(f"must be between {low} and {high}")
         return value

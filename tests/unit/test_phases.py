@@ -31,7 +31,7 @@ def test_figures_count_only_what_happened_after_the_start(caplog):
     assert start.run_id == end.run_id == "r1"
     assert all(hasattr(end, name) for name in FIGURE_FIELDS)
     assert end.records == 40 and end.requests == 3 and end.rate_limited == 1
-    assert "40 records, 3 requests, 1 retries, 1 429s" in end.getMessage()
+    assert "40 records, 3 requests, 1 retry, 1 429," in end.getMessage()
 
 
 def test_a_finalize_that_fails_still_writes_its_end_line(caplog):

@@ -165,9 +165,11 @@ def render_status(report: dict[str, Any]) -> str:
         line = (f"API usage: {use['last_10_minutes']:,} requests in 10 min, "
                 f"{use['last_hour']:,} in the last hour, {use['last_day']:,} in 24 h; "
                 f"{use['gigabytes_last_day'] * 1024:,.1f} MB received in 24 h")
-        if use["minutes_until_hour_quota_runs_out"] is not None:
-            line += (f"; at this rate the hour quota runs out in "
-                     f"{use['minutes_until_hour_quota_runs_out']:,.0f} min")
+        runway = use["minutes_until_hour_quota_runs_out"]
+        if runway is not None:
+            # The hour quota refills every hour: a runway past the hour means it lasts.
+            line += (f"; at this rate the hour quota runs out in {runway:,.0f} min"
+                     if runway < 60 else "; at this rate the hour quota lasts the hour")
         if use["estimated_cost_last_day"] is not None:
             line += f"; estimated cost over 24 h {use['estimated_cost_last_day']:,.2f}"
         lines.append(line)

@@ -45,9 +45,14 @@ def sync_local(
     store = factory.store(settings)
     client = factory.trestle_client(settings, shared=False)
     lock = factory.run_lock(settings)
+    resources = list(resources)
+    run_ids = [new_run_id() for _ in resources]
+    if resources:
+        # Logged as the first run's start: it is what that run waits for.
+        with log_context(run_id=run_ids[0], resource=resources[0]):
+            _prepare_every_table(settings, store, client, resources)
     results = []
-    for resource in resources:
-        run_id = new_run_id()
+    for resource, run_id in zip(resources, run_ids, strict=True):
         with log_context(run_id=run_id, resource=resource):
             try:
                 # Credentials first: the run lock writes to the database, and a wrong secret
@@ -63,6 +68,19 @@ def sync_local(
     # Local runs have no beat: the periodic check (staleness, stuck locks) rides on each sync.
     alerts.check(settings, shared=False)
     return results
+
+
+def _prepare_every_table(settings: Settings, store: Store, client: TrestleClient,
+                         resources: list[str]) -> None:
+    """Before the first run: every resource's table, from one `$metadata` read for all, so
+    a resource the feed does not declare stops the command before anything synced, not
+    after the resources listed before it. Credentials first, as for each run."""
+    try:
+        factory.token_provider(settings, shared=False).get_token()
+        ensure_tables(store, client, resources)
+    except Exception as error:
+        alerts.after_crash(settings, resources[0] if resources else "", error, shared=False)
+        raise
 
 
 # A run held by this process renews its lease every third of it, so a short one costs

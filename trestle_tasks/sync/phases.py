@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trestle_tasks.trestle.client import RequestStats
+from trestle_tasks.wording import count
 
 FIGURE_FIELDS = ("duration_s", "records", "requests", "retries", "rate_limited",
                  "records_per_s")
@@ -45,9 +46,9 @@ class Figures:
                 "records_per_s": round(self.records_per_s, 1)}
 
     def describe(self) -> str:
-        return (f"{self.records:,} records, {self.requests:,} requests, {self.retries:,} "
-                f"retries, {self.rate_limited:,} 429s, {self.duration_s:.1f} s "
-                f"({self.records_per_s:,.0f} records/s)")
+        return (f"{count(self.records, 'record')}, {count(self.requests, 'request')}, "
+                f"{count(self.retries, 'retry', 'retries')}, {count(self.rate_limited, '429')}, "
+                f"{self.duration_s:.1f} s ({self.records_per_s:,.0f} records/s)")
 
 
 class Phase:
