@@ -6,8 +6,9 @@ per-minute quota. Two Celery worker processes sync them into MariaDB through
 Prints records/s for both, 429s received, quota utilization (requests sent / requests
 the quota allowed over the run's duration), and CPU-seconds per 1,000 records: of the
 worker process trees (start-up counted apart), of the database server (mariadbd, read from
-/proc before and after, so other work on the same server is counted too: run it on a quiet
-machine), of the `sync --wait` process and of the single-thread walk.
+/proc before and after: by default a private server started for the run, so nothing else
+is counted; `--shared-server` uses the one on 127.0.0.1:3306), of the `sync --wait`
+process and of the single-thread walk.
 
     python -m bench.backfill                      # 100,000 records, 1 s a page, 280/min
     python -m bench.backfill --records 20000 --concurrency 2
@@ -17,6 +18,7 @@ machine), of the `sync --wait` process and of the single-thread walk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import signal
@@ -30,6 +32,7 @@ import requests
 import sqlalchemy as sa
 
 from bench.cpu import CpuMeter, find_pid, per_thousand
+from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
@@ -92,13 +95,23 @@ def main() -> None:
                         help="SYNC_MAX_CONCURRENT_WINDOWS (default: the setting's default)")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--shared-server", action="store_true",
+                        help="use the MariaDB on 127.0.0.1:3306 (its CPU counts other work too)")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.shared_server:
+            mariadbd, admin_url = find_pid("mariadbd") or find_pid("mysqld"), ADMIN_URL
+        else:
+            server = stack.enter_context(own_mariadb())
+            mariadbd, admin_url = server.pid, server.url()
+        run(args, mariadbd, admin_url)
 
+
+def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
     database = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
-    mariadbd = find_pid("mariadbd") or find_pid("mysqld")
     # --prerender: the simulator's CPU stands in for Trestle's servers, not ours; both runs
     # below are served from the same prerendered records.
     sim_args = ["--prerender", "--records", str(args.records), "--latency-ms", str(args.latency_ms),
@@ -112,7 +125,7 @@ def main() -> None:
                 "TRESTLE_CLIENT_ID": "trestle-simulator",
                 "TRESTLE_CLIENT_SECRET": "simulator-secret",
                 "TRESTLE_TOKEN_URL": sim.token_url, "TRESTLE_BASE_URL": sim.odata_root,
-                "DATABASE_URL": f"mysql+pymysql://root@127.0.0.1:3306/{database}",
+                "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
                 "REDIS_URL": "redis://127.0.0.1:6379/12", "TRESTLE_RESOURCES": "Property",
                 "SYNC_WINDOW_SIZE": str(args.window_size),
                 "TRESTLE_PAGE_SIZE": str(args.page_size), "LOG_LEVEL": "WARNING",
