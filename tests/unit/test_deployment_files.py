@@ -42,7 +42,7 @@ def test_compose_file_has_every_service_with_health_and_safe_flower():
     compose = load(COMPOSE)
     services = compose["services"]
     assert {"redis", "mysql", "worker", "beat", "flower", "migrate", "metrics"} <= set(services)
-    for name in ("redis", "mysql", "worker", "metrics"):
+    for name in ("redis", "mysql", "worker", "flower", "metrics"):
         assert "healthcheck" in services[name], name
     for name in ("redis", "mysql", "worker", "beat", "flower", "metrics"):
         assert services[name]["restart"] == "unless-stopped", name
