@@ -499,7 +499,9 @@ class FastPath:
         """Every declared field valid and plain JSON (timestamps aside: see `stamps`)."""
         try:
             msgspec.convert(record, self._shape)
-        except msgspec.ValidationError:
+        except (msgspec.ValidationError, UnicodeError):
+            # UnicodeError: msgspec encodes a string it reports on (a lone surrogate in a
+            # field of another type). Either way the full checks decide.
             return False
         get = record.get
         if not _INT_OR_NONE.issuperset(map(type, map(get, self._ints))):
