@@ -180,26 +180,38 @@ def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
             return {"window_id": run_window.window_id, "status": verdict}
         gate = factory.window_gate(settings)
         holder = slot_holder(*ids)
-        if not gate.acquire(holder, settings.lock_ttl_s):
-            # Its slot expired while the message waited, and the gate is full: the window
-            # waits in the ledger, never runs without a slot.
+        if not _slot_confirmed(gate, holder, settings.lock_ttl_s):
+            # Its slot expired while the message waited and the gate is full (or Redis is
+            # down): the window waits in the ledger, never runs without a slot.
             ledger.give_back(*ids, token)
             return {"window_id": run_window.window_id, "status": "no slot"}
         try:
             outcome = _sync_window(settings, store, ledger, run_plan, run_window, token, holder)
         except WindowSupersededError:
             return {"window_id": run_window.window_id, "status": "superseded"}
-        gate.release(holder)
-        _adapt_concurrency(settings, gate, outcome)
         retries = row.retries if row is not None else 0
         retry_in = _window_retry_delay(settings, outcome, retries)
+        # The outcome first, in the database: everything after it touches Redis or the
+        # broker, which may be down, and is redone by the watchdog if it fails.
         ledger.settle(*ids, token, outcome, retry_in_s=retry_in)
         if retry_in is not None:
             log.warning("window %s failed transiently; retried in %.0f s (retry %d of %d)",
                         run_window.window_id, retry_in, retries + 1, WINDOW_MAX_RETRIES)
-            hand_out_windows.apply_async(countdown=retry_in)
-        _after_window(settings, store, ledger, run_plan)
+        with suppress(Exception):  # an expiring slot frees itself
+            gate.release(holder)
+        _adapt_concurrency(settings, gate, outcome)
+        _after_window(settings, store, ledger, run_plan, retry_in)
     return outcome.to_dict()
+
+
+def _slot_confirmed(gate: Any, holder: str, ttl_s: float) -> bool:
+    try:
+        return bool(gate.acquire(holder, ttl_s))
+    except Exception as error:
+        if not is_retriable(error):
+            raise
+        log.warning("could not confirm the window's slot: %s: %s", type(error).__name__, error)
+        return False
 
 
 def _claim(settings: Settings, ledger: WindowLedger, ids: tuple[str, str, str],
@@ -237,10 +249,12 @@ def _window_retry_delay(settings: Settings, outcome: WindowOutcome,
 
 
 def _after_window(settings: Settings, store: Any, ledger: WindowLedger,
-                  run_plan: RunPlan) -> None:
-    """The last window of a run sends its finalize; every window hands out the next ones.
-    Best effort: the watchdog does both too."""
+                  run_plan: RunPlan, retry_in: float | None) -> None:
+    """The last window of a run sends its finalize; every window hands out the next ones
+    (a retried one when its delay is over). Best effort: the watchdog does all of it too."""
     try:
+        if retry_in is not None:
+            hand_out_windows.apply_async(countdown=retry_in)
         if ledger.unfinished(run_plan.run_id, run_plan.resource) == 0:
             finalize_sync.delay(run_plan.run_id, run_plan.resource)
         _hand_out(settings, store)
@@ -397,7 +411,8 @@ def _watch_run(settings: Settings, ledger: WindowLedger, lock: Any, run_id: str,
                resource: str, report: dict[str, Any]) -> None:
     changes = ledger.requeue_stale(run_id, resource, running_stale_s=settings.window_stale_s,
                                    queued_stale_s=QUEUED_STALE_S,
-                                   max_crashes=WINDOW_MAX_CRASHES)
+                                   max_crashes=WINDOW_MAX_CRASHES,
+                                   max_retries=WINDOW_MAX_RETRIES)
     for change in changes:
         log.warning("watchdog: window %s", change)
     report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)

@@ -1,4 +1,5 @@
-"""Chaos through real Celery workers: two beats at once, MariaDB restarted mid-run.
+"""Chaos through real Celery workers: two beats at once, MariaDB and Redis restarted
+mid-run, whole-run retries followed by `sync --wait`.
 
 Restarting the shared MariaDB is safe here because the suite runs its tests one at a time;
 the test waits until the server answers again before it lets the next test start.
@@ -24,13 +25,17 @@ from .conftest import start_simulator
 from .test_celery_sync import (  # noqa: F401 - clean_redis and mariadb_url are fixtures
     assert_equal_to_feed,
     clean_redis,
+    dispatched_run_id,
     mariadb_url,
+    run_status,
     start_worker,
     stop,
+    sync_wait_in_background,
     trestle_etl,
     wait_for_a_running_window,
     worker_env,
 )
+from .test_celery_sync import start_beat as start_watchdog_beat
 
 pytestmark = pytest.mark.integration
 INTERVAL_S = 6.0
@@ -123,66 +128,135 @@ def restart_mariadb(down_s: float) -> None:
 @pytest.mark.skipif(shutil.which("start-stop-daemon") is None or not os.path.exists(MARIADBD)
                     or os.geteuid() != 0,
                     reason="needs root and a local mariadbd to restart")
-def test_mariadb_restarted_mid_run_loses_nothing(clean_redis, mariadb_url):  # noqa: F811
+def test_mariadb_restarted_mid_run_loses_nothing(clean_redis, mariadb_url,  # noqa: F811
+                                                 tmp_path):
+    """MariaDB down for 5 s mid-run: `sync --wait` waits it out and follows the run (or its
+    whole-run retry) to a success; the database ends equal to the feed."""
     sim = start_simulator(records=2000, seed=71, minute_quota=None, latency_ms_per_request=200)
     env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="500", TRESTLE_PAGE_SIZE="100",
-                     TRESTLE_RESOURCES="Property", SYNC_LOCK_TTL="30")
+                     TRESTLE_RESOURCES="Property", SYNC_INTERVAL_MINUTES="600")
     worker = start_worker(env, "mariadb-restart", concurrency=2)
+    beat = start_watchdog_beat(env, tmp_path)
+    waiting = None
     try:
-        first = trestle_etl(env, "sync")
-        assert first.returncode == 0, first.stderr
-        run_id = first.stdout.strip()
+        waiting = sync_wait_in_background(env)
+        run_id = dispatched_run_id(waiting)
         wait_for_a_running_window(env, run_id)
         time.sleep(1)
-        restart_mariadb(down_s=3)
-        # Whatever the interrupted run became, the next run completes the copy.
-        deadline = time.monotonic() + 240
-        while True:
-            final = trestle_etl(env, "sync", "--wait", "--timeout", "180")
-            if final.returncode != 3 or time.monotonic() > deadline:
-                break
-            time.sleep(3)  # skipped (exit 3) while the interrupted run still holds its lock
-        assert final.returncode == 0, final.stdout + final.stderr
+        restart_mariadb(down_s=5)
+        out, err = waiting.communicate(timeout=300)
+        assert waiting.returncode == 0, out + err
+        assert "succeeded" in out
         assert_equal_to_feed(env, sim, ["Property"])
     finally:
+        stop(beat)
         stop(worker)
+        if waiting is not None and waiting.poll() is None:
+            waiting.kill()
         sim.stop()
         if not mariadb_answers():
             restart_mariadb(down_s=0)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_private_redis(port: int, folder) -> subprocess.Popen:
+    """A Redis of this test's own (no persistence: a restart forgets everything), so that
+    restarting it disturbs no other test run on this machine."""
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_redis_restarted_mid_run_loses_nothing(mariadb_url, tmp_path):  # noqa: F811
+    """Redis (broker, results, locks' helpers, limiter) restarted empty mid-run: queued
+    messages and results are gone, the database still knows every window; the watchdog
+    sends again what was lost, `sync --wait` follows the same run to its success."""
+    port = free_port()
+    redis_server = start_private_redis(port, tmp_path)
+    sim = start_simulator(records=2000, seed=73, minute_quota=None, latency_ms_per_request=200)
+    env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="300", TRESTLE_PAGE_SIZE="100",
+                     TRESTLE_RESOURCES="Property", SYNC_INTERVAL_MINUTES="600",
+                     REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    worker = start_worker(env, "redis-restart", concurrency=2)
+    beat = start_watchdog_beat(env, tmp_path)
+    waiting = None
+    try:
+        waiting = sync_wait_in_background(env)
+        run_id = dispatched_run_id(waiting)
+        wait_for_a_running_window(env, run_id)
+        time.sleep(1)
+        redis_server.terminate()
+        redis_server.wait(timeout=20)
+        time.sleep(3)
+        redis_server = start_private_redis(port, tmp_path)
+        out, err = waiting.communicate(timeout=400)
+        assert waiting.returncode == 0, out + err
+        # Windows that met the outage retry; one that outlasted its retries fails the run,
+        # which is then retried as a whole: `sync --wait` follows it to its success.
+        runs = sorted(sync_runs(env), key=lambda r: r.started_at)
+        print("\nruns after the Redis restart:", [(r.status, r.error) for r in runs])
+        assert runs[-1].status == "succeeded" and len(runs) <= 3
+        assert runs[0].run_id == run_id
+        assert_equal_to_feed(env, sim, ["Property"])
+    finally:
+        stop(beat)
+        stop(worker)
+        if waiting is not None and waiting.poll() is None:
+            waiting.kill()
+        redis_server.terminate()
+        sim.stop()
+
+
 def test_a_run_failed_transiently_is_retried_as_a_whole(clean_redis, mariadb_url):  # noqa: F811
-    """Windows outlast their own retries during an outage; the run fails visibly, is planned
-    again by itself after a backoff, and that attempt completes the copy."""
+    """Windows outlast their own retries during an outage; the run fails visibly and is
+    planned again by itself after a backoff; `sync --wait` says when that retry is due,
+    waits for it, and ends with its success."""
     sim = start_simulator(records=300, seed=81)
     env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property", TRESTLE_RETRY_BUDGET="1",
-                     SYNC_RETRY_DELAY="0.5")
+                     SYNC_RETRY_DELAY="1")
     worker = start_worker(env, "run-retry", concurrency=2)
+    waiting = None
     try:
         first = trestle_etl(env, "sync", "--wait", "--timeout", "120")
         assert first.returncode == 0, first.stdout + first.stderr
         sim.mutate("Property", count=40, seed=3)
         sim.configure(rate_5xx=1.0)  # every request fails until the outage ends
-        outage = trestle_etl(env, "sync", "--wait", "--timeout", "120")
-        assert outage.returncode == 1, outage.stdout + outage.stderr
-        failed_run = [r for r in sync_runs(env) if r.status == "failed"]
-        assert len(failed_run) == 1
-        sim.configure(rate_5xx=0.0)
+        waiting = sync_wait_in_background(env, timeout_s=180)
         deadline = time.monotonic() + 90
-        while True:
-            later = [r for r in sync_runs(env) if r.started_at > failed_run[0].started_at]
-            if any(r.status == "succeeded" for r in later) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        later.sort(key=lambda r: r.started_at)
-        # The retry may itself have met the tail of the outage; the last attempt succeeded.
-        assert [r.status for r in later][-1:] == ["succeeded"], [(r.status, r.error)
-                                                               for r in later]
-        assert len(later) <= 2 and all(r.status == "failed" for r in later[:-1])
-        assert sum(r.records_fetched for r in later) >= 40
+        while not [r for r in sync_runs(env) if r.status == "failed"]:
+            assert time.monotonic() < deadline, "the first attempt never failed"
+            time.sleep(0.3)
+        sim.configure(rate_5xx=0.0)
+        out, err = waiting.communicate(timeout=180)
+        assert waiting.returncode == 0, out + err
+        assert "retried as a whole at" in err and "attempt 2 of 3" in err, err
+        runs = sorted(sync_runs(env), key=lambda r: r.started_at)[1:]
+        # Unknown errors are not retried; 5xx are: failed once (or twice, if the retry met
+        # the outage's tail), then succeeded.
+        assert [r.status for r in runs][-1] == "succeeded", [(r.status, r.error) for r in runs]
+        assert 2 <= len(runs) <= 3 and all(r.status == "failed" for r in runs[:-1])
+        assert all((r.details or {}).get("retry") for r in runs[:-1])
+        assert sum(r.records_fetched for r in runs) >= 40
         assert_equal_to_feed(env, sim, ["Property"])
     finally:
         stop(worker)
+        if waiting is not None and waiting.poll() is None:
+            waiting.kill()
         sim.stop()
 
 

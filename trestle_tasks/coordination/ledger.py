@@ -237,14 +237,17 @@ class WindowLedger:
     # -- the watchdog's view --
 
     def requeue_stale(self, run_id: str, resource: str, *, running_stale_s: float,
-                      queued_stale_s: float, max_crashes: int) -> list[str]:
+                      queued_stale_s: float, max_crashes: int,
+                      max_retries: int = 0) -> list[str]:
         """Hand back windows nobody works on any more; returns what was done, per window.
 
         - running, heartbeat older than `running_stale_s`: its worker died. Pending again
           (a crash), or failed once it crashed `max_crashes` times;
         - queued longer than `queued_stale_s` without starting: its message was lost (a
           Redis restart, a worker killed holding it). Pending again, no crash counted;
-        - finished but never settled (killed between the two writes): settled from its row.
+        - finished but never settled (killed between the two writes, or Redis down at
+          the time): a failure is pending again while it has retries left (`max_retries`);
+          otherwise the window is settled from its row.
         """
         rows = self._rows
         changes: list[str] = []
@@ -274,6 +277,10 @@ class WindowLedger:
                 elif row.status == QUEUED:
                     values = {"status": PENDING}
                     verdict = "its message never started: handed out again"
+                elif row.status == FAILED and row.retries < max_retries:
+                    values = {"status": PENDING, "retries": rows.c.retries + 1,
+                              "not_before": None}
+                    verdict = "failed without recording its outcome: handed out again"
                 else:
                     values = {"outcome": encode_json(_outcome_from_row(found).to_dict())}
                     verdict = "settled from its journal row"
