@@ -176,10 +176,13 @@ def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
     with log_context(run_id=run_plan.run_id, resource=run_plan.resource,
                      window=run_window.window_id):
         verdict, row = _claim(settings, ledger, ids, token)
-        if verdict != RUN:
-            return {"window_id": run_window.window_id, "status": verdict}
         gate = factory.window_gate(settings)
         holder = slot_holder(*ids)
+        if verdict == GAVE_UP:  # failed for good: its slot and its run move on
+            _release(gate, holder)
+            _after_window(settings, store, ledger, run_plan, None)
+        if verdict != RUN:
+            return {"window_id": run_window.window_id, "status": verdict}
         if not _slot_confirmed(gate, holder, settings.lock_ttl_s):
             # Its slot expired while the message waited and the gate is full (or Redis is
             # down): the window waits in the ledger, never runs without a slot.
@@ -197,11 +200,17 @@ def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
         if retry_in is not None:
             log.warning("window %s failed transiently; retried in %.0f s (retry %d of %d)",
                         run_window.window_id, retry_in, retries + 1, WINDOW_MAX_RETRIES)
-        with suppress(Exception):  # an expiring slot frees itself
-            gate.release(holder)
+        _release(gate, holder)
         _adapt_concurrency(settings, gate, outcome)
         _after_window(settings, store, ledger, run_plan, retry_in)
     return outcome.to_dict()
+
+
+def _release(gate: Any, holder: str) -> None:
+    try:
+        gate.release(holder)
+    except Exception as error:  # Redis down: the slot expires by itself
+        log.warning("could not free the window's slot: %s: %s", type(error).__name__, error)
 
 
 def _slot_confirmed(gate: Any, holder: str, ttl_s: float) -> bool:
@@ -415,6 +424,9 @@ def _watch_run(settings: Settings, ledger: WindowLedger, lock: Any, run_id: str,
                                    max_retries=WINDOW_MAX_RETRIES)
     for change in changes:
         log.warning("watchdog: window %s", change)
+        if "failed after" in change:  # failed for good: free the slot it can no longer use
+            _release(factory.window_gate(settings), slot_holder(run_id, resource,
+                                                                change.split(":")[0]))
     report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)
     if ledger.unfinished(run_id, resource) == 0:
         finalize_sync.delay(run_id, resource)
