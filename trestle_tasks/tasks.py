@@ -1,7 +1,10 @@
 """Celery tasks: thin wrappers that build collaborators from settings and call a use case.
 
-Retry policy is decided here and only here. Task arguments are run ids, resource names
-and plain window bounds — never credentials (Flower shows arguments).
+Retry policy is decided here and only here (what is retriable is decided once, in
+errors.is_retriable). Task arguments are run ids, resource names, one window's bounds and
+the plan's header — never credentials (Flower shows arguments). A run's windows are handed
+out from the window ledger in the database (coordination/ledger.py, handout.py), not sent
+as a chord: see `sync_window_task` and the watchdog, `watch_runs`.
 """
 
 from __future__ import annotations
@@ -439,10 +442,10 @@ def _watch_run(settings: Settings, ledger: WindowLedger, lock: Any, run_id: str,
 
 @app.task(name="trestle.reap_stale_runs", soft_time_limit=300, time_limit=600)
 def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
-    """Close runs whose chord never fired (a lost worker, a Redis restart).
-
-    A live run keeps renewing its lock; an open run older than the lock's TTL whose lock is
-    gone (or held by a newer run) has nobody working on it any more.
+    """Close runs nobody works on any more: an open run older than the lock's TTL whose
+    lock is gone (or held by a newer run). A run the watchdog drives keeps its lock alive,
+    so this closes what it cannot drive: runs planned by an older version, or whose plan
+    never reached the database, and runs left open while beat was down.
     """
     settings = _settings()
     store = factory.store(settings)

@@ -136,8 +136,10 @@ class SyncWindow:
 
 
 def peak_in_flight(windows: Iterable[SyncWindow]) -> int:
-    """Most windows running at the same moment, from their start and finish times."""
-    windows = list(windows)
+    """Most windows running at the same moment, from their start and finish times.
+    Windows still waiting to be handed out (the Celery ledger's `pending` and `queued`
+    rows) are not running, whatever their row's start time says."""
+    windows = [w for w in windows if w.status not in ("pending", "queued")]
     events = sorted([(w.started_at, 1) for w in windows] +
                     [(w.finished_at, -1) for w in windows if w.finished_at is not None])
     in_flight = peak = 0
