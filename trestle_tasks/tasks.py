@@ -68,7 +68,8 @@ def _settings() -> Settings:
           retry_jitter=True, max_retries=5)
 def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None = None,
               beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
-    """Plan a run of `resource` and launch its windows as a chord ending in finalize_sync.
+    """Plan a run of `resource`, keep the plan in the database and hand out its first
+    windows (as many as the window gate has slots for).
 
     Beat passes `beat_interval_s`: such a trigger first claims its interval, so a second
     beat started by mistake cannot double the runs.

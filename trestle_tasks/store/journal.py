@@ -35,7 +35,7 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 PARTIAL = "partial"  # some windows failed; the watermark stays below them
-ABANDONED = "abandoned"  # closed by the reaper: the chord never fired
+ABANDONED = "abandoned"  # closed by the reaper: nobody worked on it any more
 SKIPPED = "skipped"  # a trigger that found the resource busy: recorded, nothing fetched
 STATUSES = (RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED, SKIPPED)
 
