@@ -36,6 +36,9 @@ class SharedRotatingFileHandler(logging.Handler):
         self._pid = -1
         self._fd = -1
         self._lock_fd = -1
+        # The file exists from the start, as with logging's own file handlers: an operator
+        # (or a log shipper) looking for it should not find nothing before the first line.
+        os.close(self._open_log())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -20,7 +20,7 @@ from .test_celery_sync import assert_equal_to_feed, start_worker, stop, trestle_
 
 pytestmark = pytest.mark.integration
 RESOURCES = ["Property", "OpenHouse", "Media"]
-REDIS_DB = 12  # its own broker: other Celery tests flush theirs
+REDIS_DB = 7  # its own broker: other Celery tests and bench/backfill (12) flush theirs
 
 
 @pytest.fixture
