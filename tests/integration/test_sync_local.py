@@ -85,7 +85,7 @@ def test_a_tie_larger_than_a_window_crosses_window_boundaries_whole(tmp_path):
 
 
 def test_a_second_local_run_of_the_same_resource_is_skipped(tmp_path):
-    sim = start_simulator(records=300, seed=2, latency_ms_per_request=50)
+    sim = start_simulator(records=300, seed=2, latency_ms_per_request=150)
     try:
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_WINDOW_SIZE="100",
@@ -94,8 +94,13 @@ def test_a_second_local_run_of_the_same_resource_is_skipped(tmp_path):
         results = []
         threads = [threading.Thread(target=lambda: results.extend(
             sync_local(settings, ["Property"]))) for _ in range(2)]
-        for thread in threads:
-            thread.start()
+        threads[0].start()
+        # The second starts once the first holds the lock (its walk then takes a second or
+        # more at 150 ms a page), so the two overlap whatever the machine's speed.
+        lock, deadline = factory.run_lock(settings), time.monotonic() + 30
+        while lock.holder("Property") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        threads[1].start()
         for thread in threads:
             thread.join()
         skipped = [r for r in results if r.skipped is not None]
