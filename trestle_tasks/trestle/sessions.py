@@ -16,7 +16,8 @@ import requests
 
 
 class SessionPerThread:
-    """Delegates `get`, `post` and `request` to the calling thread's own Session."""
+    """Delegates `get` and `post` (all the client and token provider call) to the calling
+    thread's own Session."""
 
     def __init__(self, new_session: Callable[[], requests.Session]) -> None:
         self._new_session = new_session
@@ -33,11 +34,3 @@ class SessionPerThread:
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
         return self.current().post(url, **kwargs)
-
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        return self.current().request(method, url, **kwargs)
-
-    @property
-    def headers(self) -> Any:
-        """This thread's session headers (tests and the health check read them)."""
-        return self.current().headers
