@@ -631,13 +631,7 @@ class RecordTransformer:
             ticks = stamps.get(version)
             if ticks is None:
                 return None  # a version field that is not a timestamp: let the full path say
-        values: dict[str, Any] = {
-            self._key_column: key,
-            RECORD_COLUMN: document,
-            VERSION_COLUMN: ticks,
-            DELETED_COLUMN: None,
-            LOADED_COLUMN: loaded_at,
-        }
+        values = self._row_values(key, document, ticks, loaded_at)
         for name, column, convert in self._typed:
             value = record.get(name)
             if value is None:
@@ -721,13 +715,7 @@ class RecordTransformer:
             stamp = record.get(version)
             if stamp is not None:
                 ticks = ODataTimestamp.parse(stamp).ticks
-        values: dict[str, Any] = {
-            self._key_column: key,
-            RECORD_COLUMN: document,
-            VERSION_COLUMN: ticks,
-            DELETED_COLUMN: None,
-            LOADED_COLUMN: loaded_at,
-        }
+        values = self._row_values(key, document, ticks, loaded_at)
         for name, column, convert in self._typed:
             value = record.get(name)
             values[column] = None if value is None else convert(value)
@@ -735,6 +723,17 @@ class RecordTransformer:
             values[column] = None
         return PreparedRow(key=key, ticks=ticks, values=values, size=size,
                            undeclared=tuple(undeclared), record=record)
+
+    def _row_values(self, key: Any, document: str, ticks: int | None,
+                    loaded_at: datetime) -> dict[str, Any]:
+        """The columns every row has, whichever path prepared it; typed ones follow."""
+        return {
+            self._key_column: key,
+            RECORD_COLUMN: document,
+            VERSION_COLUMN: ticks,
+            DELETED_COLUMN: None,
+            LOADED_COLUMN: loaded_at,
+        }
 
     def _key_problem(self, key: Any) -> Problem | None:
         if key is None:
