@@ -79,16 +79,18 @@ def test_no_file_under_tests_or_the_package_refers_outside_the_repository() -> N
 
 
 # The checker itself, on made-up lines.
+# Assembled from parts, so that this file itself holds none of the paths it describes.
 DOTS = ".."
 UP = "../"
+OUT = "shared"
 BAD_LINES = [
-    f'METADATA = Path("{UP}shared/trestle/metadata/x.xml")',
+    f'METADATA = Path("{UP}{OUT}/trestle/metadata/x.xml")',
     f"open('{UP}{UP}data.xml')",
-    f'os.path.join(HERE, "{DOTS}", "shared", "x.xml")',
-    'SHARED = REPO_ROOT.parent / "shared"',
-    'SHARED = BASE / "shared" / "trestle"',
-    "FACTS = Path('shared/trestle/FACTS.md')",
-    'DATA = Path("/work/shared/x.xml")',
+    f'os.path.join(HERE, "{DOTS}", "{OUT}", "x.xml")',
+    f'SHARED = REPO_ROOT.parent / "{OUT}"',
+    f'SHARED = BASE / "{OUT}" / "trestle"',
+    f"FACTS = Path('{OUT}/trestle/FACTS.md')",
+    f'DATA = Path("/work/{OUT}/x.xml")',
     'X = Path(__file__).parents[2].parent / "data"',
     "X = Path(__file__).resolve().parents[3]",
     "X = Path(__file__).parent.parent.parent.parent",
