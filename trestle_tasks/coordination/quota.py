@@ -164,6 +164,10 @@ class QuotaLimiter(Protocol):
 
     def penalize(self, retry_after_s: float | None) -> None: ...
 
+    def state(self) -> dict[str, str]:
+        """The last quota the server reported, as text (empty before any), for `status`,
+        the metrics endpoint and the quota alert."""
+
 
 def wait_turn(limiter: QuotaLimiter, sleep: Callable[[float], None]) -> float:
     """Block until the limiter grants a request; returns the seconds waited."""
@@ -240,7 +244,12 @@ class RedisQuotaLimiter:
     def state(self) -> dict[str, str]:
         """The raw shared state, for `status` and tests."""
         raw = self._redis.hgetall(self.key)
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    # redis-py answers bytes unless the client was made with decode_responses=True.
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class LocalQuotaLimiter:

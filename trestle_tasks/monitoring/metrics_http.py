@@ -18,7 +18,7 @@ def build_registry(settings: Settings) -> CollectorRegistry:
     quota: Callable[[], Mapping[str, str]] | None = None
     if settings.client_id is not None:  # the limiter's key belongs to a credential
         def quota() -> Mapping[str, str]:
-            return factory.quota_limiter(settings, shared=True).state()  # type: ignore[attr-defined]
+            return factory.quota_limiter(settings, shared=True).state()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PipelineCollector(lambda: factory.store(settings), quota))
     return registry

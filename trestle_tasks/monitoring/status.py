@@ -104,7 +104,7 @@ def _quota(settings: Settings) -> dict[str, Any] | None:
     if settings.client_id is None:
         return None
     try:
-        values = factory.quota_limiter(settings, shared=True).state()  # type: ignore[attr-defined]
+        values = factory.quota_limiter(settings, shared=True).state()
     except Exception as error:
         return {"error": f"Redis did not answer: {type(error).__name__}"}
     if not values:
