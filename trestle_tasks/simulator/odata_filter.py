@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as _dataclass_field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, TypeGuard
 
 __all__ = [
     "MAX_DEPTH",
@@ -830,18 +830,19 @@ def _value(node: Expr, record: dict) -> object:
 
 
 def _call(name: str, args: list[object]) -> object:
-    if not all(isinstance(arg, str) for arg in args):
+    texts = [arg for arg in args if isinstance(arg, str)]
+    if len(texts) != len(args):
         return None  # null (or non-text) in, null out
     if name == "contains":
-        return args[1] in args[0]  # type: ignore[operator]
+        return texts[1] in texts[0]
     if name == "startswith":
-        return args[0].startswith(args[1])  # type: ignore[union-attr, arg-type]
+        return texts[0].startswith(texts[1])
     if name == "endswith":
-        return args[0].endswith(args[1])  # type: ignore[union-attr, arg-type]
+        return texts[0].endswith(texts[1])
     if name == "tolower":
-        return args[0].lower()  # type: ignore[union-attr]
+        return texts[0].lower()
     if name == "toupper":
-        return args[0].upper()  # type: ignore[union-attr]
+        return texts[0].upper()
     raise ValueError(f"unknown function {name!r}")
 
 
@@ -905,11 +906,11 @@ def _both(a: object, b: object, *, ordered: bool) -> tuple[object, object, bool]
     return None if a is None or b is None else (a, b, ordered)
 
 
-def _is_date(value: object) -> bool:
+def _is_date(value: object) -> TypeGuard[_dt.date]:
     return isinstance(value, _dt.date) and not isinstance(value, _dt.datetime)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float | Decimal]:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
@@ -933,7 +934,7 @@ def _datetime_ticks(value: _dt.datetime) -> int:
 
 def _as_date(value: object) -> _dt.date | None:
     if _is_date(value):
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, str):
         return _calendar_date(value)
     return None
@@ -1060,20 +1061,30 @@ def _parse_expand_item(text: str, i: int) -> tuple[ExpandItem, int]:
         )
     if i < len(text) and text[i] == "(":
         options, i = _parse_expand_options(text, i)
-        return ExpandItem(name, **options), i  # type: ignore[arg-type]
+        return ExpandItem(name, **options), i
     return ExpandItem(name), i
 
 
-def _parse_expand_options(text: str, open_pos: int) -> tuple[dict[str, object], int]:
+class _ExpandOptions(TypedDict, total=False):
+    """The options of one `$expand` item, named as `ExpandItem`'s fields."""
+
+    select: list[str]
+    filter: Expr
+    orderby: list[tuple[str, bool]]
+    top: int
+    skip: int
+
+
+def _parse_expand_options(text: str, open_pos: int) -> tuple[_ExpandOptions, int]:
     """The `(...)` after an expanded name; returns the options and the index after `)`."""
-    options: dict[str, object] = {}
+    options: _ExpandOptions = {}
     i = open_pos + 1
     while True:
         stop, closing = _option_end(text, i, open_pos)
-        name, value = _parse_expand_option(text, i, stop)
+        name, option = _parse_expand_option(text, i, stop)
         if name in options:
             raise ODataSyntaxError(f"duplicate option ${name}", i, "$expand")
-        options[name] = value
+        options.update(option)
         if closing:
             return options, stop + 1
         i = stop + 1
@@ -1100,7 +1111,8 @@ def _option_end(text: str, i: int, open_pos: int) -> tuple[int, bool]:
     raise ODataSyntaxError("unbalanced '('", open_pos, "$expand")
 
 
-def _parse_expand_option(text: str, start: int, stop: int) -> tuple[str, object]:
+def _parse_expand_option(text: str, start: int, stop: int) -> tuple[str, _ExpandOptions]:
+    """One `$name=value` option: its name, and the option alone as `_ExpandOptions`."""
     i = _skip_whitespace(text, start)
     match = _EXPAND_OPTION_RE.match(text, i, stop)
     if match is None:
@@ -1109,15 +1121,17 @@ def _parse_expand_option(text: str, start: int, stop: int) -> tuple[str, object]
     if name not in _EXPAND_OPTIONS:
         raise ODataSyntaxError(f"option ${name} is not supported inside $expand", i, "$expand")
     if name == "select":
-        return name, _parse_select(text, value_start, stop, "$expand")
+        return name, {"select": _parse_select(text, value_start, stop, "$expand")}
     if name == "orderby":
-        return name, _parse_orderby(text, value_start, stop, "$expand")
+        return name, {"orderby": _parse_orderby(text, value_start, stop, "$expand")}
     if name == "filter":
-        return name, _parse_filter(text, value_start, stop, "$expand")
+        return name, {"filter": _parse_filter(text, value_start, stop, "$expand")}
     count = text[value_start:stop].strip(_WHITESPACE)
     if not _COUNT_RE.fullmatch(count):
         raise ODataSyntaxError(f"${name} must be a non-negative integer", value_start, "$expand")
-    return name, int(count)
+    if name == "top":
+        return name, {"top": int(count)}
+    return name, {"skip": int(count)}
 
 
 # --------------------------------------------------------------------------- $orderby keys
@@ -1143,7 +1157,7 @@ def sort_key(value: object) -> tuple:
     if ticks is not None:
         return (3, ticks)
     if _is_date(value):
-        return (4, value.isoformat())  # type: ignore[union-attr]
+        return (4, value.isoformat())
     if isinstance(value, str):
         return (5, value)
     if isinstance(value, list | tuple):
