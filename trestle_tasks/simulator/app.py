@@ -96,7 +96,11 @@ class SimulatorApp:
             if len(request.query_string) > self._config.max_query_string_chars:
                 # Refused by the web server in front of the API: no token check, no quota.
                 return Response("Query String Too Long", status=414, content_type="text/html")
-            return self._data(request, path[len(ODATA_PATH) :].strip("/"))
+            self.stats.entered()
+            try:
+                return self._data(request, path[len(ODATA_PATH) :].strip("/"))
+            finally:
+                self.stats.left()
         if path.startswith(CONTROL_PATH + "/"):
             return self.control.handle(request, path[len(CONTROL_PATH) + 1 :])
         return text_response("Not Found", 404)
@@ -242,8 +246,8 @@ class SimulatorApp:
         if fault == "429":
             return self._too_many(config)
         if fault == "html_error":
-            return proxy_error_page(int(self.faults.choose((502, 503))))
-        status = int(self.faults.choose(FIVE_XX))
+            return proxy_error_page(self.faults.choose((502, 503)))
+        status = self.faults.choose(FIVE_XX)
         if self.faults.choose((True, False)):
             message = (
                 "The query took too long to run" if status == 504 else "An error has occurred."

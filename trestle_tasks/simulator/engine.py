@@ -178,11 +178,11 @@ def _sorted(data: ResourceData, rows: list[Row], order: OrderBy) -> list[Row]:
 
         keyed = [(row, {field: value(row, field) for field, _ in order}) for row in rows]
         for field, descending in reversed(order):
-            keyed.sort(key=lambda item, f=field: _light_key(item[1][f]), reverse=descending)
+            keyed.sort(key=lambda item: _light_key(item[1][field]), reverse=descending)
         return [row for row, _ in keyed]
     keyed_full = [(row, data.record(row)) for row in rows]
     for field, descending in reversed(order):
-        keyed_full.sort(key=lambda item, f=field: sort_key(item[1].get(f)), reverse=descending)
+        keyed_full.sort(key=lambda item: sort_key(item[1].get(field)), reverse=descending)
     return [row for row, _ in keyed_full]
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, TypeVar
 
 from .config import SimulatorConfig
 
@@ -21,6 +22,7 @@ _ORDER: tuple[tuple[Fault, str], ...] = (
     ("truncated_body", "rate_truncated_body"),
     ("html_error", "rate_html_error"),
 )
+_T = TypeVar("_T")
 
 
 class FaultInjector:
@@ -50,6 +52,6 @@ class FaultInjector:
         with self._lock:
             return self._expands.random() < config.rate_empty_expand
 
-    def choose(self, options: tuple) -> object:
+    def choose(self, options: Sequence[_T]) -> _T:
         with self._lock:
             return self._details.choice(options)

@@ -91,9 +91,7 @@ class Feed:
                         key,
                         _stamp(plan.property_ticks[i]),
                         i,
-                        aux=_stamp(plan.photo_ticks[i])
-                        if plan.photo_ticks[i] is not None
-                        else None,
+                        aux=_optional_stamp(plan.photo_ticks[i]),
                     )
                     for i, key in enumerate(plan.property_keys)
                 ),
@@ -225,8 +223,9 @@ class Feed:
             chosen = rng.sample(keys, min(count + delete, len(keys)))
             to_change, to_delete = chosen[:count], chosen[count:]
             stamp = self.next_stamp(resource)
+            rows = data.rows()
             changed = [
-                self._changed(resource, data.record(data.get(key)), stamp, rng) for key in to_change
+                self._changed(resource, data.record(rows[key]), stamp, rng) for key in to_change
             ]
             data.put(changed)
             deleted = self.delete(resource, to_delete)
@@ -299,3 +298,7 @@ class Feed:
 
 def _stamp(ticks: int) -> Timestamp:
     return Timestamp(ticks, format_ticks(ticks))
+
+
+def _optional_stamp(ticks: int | None) -> Timestamp | None:
+    return None if ticks is None else _stamp(ticks)

@@ -201,7 +201,7 @@ class ODataService:
         order = list(expansion.orderby or DEFAULT_CHILD_ORDER.get(expansion.name, ()))
         order.append((child.shape.key_field, False))
         for name, descending in reversed(order):
-            records.sort(key=lambda record, f=name: sort_key(record.get(f)), reverse=descending)
+            records.sort(key=lambda record: sort_key(record.get(name)), reverse=descending)
         stop = None if expansion.top is None else expansion.skip + expansion.top
         records = records[expansion.skip : stop]
         if expansion.select is None:
