@@ -226,6 +226,10 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("SYNC_MAX_CONCURRENT_WINDOWS", "max_concurrent_windows", _bounded(int, 1, 1000),
                 8, "most windows run at once across the cluster; halved under pressure "
                    "(429s, a slow database, a low quota), regained window by window"),
+    SettingSpec("SYNC_WINDOW_LANES", "window_lanes", _bounded(int, 1, 8), 3,
+                "stretches of one window walked at once, one request each in flight: a "
+                "window of n pages waits for about n / lanes round trips instead of n, for "
+                "at most lanes - 1 more requests (1: walk each window in one stream)"),
     SettingSpec("SYNC_WORKER_RATE_LIMIT", "worker_rate_limit", _rate_limit, None,
                 "Celery rate_limit on window tasks, per worker process (e.g. 30/m): a "
                 "ceiling on top of the cluster-wide quota limiter"),
@@ -318,6 +322,7 @@ class Settings:
     retry_delay_s: float
     settle_s: float
     max_concurrent_windows: int
+    window_lanes: int
     replication_min_records: int
     worker_rate_limit: str | None
     window_stale_s: float

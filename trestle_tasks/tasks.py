@@ -91,7 +91,8 @@ def cluster_sizing(settings: Settings) -> WindowSizing:
     """A run cut for the cluster: one window per window slot (SYNC_MAX_CONCURRENT_WINDOWS)."""
     return WindowSizing.for_cluster(slots=settings.max_concurrent_windows,
                                     page_size=settings.page_size,
-                                    max_records=settings.window_size)
+                                    max_records=settings.window_size,
+                                    lanes=settings.window_lanes)
 
 
 def _first_of_interval(settings: Settings, kind: str, resource: str, run_id: str,

@@ -1,5 +1,7 @@
 """Reading ahead changes nothing but timing: same items, same order, errors where they
-happened, never more than `depth` items waiting, and the run id in the helper's logs."""
+happened, never more than `depth` items waiting, and the run id in the helper's logs.
+Interleaved lanes: every item of every lane exactly once, each lane's own order kept, the
+first error raised and every lane stopped."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestle_tasks.sync.prefetch import prefetched
+from trestle_tasks.sync.prefetch import interleaved, prefetched
 
 
 class Boom(Exception):
@@ -65,3 +67,30 @@ def test_the_helper_thread_sees_the_callers_context():
     assert list(prefetched(pages())) == [0, 1, 2]
     assert {value for value, _ in seen} == {"run-42"}
     assert {name for _, name in seen} == {"page-prefetch"}
+
+
+@given(st.lists(st.lists(st.integers(0, 1000), max_size=30), min_size=1, max_size=5),
+       st.integers(1, 3))
+def test_lanes_give_every_item_once_each_in_its_lanes_order(lanes, depth):
+    tagged = [[(number, index, value) for index, value in enumerate(items)]
+              for number, items in enumerate(lanes)]
+    got = list(interleaved([iter(lane) for lane in tagged], depth))
+    assert sorted(got) == sorted(item for lane in tagged for item in lane)
+    for number, lane in enumerate(tagged):
+        assert [item for item in got if item[0] == number] == lane
+
+
+@given(st.integers(2, 5), st.integers(0, 4), st.integers(0, 20))
+def test_a_failing_lane_raises_and_stops_the_others(lanes, failing, fail_at):
+    failing %= lanes
+    produced: list[int] = []
+    sources = [source(list(range(1000)), produced=produced) for _ in range(lanes - 1)]
+    sources.insert(failing, source(list(range(1000)), fail_at=fail_at))
+    with pytest.raises(Boom):
+        for _ in interleaved(sources):
+            time.sleep(0.0005)  # a slow consumer: healthy lanes run ahead
+    time.sleep(0.05)
+    stopped_at = len(produced)
+    time.sleep(0.05)
+    assert len(produced) == stopped_at < 1000 * (lanes - 1)  # nobody walks on
+    assert not [t for t in threading.enumerate() if t.name.startswith("page-prefetch-lane")]

@@ -1,5 +1,6 @@
 """Planning windows from a census: contiguous, complete, exact counts, ties never split,
-as many as the cluster has slots within the size bounds."""
+as many as the cluster has slots within the size bounds; lanes inside each window, none
+empty, none past the window, no tie split."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from trestle_tasks.sync.finalize import finished_prefix_upper
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
-from trestle_tasks.sync.windows import cut_windows, window_size
+from trestle_tasks.sync.windows import cut_lanes, cut_windows, window_size
 
 feeds = st.integers(1, 10_000).flatmap(
     lambda spread: st.lists(st.integers(1, spread), max_size=400))  # narrow spreads: ties
@@ -77,3 +78,40 @@ def test_the_watermark_moves_over_the_succeeded_prefix_only(results):
         prefix += 1
     expected = windows[prefix - 1].upper_ticks if prefix else None
     assert upper == expected
+
+
+@given(feeds, st.booleans(), st.integers(1, 8), st.integers(1, 8), st.integers(1, 60))
+def test_lanes_cut_each_window_into_nonempty_stretches_without_splitting_a_tie(
+        ticks, from_start, wanted, lanes, lane_min):
+    ticks = sorted(ticks)
+    upper, lower = 10_000, None if from_start else 0
+    windows = cut_windows(ticks, lower, upper, windows_wanted=wanted, min_size=1,
+                          max_size=10_000, lanes=lanes, lane_min=lane_min)
+    for window in windows:
+        bounds = window.lane_bounds()
+        assert len(bounds) <= lanes
+        assert bounds[0][0] == window.lower_ticks and bounds[-1][1] == window.upper_ticks
+        for (_, before), (after, _) in itertools.pairwise(bounds):
+            assert before == after  # lanes meet: no gap, no overlap
+        counts = [in_window(ticks, low, high) for low, high in bounds]
+        assert sum(counts) == window.expected
+        assert all(counts), (window, counts)  # no lane walks an empty stretch
+        if window.lanes:
+            assert window.expected >= 2 * lane_min  # a window too small is walked whole
+        elif min(lanes, window.expected // lane_min) >= 2:
+            # It could have shared, so its first cut fell on the window's last timestamp:
+            # one tie from there to the end, which no lane may split.
+            inside = [t for t in ticks if (window.lower_ticks is None or t > window.lower_ticks)
+                      and t <= window.upper_ticks]
+            shares = min(lanes, len(inside) // lane_min)
+            assert inside[len(inside) // shares - 1] == inside[-1]
+
+
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=300), st.integers(2, 6))
+def test_lanes_are_about_equal_without_ties(spread, lanes):
+    ticks = sorted(set(itertools.accumulate(spread)))  # distinct timestamps
+    bounds = cut_lanes(ticks, 0, len(ticks), lanes=lanes, lane_min=1)
+    edges = [0, *(bisect.bisect_right(ticks, b) for b in bounds), len(ticks)]
+    sizes = [b - a for a, b in itertools.pairwise(edges)]
+    assert len(sizes) == min(lanes, len(ticks))
+    assert max(sizes) - min(sizes) <= 1

@@ -101,7 +101,8 @@ class WindowLedger:
                     {"run_id": plan.run_id, "resource": plan.resource,
                      "window_id": w.window_id, "window_index": w.index, "status": PENDING,
                      "attempts": 0, "started_at": now, "lower_ticks": w.lower_ticks,
-                     "upper_ticks": w.upper_ticks, "expected": w.expected, "token": 0}
+                     "upper_ticks": w.upper_ticks, "expected": w.expected,
+                     "lanes": encode_json(list(w.lanes)) if w.lanes else None, "token": 0}
                     for w in fresh])
 
         self._tx(work)
@@ -316,8 +317,9 @@ class WindowLedger:
 
 
 def _ledger_window(row: Any) -> LedgerWindow:
+    lanes = tuple(decode_json(row["lanes"])) if row["lanes"] else ()
     window = Window(int(row["window_index"]), row["lower_ticks"], int(row["upper_ticks"]),
-                    row["expected"])
+                    row["expected"], lanes=lanes)
     return LedgerWindow(window, row["status"], int(row["token"]), int(row["retries"]),
                         int(row["crashes"]))
 

@@ -25,6 +25,8 @@ class Stats:
             self._token_failures = 0
             self._records = 0
             self._records_by_resource: Counter[str] = Counter()
+            self._in_flight = 0
+            self._peak_in_flight = 0
 
     def request(self, client_id: str | None, resource: str, status: int | str) -> None:
         with self._lock:
@@ -34,6 +36,16 @@ class Stats:
             entry["by_resource"][resource] += 1
             if status == 429:  # quota and injected alike
                 self._throttled += 1
+
+    def entered(self) -> None:
+        """A data request began: how many are served at once shows a client's parallelism."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def left(self) -> None:
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
 
     def fault(self, kind: str) -> None:
         with self._lock:
@@ -72,4 +84,5 @@ class Stats:
                 "token_failures": self._token_failures,
                 "records_served": self._records,
                 "records_served_by_resource": dict(self._records_by_resource),
+                "peak_in_flight": self._peak_in_flight,
             }

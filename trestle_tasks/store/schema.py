@@ -360,11 +360,13 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         # message carries one window, and finalize reads the rest of the plan from here.
         # `token` grows with each dispatch, so only the newest delivery may run the window;
         # `heartbeat_at` (the database's clock) shows its worker alive; `crashes` counts
-        # deliveries that died without finishing; `outcome` is the WindowOutcome as JSON.
+        # deliveries that died without finishing; `outcome` is the WindowOutcome as JSON;
+        # `lanes`, the ticks where the window is cut into stretches walked at once.
         sa.Column("window_index", sa.Integer(), nullable=True),
         sa.Column("lower_ticks", sa.BigInteger(), nullable=True),
         sa.Column("upper_ticks", sa.BigInteger(), nullable=True),
         sa.Column("expected", sa.BigInteger(), nullable=True),
+        sa.Column("lanes", sa.Text(), nullable=True),  # JSON list of inner boundaries
         sa.Column("token", sa.Integer(), nullable=False, default=0, server_default="0"),
         sa.Column("heartbeat_at", UTCDateTime(), nullable=True),
         sa.Column("not_before", UTCDateTime(), nullable=True),

@@ -109,7 +109,8 @@ def _sync_resource(
         resource, store=store, client=client, lock=lock, owner="local",
         lock_ttl_s=in_process_lease(settings), full=full,
         sizing=WindowSizing.for_cluster(slots=max(1, concurrency), page_size=settings.page_size,
-                                        max_records=settings.window_size),
+                                        max_records=settings.window_size,
+                                        lanes=settings.window_lanes),
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )

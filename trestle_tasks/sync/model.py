@@ -15,12 +15,17 @@ from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 @dataclass(frozen=True)
 class Window:
-    """Records with lower < ModificationTimestamp <= upper (lower None: from the start)."""
+    """Records with lower < ModificationTimestamp <= upper (lower None: from the start).
+
+    `lanes` are inner boundaries (strictly increasing, inside the window) where its range is
+    cut into stretches walked at once (sync/windows.py); empty: one walk.
+    """
 
     index: int
     lower_ticks: int | None
     upper_ticks: int
     expected: int | None = None
+    lanes: tuple[int, ...] = ()
 
     @property
     def window_id(self) -> str:
@@ -28,14 +33,24 @@ class Window:
 
     def describe(self) -> str:
         lower = ODataTimestamp(self.lower_ticks).to_odata() if self.lower_ticks else "start"
-        return f"({lower}, {ODataTimestamp(self.upper_ticks).to_odata()}]"
+        text = f"({lower}, {ODataTimestamp(self.upper_ticks).to_odata()}]"
+        return f"{text} in {len(self.lanes) + 1} lanes" if self.lanes else text
+
+    def lane_bounds(self) -> list[tuple[int | None, int]]:
+        """(lower, upper] of each lane, in order: together exactly the window's range."""
+        lowers: list[int | None] = [self.lower_ticks, *self.lanes]
+        return list(zip(lowers, [*self.lanes, self.upper_ticks], strict=True))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["lanes"] = list(self.lanes)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Window:
-        return cls(**data)
+        values = dict(data)
+        values["lanes"] = tuple(data.get("lanes") or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Read one page ahead while the current page is loaded into the database.
+"""Read pages ahead while the current page is loaded into the database.
 
 A window's time per page is the request (latency included) plus the upsert; fetching the
 next page on a helper thread while the current one is written overlaps the two, so a
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -30,7 +30,16 @@ def prefetched(source: Iterator[T], depth: int = 1) -> Iterator[T]:
     An error in `source` is raised here, at the item where it happened. Stopping early
     (an error while loading) stops the helper after the item it is working on.
     """
-    ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
+    return interleaved([source], depth=depth)
+
+
+def interleaved(sources: Sequence[Iterator[T]], depth: int = 1) -> Iterator[T]:
+    """The items of every source, each produced on a helper thread of its own up to
+    `depth` items ahead, in the order they are ready (a window's lanes: each walks its
+    stretch while the caller loads whatever page came first). At most `depth` items per
+    source wait in memory. The first error of any source is raised here and stops them all.
+    """
+    ahead: queue.Queue[object] = queue.Queue(maxsize=depth * max(1, len(sources)))
     stop = threading.Event()
 
     def put(item: object) -> bool:
@@ -42,7 +51,7 @@ def prefetched(source: Iterator[T], depth: int = 1) -> Iterator[T]:
                 continue
         return False
 
-    def produce() -> None:
+    def produce(source: Iterator[T]) -> None:
         try:
             for item in source:
                 if not put(item):
@@ -51,18 +60,25 @@ def prefetched(source: Iterator[T], depth: int = 1) -> Iterator[T]:
         except BaseException as error:  # handed to the consumer, raised there
             put(_Failed(error))
 
-    context = contextvars.copy_context()
-    worker = threading.Thread(target=context.run, args=(produce,), name="page-prefetch",
-                              daemon=True)
-    worker.start()
+    helpers = []
+    for number, source in enumerate(sources):
+        context = contextvars.copy_context()
+        name = "page-prefetch" if len(sources) == 1 else f"page-prefetch-lane-{number}"
+        helper = threading.Thread(target=context.run, args=(produce, source), name=name,
+                                  daemon=True)
+        helper.start()
+        helpers.append(helper)
+    running = len(helpers)
     try:
-        while True:
+        while running:
             item = ahead.get()
             if item is _DONE:
-                return
+                running -= 1
+                continue
             if isinstance(item, _Failed):
                 raise item.error
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        worker.join(timeout=60)
+        for helper in helpers:
+            helper.join(timeout=60)

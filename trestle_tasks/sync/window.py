@@ -19,7 +19,7 @@ from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_medi
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import TIMESTAMP_FIELD, range_filter
-from trestle_tasks.sync.prefetch import prefetched
+from trestle_tasks.sync.prefetch import interleaved
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, replication_query, walk_keyset, walk_links
 from trestle_tasks.trestle.query import ODataQuery
@@ -59,21 +59,29 @@ def uses_replication(window: Window, replication_min: int) -> bool:
 
 def window_pages(plan: RunPlan, window: Window, client: TrestleClient, *, page_size: int,
                  base: ODataQuery | None, replication_min: int) -> Iterator[Page]:
-    """Keyset paging, or Trestle's replication endpoint for a window of at least
-    `replication_min` records (0: never), whose link chain this one task follows from
+    """The window's pages: its lanes walked at once (sync/windows.py), in the order their
+    pages arrive."""
+    walks = [lane_pages(plan, lower, upper, client, page_size=page_size, base=base,
+                        replication=uses_replication(window, replication_min))
+             for lower, upper in window.lane_bounds()]
+    return interleaved(walks)
+
+
+def lane_pages(plan: RunPlan, lower: int | None, upper: int, client: TrestleClient, *,
+               page_size: int, base: ODataQuery | None, replication: bool) -> Iterator[Page]:
+    """Keyset paging over (lower, upper], or Trestle's replication endpoint for a window
+    of at least `replication_min` records, whose link chain this one task follows from
     start to end: a link dies after 5 idle minutes, so it is never parked between tasks.
     Whether replication takes `$expand` is not documented: it is walked without."""
-    if uses_replication(window, replication_min):
-        query = ODataQuery(plan.resource, filter=range_filter(window.lower_ticks,
-                                                              window.upper_ticks))
+    if replication:
+        query = ODataQuery(plan.resource, filter=range_filter(lower, upper))
         return walk_links(client, replication_query(query, top=page_size))
     keyset = KeysetWindow(
         plan.resource,
         plan.key_field,
         TIMESTAMP_FIELD,
-        lower=(ODataTimestamp(window.lower_ticks), None) if window.lower_ticks is not None
-        else None,
-        upper=ODataTimestamp(window.upper_ticks),
+        lower=(ODataTimestamp(lower), None) if lower is not None else None,
+        upper=ODataTimestamp(upper),
     )
     return walk_keyset(client, keyset, page_size=page_size, base=base)
 
@@ -93,8 +101,8 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     inline_media = media_since is not None and not uses_replication(window, replication_min)
     base = ODataQuery(plan.resource, expand=(media_expansion(),)) if inline_media else None
     try:
-        for page in prefetched(window_pages(plan, window, client, page_size=page_size,
-                                            base=base, replication_min=replication_min)):
+        for page in window_pages(plan, window, client, page_size=page_size, base=base,
+                                 replication_min=replication_min):
             if not page.records:
                 continue
             expansions = take_expansions(page.records) if base is not None else None

@@ -9,6 +9,12 @@ How many windows: enough to keep every window slot of the cluster busy
 fixed cost: a task, a lock renewal, a journal row) and none larger than
 `SYNC_WINDOW_SIZE`. A timestamp shared by more records than a window is never split: the
 window's keyset walk takes the whole tie.
+
+Lanes: a window of several pages is also cut, at census timestamps, into up to
+`SYNC_WINDOW_LANES` stretches that its task walks at once, one request each in flight. A
+keyset walk cannot ask for its next page before the last one arrived, so a window of n
+pages costs n round trips of latency walked alone and about n / lanes in lanes. It costs at
+most lanes - 1 more requests (each lane's last page is short), never more records.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ def window_size(records: int, *, windows_wanted: int, min_size: int, max_size: i
 
 
 def cut_windows(ticks: Sequence[int], lower: int | None, upper: int, *,
-                windows_wanted: int, min_size: int, max_size: int) -> list[Window]:
+                windows_wanted: int, min_size: int, max_size: int, lanes: int = 1,
+                lane_min: int = 1) -> list[Window]:
     """Windows covering (lower, upper] with no gap or overlap, from the sorted timestamps
-    of the records in it; each holds `window_size` records, or more for a tie."""
+    of the records in it; each holds `window_size` records, or more for a tie, and is cut
+    into at most `lanes` lanes of at least `lane_min` records (see `cut_lanes`)."""
     if not ticks:
         return []
     size = window_size(len(ticks), windows_wanted=windows_wanted, min_size=min_size,
@@ -44,9 +52,29 @@ def cut_windows(ticks: Sequence[int], lower: int | None, upper: int, *,
         last = min(start + size, len(ticks)) - 1
         last = bisect.bisect_right(ticks, ticks[last]) - 1  # the whole tie, never half
         window_upper = ticks[last] if last < len(ticks) - 1 else upper
-        windows.append(Window(len(windows), window_lower, window_upper, last + 1 - start))
+        inner = cut_lanes(ticks, start, last + 1, lanes=lanes, lane_min=lane_min)
+        windows.append(Window(len(windows), window_lower, window_upper, last + 1 - start,
+                              lanes=inner))
         start, window_lower = last + 1, window_upper
     return windows
+
+
+def cut_lanes(ticks: Sequence[int], start: int, end: int, *, lanes: int,
+              lane_min: int) -> tuple[int, ...]:
+    """The inner boundaries of a window holding ticks[start:end]: strictly increasing
+    timestamps, each the last of a lane (a lane is (previous boundary, boundary]), so that
+    the window's records fall into at most `lanes` lanes of about equal size and at least
+    `lane_min` each. A tie stays in one lane; none when the window is too small to share."""
+    count = end - start
+    wanted = min(lanes, count // max(1, lane_min))
+    if wanted < 2:
+        return ()
+    bounds: list[int] = []
+    for lane in range(1, wanted):
+        tick = ticks[start + (count * lane) // wanted - 1]
+        if (not bounds or tick > bounds[-1]) and tick < ticks[end - 1]:
+            bounds.append(tick)  # a tie across the cut makes two lanes one
+    return tuple(bounds)
 
 
 def range_ticks(client: TrestleClient, resource: str, key_field: str,
