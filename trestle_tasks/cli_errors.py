@@ -49,7 +49,7 @@ def _database_message(error: BaseException) -> str | None:
     orig = getattr(error, "orig", None)
     if orig is None:
         return f"database error: {one_line(str(error).split('(Background on')[0])}"
-    args = getattr(orig, "args", ())
+    args: tuple[object, ...] = getattr(orig, "args", ())
     if len(args) >= 2 and isinstance(args[0], int):  # PyMySQL: (errno, message)
         return f"database error: {one_line(str(args[1]))} (MySQL error {args[0]})"
     return f"database error: {one_line(str(orig))}"

@@ -23,9 +23,10 @@ class Check:
 def _run(name: str, probe: Callable[[], str]) -> Check:
     try:
         return Check(name, True, probe())
-    except Exception as error:  # a check reports any failure; it never raises
-        if isinstance(error, RetriesExhaustedError) and error.__cause__ is not None:
-            error = error.__cause__  # checks make one attempt: "gave up" says nothing
+    except Exception as failure:  # a check reports any failure; it never raises
+        error: BaseException = failure
+        if isinstance(failure, RetriesExhaustedError) and failure.__cause__ is not None:
+            error = failure.__cause__  # checks make one attempt: "gave up" says nothing
         reason = " ".join(str(error).split()) or type(error).__name__
         if "timeout" in reason.lower() or "timed out" in reason.lower():
             reason += f" (timed out: no answer within {CHECK_TIMEOUT_S:g} s)"

@@ -171,14 +171,15 @@ def configure_logging(
             ("api.log", api, logging.DEBUG),
         ):
             # Safe with several writers: Celery's prefork processes all write these files.
-            handler = SharedRotatingFileHandler(folder / name, max_bytes=LOG_FILE_BYTES,
-                                                backup_count=LOG_FILE_BACKUPS)
-            handler.setLevel(file_level)
-            handler.setFormatter(JsonFormatter())
-            handlers.append((logger, handler))
+            file_handler = SharedRotatingFileHandler(folder / name, max_bytes=LOG_FILE_BYTES,
+                                                     backup_count=LOG_FILE_BACKUPS)
+            file_handler.setLevel(file_level)
+            file_handler.setFormatter(JsonFormatter())
+            handlers.append((logger, file_handler))
         api.setLevel(logging.DEBUG)
     for logger, handler in handlers:
         handler.addFilter(ContextFilter())
+        # Marks ours, for the removal above and cli.py: an attribute no Handler declares.
         handler._trestle_tasks = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     root.setLevel(level)

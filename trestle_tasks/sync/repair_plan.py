@@ -76,8 +76,8 @@ def plan_repair(wanted: Sequence[tuple[Any, int | None]], feed_ticks: Sequence[i
         if page not in dense:
             plan.by_key.extend(key for _, key in sorted(found))
     run: list[int] = []
-    for page in [*dense, None]:
-        if run and (page is None or page != run[-1] + 1):
+    for next_page in [*dense, None]:  # None: past the last page, to close the last run
+        if run and (next_page is None or next_page != run[-1] + 1):
             walk = _walk(run, pages, feed_ticks)
             # A tie running far past the last page makes the walk long: name them instead.
             if walk.requests <= math.ceil(len(walk.keys) / keys_per_request) + 1:
@@ -85,8 +85,8 @@ def plan_repair(wanted: Sequence[tuple[Any, int | None]], feed_ticks: Sequence[i
             else:
                 plan.by_key.extend(walk.keys)
             run = []
-        if page is not None:
-            run.append(page)
+        if next_page is not None:
+            run.append(next_page)
     return plan
 
 

@@ -243,7 +243,7 @@ def parse_metadata(document: bytes | str) -> ServiceMetadata:
                 ) if key_el is not None else ()
                 entity_types[qualified] = _EntityTypeDraft(
                     qualified_name=qualified,
-                    base_type=qualify(child.get("BaseType")) if child.get("BaseType") else None,
+                    base_type=qualify(base) if (base := child.get("BaseType")) else None,
                     key=key,
                     properties=list(_children(child, "Property")),
                     navigations=list(_children(child, "NavigationProperty")),
