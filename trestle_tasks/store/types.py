@@ -70,8 +70,12 @@ class KeyString(TypeDecorator[str]):
     impl = sa.String
     cache_ok = True
 
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        length = self.impl_instance.length
+        length = self.length
         if is_mysql(dialect):
             collation = "utf8mb4_nopad_bin" if flavour(dialect) == "mariadb" else "utf8mb4_0900_bin"
             return dialect.type_descriptor(

@@ -144,7 +144,7 @@ class WebhookChannel:
         self._session = session or requests.Session()
         self.name = f"{self.kind} to {_host_of(url.reveal())}"
 
-    def payload(self, alert: Alert) -> dict[str, object]:
+    def payload(self, alert: Alert) -> dict[str, str | None]:
         return alert.as_payload()
 
     def send(self, alert: Alert) -> None:
@@ -165,5 +165,5 @@ class SlackChannel(WebhookChannel):
 
     kind = "slack"
 
-    def payload(self, alert: Alert) -> dict[str, object]:
+    def payload(self, alert: Alert) -> dict[str, str | None]:
         return {"text": f"*{subject(alert)}*\n{alert.text}"}

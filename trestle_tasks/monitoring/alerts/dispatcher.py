@@ -101,7 +101,8 @@ class AlertDispatcher:
             log.info("alert %s suppressed: sent less than %.0f min ago", alert.dedup_key,
                      self._cooldown_s / 60)
             return Delivery(alert.dedup_key, SUPPRESSED)
-        delivered, failed = [], []
+        delivered: list[str] = []
+        failed: list[str] = []
         for channel in self.channels:
             ok = deliver_with_retries(channel, alert, self._delays, self._sleep)
             (delivered if ok else failed).append(channel.name)

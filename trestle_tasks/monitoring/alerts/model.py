@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 CRITICAL = "critical"
 WARNING = "warning"
@@ -38,7 +37,7 @@ class Alert:
         if not self.dedup_key:
             object.__setattr__(self, "dedup_key", f"{self.kind}:{self.resource or '*'}")
 
-    def as_payload(self) -> dict[str, Any]:
+    def as_payload(self) -> dict[str, str | None]:
         """The generic webhook body (JSON)."""
         return {
             "kind": self.kind,
