@@ -93,6 +93,8 @@ def main() -> None:
                         help="SYNC_WINDOW_SIZE (the production default)")
     parser.add_argument("--max-windows", type=int, default=None,
                         help="SYNC_MAX_CONCURRENT_WINDOWS (default: the setting's default)")
+    parser.add_argument("--lanes", type=int, default=None,
+                        help="SYNC_WINDOW_LANES (default: the setting's default)")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--shared-server", action="store_true",
@@ -132,6 +134,8 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
             })
             if args.max_windows is not None:
                 env["SYNC_MAX_CONCURRENT_WINDOWS"] = str(args.max_windows)
+            if args.lanes is not None:
+                env["SYNC_WINDOW_LANES"] = str(args.lanes)
             redis.Redis(db=12).flushdb()
             for index in range(args.workers):
                 workers.append(subprocess.Popen(
@@ -163,11 +167,13 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
             if run.returncode:
                 print(run.stderr[-2000:])
             celery_requests, celery_429 = served(sim.odata_root, "trestle-simulator")
+            in_flight = control(sim.odata_root, "stats").get("peak_in_flight", "?")
             allowed = args.minute_quota * celery_s / 60
             print(f"celery ({args.workers} workers x {args.concurrency}): {celery_s:.1f} s, "
                   f"{args.records / celery_s:,.0f} records/s, {celery_requests} requests, "
                   f"{celery_429} x 429, quota utilization {celery_requests / allowed:.0%} "
-                  f"(of {allowed:,.0f} allowed in that time)")
+                  f"(of {allowed:,.0f} allowed in that time), at most {in_flight} requests "
+                  "in flight")
             print(window_figures(load_settings(env, env_file=None)))
             print("CPU during the run:")
             print(cpu_line("workers", workers_s, args.records))
