@@ -304,11 +304,10 @@ def backfill(engine: Engine, layout: ResourceLayout, columns: Mapping[str, str])
     """
     table = layout.table
     key = table.c[layout.key_column]
-    specs = {f: layout.spec.field(f) for f in columns}
     plans = [
         (name, column, json.dumps(name, ensure_ascii=False) + ":",
-         field_check(specs[name]), field_converter(specs[name]))  # type: ignore[arg-type]
-        for name, column in columns.items() if specs[name] is not None
+         field_check(spec), field_converter(spec))
+        for name, column in columns.items() if (spec := layout.spec.field(name)) is not None
     ]
     if not plans:
         return 0

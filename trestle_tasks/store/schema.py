@@ -105,7 +105,7 @@ def promoted_fields(spec: ResourceSpec, extra: Iterable[str] = ()) -> list[str]:
     budget = TYPED_COLUMNS_BYTE_BUDGET
     chosen: list[str] = []
     for name in wanted:
-        cost = inline_bytes(spec.field(name))  # type: ignore[arg-type]
+        cost = inline_bytes(spec.declared_field(name))
         if chosen and cost > budget:
             continue  # stays in the document only; reported by migrate
         budget -= cost
@@ -237,7 +237,7 @@ def build_table(layout: ResourceLayout, metadata: sa.MetaData) -> sa.Table:
     indexes: list[sa.Index] = []
     typed = [(f, c) for f, c in layout.columns.items() if f != key.name]
     for field_name, column_name in typed:
-        column_type = sql_type(spec.field(field_name))  # type: ignore[arg-type]
+        column_type = sql_type(spec.declared_field(field_name))
         columns.append(sa.Column(column_name, column_type, nullable=True))
     for column_name in layout.retired.values():
         columns.append(sa.Column(column_name, LongText(), nullable=True))

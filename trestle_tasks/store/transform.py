@@ -32,13 +32,14 @@ reasons, so both paths give the same row for the same record.
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import msgspec
 
@@ -70,7 +71,13 @@ Check = Callable[[Any], Problem | None]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_NOT_STRING = object()
+
+
+class _Sentinel(enum.Enum):
+    NOT_STRING = enum.auto()
+
+
+_NOT_STRING: Final = _Sentinel.NOT_STRING  # an enum member, so `is not` narrows for mypy
 # Instants Python (and so every target) can hold: 0001-01-01 to 9999-12-31, in UTC.
 _MIN_TICKS = ODataTimestamp.from_datetime(datetime.min.replace(tzinfo=UTC)).ticks
 _MAX_TICKS = ODataTimestamp.from_datetime(datetime.max.replace(tzinfo=UTC)).ticks + 9
@@ -584,7 +591,7 @@ class RecordTransformer:
         self._version = layout.version_field
         key_name = self._key.name
         self._typed: list[tuple[str, str, Callable[[Any], Any]]] = [
-            (name, column, field_converter(spec.field(name)))  # type: ignore[arg-type]
+            (name, column, field_converter(spec.declared_field(name)))
             for name, column in layout.columns.items()
             if name != key_name
         ]

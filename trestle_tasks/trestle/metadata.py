@@ -134,6 +134,10 @@ class ResourceSpec:
     def field(self, name: str) -> FieldSpec | None:
         return self._by_name.get(name)
 
+    def declared_field(self, name: str) -> FieldSpec:
+        """The field `name`, which the caller knows is declared (KeyError if not)."""
+        return self._by_name[name]
+
     def has_field(self, name: str) -> bool:
         return name in self._by_name
 
