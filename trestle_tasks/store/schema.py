@@ -287,7 +287,9 @@ def bookkeeping(schema: str | None = None) -> dict[str, sa.Table]:
 def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     """etl_resource, etl_field_map, etl_sync_log, etl_sync_window, etl_watermark,
     etl_rejects, etl_run_lock."""
-    opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+    # Dialect options, for Table(**kw: Any): as dict[str, str] mypy matches them to its
+    # typed keywords (schema, quote, …) too.
+    opts: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
     resource = sa.Table(
         "etl_resource", metadata,
         sa.Column("resource", KeyString(RESOURCE_CHARS), primary_key=True),
