@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import gzip
-import json
 from typing import Any
 
+import msgspec
 from werkzeug.wrappers import Request, Response
 
 ODATA_JSON = "application/json; odata.metadata=minimal"
@@ -33,7 +33,14 @@ PROXY_PAGE = (
 
 
 def encode_json(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, byte for byte what `json.dumps(ensure_ascii=False,
+    separators=(",", ":"))` writes for these bodies, at about a fifth of the CPU: a page of
+    wide records is megabytes, and in benchmarks the simulator shares the cores with the
+    client it stands in for."""
+    return _ENCODER.encode(body)
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 def odata_response(body: Any, status: int = 200) -> Response:
