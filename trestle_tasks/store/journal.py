@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import total_ordering
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -40,6 +40,12 @@ SKIPPED = "skipped"  # a trigger that found the resource busy: recorded, nothing
 STATUSES = (RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED, SKIPPED)
 
 _ERROR_CHARS = 4000
+
+
+class RowLike(Protocol):
+    """What `from_row` reads: a row's values by column name (a RowMapping, or a dict)."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
 
 
 def redact(text: str | None) -> str | None:
@@ -105,7 +111,7 @@ class SyncRun:
     api_bytes: int = 0  # response bodies as sent on the wire (compressed)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> SyncRun:
+    def from_row(cls, row: RowLike) -> SyncRun:
         values = {k: row[k] for k in cls.__dataclass_fields__ if k != "details"}
         details = decode_json(row["details"]) if row["details"] else None
         return cls(details=details, **values)
@@ -131,7 +137,7 @@ class SyncWindow:
     api_bytes: int = 0
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> SyncWindow:
+    def from_row(cls, row: RowLike) -> SyncWindow:
         return cls(**{k: row[k] for k in cls.__dataclass_fields__})
 
 
@@ -273,9 +279,10 @@ class SyncJournal:
             ).mappings().first()
             if row is None:
                 return None
+            values: RowLike = row
             if row["finished_at"] is None:
-                row = self._with_live_windows(conn, dict(row))
-        return SyncRun.from_row(row)
+                values = self._with_live_windows(conn, dict(row))
+        return SyncRun.from_row(values)
 
     def _with_live_windows(self, conn: sa.Connection, row: dict[str, Any]) -> dict[str, Any]:
         windows = self._windows
