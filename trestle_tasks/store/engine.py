@@ -17,6 +17,9 @@ connections and Celery workers hold engines for days. Creating an engine connect
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -95,17 +98,56 @@ def _mysql_engine(url: URL, pool_size: int, max_overflow: int, pool_timeout_s: f
     )
 
     @sa.event.listens_for(engine, "connect")
-    def _install_escaper(dbapi_connection: Any, _record: Any) -> None:
-        # PyMySQL's private hook; if a later version renames it, this is just slower.
-        if hasattr(dbapi_connection, "_escape_string"):
-            def escape(text: str, _conn: Any = dbapi_connection) -> str:
-                if _conn.server_status & _NO_BACKSLASH_ESCAPES:
-                    return text.replace("'", "''")
-                return fast_escape_string(text)
-
-            dbapi_connection._escape_string = escape
+    def _install_escapers(dbapi_connection: Any, _record: Any) -> None:
+        install_fast_escapers(dbapi_connection)
 
     return engine
+
+
+def install_fast_escapers(dbapi_connection: Any) -> None:
+    """Give a PyMySQL connection the faster, equivalent escapers (`fast_escape_string`,
+    `fast_value_escaper`). Its private hooks: should a later version rename them, this
+    is just slower."""
+    if hasattr(dbapi_connection, "_escape_string"):
+        def escape_string(text: str, _conn: Any = dbapi_connection) -> str:
+            if _conn.server_status & _NO_BACKSLASH_ESCAPES:
+                return text.replace("'", "''")
+            return fast_escape_string(text)
+
+        dbapi_connection._escape_string = escape_string
+    if callable(getattr(dbapi_connection, "escape", None)):
+        dbapi_connection.escape = fast_value_escaper(dbapi_connection)
+
+
+def fast_value_escaper(dbapi_connection: Any) -> Callable[..., str]:
+    """PyMySQL's `Connection.escape` (what binds every parameter into the statement text)
+    for the values a loader sends most, without its chain of type checks: a page of 1,000
+    rows binds about 15,000 values, and PyMySQL's generic path cost ~3 µs each. Anything
+    else (dates, bytes, sequences) and any explicit mapping take PyMySQL's own path, so the
+    text sent is the same byte for byte."""
+    generic = dbapi_connection.escape
+
+    def quoted(text: str) -> str:
+        return f"'{dbapi_connection._escape_string(text)}'"
+
+    def decimal(value: Decimal) -> str:
+        return format(value, "f") if value.is_finite() else generic(value)
+
+    def timestamp(value: datetime.datetime) -> str:
+        # PyMySQL writes the wall time and drops any zone, as isoformat does for naive ones.
+        return f"'{value.isoformat(' ')}'" if value.tzinfo is None else generic(value)
+
+    direct: dict[type, Callable[[Any], str]] = {
+        str: quoted, int: int.__repr__, type(None): lambda _value: "NULL",
+        bool: lambda value: "1" if value else "0", Decimal: decimal,
+        datetime.datetime: timestamp,
+    }
+
+    def escape(obj: Any, mapping: Any = None) -> str:
+        render = direct.get(type(obj)) if mapping is None else None
+        return render(obj) if render is not None else generic(obj, mapping)
+
+    return escape
 
 
 def _sqlite_engine(url: URL, echo: bool) -> Engine:
