@@ -22,7 +22,7 @@ from trestle_tasks.store.schema import (
     ResourceLayout,
     bookkeeping,
 )
-from trestle_tasks.store.types import is_mysql
+from trestle_tasks.store.types import is_mysql, on_conflict_insert
 from trestle_tasks.trestle.metadata import (
     KIND_OF_EDM,
     EnumSpec,
@@ -165,17 +165,13 @@ def upsert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         assignments = {c: stmt.inserted[c] for c in update} or {keys[0]: table.c[keys[0]]}
         conn.execute(stmt.on_duplicate_key_update(assignments), rows)
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(table)
+    insert = on_conflict_insert(table, conn.dialect)
     if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+        insert = insert.on_conflict_do_update(
+            index_elements=keys, set_={c: insert.excluded[c] for c in update})
     else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    conn.execute(stmt, rows)
+        insert = insert.on_conflict_do_nothing(index_elements=keys)
+    conn.execute(insert, rows)
 
 
 def track_undeclared(conn: sa.Connection, resource: str, names: Iterable[str],

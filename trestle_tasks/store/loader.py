@@ -59,7 +59,7 @@ from trestle_tasks.store.transform import (
     RecordTransformer,
     Rejection,
 )
-from trestle_tasks.store.types import is_mysql
+from trestle_tasks.store.types import is_mysql, on_conflict_insert
 from trestle_tasks.trestle.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,6 @@ _PARAMETER_LIMIT = {"postgresql": 65_535, "sqlite": 32_766}
 _UNBOUNDED_STATEMENT_BYTES = 64 * 1024 * 1024
 _DETAIL_CHARS = 2000
 _COMPILED_KEEP = 16  # compiled statements kept per loader (full batches, and remainders)
-_NOT_REPEATABLE: Any = object()  # the dialect's statement cannot be repeated: compile
 
 
 @dataclass
@@ -144,18 +143,14 @@ def upsert_statement(layout: ResourceLayout, rows: Sequence[dict[str, Any]],
         stmt = mysql_insert(table).values(list(rows))
         return stmt.on_duplicate_key_update(guarded_assignments(layout, stmt.inserted, columns))
 
-    if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
-    stmt = dialect_insert(table).values(list(rows))
-    excluded = stmt.excluded
+    insert = on_conflict_insert(table, dialect).values(list(rows))
+    excluded = insert.excluded
     key = layout.key_column
     set_ = {c: excluded[c] for c in columns if c != key}
     where = None
     if layout.version_field is not None:
         where = guard_condition(table, excluded[VERSION_COLUMN])
-    return stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=set_, where=where)
+    return insert.on_conflict_do_update(index_elements=[table.c[key]], set_=set_, where=where)
 
 
 class CompiledUpsert:
@@ -391,7 +386,9 @@ class RecordLoader:
             raise ValueError("the staging path is for MySQL/MariaDB (LOAD DATA LOCAL INFILE)")
         self.method = method
         self.pipeline = pipeline
-        self._statements: dict[tuple[Any, ...], CompiledUpsert] = {}
+        # (dialect, rows, columns) -> its compiled upsert; (dialect, "repeated", columns) ->
+        # the repeatable template, or None where the statement cannot be repeated.
+        self._statements: dict[tuple[Any, ...], CompiledUpsert | RepeatedUpsert | None] = {}
         self.engine = engine
         self.layout = layout
         self.batch_size = batch_size
@@ -431,7 +428,7 @@ class RecordLoader:
         batches = _batches(records, self.batch_size)
         first = next(batches, None)
         second = next(batches, None) if first is not None else None
-        if second is None or not self.pipeline:
+        if first is None or second is None or not self.pipeline:
             # One batch (a page from a sync window, typically): nothing to overlap.
             for batch in (b for b in (first, second) if b is not None):
                 total += self._write(self._prepare(batch), run_id, window_id)
@@ -472,7 +469,7 @@ class RecordLoader:
                     continue
                 prepared.append(outcome)
             else:
-                rejections.append(outcome)  # type: ignore[arg-type]
+                rejections.append(outcome)
         rows, duplicates = collapse_duplicates(prepared)
         rows.sort(key=lambda row: row.key)
         return PreparedBatch(
@@ -542,11 +539,11 @@ class RecordLoader:
         columns = tuple(sample)
         template_key = (dialect.name, "repeated", columns)
         if template_key not in self._statements:
-            self._statements[template_key] = RepeatedUpsert.template(  # type: ignore[assignment]
-                self.layout, list(columns), dialect) or _NOT_REPEATABLE
+            self._statements[template_key] = RepeatedUpsert.template(
+                self.layout, list(columns), dialect)
         repeated = self._statements[template_key]
-        if repeated is not _NOT_REPEATABLE:
-            return repeated  # type: ignore[return-value]
+        if repeated is not None:
+            return repeated
         key = (dialect.name, rows, columns)
         compiled = self._statements.get(key)
         if compiled is None:

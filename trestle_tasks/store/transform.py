@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, final
 
 import msgspec
 
@@ -93,6 +93,7 @@ class Rejection:
     raw_record: Any
 
 
+@final  # the loader tells a row from a Rejection by `type(outcome) is PreparedRow`
 @dataclass(slots=True)
 class PreparedRow:
     key: Any

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 
 
 def flavour(dialect: Dialect) -> str:
@@ -39,6 +42,16 @@ def flavour(dialect: Dialect) -> str:
 
 def is_mysql(dialect: Dialect) -> bool:
     return dialect.name in ("mysql", "mariadb")
+
+
+def on_conflict_insert(table: sa.Table, dialect: Dialect) -> postgresql.Insert | SQLiteInsert:
+    """An INSERT into `table` that takes ON CONFLICT clauses: PostgreSQL's, else SQLite's
+    (MySQL and MariaDB have ON DUPLICATE KEY UPDATE instead)."""
+    if dialect.name == "postgresql":
+        return postgresql.insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
