@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.redis_space import forget_this_run
 from tests.wide_metadata import write_metadata_files
 
 settings.register_profile(
@@ -35,3 +36,9 @@ def trestle_metadata_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     simulator's `metadata_path`. Nothing outside the repository is read."""
     trestle, _ = write_metadata_files(tmp_path_factory.mktemp("metadata"))
     return trestle
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete what this run left in the tests' shared Redis database: its own keys, and the
+    product's keys under its own credentials (tests/redis_space.py). Nothing else."""
+    forget_this_run()

@@ -1,14 +1,15 @@
-"""Fixtures for tests against real services: the simulator over HTTP and a real Redis."""
+"""Fixtures for tests against real services: the simulator over HTTP and a real Redis
+(the databases of tests/redis_space.py: TEST_REDIS_URL picks them)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 
+from tests.redis_space import celery_database, own_credential, run_key, shared_client
 from trestle_tasks.masking import Secret
 from trestle_tasks.simulator.config import SimulatorConfig
 from trestle_tasks.simulator.server import RunningSimulator, start_in_thread
@@ -21,14 +22,18 @@ CLIENT_ID = "trestle-simulator"
 CLIENT_SECRET = "simulator-secret"
 # Short waits so fault-injection tests finish quickly; the budget still rides out bursts.
 FAST_RETRY = RetryPolicy(budget_s=60, base_delay_s=0.005, max_delay_s=0.05)
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 pytestmark = pytest.mark.integration
 
 
 def start_simulator(**overrides: object) -> RunningSimulator:
+    """A simulator in this process; what the product keeps in Redis under its credentials
+    (named after its token URL, on a port of its own) is deleted when the session ends."""
     config = SimulatorConfig(**{"minute_quota": None, "hour_quota": None, **overrides})
-    return start_in_thread(config)
+    sim = start_in_thread(config)
+    for client_id in config.credentials:
+        own_credential(sim.token_url, client_id)
+    return sim
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +68,8 @@ def build_client(
 
 @pytest.fixture
 def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+    """The shared test database (never flushed: tests delete the keys they write)."""
+    client = shared_client()
     client.ping()
     yield client
     client.close()
@@ -72,7 +78,15 @@ def redis_client() -> Iterator[redis.Redis]:
 @pytest.fixture
 def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
     """A unique key prefix, deleted afterwards, so tests never see each other's keys."""
-    prefix = f"test:{uuid.uuid4().hex}:"
+    prefix = run_key(uuid.uuid4().hex, "")
     yield prefix
     for key in redis_client.scan_iter(f"{prefix}*"):
         redis_client.delete(key)
+
+
+@pytest.fixture
+def celery_redis() -> Iterator[redis.Redis]:
+    """The Celery database (`redis_url("celery")`), empty, for a test that starts workers;
+    emptied again afterwards. Run such tests under `flock /tmp/celery-tests.lock`."""
+    with celery_database() as client:
+        yield client

@@ -1,5 +1,6 @@
 """Alerts end to end: forced failures through real runs, real SMTP and HTTP receivers, the
-cooldown shared by processes through Redis (DB 9), STARTTLS with a login, and secrets."""
+cooldown shared by processes through Redis (the tests' shared database, under the test's
+own credential: tests/redis_space.py), STARTTLS with a login, and secrets."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.alert_receivers import HttpReceiver, SmtpReceiver
+from tests.redis_space import own_credential, redis_url
 from trestle_tasks import factory
 from trestle_tasks.errors import AlertDeliveryError, BadCredentialsError
 from trestle_tasks.masking import Secret
@@ -31,7 +32,7 @@ from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for
 
 pytestmark = pytest.mark.integration
-ALERT_REDIS_URL = "redis://127.0.0.1:6379/9"
+ALERT_REDIS_URL = redis_url()
 HOOK_TOKEN = "hook-token-5f3a9c"
 HOOK_PATH = f"/hooks/{HOOK_TOKEN}"
 
@@ -48,16 +49,6 @@ def hook() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver().start()
     yield receiver
     receiver.stop()
-
-
-@pytest.fixture
-def redis_db9() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(ALERT_REDIS_URL)
-    client.ping()
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def alert_env(smtp: SmtpReceiver, hook: HttpReceiver) -> dict[str, str]:
@@ -153,10 +144,12 @@ def _send_from_another_process(environ: dict[str, str], barrier, results) -> Non
         results.put(f"{type(error).__name__}: {error}")
 
 
-def test_worker_processes_share_the_cooldown_through_redis(hook, redis_db9):
+def test_worker_processes_share_the_cooldown_through_redis(hook, redis_client):
     environ = {"TRESTLE_CLIENT_ID": f"client-{uuid.uuid4().hex[:8]}",
                "TRESTLE_CLIENT_SECRET": "x" * 8, "REDIS_URL": ALERT_REDIS_URL,
                "ALERT_WEBHOOK_URL": hook.url(HOOK_PATH), "ALERT_COOLDOWN_MINUTES": "5"}
+    settings = load_settings(environ, env_file=None)
+    own_credential(settings.token_url, environ["TRESTLE_CLIENT_ID"])
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(4), context.Queue()
     workers = [context.Process(target=_send_from_another_process,
@@ -168,9 +161,10 @@ def test_worker_processes_share_the_cooldown_through_redis(hook, redis_db9):
         worker.join(timeout=10)
     assert statuses == ["sent", "suppressed", "suppressed", "suppressed"]
     assert len(hook.requests) == 1
-    keys = [k.decode() for k in redis_db9.scan_iter("trestle:alert:*")]
+    pattern = f"trestle:alert:{factory.credential_id(settings)}:*"
+    keys = [k.decode() for k in redis_client.scan_iter(pattern)]
     assert len(keys) == 1 and keys[0].endswith(":run_failed:Property")
-    assert 0 < redis_db9.ttl(keys[0]) <= 300
+    assert 0 < redis_client.ttl(keys[0]) <= 300
 
 
 def test_the_periodic_check_finds_stale_resources_and_locks_held_too_long(tmp_path, hook):
@@ -261,7 +255,7 @@ def test_webhook_errors_name_the_host_never_the_url():
 
 
 def test_the_beat_task_uses_the_database_lock_and_the_redis_cooldown(tmp_path, hook,
-                                                                     redis_db9, monkeypatch):
+                                                                     redis_client, monkeypatch):
     from trestle_tasks import tasks
 
     monkeypatch.chdir(tmp_path)  # no stray .env
@@ -273,6 +267,7 @@ def test_the_beat_task_uses_the_database_lock_and_the_redis_cooldown(tmp_path, h
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     settings = load_settings(environ, env_file=None)
+    own_credential(settings.token_url, environ["TRESTLE_CLIENT_ID"])
     store = factory.store(settings)
     store.evolve_bookkeeping()
     now = datetime.now(UTC)

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
+from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
 
@@ -20,16 +20,12 @@ from .test_celery_sync import assert_equal_to_feed, start_worker, stop, trestle_
 
 pytestmark = pytest.mark.integration
 RESOURCES = ["Property", "OpenHouse", "Media"]
-REDIS_DB = 7  # its own broker: other Celery tests and bench/backfill (12) flush theirs
 
 
 @pytest.fixture
-def broker():
-    client = redis.Redis(db=REDIS_DB)
-    client.flushdb()
-    yield f"redis://127.0.0.1:6379/{REDIS_DB}"
-    client.flushdb()
-    client.close()
+def broker(celery_redis) -> str:
+    """The Celery database, empty (tests/redis_space.py)."""
+    return redis_url("celery")
 
 
 def watermark_ticks(env) -> int:

@@ -10,8 +10,8 @@ import time
 import uuid
 
 import pytest
-import redis
 
+from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
 
@@ -19,8 +19,6 @@ from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database
 
 pytestmark = pytest.mark.integration
-REDIS_DB = 13
-TURNS_REDIS_DB = 11
 
 
 def worker_env(sim, database_url: str, **extra: str) -> dict[str, str]:
@@ -32,7 +30,7 @@ def worker_env(sim, database_url: str, **extra: str) -> dict[str, str]:
         "TRESTLE_TOKEN_URL": sim.token_url,
         "TRESTLE_BASE_URL": sim.odata_root,
         "DATABASE_URL": database_url,
-        "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+        "REDIS_URL": redis_url("celery"),
         "TRESTLE_RESOURCES": "Property,Member,Office",
         "LOG_FORMAT": "json",
         **extra,
@@ -65,12 +63,9 @@ def trestle_etl(env, *args, timeout=240):
 
 
 @pytest.fixture
-def clean_redis():
-    client = redis.Redis(db=REDIS_DB)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def clean_redis(celery_redis):
+    """The Celery database, empty (tests/redis_space.py): broker, results, locks, limiter."""
+    return celery_redis
 
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -100,7 +95,7 @@ def broker(request, clean_redis) -> dict[str, str]:
         return
     purge_rabbitmq(RABBITMQ_URL)
     yield {"CELERY_BROKER_URL": RABBITMQ_URL,
-           "CELERY_RESULT_BACKEND": f"redis://127.0.0.1:6379/{REDIS_DB}"}
+           "CELERY_RESULT_BACKEND": redis_url("celery")}
     purge_rabbitmq(RABBITMQ_URL)
 
 
@@ -364,23 +359,13 @@ def set_watermark_fence(env, fence: int) -> None:
     with_store(env, write)
 
 
-@pytest.fixture
-def own_redis():
-    """A Redis database of this test's own: its workers must take no one else's tasks."""
-    client = redis.Redis(db=TURNS_REDIS_DB)
-    client.flushdb()
-    yield f"redis://127.0.0.1:6379/{TURNS_REDIS_DB}"
-    client.flushdb()
-    client.close()
-
-
-def test_sync_local_and_the_workers_take_turns_on_one_database(own_redis, mariadb_url):
+def test_sync_local_and_the_workers_take_turns_on_one_database(clean_redis, mariadb_url):
     """Issue 10: after a `sync --local` (fenced by the old file lock's time_ns, even) the
     workers still advance the watermark; and while either mode runs a resource, the other
     is skipped (exit 3) instead of syncing it at the same time."""
     sim = start_simulator(records=600, seed=23, minute_quota=None)
     env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property", SYNC_WINDOW_SIZE="300",
-                     TRESTLE_PAGE_SIZE="100", REDIS_URL=own_redis)
+                     TRESTLE_PAGE_SIZE="100")
     worker = start_worker(env, f"turns-{uuid.uuid4().hex[:6]}")
     try:
         local = trestle_etl(env, "sync", "--local")

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.redis_space import redis_url
+
 from .cli_process import REPO_ROOT, clean_env, table_names, trestle_etl
 from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 RESOURCES = ("Property", "Member", "Office", "OpenHouse", "Media")
 TABLES = {"property", "member", "office", "open_house", "media", "etl_sync_log"}
-TEST_REDIS_URL = "redis://127.0.0.1:6379/10"
+TEST_REDIS_URL = redis_url()
 
 
 def documented_profiles() -> dict[str, dict[str, str]]:

@@ -1,4 +1,5 @@
-"""`trestle-etl demo --celery`: the demo through real worker processes, on Redis DB 10."""
+"""`trestle-etl demo --celery`: the demo through real worker processes, on the tests'
+Celery database (tests/redis_space.py)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import sqlalchemy as sa
+
+from tests.redis_space import redis_url
 
 from .cli_process import clean_env, trestle_etl
 
 pytestmark = pytest.mark.integration
-REDIS_URL = "redis://127.0.0.1:6379/10"
+REDIS_URL = redis_url("celery")
 RESOURCES = ("Property", "Member", "Office", "OpenHouse", "Media")
-
-
-@pytest.fixture
-def redis_db10():
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("Redis is not running")
-    client.flushdb()  # this database only
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def worker_names(stderr: str) -> list[str]:
@@ -52,7 +41,7 @@ def running_worker_commands(names: list[str]) -> list[str]:
     return found
 
 
-def test_demo_through_celery_workers(redis_db10, tmp_path):
+def test_demo_through_celery_workers(celery_redis, tmp_path):
     database = tmp_path / "demo.sqlite3"
     result = trestle_etl("demo", "--celery", "--redis-url", REDIS_URL, "--records", "300",
                          "--database", str(database), env=clean_env(), cwd=tmp_path,
@@ -83,10 +72,10 @@ def test_demo_through_celery_workers(redis_db10, tmp_path):
     assert sorted(runs.values(), key=len) == [{"Property"}, set(RESOURCES)]
     assert windows >= 2  # the listings were cut into windows for the workers to share
     # Nothing of the demo's is left queued in its Redis database.
-    assert sum(redis_db10.llen(queue) for queue in ("planning", "windows", "maintenance")) == 0
+    assert sum(celery_redis.llen(queue) for queue in ("planning", "windows", "maintenance")) == 0
 
 
-def test_interrupted_demo_stops_its_workers(redis_db10, tmp_path):
+def test_interrupted_demo_stops_its_workers(celery_redis, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "trestle_tasks", "demo", "--celery", "--redis-url", REDIS_URL,
          "--records", "3000", "--database", str(tmp_path / "demo.sqlite3")],
@@ -110,4 +99,4 @@ def test_interrupted_demo_stops_its_workers(redis_db10, tmp_path):
             process.kill()
     assert process.returncode != 0
     assert running_worker_commands(names) == [], err
-    assert sum(redis_db10.llen(queue) for queue in ("planning", "windows", "maintenance")) == 0
+    assert sum(celery_redis.llen(queue) for queue in ("planning", "windows", "maintenance")) == 0

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.alert_receivers import HttpReceiver
+from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.monitoring.alerts import hooks
 from trestle_tasks.monitoring.metrics_http import start_metrics_server
@@ -108,7 +109,7 @@ def reconcile_section(text: str) -> dict[str, str]:
 def written(request, tmp_path) -> Iterator[Written]:
     url, name = create_database(request.param, tmp_path)
     settings = load_settings({"DATABASE_URL": url, "LOCK_DIR": str(tmp_path),
-                              "REDIS_URL": "redis://127.0.0.1:6379/8"},
+                              "REDIS_URL": redis_url()},
                              env_file=None, require_credentials=False)
     try:
         store = factory.store(settings)

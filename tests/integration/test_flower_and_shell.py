@@ -13,16 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 import requests
+
+from tests.redis_space import redis_url
 
 from .cli_process import REPO_ROOT, clean_env
 from .conftest import start_simulator
 
 pytestmark = pytest.mark.integration
 README = (REPO_ROOT / "README.md").read_text()
-# A Redis database of this module's own: the worker below takes whatever is queued there.
-SHELL_REDIS_URL = "redis://127.0.0.1:6379/14"
+# The tests' Celery database (tests/redis_space.py): the worker below takes whatever is
+# queued there, so the tests below have it to themselves (the celery_redis fixture).
+SHELL_REDIS_URL = redis_url("celery")
 
 
 def free_port() -> int:
@@ -51,7 +53,8 @@ def wait_for(url: str, timeout_s: float = 30) -> None:
     raise AssertionError(f"{url} never answered")
 
 
-def test_flower_as_the_readme_runs_it_serves_pages_and_api_behind_basic_auth(tmp_path):
+def test_flower_as_the_readme_runs_it_serves_pages_and_api_behind_basic_auth(celery_redis,
+                                                                             tmp_path):
     documented = "celery -A trestle_tasks flower --address=127.0.0.1 --basic-auth=user:password"
     assert documented in README
     port = free_port()
@@ -91,12 +94,10 @@ SHELL_SESSION = textwrap.dedent("""
 """)
 
 
-def test_dispatching_from_a_python_shell_as_documented(tmp_path):
+def test_dispatching_from_a_python_shell_as_documented(celery_redis, tmp_path):
     for line in ('plan_sync.delay("Property")', "result.get(timeout=", "store.journal.get_run("):
         assert line in README, line
     sim = start_simulator(records=150, seed=21)
-    client = redis.Redis.from_url(SHELL_REDIS_URL)
-    client.flushdb()
     env = clean_env(TRESTLE_CLIENT_ID=sim.client_id, TRESTLE_CLIENT_SECRET=sim.client_secret,
                     TRESTLE_TOKEN_URL=sim.token_url, TRESTLE_BASE_URL=sim.odata_root,
                     DATABASE_URL=f"sqlite:///{tmp_path / 'shell.sqlite3'}",
@@ -118,8 +119,6 @@ def test_dispatching_from_a_python_shell_as_documented(tmp_path):
         assert outcome["fetched"] == 150
     finally:
         stop(worker)
-        client.flushdb()
-        client.close()
         sim.stop()
 
 

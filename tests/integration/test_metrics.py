@@ -14,6 +14,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.masking import Secret
 from trestle_tasks.monitoring.metrics_http import start_metrics_server
@@ -26,7 +27,7 @@ from .conftest import start_simulator
 from .sync_fixtures import create_database, drop_database, settings_for
 
 pytestmark = pytest.mark.integration
-REDIS_URL = "redis://127.0.0.1:6379/8"
+REDIS_URL = redis_url()
 MINUTE_QUOTA, HOUR_QUOTA = 5000, 90000
 
 

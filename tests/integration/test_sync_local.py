@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
@@ -199,7 +200,7 @@ def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_WINDOW_SIZE="200",
                                 TRESTLE_PAGE_SIZE="100", COST_PER_REQUEST="0.01",
                                 COST_PER_GB="50",
-                                REDIS_URL="redis://127.0.0.1:6379/15")
+                                REDIS_URL=redis_url())
         sync_local(settings, ["Property", "Office"])
         served = sim.stats()["requests"][sim.client_id]
         # The $metadata reads that created the tables are not part of any run.

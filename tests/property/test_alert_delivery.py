@@ -2,7 +2,8 @@
 
 Every alert reaches a real SMTP server (aiosmtpd) and real HTTP receivers (a JSON webhook and
 a Slack-compatible one), is retried when a receiver refuses it for a while, and is
-suppressed while its cooldown runs, with the cooldown in Redis (DB 9) or in files.
+suppressed while its cooldown runs, with the cooldown in Redis (keys of this run's own in
+the tests' shared database, tests/redis_space.py) or in files.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.alert_receivers import HttpReceiver, SmtpReceiver
+from tests.redis_space import run_key, shared_client
 from trestle_tasks.logs import redact
 from trestle_tasks.masking import Secret
 from trestle_tasks.monitoring.alerts.channels import (
@@ -39,7 +41,6 @@ from trestle_tasks.monitoring.alerts.dispatcher import (
 )
 from trestle_tasks.monitoring.alerts.model import CRITICAL, WARNING, Alert
 
-TEST_REDIS_URL = "redis://127.0.0.1:6379/9"
 HOOK_PATH = "/hooks/T0KEN-in-the-path"
 SLACK_PATH = "/services/T000/B000/slack-token"
 
@@ -66,18 +67,17 @@ def slack() -> Iterator[HttpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def redis_db9() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+def alert_redis() -> Iterator[redis.Redis]:
+    """The shared test database; each cooldown's keys are under a prefix of this run's."""
+    client = shared_client()
     client.ping()
-    client.flushdb()
     yield client
-    client.flushdb()
     client.close()
 
 
 def new_cooldown(kind: str, client: redis.Redis) -> Cooldown:
     if kind == "redis":
-        return RedisCooldown(client, prefix=f"test:{uuid.uuid4().hex}:")
+        return RedisCooldown(client, prefix=run_key("cooldown", uuid.uuid4().hex, ""))
     return FileCooldown(Path(tempfile.mkdtemp(prefix="alert-cooldown-")))
 
 
@@ -122,7 +122,7 @@ def squash(text: str) -> str:
        smtp_refusals=st.integers(0, 2), hook_refusals=st.integers(0, 2),
        slack_refusals=st.integers(0, 2))
 def test_every_alert_arrives_once_despite_refusals_and_repeats_are_suppressed(
-    cooldown_kind, smtp, hook, slack, redis_db9, batch, smtp_refusals, hook_refusals,
+    cooldown_kind, smtp, hook, slack, alert_redis, batch, smtp_refusals, hook_refusals,
     slack_refusals,
 ):
     reset(smtp, hook, slack)
@@ -130,7 +130,7 @@ def test_every_alert_arrives_once_despite_refusals_and_repeats_are_suppressed(
     hook.fail_next(hook_refusals)
     slack.fail_next(slack_refusals)
     sleeps: list[float] = []
-    sender = dispatcher(smtp, hook, slack, new_cooldown(cooldown_kind, redis_db9), sleeps)
+    sender = dispatcher(smtp, hook, slack, new_cooldown(cooldown_kind, alert_redis), sleeps)
 
     deliveries = [sender.send(alert) for alert in batch]
 
@@ -166,12 +166,12 @@ def test_every_alert_arrives_once_despite_refusals_and_repeats_are_suppressed(
 
 @pytest.mark.parametrize("cooldown_kind", ["redis", "file"])
 def test_an_alert_no_channel_took_is_not_cooled_down(cooldown_kind, smtp, hook, slack,
-                                                     redis_db9):
+                                                     alert_redis):
     reset(smtp, hook, slack)
     for receiver in (smtp, hook, slack):
         receiver.fail_next(3)  # every attempt of every channel refused
     sleeps: list[float] = []
-    sender = dispatcher(smtp, hook, slack, new_cooldown(cooldown_kind, redis_db9), sleeps)
+    sender = dispatcher(smtp, hook, slack, new_cooldown(cooldown_kind, alert_redis), sleeps)
     alert = Alert("run_failed", "Property sync failed", "boom", resource="Property")
 
     first = sender.send(alert)
@@ -185,13 +185,13 @@ def test_an_alert_no_channel_took_is_not_cooled_down(cooldown_kind, smtp, hook, 
     assert sender.send(alert).status == SUPPRESSED
 
 
-def test_one_dead_channel_does_not_stop_the_others_or_the_cooldown(smtp, hook, redis_db9):
+def test_one_dead_channel_does_not_stop_the_others_or_the_cooldown(smtp, hook, alert_redis):
     reset(smtp, hook)
     dead = WebhookChannel(Secret("http://127.0.0.1:9/hooks/dead-token"), timeout_s=2)
     sender = AlertDispatcher(
         [dead, SmtpChannel(host="127.0.0.1", port=smtp.port, sender="etl@example.com",
                            recipients=["ops@example.com"], starttls=False)],
-        new_cooldown("redis", redis_db9), cooldown_s=600, retry_delays_s=(0.0, 0.0),
+        new_cooldown("redis", alert_redis), cooldown_s=600, retry_delays_s=(0.0, 0.0),
         sleep=lambda s: None)
     delivery = sender.send(Alert("stale", "Member is stale", "90 min", resource="Member"))
     assert delivery.status == SENT

@@ -26,8 +26,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.conftest import TEST_REDIS_URL, start_simulator
+from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
+from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.store.journal import FAILED, SKIPPED, SUCCEEDED, Watermark
 from trestle_tasks.store.schema import bookkeeping
@@ -58,7 +59,7 @@ def world():
     url, _ = create_database("sqlite", folder)
     config = settings_for(sim, url, LOCK_DIR=str(folder), TRESTLE_PAGE_SIZE="50",
                           SYNC_WINDOW_SIZE="100", TRESTLE_RESOURCES=RESOURCE,
-                          REDIS_URL=TEST_REDIS_URL)
+                          REDIS_URL=redis_url())
     factory.store(config).evolve_bookkeeping()  # the first example reads the watermark
     yield sim, config
     sim.stop()

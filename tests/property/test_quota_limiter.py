@@ -9,6 +9,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.redis_space import redis_url, run_key
 from trestle_tasks.coordination.quota import (
     MINUTE_MS,
     LocalQuotaLimiter,
@@ -17,7 +18,7 @@ from trestle_tasks.coordination.quota import (
 )
 from trestle_tasks.trestle.quota_headers import QuotaSnapshot
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = redis_url()
 
 
 class FixedWindowServer:
@@ -128,7 +129,7 @@ class FakeClock:
 @given(events, st.integers(1_600_000_000, 1_900_000_000))
 def test_redis_and_local_limiters_decide_alike(sequence, start_s):
     client = redis.Redis.from_url(REDIS_URL)
-    key = f"test:quota:{uuid.uuid4().hex}"
+    key = run_key("quota", uuid.uuid4().hex)
     clock = FakeClock(float(start_s))
     shared = RedisQuotaLimiter(client, key, clock=clock)
     local = LocalQuotaLimiter(clock=clock)
@@ -156,7 +157,7 @@ def test_redis_and_local_limiters_decide_alike(sequence, start_s):
 
 def test_a_429_blocks_every_worker_of_the_credential():
     client = redis.Redis.from_url(REDIS_URL)
-    key = f"test:quota:{uuid.uuid4().hex}"
+    key = run_key("quota", uuid.uuid4().hex)
     clock = FakeClock(1_700_000_000.0)
     worker_a = RedisQuotaLimiter(client, key, clock=clock)
     worker_b = RedisQuotaLimiter(client, key, clock=clock)

@@ -41,6 +41,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import settings_for
+from tests.redis_space import redis_url
 from tests.secret_strategies import leaked_forms, secrets
 from trestle_tasks import factory
 from trestle_tasks.logs import API_LOGGER, ContextFilter, JsonFormatter, redact
@@ -54,7 +55,6 @@ QUICK_RETRY = RetryPolicy(budget_s=0.3, base_delay_s=0.002, max_delay_s=0.02,
                           max_retry_after_s=0.02)
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test"
 DB_NAME, DB_USER = "secret_leak_test", "leak_probe"
-REDIS = "127.0.0.1:6379/8"
 SCENARIOS = ["succeeds", "credentials_refused", "server_fails", "database_down",
              "token_error_echoes_the_request"]
 # Few by default (each example is a whole run); LEAK_EXAMPLES=100 for a longer hunt.
@@ -197,7 +197,7 @@ def test_no_secret_shows_anywhere_in_a_run(mariadb, echoing_token_url, scenario,
     config = settings_for(
         sim, url, TRESTLE_CLIENT_ID="leak-client", TRESTLE_CLIENT_SECRET=client_secret,
         LOCK_DIR=folder.name, SYNC_WINDOW_SIZE="100", TRESTLE_PAGE_SIZE="10",
-        REDIS_URL=f"redis://:{quote(redis_password, safe='')}@{REDIS}",
+        REDIS_URL=redis_url(password=redis_password),
         **({"TRESTLE_TOKEN_URL": echoing_token_url}
            if scenario == "token_error_echoes_the_request" else {}))
     # What every entry point does first (the CLI's and the worker's configure_logging).

@@ -11,16 +11,16 @@ import time
 import uuid
 
 import pytest
-import redis
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from tests.redis_space import run_key, shared_client
 from trestle_tasks.coordination.concurrency import RedisWindowGate, window_pressure
 from trestle_tasks.sync.model import WindowOutcome
 
 pytestmark = pytest.mark.integration
-REDIS = redis.Redis.from_url("redis://127.0.0.1:6379/15")
+REDIS = shared_client()  # the gates' keys are this run's own: run_key("gate", "")
 MAX_SLOTS = 4
 HOLDERS = [f"task-{i}" for i in range(6)]
 
@@ -29,7 +29,7 @@ class GateMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.gate = RedisWindowGate(REDIS, uuid.uuid4().hex, max_slots=MAX_SLOTS,
-                                    shrink_cooldown_s=3600, prefix="test:gate:")
+                                    shrink_cooldown_s=3600, prefix=run_key("gate", ""))
         self.capacity = MAX_SLOTS
         self.held: set[str] = set()
         self.cooling = False
@@ -80,7 +80,7 @@ test_gate_matches_its_model = GateMachine.TestCase
 
 
 def test_an_expired_holder_frees_its_slot():
-    gate = RedisWindowGate(REDIS, uuid.uuid4().hex, max_slots=1, prefix="test:gate:")
+    gate = RedisWindowGate(REDIS, uuid.uuid4().hex, max_slots=1, prefix=run_key("gate", ""))
     assert gate.acquire("killed-worker", ttl_s=0.2)
     assert not gate.acquire("next", ttl_s=60)
     time.sleep(0.3)
