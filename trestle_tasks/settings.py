@@ -7,6 +7,7 @@ and database/Redis URLs are masked wherever settings are shown.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -88,7 +89,7 @@ def _resources(text: str) -> tuple[str, ...]:
     return names
 
 
-_KIND_NAMES = {int: "a whole number", float: "a number"}
+_KIND_NAMES: dict[Callable[[str], Any], str] = {int: "a whole number", float: "a number"}
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -409,23 +410,13 @@ def read_env_file(path: Path) -> tuple[dict[str, str], list[str]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         return values, [f"{path}: is not UTF-8 text"]
-    for binding in parse_stream(_StringStream(text)):
+    for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             line = binding.original.line
             problems.append(f"{path}: line {line} could not be parsed")
         elif binding.key is not None and binding.value is not None:
             values[binding.key] = binding.value
     return values, problems
-
-
-class _StringStream:
-    """parse_stream wants an object with read(); keep the text in memory."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def read(self) -> str:
-        return self._text
 
 
 def load_settings(
