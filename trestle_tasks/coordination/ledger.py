@@ -297,7 +297,7 @@ class WindowLedger:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(
                 self._this(run_id, resource), rows.c.window_index.is_not(None),
-                sa.or_(rows.c.status.not_in(FINISHED), rows.c.outcome.is_(None)))).scalar())
+                sa.or_(rows.c.status.not_in(FINISHED), rows.c.outcome.is_(None)))).scalar_one())
 
     def outcomes(self, run_id: str, resource: str) -> list[WindowOutcome]:
         """The outcome of every finished window, for finalize."""
