@@ -10,8 +10,6 @@ import hashlib
 import time
 from collections.abc import Callable
 
-import requests
-
 from trestle_tasks.errors import BadCredentialsError, UnexpectedResponseError
 from trestle_tasks.masking import Secret, mask_url
 from trestle_tasks.trestle.http import (
@@ -21,6 +19,7 @@ from trestle_tasks.trestle.http import (
     raise_for_status,
 )
 from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
+from trestle_tasks.trestle.sessions import HttpSession
 from trestle_tasks.trestle.token_cache import CachedToken, TokenCache
 from trestle_tasks.trestle.token_seal import secret_fingerprint
 
@@ -45,7 +44,7 @@ class TokenProvider:
     def __init__(
         self,
         *,
-        session: requests.Session,
+        session: HttpSession,
         token_url: str,
         client_id: str,
         client_secret: Secret,

@@ -36,6 +36,7 @@ from trestle_tasks.trestle.http import (
 from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.quota_headers import QuotaSnapshot, parse_quota_headers
 from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
+from trestle_tasks.trestle.sessions import HttpSession
 
 USER_AGENT = "trestle-tasks/0.1 (+https://github.com/trestle-tasks)"
 api_log = logging.getLogger("trestle_tasks.api")
@@ -89,7 +90,7 @@ class TrestleClient:
     def __init__(
         self,
         *,
-        session: requests.Session,
+        session: HttpSession,
         odata_root: str,
         tokens: TokenProvider,
         retry: RetryPolicy,

@@ -9,10 +9,20 @@ of its own on first use, with its own connection pool; nothing else changes for 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import requests
+
+
+class HttpSession(Protocol):
+    """The requests the client and the token provider send: a `requests.Session` has them,
+    and so has `SessionPerThread`."""
+
+    def get(self, url: str, *, headers: Mapping[str, str],
+            timeout: tuple[float, float]) -> requests.Response: ...
+
+    def post(self, url: str, *, data: Mapping[str, str], timeout: float) -> requests.Response: ...
 
 
 class SessionPerThread:
