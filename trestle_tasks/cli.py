@@ -424,10 +424,10 @@ def demo(records: int, database: str, use_celery: bool, redis_url: str, workers:
     from pathlib import Path
 
     from trestle_tasks.cli_progress import follow, progress
-    from trestle_tasks.demo import SAMPLE_QUERY, local_syncer, run_demo
+    from trestle_tasks.demo import SAMPLE_QUERY, SyncerFactory, local_syncer, run_demo
     from trestle_tasks.wording import count
 
-    syncer = local_syncer
+    syncer: SyncerFactory = local_syncer
     if use_celery:
         from trestle_tasks.demo_celery import celery_syncer, check_redis
 

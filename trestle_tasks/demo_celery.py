@@ -95,7 +95,7 @@ def check_redis(redis_url: str) -> None:
     require_redis(redis_url, needed_for="`demo --celery`")
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
     try:
-        queued = sum(int(client.llen(queue)) for queue in QUEUES)  # type: ignore[arg-type]
+        queued = sum(int(client.llen(queue)) for queue in QUEUES)
     finally:
         client.close()
     if queued:
