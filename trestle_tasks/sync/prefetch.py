@@ -9,13 +9,20 @@ memory, so a window's memory still does not grow with its size.
 from __future__ import annotations
 
 import contextvars
+import enum
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from typing import Final, TypeVar
 
 T = TypeVar("T")
-_DONE = object()
+
+
+class _End(enum.Enum):
+    DONE = enum.auto()
+
+
+_DONE: Final = _End.DONE  # a source is exhausted (an enum member, so `is` narrows for mypy)
 
 
 class _Failed:
@@ -39,10 +46,10 @@ def interleaved(sources: Sequence[Iterator[T]], depth: int = 1) -> Iterator[T]:
     stretch while the caller loads whatever page came first). At most `depth` items per
     source wait in memory. The first error of any source is raised here and stops them all.
     """
-    ahead: queue.Queue[object] = queue.Queue(maxsize=depth * max(1, len(sources)))
+    ahead: queue.Queue[T | _End | _Failed] = queue.Queue(maxsize=depth * max(1, len(sources)))
     stop = threading.Event()
 
-    def put(item: object) -> bool:
+    def put(item: T | _End | _Failed) -> bool:
         while not stop.is_set():
             try:
                 ahead.put(item, timeout=0.1)
@@ -77,7 +84,7 @@ def interleaved(sources: Sequence[Iterator[T]], depth: int = 1) -> Iterator[T]:
                 continue
             if isinstance(item, _Failed):
                 raise item.error
-            yield item  # type: ignore[misc]
+            yield item
     finally:
         stop.set()
         for helper in helpers:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trestle_tasks.coordination.locks import LockKeeper, RunLock
-from trestle_tasks.errors import FatalError
+from trestle_tasks.errors import FatalError, StoreError
 from trestle_tasks.logs import log_context
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncRun
 from trestle_tasks.store.records import layout_of
@@ -158,7 +158,9 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
               details["fetched"], details["deleted"], figures=figures,
               **{k: details[k] for k in ("missing", "stale", "gone", "restored", "fetched",
                                          "deleted")})
-    return run if run is not None else store.journal.get_run(run_id, resource)  # type: ignore[return-value]
+    if run is None:  # close_run read the row back: only a row deleted meanwhile is missing
+        raise StoreError(f"reconcile run {run_id}: its sync log row for {resource} is gone")
+    return run
 
 
 def drift_figures(drift: Drift) -> dict[str, int]:
