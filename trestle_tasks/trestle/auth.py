@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from typing import TypeGuard
 
 from trestle_tasks.errors import BadCredentialsError, UnexpectedResponseError
 from trestle_tasks.masking import Secret, mask_url
@@ -71,7 +72,7 @@ class TokenProvider:
     def __repr__(self) -> str:
         return f"TokenProvider(token_url={mask_url(self._token_url)!r}, client_id=...)"
 
-    def _usable(self, token: CachedToken | None) -> bool:
+    def _usable(self, token: CachedToken | None) -> TypeGuard[CachedToken]:
         if token is None:
             return False
         # Short-lived tokens (tests, odd servers) would never be usable under a fixed margin.
@@ -81,11 +82,11 @@ class TokenProvider:
     def get_token(self) -> str:
         cached = self._cache.get(self.cache_key)
         if self._usable(cached):
-            return cached.access_token  # type: ignore[union-attr]
+            return cached.access_token
         with self._cache.fetch_lock(self.cache_key):
             cached = self._cache.get(self.cache_key)  # another caller may have just fetched
             if self._usable(cached):
-                return cached.access_token  # type: ignore[union-attr]
+                return cached.access_token
             fresh, lifetime_s = self._fetch()
             self._cache.put(self.cache_key, fresh, ttl_s=lifetime_s)
             return fresh.access_token
