@@ -149,7 +149,7 @@ def _key_of(record: dict[str, object], key_field: str, url: str) -> str:
 def _timestamp_of(record: dict[str, object], field: str, url: str) -> ODataTimestamp:
     value = record.get(field)
     try:
-        return ODataTimestamp.parse(value)  # type: ignore[arg-type]
+        return ODataTimestamp.parse(value)
     except ValueError:
         raise UnexpectedResponseError(
             f"{url}: a record's {field} is not a timestamp: {value!r}"

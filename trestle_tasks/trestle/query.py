@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TypedDict, Unpack
 from urllib.parse import quote
 
 from trestle_tasks.trestle.timestamps import ODataTimestamp
@@ -201,6 +202,21 @@ def _positive(value: int, option: str, *, allow_zero: bool = False) -> int:
     return value
 
 
+class QueryChanges(TypedDict, total=False):
+    """The fields `ODataQuery.with_` may change: any of `ODataQuery`'s."""
+
+    resource: str
+    filter: Expr | None
+    select: tuple[str, ...]
+    orderby: tuple[tuple[str, bool], ...]
+    top: int | None
+    skip: int | None
+    count: bool
+    expand: tuple[Expand, ...]
+    replication: bool
+    extra: tuple[tuple[str, str], ...]
+
+
 @dataclass(frozen=True)
 class ODataQuery:
     """One query against an entity set. Immutable: `with_(...)` returns a changed copy."""
@@ -225,8 +241,8 @@ class ODataQuery:
         if self.skip is not None:
             _positive(self.skip, "$skip", allow_zero=True)
 
-    def with_(self, **changes: object) -> ODataQuery:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Unpack[QueryChanges]) -> ODataQuery:
+        return replace(self, **changes)
 
     def options(self) -> list[tuple[str, str]]:
         """The query options as (name, unencoded value), in a stable order."""

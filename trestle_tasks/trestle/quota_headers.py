@@ -44,17 +44,19 @@ def _number(text: str) -> float | None:
 def parse_quota_headers(headers: Mapping[str, str], *, now: float) -> QuotaSnapshot | None:
     """A snapshot from the response headers, or None when the response carried none."""
     lowered = {str(k).lower(): v for k, v in headers.items()}
-    values: dict[str, object] = {}
+    counts: dict[str, int] = {}
     for header, attribute in _FIELDS.items():
         if header in lowered:
             number = _number(lowered[header])
             if number is not None and number >= 0:
-                values[attribute] = int(number)
+                counts[attribute] = int(number)
+    reset_at = None
     if "hour-quota-resettime" in lowered:
         reset_ms = _number(lowered["hour-quota-resettime"])
         if reset_ms is not None and reset_ms > 0:
-            values["hour_reset_at"] = reset_ms / 1000.0
+            reset_at = reset_ms / 1000.0
     quota_type = lowered.get("quotatype")
-    if not values and quota_type is None:
+    if not counts and reset_at is None and quota_type is None:
         return None
-    return QuotaSnapshot(observed_at=now, quota_type=quota_type, **values)  # type: ignore[arg-type]
+    return QuotaSnapshot(observed_at=now, quota_type=quota_type, hour_reset_at=reset_at,
+                         **counts)

@@ -29,8 +29,9 @@ class ODataTimestamp:
     ticks: int
 
     @classmethod
-    def parse(cls, text: str) -> ODataTimestamp:
-        """Parse ISO-8601 with an offset and up to seven fractional digits."""
+    def parse(cls, text: object) -> ODataTimestamp:
+        """Parse ISO-8601 with an offset and up to seven fractional digits; anything else,
+        a value that is not text included (a record's field as it came), is a ValueError."""
         match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
         if match is None:
             raise ValueError(f"not an Edm.DateTimeOffset: {text!r}")
