@@ -12,7 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from trestle_tasks.coordination.quota import LocalQuotaLimiter, QuotaLimiter
 from trestle_tasks.errors import ConfigurationError
@@ -24,15 +24,19 @@ from trestle_tasks.trestle.sessions import SessionPerThread
 from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache
 
 if TYPE_CHECKING:
+    import redis
+
+    from trestle_tasks.coordination.concurrency import RedisWindowGate
     from trestle_tasks.coordination.locks import RunLock
     from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
     from trestle_tasks.store.store import Store
 
 _per_process: dict[tuple[int, str], Any] = {}
 _per_process_lock = threading.Lock()
+_T = TypeVar("_T")
 
 
-def _once_per_process(name: str, build: Callable[[], Any]) -> Any:
+def _once_per_process(name: str, build: Callable[[], _T]) -> _T:
     key = (os.getpid(), name)
     with _per_process_lock:
         if key not in _per_process:
@@ -46,7 +50,7 @@ def http_session() -> SessionPerThread:
     return _once_per_process("http", lambda: SessionPerThread(new_session))
 
 
-def redis_client(settings: Settings) -> Any:
+def redis_client(settings: Settings) -> redis.Redis:
     import redis
 
     return _once_per_process(
@@ -131,7 +135,7 @@ def store(settings: Settings) -> Store:
     )
 
 
-def window_gate(settings: Settings) -> Any:
+def window_gate(settings: Settings) -> RedisWindowGate:
     """The cluster's adaptive limit on windows running at once, per credential."""
     from trestle_tasks.coordination.concurrency import RedisWindowGate
 

@@ -15,7 +15,7 @@ import uuid
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
@@ -25,8 +25,15 @@ from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT
 from trestle_tasks.coordination.concurrency import window_pressure
 from trestle_tasks.coordination.handout import hand_out_all, slot_holder
 from trestle_tasks.coordination.heartbeat import WindowHeartbeat
-from trestle_tasks.coordination.ledger import GAVE_UP, RUN, STALE, WAIT, WindowLedger
-from trestle_tasks.coordination.locks import LockGrant
+from trestle_tasks.coordination.ledger import (
+    GAVE_UP,
+    RUN,
+    STALE,
+    WAIT,
+    LedgerWindow,
+    WindowLedger,
+)
+from trestle_tasks.coordination.locks import LockGrant, RunLock
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
 from trestle_tasks.logs import log_context
@@ -48,7 +55,24 @@ from trestle_tasks.sync.run_retry import MAX_RUN_ATTEMPTS, run_retry_delay
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import media_since, sync_window
 
+if TYPE_CHECKING:
+    from trestle_tasks.coordination.concurrency import RedisWindowGate
+    from trestle_tasks.store.store import Store
+
 log = logging.getLogger(__name__)
+
+
+class _TaskRequest(Protocol):
+    retries: int
+
+
+class BoundTask(Protocol):
+    """What a task made with `bind=True` reads of itself (Celery ships no types)."""
+
+    request: _TaskRequest
+    max_retries: int  # Celery's None ("no limit") is set on no task here
+
+
 WINDOW_MAX_RETRIES = 3  # transient failures of one window, before its run fails it
 # Deliveries of one window whose worker died (SIGKILL, out of memory) before it is failed
 # for good: a window that kills its worker every time is not handed out forever.
@@ -66,7 +90,7 @@ def _settings() -> Settings:
 @app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200,
           autoretry_for=(RetriableError,), retry_backoff=30, retry_backoff_max=900,
           retry_jitter=True, max_retries=5)
-def plan_sync(self: Any, resource: str, full: bool = False, run_id: str | None = None,
+def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | None = None,
               beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
     """Plan a run of `resource`, keep the plan in the database and hand out its first
     windows (as many as the window gate has slots for).
@@ -139,11 +163,11 @@ def _plan_sync(resource: str, full: bool, run_id: str,
             "windows": len(planned.windows)}
 
 
-def _ledger(store: Any) -> WindowLedger:
+def _ledger(store: Store) -> WindowLedger:
     return WindowLedger(store.engine, schema=store.schema)
 
 
-def _hand_out(settings: Settings, store: Any, first: tuple[str, str] | None = None) -> int:
+def _hand_out(settings: Settings, store: Store, first: tuple[str, str] | None = None) -> int:
     """Send windows of the open runs (`first` before the others) while gate slots are free."""
     ledger = _ledger(store)
     runs = ledger.open_runs()
@@ -158,14 +182,14 @@ def _hand_out(settings: Settings, store: Any, first: tuple[str, str] | None = No
                         slot_ttl_s=settings.lock_ttl_s)
 
 
-def _journal_ready(store: Any) -> bool:
+def _journal_ready(store: Store) -> bool:
     """Whether the bookkeeping tables exist yet (a database nothing was synced into)."""
     return sa.inspect(store.engine).has_table("etl_sync_log", schema=store.schema)
 
 
 @app.task(name="trestle.sync_window", bind=True, soft_time_limit=WINDOW_SOFT_LIMIT_S,
           time_limit=WINDOW_HARD_LIMIT_S)
-def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
+def sync_window_task(self: BoundTask, plan: dict[str, Any], window: dict[str, Any],
                      token: int = 0) -> dict[str, Any]:
     """Walk one window to its end, if this delivery (dispatch `token`) still owns it.
 
@@ -211,14 +235,14 @@ def sync_window_task(self: Any, plan: dict[str, Any], window: dict[str, Any],
     return outcome.to_dict()
 
 
-def _release(gate: Any, holder: str) -> None:
+def _release(gate: RedisWindowGate, holder: str) -> None:
     try:
         gate.release(holder)
     except Exception as error:  # Redis down: the slot expires by itself
         log.warning("could not free the window's slot: %s: %s", type(error).__name__, error)
 
 
-def _slot_confirmed(gate: Any, holder: str, ttl_s: float) -> bool:
+def _slot_confirmed(gate: RedisWindowGate, holder: str, ttl_s: float) -> bool:
     try:
         return bool(gate.acquire(holder, ttl_s))
     except Exception as error:
@@ -229,7 +253,7 @@ def _slot_confirmed(gate: Any, holder: str, ttl_s: float) -> bool:
 
 
 def _claim(settings: Settings, ledger: WindowLedger, ids: tuple[str, str, str],
-           token: int) -> tuple[str, Any]:
+           token: int) -> tuple[str, LedgerWindow | None]:
     """Whether this delivery runs the window. A redelivery of a dispatch whose worker died
     (RabbitMQ hands it back at once) waits until the dead worker's heartbeat is stale; if
     the heartbeat goes on, the first delivery lives and this one is dropped."""
@@ -262,7 +286,7 @@ def _window_retry_delay(settings: Settings, outcome: WindowOutcome,
     return min(delay * 2 ** retries, delay * 20)
 
 
-def _after_window(settings: Settings, store: Any, ledger: WindowLedger,
+def _after_window(settings: Settings, store: Store, ledger: WindowLedger,
                   run_plan: RunPlan, retry_in: float | None) -> None:
     """The last window of a run sends its finalize; every window hands out the next ones
     (a retried one when its delay is over). Best effort: the watchdog does all of it too."""
@@ -277,7 +301,7 @@ def _after_window(settings: Settings, store: Any, ledger: WindowLedger,
                     type(error).__name__, error)
 
 
-def _adapt_concurrency(settings: Settings, gate: Any, outcome: WindowOutcome) -> None:
+def _adapt_concurrency(settings: Settings, gate: RedisWindowGate, outcome: WindowOutcome) -> None:
     """Halve the windows allowed at once under pressure; give one slot back otherwise."""
     try:
         quota = factory.quota_limiter(settings, shared=True).state()
@@ -294,7 +318,7 @@ def _adapt_concurrency(settings: Settings, gate: Any, outcome: WindowOutcome) ->
         log.warning("could not adapt window concurrency: %s", type(error).__name__)
 
 
-def _sync_window(settings: Settings, store: Any, ledger: WindowLedger, run_plan: RunPlan,
+def _sync_window(settings: Settings, store: Store, ledger: WindowLedger, run_plan: RunPlan,
                  run_window: Window, token: int, holder: str) -> WindowOutcome:
     lock = factory.run_lock(settings)
     grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
@@ -335,7 +359,7 @@ def hand_out_windows() -> int:
 
 @app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
           autoretry_for=(RetriableError,), retry_backoff=10, max_retries=10)
-def finalize_sync(self: Any, run_id: str, resource: str) -> dict[str, Any]:
+def finalize_sync(self: BoundTask, run_id: str, resource: str) -> dict[str, Any]:
     """Close the run from what the database holds: its plan and its windows' outcomes.
 
     Idempotent, and sent more than once on purpose (the last window, the watchdog): only
@@ -421,7 +445,7 @@ def watch_runs() -> dict[str, Any]:
     return report
 
 
-def _watch_run(settings: Settings, ledger: WindowLedger, lock: Any, run_id: str,
+def _watch_run(settings: Settings, ledger: WindowLedger, lock: RunLock, run_id: str,
                resource: str, report: dict[str, Any]) -> None:
     changes = ledger.requeue_stale(run_id, resource, running_stale_s=settings.window_stale_s,
                                    queued_stale_s=QUEUED_STALE_S,
