@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from kombu import Queue
+from kombu.entity import Queue
 
 from trestle_tasks.settings import load_settings
 

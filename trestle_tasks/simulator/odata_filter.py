@@ -778,7 +778,7 @@ def fields_referenced(expr: Expr) -> frozenset[str]:
 # --------------------------------------------------------------------------- evaluation
 
 
-def evaluate(expr: Expr, record: dict) -> bool:
+def evaluate(expr: Expr, record: dict[str, Any]) -> bool:
     """Whether `record` matches the filter.
 
     OData null rules: gt/ge/lt/le with a null operand are false; `eq null` matches only
@@ -790,7 +790,7 @@ def evaluate(expr: Expr, record: dict) -> bool:
     return _truth(expr, record) is True
 
 
-def _truth(node: Expr, record: dict) -> bool | None:
+def _truth(node: Expr, record: dict[str, Any]) -> bool | None:
     """True, False or None (unknown) for a condition."""
     if isinstance(node, And):
         left = _truth(node.left, record)
@@ -819,7 +819,7 @@ def _truth(node: Expr, record: dict) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _value(node: Expr, record: dict) -> object:
+def _value(node: Expr, record: dict[str, Any]) -> object:
     if isinstance(node, Field):
         return record.get(node.name)
     if isinstance(node, Literal):
@@ -1137,7 +1137,7 @@ def _parse_expand_option(text: str, start: int, stop: int) -> tuple[str, _Expand
 # --------------------------------------------------------------------------- $orderby keys
 
 
-def sort_key(value: object) -> tuple:
+def sort_key(value: object) -> tuple[Any, ...]:
     """A key that totally orders any mix of record values, for sorting by one property.
 
     Ranks: null first, then booleans, numbers (int/Decimal/float together, NaN last),

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -142,7 +143,7 @@ class _SyncLog:
         return self._store.journal.get_run(run_id, resource) if self._exists else None
 
 
-def _plan_state(resource: str, task_id: str) -> dict | None:
+def _plan_state(resource: str, task_id: str) -> dict[str, Any] | None:
     """The plan_sync task's return value once it succeeded (None before that), read from
     the result backend by polling: no subscription is left open when the command exits."""
     from trestle_tasks.celery_app import app
@@ -156,7 +157,7 @@ def _plan_state(resource: str, task_id: str) -> dict | None:
     return None
 
 
-def _retry_note(run: SyncRun, retry: dict) -> str:
+def _retry_note(run: SyncRun, retry: dict[str, Any]) -> str:
     due = retry.get("due_at", "")
     try:
         when = datetime.fromisoformat(due).astimezone(UTC).strftime("%H:%M:%S UTC")

@@ -20,7 +20,7 @@ from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.windows import cut_windows, range_ticks
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.query import all_of, gt, le
+from trestle_tasks.trestle.query import Expr, all_of, gt, le
 from trestle_tasks.trestle.timestamps import TICKS_PER_SECOND, ODataTimestamp
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ TIMESTAMP_FIELD = "ModificationTimestamp"
 MIN_PAGES_PER_WINDOW = 3
 
 
-def range_filter(lower_ticks: int | None, upper_ticks: int):
+def range_filter(lower_ticks: int | None, upper_ticks: int) -> Expr | None:
     return all_of(
         gt(TIMESTAMP_FIELD, ODataTimestamp(lower_ticks)) if lower_ticks is not None else None,
         le(TIMESTAMP_FIELD, ODataTimestamp(upper_ticks)),
