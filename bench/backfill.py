@@ -66,8 +66,22 @@ def window_figures(settings) -> str:
     outcomes = (run.details or {}).get("windows", [])
     busy = sum(o.get("seconds", 0) for o in outcomes)
     in_db = sum(o.get("db_seconds", 0) for o in outcomes)
+    timeline = ""
+    ends = [w.finished_at for w in windows if w.finished_at is not None]
+    if windows and ends and run.finished_at is not None:
+        def at(moment) -> str:
+            return f"{(moment - run.started_at).total_seconds():.1f} s"
+        timeline = (f"\ntimeline from the run's start: first window at "
+                    f"{at(min(w.started_at for w in windows))}, last window done at "
+                    f"{at(max(ends))}, run closed at {at(run.finished_at)}")
+    if os.environ.get("BENCH_WINDOWS"):
+        for w in windows:
+            print(w.window_id, (w.started_at - run.started_at).total_seconds(),
+                  w.finished_at and (w.finished_at - run.started_at).total_seconds())
+        for o in outcomes:
+            print(o)
     return (f"windows: {len(windows)}, at most {peak} at once; {busy:,.0f} window-seconds, "
-            f"{in_db:,.0f} of them loading into the database")
+            f"{in_db:,.0f} of them loading into the database{timeline}")
 
 
 def cpu_line(label: str, cpu_s: float, records: int) -> str:

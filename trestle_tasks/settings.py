@@ -230,7 +230,7 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("SYNC_WINDOW_LANES", "window_lanes", _bounded(int, 1, 8), 3,
                 "stretches of one window walked at once, one request each in flight: a "
                 "window of n pages waits for about n / lanes round trips instead of n, for "
-                "at most lanes - 1 more requests (1: walk each window in one stream)"),
+                "about one more request (1: walk each window in one stream)"),
     SettingSpec("SYNC_WORKER_RATE_LIMIT", "worker_rate_limit", _rate_limit, None,
                 "Celery rate_limit on window tasks, per worker process (e.g. 30/m): a "
                 "ceiling on top of the cluster-wide quota limiter"),

@@ -80,13 +80,19 @@ def test_the_watermark_moves_over_the_succeeded_prefix_only(results):
     assert upper == expected
 
 
+def requests_to_walk(records: int, page_size: int) -> int:
+    """A keyset walk's requests: its full pages, and one more that comes back short
+    (possibly empty, since Trestle links every full page)."""
+    return records // page_size + 1
+
+
 @given(feeds, st.booleans(), st.integers(1, 8), st.integers(1, 8), st.integers(1, 60))
 def test_lanes_cut_each_window_into_nonempty_stretches_without_splitting_a_tie(
-        ticks, from_start, wanted, lanes, lane_min):
+        ticks, from_start, wanted, lanes, page_size):
     ticks = sorted(ticks)
     upper, lower = 10_000, None if from_start else 0
     windows = cut_windows(ticks, lower, upper, windows_wanted=wanted, min_size=1,
-                          max_size=10_000, lanes=lanes, lane_min=lane_min)
+                          max_size=10_000, lanes=lanes, page_size=page_size)
     for window in windows:
         bounds = window.lane_bounds()
         assert len(bounds) <= lanes
@@ -96,22 +102,24 @@ def test_lanes_cut_each_window_into_nonempty_stretches_without_splitting_a_tie(
         counts = [in_window(ticks, low, high) for low, high in bounds]
         assert sum(counts) == window.expected
         assert all(counts), (window, counts)  # no lane walks an empty stretch
-        if window.lanes:
-            assert window.expected >= 2 * lane_min  # a window too small is walked whole
-        elif min(lanes, window.expected // lane_min) >= 2:
-            # It could have shared, so its first cut fell on the window's last timestamp:
-            # one tie from there to the end, which no lane may split.
-            inside = [t for t in ticks if (window.lower_ticks is None or t > window.lower_ticks)
-                      and t <= window.upper_ticks]
-            shares = min(lanes, len(inside) // lane_min)
-            assert inside[len(inside) // shares - 1] == inside[-1]
+        if window.expected < page_size:
+            assert not window.lanes  # one page: nothing to share
+        walked_alone = requests_to_walk(window.expected, page_size)
+        in_lanes = sum(requests_to_walk(c, page_size) for c in counts)
+        assert in_lanes <= walked_alone + len(counts) - 1
 
 
-@given(st.lists(st.integers(1, 50), min_size=1, max_size=300), st.integers(2, 6))
-def test_lanes_are_about_equal_without_ties(spread, lanes):
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=3000), st.integers(2, 6),
+       st.integers(2, 1000))
+def test_lanes_without_ties_cost_at_most_one_request_more_and_share_the_round_trips(
+        spread, lanes, page_size):
+    lanes = min(lanes, page_size - 1)  # a lane is cut one record short of whole pages
     ticks = sorted(set(itertools.accumulate(spread)))  # distinct timestamps
-    bounds = cut_lanes(ticks, 0, len(ticks), lanes=lanes, lane_min=1)
+    bounds = cut_lanes(ticks, 0, len(ticks), lanes=lanes, page_size=page_size)
     edges = [0, *(bisect.bisect_right(ticks, b) for b in bounds), len(ticks)]
     sizes = [b - a for a, b in itertools.pairwise(edges)]
-    assert len(sizes) == min(lanes, len(ticks))
-    assert max(sizes) - min(sizes) <= 1
+    walked_alone = requests_to_walk(len(ticks), page_size)
+    assert sum(requests_to_walk(size, page_size) for size in sizes) <= walked_alone + 1
+    assert len(sizes) == min(lanes, walked_alone)  # every lane that can help is used
+    longest = max(requests_to_walk(size, page_size) for size in sizes)
+    assert longest <= math.ceil(walked_alone / len(sizes)) + 1  # round trips shared

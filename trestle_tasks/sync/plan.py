@@ -42,19 +42,19 @@ def range_filter(lower_ticks: int | None, upper_ticks: int) -> Expr | None:
 class WindowSizing:
     """How a run is cut: `wanted` windows (the cluster's window slots), each of at least
     `min_records` and at most `max_records` (SYNC_WINDOW_SIZE), each walked in up to
-    `lanes` lanes of at least `lane_min` records (SYNC_WINDOW_LANES, a page)."""
+    `lanes` lanes (SYNC_WINDOW_LANES) cut to whole pages of `page_size`."""
 
     wanted: int = 1
     min_records: int = 1
     max_records: int = 20_000
     lanes: int = 1
-    lane_min: int = 1
+    page_size: int = 1000
 
     @classmethod
     def for_cluster(cls, *, slots: int, page_size: int, max_records: int,
                     lanes: int = 1) -> WindowSizing:
         return cls(wanted=slots, min_records=min(max_records, MIN_PAGES_PER_WINDOW * page_size),
-                   max_records=max_records, lanes=lanes, lane_min=page_size)
+                   max_records=max_records, lanes=lanes, page_size=page_size)
 
 
 def plan_windows(client: TrestleClient, resource: str, key_field: str, lower: int | None,
@@ -63,7 +63,7 @@ def plan_windows(client: TrestleClient, resource: str, key_field: str, lower: in
     ticks = range_ticks(client, resource, key_field, range_filter(lower, upper))
     return cut_windows(ticks, lower, upper, windows_wanted=sizing.wanted,
                        min_size=sizing.min_records, max_size=sizing.max_records,
-                       lanes=sizing.lanes, lane_min=sizing.lane_min)
+                       lanes=sizing.lanes, page_size=sizing.page_size)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Lanes: a window of several pages is also cut, at census timestamps, into up to
 `SYNC_WINDOW_LANES` stretches that its task walks at once, one request each in flight. A
 keyset walk cannot ask for its next page before the last one arrived, so a window of n
 pages costs n round trips of latency walked alone and about n / lanes in lanes. It costs at
-most lanes - 1 more requests (each lane's last page is short), never more records.
+most lanes - 1 more requests, and at most one where no tie moves a cut (see `cut_lanes`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ def window_size(records: int, *, windows_wanted: int, min_size: int, max_size: i
 
 def cut_windows(ticks: Sequence[int], lower: int | None, upper: int, *,
                 windows_wanted: int, min_size: int, max_size: int, lanes: int = 1,
-                lane_min: int = 1) -> list[Window]:
+                page_size: int = 1000) -> list[Window]:
     """Windows covering (lower, upper] with no gap or overlap, from the sorted timestamps
     of the records in it; each holds `window_size` records, or more for a tie, and is cut
-    into at most `lanes` lanes of at least `lane_min` records (see `cut_lanes`)."""
+    into at most `lanes` lanes walked at once (see `cut_lanes`)."""
     if not ticks:
         return []
     size = window_size(len(ticks), windows_wanted=windows_wanted, min_size=min_size,
@@ -52,7 +52,7 @@ def cut_windows(ticks: Sequence[int], lower: int | None, upper: int, *,
         last = min(start + size, len(ticks)) - 1
         last = bisect.bisect_right(ticks, ticks[last]) - 1  # the whole tie, never half
         window_upper = ticks[last] if last < len(ticks) - 1 else upper
-        inner = cut_lanes(ticks, start, last + 1, lanes=lanes, lane_min=lane_min)
+        inner = cut_lanes(ticks, start, last + 1, lanes=lanes, page_size=page_size)
         windows.append(Window(len(windows), window_lower, window_upper, last + 1 - start,
                               lanes=inner))
         start, window_lower = last + 1, window_upper
@@ -60,18 +60,27 @@ def cut_windows(ticks: Sequence[int], lower: int | None, upper: int, *,
 
 
 def cut_lanes(ticks: Sequence[int], start: int, end: int, *, lanes: int,
-              lane_min: int) -> tuple[int, ...]:
+              page_size: int) -> tuple[int, ...]:
     """The inner boundaries of a window holding ticks[start:end]: strictly increasing
-    timestamps, each the last of a lane (a lane is (previous boundary, boundary]), so that
-    the window's records fall into at most `lanes` lanes of about equal size and at least
-    `lane_min` each. A tie stays in one lane; none when the window is too small to share."""
+    timestamps, each the last of a lane (a lane is (previous boundary, boundary]).
+
+    Every lane but the last is cut one record short of a whole number of pages: a keyset
+    walk asks once more after a full last page (Trestle links every full page), so a lane
+    of exactly 1,000 would cost two requests where 999 costs one. Without ties moving the
+    cuts, the lanes then cost together at most one request more than the window walked
+    alone (when the page size is larger than `lanes`), and wait for about a `lanes`-th of
+    its round trips. A tie stays in one lane; no lanes when the window fits one page.
+    """
     count = end - start
-    wanted = min(lanes, count // max(1, lane_min))
+    wanted = min(lanes, count // page_size + 1)
     if wanted < 2:
         return ()
+    per_lane = max(1, math.ceil(math.ceil(count / wanted) / page_size) * page_size - 1)
     bounds: list[int] = []
     for lane in range(1, wanted):
-        tick = ticks[start + (count * lane) // wanted - 1]
+        if lane * per_lane >= count:
+            break
+        tick = ticks[start + lane * per_lane - 1]
         if (not bounds or tick > bounds[-1]) and tick < ticks[end - 1]:
             bounds.append(tick)  # a tie across the cut makes two lanes one
     return tuple(bounds)
