@@ -54,7 +54,7 @@ def served(odata_root: str, client_id: str) -> tuple[int, int]:
     return int(stats.get("total", 0)), int(stats.get("by_status", {}).get("429", 0))
 
 
-def window_figures(settings) -> str:
+def window_figures(settings, show_windows: bool = False) -> str:
     """Where the Celery run's time went: windows in flight at once, time in the database."""
     store = factory.store(settings)
     try:
@@ -74,12 +74,15 @@ def window_figures(settings) -> str:
         timeline = (f"\ntimeline from the run's start: first window at "
                     f"{at(min(w.started_at for w in windows))}, last window done at "
                     f"{at(max(ends))}, run closed at {at(run.finished_at)}")
-    if os.environ.get("BENCH_WINDOWS"):
+    if show_windows:
+        print("window  starts  ends (s from the run's start)  pages  requests  in the database")
+        by_id = {o.get("window_id"): o for o in outcomes}
         for w in windows:
-            print(w.window_id, (w.started_at - run.started_at).total_seconds(),
-                  w.finished_at and (w.finished_at - run.started_at).total_seconds())
-        for o in outcomes:
-            print(o)
+            o = by_id.get(w.window_id, {})
+            end = (w.finished_at - run.started_at).total_seconds() if w.finished_at else None
+            print(f"{w.window_id}  {(w.started_at - run.started_at).total_seconds():6.1f}  "
+                  f"{end if end is None else round(end, 1)!s:>6}  {o.get('pages', '?'):>5}  "
+                  f"{o.get('requests', '?'):>8}  {float(o.get('db_seconds', 0)):6.1f} s")
     return (f"windows: {len(windows)}, at most {peak} at once; {busy:,.0f} window-seconds, "
             f"{in_db:,.0f} of them loading into the database{timeline}")
 
@@ -111,6 +114,7 @@ def main() -> None:
                         help="SYNC_WINDOW_LANES (default: the setting's default)")
     parser.add_argument("--page-size", type=int, default=1000)
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--windows", action="store_true", help="print each window's timing")
     parser.add_argument("--shared-server", action="store_true",
                         help="use the MariaDB on 127.0.0.1:3306 (its CPU counts other work too)")
     args = parser.parse_args()
@@ -188,7 +192,7 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
                   f"{celery_429} x 429, quota utilization {celery_requests / allowed:.0%} "
                   f"(of {allowed:,.0f} allowed in that time), at most {in_flight} requests "
                   "in flight")
-            print(window_figures(load_settings(env, env_file=None)))
+            print(window_figures(load_settings(env, env_file=None), args.windows))
             print("CPU during the run:")
             print(cpu_line("workers", workers_s, args.records))
             print(cpu_line("database server" if mariadbd else "database server (not found)",
