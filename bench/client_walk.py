@@ -23,10 +23,10 @@ import requests
 
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.settings import load_settings
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
-from trestle_tasks.trestle.retry import RetryPolicy
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ from bench.simulator_process import simulator_process
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
 from trestle_tasks.sync.schema import ensure_tables
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.pager import census_versions
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 DAY_TICKS = 864_000_000_000
 CLIENT = {"TRESTLE_CLIENT_ID": "trestle-simulator", "TRESTLE_CLIENT_SECRET": "simulator-secret"}

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.metadata import INTEGER_RANGES, FieldSpec, ResourceSpec
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 UNBOUNDED_STRING = 4000  # characters for strings declared without MaxLength
 FILLER = "Wide row filler: café, naïve, 東京, 😀 emoji, quotes ' \" and back\\slash. "

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from trestle_tasks.coordination.quota import LocalQuotaLimiter, QuotaLimiter
 from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.settings import Settings
 from trestle_tasks.trestle.auth import TokenProvider, credential_fingerprint
 from trestle_tasks.trestle.client import TrestleClient, new_session
-from trestle_tasks.trestle.retry import RetryPolicy
 from trestle_tasks.trestle.sessions import SessionPerThread
 from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache
 

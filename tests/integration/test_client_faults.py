@@ -11,9 +11,9 @@ from trestle_tasks.errors import (
     RetriesExhaustedError,
     UnlicensedResourceError,
 )
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
-from trestle_tasks.trestle.retry import RetryPolicy
 
 from .conftest import build_client, start_simulator
 

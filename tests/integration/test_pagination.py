@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.pager import (
     KeysetWindow,
     census_versions,
@@ -20,7 +21,6 @@ from trestle_tasks.trestle.pager import (
     walk_links,
 )
 from trestle_tasks.trestle.query import ODataQuery
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 from .conftest import build_client, start_simulator
 

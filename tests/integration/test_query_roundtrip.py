@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trestle_tasks.simulator import odata_filter as sim_parser
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle import query as q
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 from .conftest import build_client
 

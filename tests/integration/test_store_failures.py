@@ -20,11 +20,11 @@ from tests.store_fixtures import (
     store_target,  # noqa: F401
 )
 from trestle_tasks.errors import RetriesExhaustedError
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.export import export_records
 from trestle_tasks.store.journal import SyncJournal
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.transform import DATABASE_REFUSED
-from trestle_tasks.trestle.retry import RetryPolicy
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from trestle_tasks.errors import (
     RetriesExhaustedError,
     TransientServerError,
 )
-from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries, parse_retry_after
+from trestle_tasks.retry import RetryPolicy, call_with_retries, parse_retry_after
 
 policies = st.builds(
     RetryPolicy,

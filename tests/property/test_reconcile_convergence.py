@@ -25,7 +25,7 @@ from trestle_tasks.store.naming import DELETED_COLUMN, RECORD_COLUMN, VERSION_CO
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.reconcile import reconcile
-from trestle_tasks.trestle.timestamps import ODataTimestamp
+from trestle_tasks.timestamps import ODataTimestamp
 
 pytestmark = pytest.mark.integration
 FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -46,9 +46,9 @@ from tests.secret_strategies import leaked_forms, secrets
 from trestle_tasks import factory
 from trestle_tasks.logs import API_LOGGER, ContextFilter, JsonFormatter, redact
 from trestle_tasks.monitoring.status import collect_status, render_status
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.sync.local import sync_local
-from trestle_tasks.trestle.retry import RetryPolicy
 
 pytestmark = pytest.mark.integration
 QUICK_RETRY = RetryPolicy(budget_s=0.3, base_delay_s=0.002, max_delay_s=0.02,

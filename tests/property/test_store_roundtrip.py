@@ -18,7 +18,7 @@ from tests.store_fixtures import StoreTarget, module_store_target  # noqa: F401
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.records import layout_of
-from trestle_tasks.trestle.timestamps import ODataTimestamp
+from trestle_tasks.timestamps import ODataTimestamp
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle import query as q
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 
 def decoded_options(url: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 from tests.store_data import PROPERTY
 from trestle_tasks.store import transform as t
 from trestle_tasks.store.schema import plan_layout
-from trestle_tasks.trestle.timestamps import ODataTimestamp
+from trestle_tasks.timestamps import ODataTimestamp
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 

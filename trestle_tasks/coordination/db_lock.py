@@ -24,12 +24,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.coordination.locks import LockGrant, LockHolder
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.catalog import upsert_rows
 from trestle_tasks.store.dbclock import db_now, db_now_plus
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.migrate import evolve_bookkeeping, racing_other_migrations
 from trestle_tasks.store.schema import RUN_ID_CHARS, bookkeeping
-from trestle_tasks.trestle.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

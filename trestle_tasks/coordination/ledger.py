@@ -29,13 +29,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.dbclock import db_now, db_now_plus
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.journal import FAILED, RUNNING, SUCCEEDED
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
-from trestle_tasks.trestle.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ def feed_backlog(settings: Settings, resources: list[str], marks: dict[str, Any]
     """
     from trestle_tasks.store.records import layout_of
     from trestle_tasks.sync.plan import range_filter
+    from trestle_tasks.timestamps import ODataTimestamp
     from trestle_tasks.trestle.query import ODataQuery
-    from trestle_tasks.trestle.timestamps import ODataTimestamp
 
     client = factory.trestle_client(settings, shared=False)
     store = factory.store(settings)

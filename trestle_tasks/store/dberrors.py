@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.errors import StoreError, StoreUnavailableError
+from trestle_tasks.retry import RetryPolicy, call_with_retries
 from trestle_tasks.store.engine import SQLITE_IMMEDIATE
-from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
 
 Verdict = Literal["retry", "data", "fatal"]
 

@@ -25,11 +25,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.logs import redact as redact_secrets
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.schema import WINDOW_COUNTERS, bookkeeping
-from trestle_tasks.trestle.retry import RetryPolicy
-from trestle_tasks.trestle.timestamps import ODataTimestamp
+from trestle_tasks.timestamps import ODataTimestamp
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.errors import StoreError
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.catalog import read_catalog, track_undeclared
 from trestle_tasks.store.dberrors import (
     DEFAULT_DB_RETRY,
@@ -60,7 +61,6 @@ from trestle_tasks.store.transform import (
     Rejection,
 )
 from trestle_tasks.store.types import is_mysql, on_conflict_insert
-from trestle_tasks.trestle.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store import export as export_module
 from trestle_tasks.store import records as records_module
 from trestle_tasks.store.catalog import read_catalog
@@ -34,7 +35,6 @@ from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, mig
 from trestle_tasks.store.schema import bookkeeping, promoted_fields
 from trestle_tasks.store.views import view_name
 from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
-from trestle_tasks.trestle.retry import RetryPolicy
 
 
 class Store:

@@ -51,8 +51,8 @@ from trestle_tasks.store.naming import (
     VERSION_COLUMN,
 )
 from trestle_tasks.store.schema import ENUM_CHARS, UNBOUNDED_KEY_CHARS, ResourceLayout
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.metadata import INTEGER_RANGES, FieldSpec
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 # Reasons recorded in etl_rejects.reason
 NOT_AN_OBJECT = "not_an_object"

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trestle_tasks.store.store import Store
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import walk_links
 from trestle_tasks.trestle.query import Expand, Expr, ODataQuery, eq
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 log = logging.getLogger(__name__)
 PARENT_FIELD = "ResourceRecordKey"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trestle_tasks.trestle.timestamps import ODataTimestamp
+from trestle_tasks.timestamps import ODataTimestamp
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from trestle_tasks.store.store import Store
 from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.windows import cut_windows, range_ticks
+from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.query import Expr, all_of, gt, le
-from trestle_tasks.trestle.timestamps import TICKS_PER_SECOND, ODataTimestamp
 
 log = logging.getLogger(__name__)
 

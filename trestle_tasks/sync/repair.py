@@ -19,11 +19,11 @@ from typing import Any
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.sync.repair_plan import RepairPlan
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.by_key import fetch_by_keys
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 log = logging.getLogger(__name__)
 OPEN_HOUSE = "OpenHouse"

@@ -13,13 +13,13 @@ from typing import TypeGuard
 
 from trestle_tasks.errors import BadCredentialsError, UnexpectedResponseError
 from trestle_tasks.masking import Secret, mask_url
+from trestle_tasks.retry import RetryPolicy, call_with_retries
 from trestle_tasks.trestle.http import (
     TRANSPORT_ERRORS,
     connection_error,
     parse_json_body,
     raise_for_status,
 )
-from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
 from trestle_tasks.trestle.sessions import HttpSession
 from trestle_tasks.trestle.token_cache import CachedToken, TokenCache
 from trestle_tasks.trestle.token_seal import secret_fingerprint

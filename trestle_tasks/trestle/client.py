@@ -26,6 +26,7 @@ from trestle_tasks.errors import (
     UnsafeLinkError,
 )
 from trestle_tasks.masking import mask_url
+from trestle_tasks.retry import RetryPolicy, call_with_retries
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.http import (
     TRANSPORT_ERRORS,
@@ -35,7 +36,6 @@ from trestle_tasks.trestle.http import (
 )
 from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.quota_headers import QuotaSnapshot, parse_quota_headers
-from trestle_tasks.trestle.retry import RetryPolicy, call_with_retries
 from trestle_tasks.trestle.sessions import HttpSession
 
 USER_AGENT = "trestle-tasks/0.1 (+https://github.com/trestle-tasks)"

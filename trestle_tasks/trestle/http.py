@@ -27,7 +27,7 @@ from trestle_tasks.errors import (
 )
 from trestle_tasks.logs import redact
 from trestle_tasks.masking import mask_url
-from trestle_tasks.trestle.retry import parse_retry_after
+from trestle_tasks.retry import parse_retry_after
 
 # Numbers with a fraction or an exponent become exact Decimals built from the digits sent.
 _BODY_DECODER = msgspec.json.Decoder(float_hook=Decimal)

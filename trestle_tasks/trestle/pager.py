@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from trestle_tasks.errors import UnexpectedResponseError
+from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.query import Expr, ODataQuery, after_keyset, all_of, gt, le
-from trestle_tasks.trestle.timestamps import ODataTimestamp
 
 KEY_ONLY_TOP = 300_000
 MAX_TOP = 1_000
