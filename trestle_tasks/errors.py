@@ -10,6 +10,7 @@ exceptions between processes; secrets are never put into a message in the first 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -162,13 +163,27 @@ _TRANSIENT_FOREIGN = {
 }
 
 
+# Errors of the layers above, classified by those layers themselves so that this module
+# imports none of them: the store registers its reading of database errors on import
+# (store/dberrors.py registers how). A classifier answers True or False, or None for "not mine".
+Classifier = Callable[[BaseException], bool | None]
+_classifiers: list[Classifier] = []
+
+
+def register_classifier(classify: Classifier) -> None:
+    """Let `is_retriable` ask `classify` about errors it does not know (idempotent)."""
+    if classify not in _classifiers:
+        _classifiers.append(classify)
+
+
 def is_retriable(error: BaseException) -> bool:
     """Whether trying the same thing again later may succeed; the only place that decides.
 
     Our own errors say so themselves; a database error is classified by the driver's code
-    (store/dberrors.py); a dropped connection to Redis, the broker or an HTTP server is
-    transient. Anything else (TypeError, KeyError, …) is a bug: retrying it would fail the
-    same way, only later and after hiding its traceback, so it is fatal.
+    (store/dberrors.py registers that reading); a dropped connection to Redis, the broker
+    or an HTTP server is transient. Anything else (TypeError, KeyError, …) is a bug:
+    retrying it would fail the same way, only later and after hiding its traceback, so it
+    is fatal.
     """
     if isinstance(error, TrestleTasksError):
         return error.retriable
@@ -177,10 +192,10 @@ def is_retriable(error: BaseException) -> bool:
     for cls in type(error).__mro__:
         if (cls.__module__, cls.__name__) in _TRANSIENT_FOREIGN:
             return True
-    if type(error).__module__.startswith("sqlalchemy"):
-        from trestle_tasks.store.dberrors import classify
-
-        return classify(error) == "retry"
+    for classify in _classifiers:
+        verdict = classify(error)
+        if verdict is not None:
+            return verdict
     return False
 
 

@@ -3,6 +3,7 @@ import pickle
 import pytest
 
 from trestle_tasks import errors
+from trestle_tasks.store import dberrors  # noqa: F401  (it registers how database errors retry)
 
 ALL = [
     cls for cls in vars(errors).values()

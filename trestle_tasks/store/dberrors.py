@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.errors import StoreError, StoreUnavailableError
+from trestle_tasks.errors import StoreError, StoreUnavailableError, register_classifier
 from trestle_tasks.retry import RetryPolicy, call_with_retries
 from trestle_tasks.store.engine import SQLITE_IMMEDIATE
 
@@ -89,6 +89,16 @@ def classify(exc: BaseException) -> Verdict:
     if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
         return "data"
     return "fatal"
+
+
+def _retriable(exc: BaseException) -> bool | None:
+    """The store's answer to errors.is_retriable: database errors retry by `classify`."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    return classify(exc) == "retry"
+
+
+register_classifier(_retriable)
 
 
 def describe(exc: BaseException) -> str:
