@@ -142,6 +142,15 @@ def test_revoked_tokens_get_401(sim: RunningSimulator) -> None:
     assert Api(sim).get("Property").status_code == 200  # a new token works
 
 
+def test_expired_tokens_get_401_through_the_control_api(sim: RunningSimulator) -> None:
+    api = Api(sim)
+    assert api.get("Property").status_code == 200
+    expired = requests.post(f"{sim.control_url}/tokens/expire")
+    assert expired.status_code == 200 and expired.json() == {"expired": True}
+    assert api.get("Property").status_code == 401
+    assert Api(sim).get("Property").status_code == 200  # a new token works
+
+
 # --------------------------------------------------------------------------- documents
 
 
@@ -525,6 +534,9 @@ def test_quota_headers_and_429() -> None:
         assert again.headers["Retry-After"] == "7"
         assert again.headers["Minute-Quota-Limit"] == "4.0"
         assert limited.stats()["throttled_429"] == 3
+        reset = requests.post(f"{limited.control_url}/quota/reset")
+        assert reset.status_code == 200 and reset.json() == {"reset": True}
+        assert api.get("Property").status_code == 200  # the quota windows are empty again
 
 
 # --------------------------------------------------------------------------- faults

@@ -8,7 +8,7 @@ always UTC, so a client that keeps only microseconds visibly loses the last digi
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 TICKS_PER_SECOND = 10_000_000
 TICKS_PER_DAY = 86_400 * TICKS_PER_SECOND
@@ -35,10 +35,6 @@ def ticks_at(year: int, month: int = 1, day: int = 1) -> int:
 def format_date(ticks: int) -> str:
     """Ticks -> an Edm.Date `YYYY-MM-DD` (the UTC calendar day)."""
     return (_EPOCH + timedelta(seconds=ticks // TICKS_PER_SECOND)).date().isoformat()
-
-
-def date_of(ticks: int) -> date:
-    return (_EPOCH + timedelta(seconds=ticks // TICKS_PER_SECOND)).date()
 
 
 def now_ticks() -> int:

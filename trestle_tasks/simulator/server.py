@@ -114,17 +114,11 @@ class RunningSimulator:
     def reset_stats(self) -> None:
         self.app.stats.reset()
 
-    def reset_quota(self) -> None:
-        self.app.quota.reset()
-
     def configure(self, **changes: Any) -> dict[str, Any]:
         return self.app.configure(changes)
 
     def revoke_tokens(self) -> int:
         return self.app.tokens.revoke_all()
-
-    def expire_tokens(self) -> None:
-        self.app.tokens.expire_all()
 
     def mutate(
         self, resource: str = "Property", count: int = 0, seed: int = 0, delete: int = 0

@@ -215,9 +215,6 @@ class SyncJournal:
                    details=encode_json(dict(details)) if details else None)
         self._tx(lambda conn: conn.execute(self._log.insert().values(row)))
 
-    def set_windows_total(self, run_id: str, resource: str, windows_total: int) -> None:
-        self._update_run(run_id, resource, windows_total=windows_total)
-
     def add_counts(self, run_id: str, resource: str, *, fetched: int = 0, upserted: int = 0,
                    rejected: int = 0, deleted: int = 0, duplicate: int = 0,
                    api_requests: int = 0, retries: int = 0, rate_limited: int = 0,
@@ -308,11 +305,6 @@ class SyncJournal:
             self._log.c.finished_at.is_(None), self._log.c.started_at < cutoff)
         with self.engine.connect() as conn:
             return [SyncRun.from_row(r) for r in conn.execute(query).mappings()]
-
-    def _update_run(self, run_id: str, resource: str, **values: Any) -> None:
-        log = self._log
-        self._tx(lambda conn: conn.execute(sa.update(log).where(
-            log.c.run_id == run_id, log.c.resource == resource).values(values)))
 
     # -- windows --
 
