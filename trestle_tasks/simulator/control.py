@@ -8,14 +8,34 @@ same methods on `RunningSimulator` (in-process).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from werkzeug.wrappers import Request, Response
 
+from .config import SimulatorConfig
+from .feed import Feed
+from .quota import QuotaBook
 from .responses import control_response
+from .stats import Stats
+from .tokens import TokenStore
 
-if TYPE_CHECKING:
-    from .app import SimulatorApp
+
+class Controlled(Protocol):
+    """What the control API reaches into: the server app passes itself in (structurally),
+    so this module needs nothing of app.py, which builds it."""
+
+    @property
+    def config(self) -> SimulatorConfig: ...
+    @property
+    def feed(self) -> Feed: ...
+    @property
+    def tokens(self) -> TokenStore: ...
+    @property
+    def quota(self) -> QuotaBook: ...
+    @property
+    def stats(self) -> Stats: ...
+
+    def configure(self, changes: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class ControlError(Exception):
@@ -26,7 +46,7 @@ class ControlError(Exception):
 
 
 class ControlApi:
-    def __init__(self, app: SimulatorApp) -> None:
+    def __init__(self, app: Controlled) -> None:
         self._app = app
 
     def handle(self, request: Request, rest: str) -> Response:
