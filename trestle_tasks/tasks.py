@@ -33,7 +33,7 @@ from trestle_tasks.coordination.ledger import (
     LedgerWindow,
     WindowLedger,
 )
-from trestle_tasks.coordination.locks import LockGrant, RunLock
+from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
 from trestle_tasks.logs import log_context
@@ -45,7 +45,6 @@ from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import (
     Skipped,
     WindowSizing,
-    lock_name,
     new_run_id,
     plan_run,
     record_skip,

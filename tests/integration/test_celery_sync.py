@@ -326,7 +326,7 @@ def with_store(env, read):
 
 
 def lock_owner(env) -> str | None:
-    from trestle_tasks.sync.plan import lock_name
+    from trestle_tasks.coordination.locks import lock_name
 
     def read(store):
         holder = factory.run_lock(load_settings(env, env_file=None)).holder(

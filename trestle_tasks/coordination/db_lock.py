@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class DatabaseRunLock:
     """`RunLock` on the `etl_run_lock` table of the store's database.
 
-    A lock name is the resource whose watermark it guards (sync/plan.py `lock_name`): the
+    A lock name is the resource whose watermark it guards (`lock_name` in locks.py): the
     first fence is taken above that watermark's stored fence.
     """
 

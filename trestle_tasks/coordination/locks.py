@@ -19,6 +19,13 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 
+def lock_name(resource: str) -> str:
+    """The run lock of `resource`: one per resource and database, whatever the credential
+    or mode, since two runs of one resource into one database must never overlap. The name
+    is the resource itself, so the lock can read the fence stored with its watermark."""
+    return resource
+
+
 @dataclass(frozen=True)
 class LockGrant:
     name: str

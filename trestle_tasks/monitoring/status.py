@@ -20,8 +20,8 @@ def feed_backlog(settings: Settings, resources: list[str], marks: dict[str, Any]
     the watermark's age; it costs a request per resource, so `status` asks only when told.
     """
     from trestle_tasks.store.records import layout_of
-    from trestle_tasks.sync.plan import range_filter
     from trestle_tasks.timestamps import ODataTimestamp
+    from trestle_tasks.trestle.pager import range_filter
     from trestle_tasks.trestle.query import ODataQuery
 
     client = factory.trestle_client(settings, shared=False)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trestle_tasks.coordination.locks import RunLock
+from trestle_tasks.coordination.locks import RunLock, lock_name
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.model import RunPlan, Window
@@ -21,21 +21,13 @@ from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.windows import cut_windows, range_ticks
 from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.query import Expr, all_of, gt, le
+from trestle_tasks.trestle.pager import range_filter
 
 log = logging.getLogger(__name__)
 
-TIMESTAMP_FIELD = "ModificationTimestamp"
 # A window holds at least this many pages (when the run has that many records): each
 # window costs a task, a journal row and a lock renewal whatever its size.
 MIN_PAGES_PER_WINDOW = 3
-
-
-def range_filter(lower_ticks: int | None, upper_ticks: int) -> Expr | None:
-    return all_of(
-        gt(TIMESTAMP_FIELD, ODataTimestamp(lower_ticks)) if lower_ticks is not None else None,
-        le(TIMESTAMP_FIELD, ODataTimestamp(upper_ticks)),
-    )
 
 
 @dataclass(frozen=True)
@@ -97,13 +89,6 @@ def is_small(store: Store, resource: str, max_window: int) -> bool:
     provider-wide remap) keeps one window's walk short."""
     return store.count(resource, include_deleted=True, at_most=max_window) <= \
         max_window // 2
-
-
-def lock_name(resource: str) -> str:
-    """The run lock of `resource`: one per resource and database, whatever the credential
-    or mode, since two runs of one resource into one database must never overlap. The name
-    is the resource itself, so the lock can read the fence stored with its watermark."""
-    return resource
 
 
 def plan_run(

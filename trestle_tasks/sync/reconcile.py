@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trestle_tasks.coordination.locks import LockKeeper, RunLock
+from trestle_tasks.coordination.locks import LockKeeper, RunLock, lock_name
 from trestle_tasks.errors import FatalError, StoreError
 from trestle_tasks.logs import log_context
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncRun
@@ -32,7 +32,7 @@ from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.drift import Drift, compare
 from trestle_tasks.sync.phases import Phase
-from trestle_tasks.sync.plan import Skipped, lock_name, new_run_id, record_skip
+from trestle_tasks.sync.plan import Skipped, new_run_id, record_skip
 from trestle_tasks.sync.repair import Children, RepairOutcome, repair
 from trestle_tasks.sync.repair_plan import keys_per_request, plan_repair
 from trestle_tasks.trestle.by_key import MAX_QUERY_CHARS

@@ -18,11 +18,17 @@ from trestle_tasks.store.store import Store
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
-from trestle_tasks.sync.plan import TIMESTAMP_FIELD, range_filter
 from trestle_tasks.sync.prefetch import interleaved
 from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.client import Page, TrestleClient
-from trestle_tasks.trestle.pager import KeysetWindow, replication_query, walk_keyset, walk_links
+from trestle_tasks.trestle.pager import (
+    TIMESTAMP_FIELD,
+    KeysetWindow,
+    range_filter,
+    replication_query,
+    walk_keyset,
+    walk_links,
+)
 from trestle_tasks.trestle.query import ODataQuery
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,14 @@ from trestle_tasks.trestle.query import Expr, ODataQuery, after_keyset, all_of, 
 
 KEY_ONLY_TOP = 300_000
 MAX_TOP = 1_000
+TIMESTAMP_FIELD = "ModificationTimestamp"
+
+
+def range_filter(lower_ticks: int | None, upper_ticks: int) -> Expr | None:
+    return all_of(
+        gt(TIMESTAMP_FIELD, ODataTimestamp(lower_ticks)) if lower_ticks is not None else None,
+        le(TIMESTAMP_FIELD, ODataTimestamp(upper_ticks)),
+    )
 
 
 def walk_links(client: TrestleClient, first: ODataQuery | str) -> Iterator[Page]:

@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from trestle_tasks.coordination.locks import RunLock
+from trestle_tasks.coordination.locks import RunLock, lock_name
 from trestle_tasks.monitoring.alerts.rules import HeldLock, ResourceHistory
 from trestle_tasks.store.journal import SUCCEEDED
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
-from trestle_tasks.sync.plan import lock_name
 
 
 def resource_history(store: Store, resources: Iterable[str]) -> list[ResourceHistory]:
