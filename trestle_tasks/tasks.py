@@ -3,7 +3,7 @@
 Retry policy is decided here and only here (what is retriable is decided once, in
 errors.is_retriable). Task arguments are run ids, resource names, one window's bounds and
 the plan's header — never credentials (Flower shows arguments). A run's windows are handed
-out from the window ledger in the database (coordination/ledger.py, handout.py), not sent
+out from the window ledger in the database (sync/ledger.py, handout.py), not sent
 as a chord: see `sync_window_task` and the watchdog, `watch_runs`.
 """
 
@@ -23,16 +23,7 @@ from trestle_tasks import factory
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
 from trestle_tasks.coordination.concurrency import window_pressure
-from trestle_tasks.coordination.handout import hand_out_all, slot_holder
 from trestle_tasks.coordination.heartbeat import WindowHeartbeat
-from trestle_tasks.coordination.ledger import (
-    GAVE_UP,
-    RUN,
-    STALE,
-    WAIT,
-    LedgerWindow,
-    WindowLedger,
-)
 from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
@@ -41,6 +32,15 @@ from trestle_tasks.monitoring.alerts import hooks as alerts
 from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.store.journal import ABANDONED, FAILED, RUNNING
 from trestle_tasks.sync.finalize import finalize_run
+from trestle_tasks.sync.handout import hand_out_all, slot_holder
+from trestle_tasks.sync.ledger import (
+    GAVE_UP,
+    RUN,
+    STALE,
+    WAIT,
+    LedgerWindow,
+    WindowLedger,
+)
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import (
     Skipped,

@@ -204,7 +204,7 @@ def start_beat(env, folder, name: str = "beat") -> subprocess.Popen:
 
 
 def ledger_rows(env, run_id: str):
-    from trestle_tasks.coordination.ledger import WindowLedger
+    from trestle_tasks.sync.ledger import WindowLedger
 
     return with_store(env, lambda s: WindowLedger(s.engine, schema=s.schema)
                       .windows(run_id, "Property"))

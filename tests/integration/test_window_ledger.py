@@ -7,8 +7,10 @@ from __future__ import annotations
 import time
 
 from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
-from trestle_tasks.coordination.handout import hand_out, hand_out_all, slot_holder
-from trestle_tasks.coordination.ledger import (
+from trestle_tasks.store.journal import FAILED, RUNNING, SUCCEEDED, SyncJournal
+from trestle_tasks.store.migrate import evolve_bookkeeping
+from trestle_tasks.sync.handout import hand_out, hand_out_all, slot_holder
+from trestle_tasks.sync.ledger import (
     GAVE_UP,
     PENDING,
     QUEUED,
@@ -17,8 +19,6 @@ from trestle_tasks.coordination.ledger import (
     WAIT,
     WindowLedger,
 )
-from trestle_tasks.store.journal import FAILED, RUNNING, SUCCEEDED, SyncJournal
-from trestle_tasks.store.migrate import evolve_bookkeeping
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 
 RESOURCE = "Property"

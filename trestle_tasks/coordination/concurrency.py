@@ -5,7 +5,7 @@ halves the number of windows allowed to run at the same time (at most once per c
 so one burst of trouble is not counted by every window that saw it); each window that ran
 without trouble gives one slot back, up to the configured maximum. That is additive
 increase, multiplicative decrease, as TCP does it. A window without a free slot waits in
-the window ledger, with no message, until one frees (coordination/handout.py), so pressure
+the window ledger, with no message, until one frees (sync/handout.py), so pressure
 slows a backfill down instead of failing it, and no window ever runs without its slot.
 
 Slots are held in a sorted set scored by expiry, so a worker killed mid-window frees its

@@ -358,7 +358,7 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("finished_at", UTCDateTime(), nullable=True),
         *counters(*WINDOW_COUNTERS),
         sa.Column("error", sa.Text(), nullable=True),
-        # The window's plan and its lease (coordination/ledger.py), added later: a Celery
+        # The window's plan and its lease (sync/ledger.py), added later: a Celery
         # message carries one window, and finalize reads the rest of the plan from here.
         # `token` grows with each dispatch, so only the newest delivery may run the window;
         # `heartbeat_at` (the database's clock) shows its worker alive; `crashes` counts

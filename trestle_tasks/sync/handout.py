@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from trestle_tasks.coordination.ledger import WindowLedger
+from trestle_tasks.sync.ledger import WindowLedger
 from trestle_tasks.sync.model import Window
 
 log = logging.getLogger(__name__)
