@@ -223,8 +223,8 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
                                  on_records=bar.update)
         rows = [(r.resource, r.run, r.skipped.reason if r.skipped else None) for r in results]
     else:
+        from trestle_tasks import dispatch
         from trestle_tasks.preflight import require_broker
-        from trestle_tasks.sync import dispatch
 
         require_broker(settings.broker_url, settings.result_backend,
                        needed_for="`sync` without --local")

@@ -53,7 +53,7 @@ class CelerySyncer:
 
     def sync(self, resources: Sequence[str], on_progress: Progress | None = None
              ) -> list[LocalRunResult]:
-        from trestle_tasks.sync import dispatch
+        from trestle_tasks import dispatch
 
         store = factory.store(load_settings(self.environ, env_file=None))
         sent = dispatch.dispatch(resources, full=False)

@@ -52,8 +52,7 @@ def test_no_empty_progress_bar_before_there_is_work(monkeypatch):
 
 
 def test_the_demo_hint_names_the_demo_database(monkeypatch):
-    from trestle_tasks import demo_celery
-    from trestle_tasks.sync import dispatch
+    from trestle_tasks import demo_celery, dispatch
 
     def never_finishes(*_args, **_kwargs):
         raise FatalError("still running after 600 s: Property (run r1); see "

@@ -1,4 +1,5 @@
-"""Sending a run to the Celery workers and waiting for it, for `trestle-etl sync`."""
+"""Sending a run to the Celery workers and waiting for it, for `trestle-etl sync` and the
+Celery demo: the Celery layer's job, beside tasks.py, not a use case of sync/."""
 
 from __future__ import annotations
 
