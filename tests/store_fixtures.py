@@ -56,8 +56,7 @@ def server_engine(dialect: str) -> Engine:
     """The session's engine for a server dialect, created on first use."""
     if dialect not in _server_engines:
         url = MARIADB_URL if dialect == "mariadb" else POSTGRES_URL
-        _server_engines[dialect] = create_store_engine(url, pool_size=4, max_overflow=8,
-                                                       local_infile=dialect == "mariadb")
+        _server_engines[dialect] = create_store_engine(url, pool_size=4, max_overflow=8)
     return _server_engines[dialect]
 
 

@@ -4,7 +4,8 @@
   does not fit is an error, never a silent truncation) with NO_BACKSLASH_ESCAPES (see
   MYSQL_SQL_MODE), READ COMMITTED (upserts then take
   no gap locks, the usual source of deadlocks between concurrent INSERT … ON DUPLICATE KEY
-  UPDATE), and `local_infile` only when asked for (the staging load path needs it).
+  UPDATE), and `local_infile` only when asked for (the package never
+  asks: only the LOAD DATA rows of bench/store_load.py do).
   Should a server refuse that mode, PyMySQL escapes with `str.translate`, about 15 times
   slower than chained `str.replace` on 200 KB documents; connections get the faster,
   equivalent escaper (see `fast_escape_string`).

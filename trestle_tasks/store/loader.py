@@ -52,7 +52,6 @@ from trestle_tasks.store.dberrors import (
 from trestle_tasks.store.jsontext import encode_json
 from trestle_tasks.store.naming import VERSION_COLUMN
 from trestle_tasks.store.schema import ResourceLayout, bookkeeping
-from trestle_tasks.store.staging import stage_and_upsert
 from trestle_tasks.store.transform import (
     DATABASE_REFUSED,
     TOO_LONG,
@@ -65,8 +64,6 @@ from trestle_tasks.store.types import is_mysql, on_conflict_insert
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 1000
-MULTIROW = "multirow"  # multi-row INSERT … ON DUPLICATE KEY UPDATE / ON CONFLICT (default)
-STAGING = "staging"  # LOAD DATA LOCAL INFILE into a staging table, then INSERT … SELECT
 # Bytes per row besides the document: other columns, separators, the ON DUPLICATE clause.
 _ROW_OVERHEAD = 2048
 # Bind-parameter ceilings: PostgreSQL's wire protocol (int16 count), SQLite >= 3.32.
@@ -375,16 +372,10 @@ class RecordLoader:
         batch_size: int = DEFAULT_BATCH_SIZE,
         retry: RetryPolicy = DEFAULT_DB_RETRY,
         max_statement_bytes: int | None = None,
-        method: str = MULTIROW,
         pipeline: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if method not in (MULTIROW, STAGING):
-            raise ValueError(f"method is {MULTIROW!r} or {STAGING!r}")
-        if method == STAGING and not is_mysql(engine.dialect):
-            raise ValueError("the staging path is for MySQL/MariaDB (LOAD DATA LOCAL INFILE)")
-        self.method = method
         self.pipeline = pipeline
         # (dialect, rows, columns) -> its compiled upsert; (dialect, "repeated", columns) ->
         # the repeatable template, or None where the statement cannot be repeated.
@@ -486,12 +477,9 @@ class RecordLoader:
         refused: list[Rejection] = []
 
         def write(conn: sa.Connection) -> None:
-            if self.method == STAGING:
-                stage_and_upsert(conn, self.layout, [r.values for r in rows])
-            else:
-                for chunk in batch.chunks:
-                    values = [r.values for r in chunk]
-                    self._compiled(len(values), values[0], conn.dialect).execute(conn, values)
+            for chunk in batch.chunks:
+                values = [r.values for r in chunk]
+                self._compiled(len(values), values[0], conn.dialect).execute(conn, values)
             self._bookkeeping(conn, rejections, batch.new_fields, batch.received, len(rows),
                               batch.duplicates, run_id, window_id, batch.now)
 
@@ -511,9 +499,7 @@ class RecordLoader:
                               len(rows) - len(refused), batch.duplicates, run_id, window_id,
                               batch.now)
 
-        # The staging path: CREATE TEMPORARY IF NOT EXISTS, LOAD DATA, warning check,
-        # INSERT … SELECT, DELETE.
-        statements = len(batch.chunks) if self.method == MULTIROW else 5 * bool(rows)
+        statements = len(batch.chunks)
         try:
             in_transaction(self.engine, write, policy=self.retry, on_retry=self._log_retry)
         except StoreError as exc:

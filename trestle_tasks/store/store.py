@@ -30,7 +30,7 @@ from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.journal import SyncJournal
-from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, MULTIROW, LoadResult, RecordLoader
+from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, LoadResult, RecordLoader
 from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
 from trestle_tasks.store.schema import bookkeeping, promoted_fields
 from trestle_tasks.store.views import view_name
@@ -44,7 +44,6 @@ class Store:
         *,
         schema: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        load_method: str = MULTIROW,
         retry: RetryPolicy = DEFAULT_DB_RETRY,
         promote: Mapping[str, Sequence[str]] | None = None,
         catalog_ttl_s: float = 60.0,
@@ -52,7 +51,6 @@ class Store:
         self.engine = engine
         self.schema = schema
         self.batch_size = batch_size
-        self.load_method = load_method
         self.retry = retry
         self.promote = dict(promote or {})
         self.catalog_ttl_s = catalog_ttl_s
@@ -63,11 +61,10 @@ class Store:
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 5, max_overflow: int = 5,
                  pool_recycle_s: int = 1800, **options: Any) -> Store:
-        """A Store on a new engine; `local_infile` is enabled only for the staging path."""
+        """A Store on a new engine."""
         engine = create_store_engine(
             url, pool_size=pool_size, max_overflow=max_overflow,
-            pool_recycle_s=pool_recycle_s,
-            local_infile=options.get("load_method", MULTIROW) != MULTIROW)
+            pool_recycle_s=pool_recycle_s)
         return cls(engine, **options)
 
     # -- schema --
@@ -143,8 +140,7 @@ class Store:
                 return loader
         stamp = self._migrated_at(resource)
         loader = RecordLoader.open(self.engine, resource, schema=self.schema,
-                                   batch_size=self.batch_size, retry=self.retry,
-                                   method=self.load_method)
+                                   batch_size=self.batch_size, retry=self.retry)
         with self._lock:
             self._loaders[resource] = (loader, stamp, now)
         return loader

@@ -1,16 +1,16 @@
-"""The staging-table load path for MySQL/MariaDB: LOAD DATA LOCAL INFILE, then one
-guarded INSERT … SELECT … ON DUPLICATE KEY UPDATE.
+"""LOAD DATA LOCAL INFILE for `bench.store_load`: the bulk-load ceiling (`loaddata`) and
+the staging-table path (`staging`) the loader is measured against. Not part of the
+package: on wide rows the staging path writes every byte twice and is slower than the
+loader's multi-row upsert (see the README's benchmark figures).
 
-Measured against the multi-row upsert by `python -m bench.store_load`; the loader uses it
-only when asked (`RecordLoader(..., method="staging")`), since on wide rows it writes every
-byte twice (see the benchmark figures). It keeps the guarantees of the default path:
+The staging path keeps the guarantees of the loader's path:
 
 - rows are validated and deduplicated before they are written to the file;
 - the staging table is a per-connection TEMPORARY table emptied with DELETE (TRUNCATE
-  would commit), so the load, the guarded upsert and the rejects share one transaction;
+  would commit), so the load and the guarded upsert share one transaction;
 - LOAD DATA LOCAL turns conversion errors into warnings even in strict mode, so any
   warning fails the batch instead of letting a truncated value through;
-- the guard is the same expression as the multi-row path's (`guarded_assignments`).
+- the guard is the same expression as the loader's (`guarded_assignments`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from trestle_tasks.errors import StoreError
+from trestle_tasks.store.loader import guarded_assignments
 from trestle_tasks.store.schema import ResourceLayout
 
 _TSV_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\0", "\\0"))
@@ -84,8 +85,6 @@ def load_data_statement(path: str, table: str, columns: Sequence[str],
 def stage_and_upsert(conn: sa.Connection, layout: ResourceLayout,
                      rows: Sequence[dict[str, Any]], directory: str | None = None) -> None:
     """Inside the caller's transaction: load `rows` into the staging table, upsert them."""
-    from trestle_tasks.store.loader import guarded_assignments  # loader imports this module
-
     if not rows:
         return
     staging = staging_table(layout)
