@@ -94,3 +94,15 @@ def test_a_failing_lane_raises_and_stops_the_others(lanes, failing, fail_at):
     time.sleep(0.05)
     assert len(produced) == stopped_at < 1000 * (lanes - 1)  # nobody walks on
     assert not [t for t in threading.enumerate() if t.name.startswith("page-prefetch-lane")]
+
+
+@given(st.integers(2, 5), st.integers(1, 2), st.integers(0, 5))
+def test_lanes_hold_at_most_depth_waiting_and_one_each_in_hand(lanes, depth, taken):
+    produced: list[int] = []
+    pages = interleaved([source(list(range(50)), produced=produced) for _ in range(lanes)],
+                        depth)
+    for _ in range(taken):
+        next(pages)
+    time.sleep(0.05)  # let every lane run as far ahead as it may
+    pages.close()
+    assert len(produced) <= taken + depth + lanes

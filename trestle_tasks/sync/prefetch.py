@@ -41,12 +41,14 @@ def prefetched(source: Iterator[T], depth: int = 1) -> Iterator[T]:
 
 
 def interleaved(sources: Sequence[Iterator[T]], depth: int = 1) -> Iterator[T]:
-    """The items of every source, each produced on a helper thread of its own up to
-    `depth` items ahead, in the order they are ready (a window's lanes: each walks its
-    stretch while the caller loads whatever page came first). At most `depth` items per
-    source wait in memory. The first error of any source is raised here and stops them all.
+    """The items of every source, each produced on a helper thread of its own, in the
+    order they are ready (a window's lanes: each walks its stretch while the caller loads
+    whatever page came first). At most `depth` items wait in all, plus one in the hands
+    of each helper waiting for room: when the caller is the slower side (a busy database),
+    lanes do not pile pages up in memory. The first error of any source is raised here
+    and stops them all.
     """
-    ahead: queue.Queue[T | _End | _Failed] = queue.Queue(maxsize=depth * max(1, len(sources)))
+    ahead: queue.Queue[T | _End | _Failed] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def put(item: T | _End | _Failed) -> bool:
