@@ -142,6 +142,15 @@ class StoreError(FatalError):
     """The database refused a statement for a reason retrying will not fix."""
 
 
+# --- coordination ------------------------------------------------------------------------
+
+
+class LockLostError(RetriableError):
+    """A run's lock lapsed while it worked (a pause or a database outage longer than its
+    lease) and may belong to another run now: the run stops before changing what that run
+    may be changing. The next attempt takes the lock again."""
+
+
 # --- alerts ------------------------------------------------------------------------------
 
 

@@ -16,6 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from trestle_tasks.errors import LockLostError
+
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +56,11 @@ class RunLock(Protocol):
 
 
 class LockKeeper:
-    """Renews a grant in the background while a run lives; notices when it is lost."""
+    """Renews a grant in the background while a run lives; `lost` is set once a renewal
+    finds the lock no longer ours. A step that must not run without the lock (reconcile's
+    repair and soft deletes) calls `ensure_held` first; window walks need not, since
+    finalize moves the watermark only while the run's fencing token still holds the lock.
+    """
 
     def __init__(self, lock: RunLock, grant: LockGrant, ttl_s: float) -> None:
         self._lock = lock
@@ -83,3 +89,14 @@ class LockKeeper:
             if not still_ours:
                 self.lost.set()
                 return
+
+    def ensure_held(self) -> None:
+        """Raise LockLostError unless the lock is still ours. Renews on the spot, so a lease
+        that lapsed since the last background renewal is caught too, and the step that
+        follows starts with a whole lease."""
+        if not self.lost.is_set() and not self._lock.renew(self._grant, self._ttl_s):
+            self.lost.set()
+        if self.lost.is_set():
+            raise LockLostError(f"the run lock {self._grant.name} was lost (its lease lapsed; "
+                                "another run may hold it now): stopped before changing "
+                                "anything")

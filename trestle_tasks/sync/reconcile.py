@@ -89,9 +89,10 @@ def reconcile(
             return record_skip(store, Skipped(
                 resource, f"{resource} is busy with another run; reconcile later", run_id))
         try:
-            with LockKeeper(lock, grant, lock_ttl_s):
+            with LockKeeper(lock, grant, lock_ttl_s) as keeper:
                 return _reconcile(resource, store=store, client=client, options=options,
-                                  run_id=run_id, on_census=on_census, on_repair=on_repair)
+                                  run_id=run_id, keeper=keeper, on_census=on_census,
+                                  on_repair=on_repair)
         finally:
             lock.release(grant)
 
@@ -109,7 +110,7 @@ def take_census(client: TrestleClient, resource: str, key_field: str, *,
 
 
 def _reconcile(resource: str, *, store: Store, client: TrestleClient,
-               options: ReconcileOptions, run_id: str,
+               options: ReconcileOptions, run_id: str, keeper: LockKeeper,
                on_census: Callable[[int], None] | None,
                on_repair: Callable[[int], None] | None) -> SyncRun:
     context = {"run_id": run_id, "resource": resource}
@@ -138,9 +139,12 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
                        repair_requests=0, fetched=0, deleted=0)
         _refuse_mass_deletion(drift, options.max_delete_fraction)
         if not options.dry_run and (drift.to_fetch or drift.gone):
+            # A census taken after the lock lapsed may miss what a sync loaded meanwhile:
+            # its "gone" records could be live ones.
+            keeper.ensure_held()
             details.update(_repair(resource, drift, wanted, feed_ticks, key_field=key_field,
                                    store=store, client=client, options=options,
-                                   run_id=run_id, on_repair=on_repair))
+                                   run_id=run_id, keeper=keeper, on_repair=on_repair))
             details["repair_requests"] = (client.stats.requests - requests_before
                                           - census_requests)
     except Exception as error:
@@ -186,7 +190,7 @@ def _refuse_mass_deletion(drift: Drift, max_delete_fraction: float) -> None:
 def _repair(resource: str, drift: Drift, wanted: list[tuple[Any, int | None]],
             feed_ticks: Sequence[int], *, key_field: str, store: Store,
             client: TrestleClient, options: ReconcileOptions, run_id: str,
-            on_repair: Callable[[int], None] | None) -> dict[str, Any]:
+            keeper: LockKeeper, on_repair: Callable[[int], None] | None) -> dict[str, Any]:
     outcome = RepairOutcome()
     plan = plan_repair(wanted, feed_ticks, keys_per_request=keys_per_request(
         key_field, [k for k, _ in wanted], MAX_QUERY_CHARS))
@@ -195,6 +199,7 @@ def _repair(resource: str, drift: Drift, wanted: list[tuple[Any, int | None]],
                          run_id=run_id,
                          children=Children.of(resource, options.synced_resources, store),
                          on_records=on_repair)
+    keeper.ensure_held()  # the repair's fetches can outlast a lease
     # A record back in the feed with a version older than its deleted copy is not
     # rewritten by the guarded upsert; it is live again all the same.
     store.restore_deleted(resource, [k for k in drift.restored if k in outcome.received_keys])
