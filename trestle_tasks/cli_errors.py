@@ -21,10 +21,18 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# `trestle-etl simulator` and `demo` run the bundled simulator, whose HTTP server is
+# Werkzeug: the `simulator` extra, which a runtime install (the Docker image) leaves out.
+SIMULATOR_MISSING = ("the simulator needs Werkzeug, which is not installed: "
+                     "pip install 'trestle-tasks[simulator]'")
+
+
 def describe(error: BaseException) -> tuple[str, int]:
     """(message, exit code) for an error that reached the command line."""
     if isinstance(error, ConfigurationError):
         return one_line(str(error)), EXIT_BAD_CONFIG
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] == "werkzeug":
+        return SIMULATOR_MISSING, EXIT_BAD_CONFIG
     if isinstance(error, TrestleTasksError):
         return one_line(str(error)) or type(error).__name__, EXIT_FAILURE
     if isinstance(error, OSError):
