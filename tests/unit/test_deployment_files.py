@@ -189,6 +189,18 @@ def test_pyproject_declares_runtime_and_extras_apart():
     assert requirement_names(REPO_ROOT / "requirements.txt") <= declared
 
 
+def test_the_simulator_is_an_extra_the_runtime_leaves_out():
+    project = pyproject()["project"]
+    extras = project["optional-dependencies"]
+    assert "werkzeug" not in dist_names(project["dependencies"])
+    assert "werkzeug" not in requirement_names(REPO_ROOT / "requirements.txt")
+    assert dist_names(extras["simulator"]) == {"werkzeug"}
+    assert requirement_names(REPO_ROOT / "requirements-simulator.txt") == {"werkzeug"}
+    # The tests run the simulator: the dev requirements and the dev extra install it.
+    assert "werkzeug" in requirement_names(REPO_ROOT / "requirements-dev.txt")
+    assert "werkzeug" in dist_names(extras["dev"])
+
+
 def test_the_test_script_installs_the_dev_tooling():
     install = [line for line in (REPO_ROOT / "scripts" / "test").read_text().splitlines()
                if "pip install" in line and " -r " in line]
@@ -201,12 +213,46 @@ def dockerfile_instructions() -> list[list[str]]:
             if line.strip() and not line.lstrip().startswith("#")]
 
 
+def dockerfile_targets() -> dict[str, list[list[str]]]:
+    """Each build target's instructions, those of the stages it is built FROM first; "" is
+    the default target (the last stage: what `docker build .` builds)."""
+    targets: dict[str, list[list[str]]] = {}
+    for words in dockerfile_instructions():
+        if words[0] == "FROM":
+            current = list(targets.get(words[1], []))
+            targets[words[3] if len(words) > 3 and words[2].upper() == "AS" else ""] = current
+            targets[""] = current
+        current.append(words)
+    return targets
+
+
+def installed_requirements(instructions: list[list[str]]) -> tuple[list[str], str]:
+    runs = " ".join(" ".join(words[1:]) for words in instructions if words[0] == "RUN")
+    return re.findall(r"-r\s+(\S+)", runs), runs
+
+
 def test_the_image_installs_only_the_runtime_requirements():
-    runs = " ".join(" ".join(words[1:]) for words in dockerfile_instructions()
-                    if words[0] == "RUN")
-    installed = re.findall(r"-r\s+(\S+)", runs)
+    targets = dockerfile_targets()
+    assert targets[""] == targets["runtime"]  # `docker build .` builds the runtime image
+    installed, runs = installed_requirements(targets["runtime"])
     assert installed == ["requirements.txt"]
     assert "[dev]" not in runs and "requirements-dev" not in runs
+    assert "simulator" not in runs and "werkzeug" not in runs.lower()
+
+
+def test_the_simulator_target_adds_the_simulator_and_compose_builds_each_target():
+    installed, runs = installed_requirements(dockerfile_targets()["simulator"])
+    assert installed == ["requirements.txt", "requirements-simulator.txt"]
+    assert "requirements-dev" not in runs
+    model = merged(load(COMPOSE), load(SIMULATOR_COMPOSE))
+    images = set()
+    for name, service in model["services"].items():
+        if "build" in service:
+            target = "simulator" if name == "simulator" else "runtime"
+            assert service["build"] == {"context": ".", "target": target}, name
+            images.add((service["image"], target))
+    # One tag per target: the two images must not overwrite each other.
+    assert len({image for image, _ in images}) == len(images) == 2
 
 
 def test_the_image_copies_named_files_only():
@@ -214,8 +260,8 @@ def test_the_image_copies_named_files_only():
     reach a layer even when .dockerignore misses it."""
     copies = [words[1:-1] for words in dockerfile_instructions() if words[0] == "COPY"]
     sources = {source for sources in copies for source in sources}
-    assert sources <= {"requirements.txt", "pyproject.toml", "README.md", "celeryconfig.py",
-                       "trestle_tasks"}
+    assert sources <= {"requirements.txt", "requirements-simulator.txt", "pyproject.toml",
+                       "README.md", "celeryconfig.py", "trestle_tasks"}
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -253,7 +299,8 @@ def test_dockerignore_keeps_secrets_history_and_databases_out(path):
     assert dockerignored(path, dockerignore_patterns())
 
 
-@pytest.mark.parametrize("path", ["requirements.txt", "pyproject.toml", "README.md",
+@pytest.mark.parametrize("path", ["requirements.txt", "requirements-simulator.txt",
+                                  "pyproject.toml", "README.md",
                                   "celeryconfig.py", "trestle_tasks/cli.py", ".env.example"])
 def test_dockerignore_keeps_what_the_image_needs(path):
     assert not dockerignored(path, dockerignore_patterns())
