@@ -3,6 +3,9 @@
 Each takes the settings, builds the dispatcher and its inputs, and never raises: alerting
 is a bystander of the sync, so any fault here is logged and swallowed. When no channel is
 configured they return at once, without touching the database or Redis.
+
+They build what they need from the settings (factory.py), so they sit beside tasks.py, above
+monitoring/, whose rules and checks they call.
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
     settings = _settings(reports_itself=True)
     chosen = _check_resources(settings, resources)
     if local:
-        from trestle_tasks.sync.local import sync_local
+        from trestle_tasks.local import sync_local
 
         with progress("records") as bar:
             def on_plan(plan: Any) -> None:
@@ -279,9 +279,9 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     Records missing from the store or stored older than the feed's copy are fetched and
     stored; records that left the feed are marked deleted.
     """
+    from trestle_tasks import alert_hooks as alerts
     from trestle_tasks import factory
     from trestle_tasks.cli_progress import progress
-    from trestle_tasks.monitoring.alerts import hooks as alerts
     from trestle_tasks.sync.local import in_process_lease
     from trestle_tasks.sync.plan import Skipped, new_run_id
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
@@ -369,7 +369,7 @@ def export(resource: str, include_deleted: bool) -> None:
                    "key-only $count request per resource; needs the credentials).")
 def status(as_json: bool, limit: int, feed: bool) -> None:
     """Recent runs, watermarks and quota use."""
-    from trestle_tasks.monitoring.status import collect_status, render_status
+    from trestle_tasks.status import collect_status, render_status
 
     settings = _settings(require_credentials=feed, reports_itself=True)
     report = collect_status(settings, limit=limit, feed=feed)
@@ -389,7 +389,7 @@ def metrics(host: str, port: int) -> None:
     Read from the sync log and the shared quota limiter on each scrape, so one endpoint
     covers every worker.
     """
-    from trestle_tasks.monitoring.metrics_http import start_metrics_server
+    from trestle_tasks.metrics_http import start_metrics_server
 
     settings = _settings(require_credentials=False)
     server, thread = start_metrics_server(settings, host, port)

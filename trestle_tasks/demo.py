@@ -18,10 +18,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from trestle_tasks.local import sync_local
 from trestle_tasks.settings import load_settings
 from trestle_tasks.simulator.config import SimulatorConfig
 from trestle_tasks.simulator.server import start_in_thread
-from trestle_tasks.sync.local import LocalRunResult, sync_local
+from trestle_tasks.sync.local import LocalRunResult
 
 RESOURCES = ("Property", "Member", "Office", "OpenHouse", "Media")
 SAMPLE_QUERY = (

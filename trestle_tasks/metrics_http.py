@@ -1,4 +1,6 @@
-"""Serving the metrics over HTTP for Prometheus (`trestle-etl metrics`)."""
+"""Serving the metrics over HTTP for Prometheus (`trestle-etl metrics`).
+
+Wires monitoring/metrics.py's collector to the settings' store and quota (factory.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""What `trestle-etl status` shows: recent runs, watermarks and their lag, quota use."""
+"""What `trestle-etl status` shows: recent runs, watermarks and their lag, quota use.
+
+Built from the settings (factory.py), so it sits with the commands, above monitoring/."""
 
 from __future__ import annotations
 

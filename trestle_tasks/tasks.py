@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
+from trestle_tasks import alert_hooks as alerts
 from trestle_tasks import factory
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
@@ -28,7 +29,6 @@ from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
 from trestle_tasks.logs import log_context
-from trestle_tasks.monitoring.alerts import hooks as alerts
 from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.store.journal import ABANDONED, FAILED, RUNNING
 from trestle_tasks.sync.finalize import finalize_run

@@ -17,16 +17,16 @@ import pytest
 
 from tests.alert_receivers import HttpReceiver, SmtpReceiver
 from tests.redis_space import own_credential, redis_url
+from trestle_tasks import alert_hooks as hooks
 from trestle_tasks import factory
 from trestle_tasks.coordination.locks import lock_name
 from trestle_tasks.errors import AlertDeliveryError, BadCredentialsError
+from trestle_tasks.local import sync_local
 from trestle_tasks.masking import Secret
-from trestle_tasks.monitoring.alerts import hooks
 from trestle_tasks.monitoring.alerts.channels import SmtpChannel, WebhookChannel
 from trestle_tasks.monitoring.alerts.model import Alert
 from trestle_tasks.settings import load_settings
 from trestle_tasks.store.journal import FAILED, SUCCEEDED
-from trestle_tasks.sync.local import sync_local
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from trestle_tasks.sync.local import sync_local
+from trestle_tasks.local import sync_local
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for

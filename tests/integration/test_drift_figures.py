@@ -18,11 +18,11 @@ import pytest
 
 from tests.alert_receivers import HttpReceiver
 from tests.redis_space import redis_url
+from trestle_tasks import alert_hooks as hooks
 from trestle_tasks import factory
-from trestle_tasks.monitoring.alerts import hooks
-from trestle_tasks.monitoring.metrics_http import start_metrics_server
-from trestle_tasks.monitoring.status import collect_status, render_status
+from trestle_tasks.metrics_http import start_metrics_server
 from trestle_tasks.settings import Settings, load_settings
+from trestle_tasks.status import collect_status, render_status
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncJournal, SyncRun
 
 from .sync_fixtures import DIALECTS, create_database, drop_database

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
+from trestle_tasks.local import sync_local
 from trestle_tasks.logs import API_LOGGER, configure_logging
-from trestle_tasks.sync.local import sync_local
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_space import redis_url
 from trestle_tasks import factory
+from trestle_tasks.local import sync_local
 from trestle_tasks.masking import Secret
-from trestle_tasks.monitoring.metrics_http import start_metrics_server
-from trestle_tasks.sync.local import sync_local
+from trestle_tasks.metrics_http import start_metrics_server
 from trestle_tasks.sync.schema import migrate_from_service
 from trestle_tasks.trestle.auth import token_cache_key
 from trestle_tasks.trestle.query import ODataQuery

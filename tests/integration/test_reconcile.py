@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from trestle_tasks import factory
 from trestle_tasks.errors import RetriesExhaustedError
+from trestle_tasks.local import sync_local
 from trestle_tasks.store.records import layout_of
-from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.reconcile import CensusRefusedError, reconcile
 
 from .conftest import start_simulator

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from trestle_tasks import factory
-from trestle_tasks.sync.local import sync_local
+from trestle_tasks.local import sync_local
 
 from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database, settings_for

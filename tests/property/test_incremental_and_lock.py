@@ -20,7 +20,7 @@ from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
 from trestle_tasks import factory
 from trestle_tasks.coordination.locks import LockGrant
-from trestle_tasks.sync.local import sync_local
+from trestle_tasks.local import sync_local
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 
 pytestmark = pytest.mark.integration

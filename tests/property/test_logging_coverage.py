@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import settings_for
 from trestle_tasks import factory
+from trestle_tasks.local import sync_local
 from trestle_tasks.logs import ContextFilter, JsonFormatter
 from trestle_tasks.retry import RetryPolicy
-from trestle_tasks.sync.local import sync_local
 from trestle_tasks.sync.phases import FIGURE_FIELDS
 from trestle_tasks.sync.reconcile import reconcile
 

@@ -44,11 +44,11 @@ from tests.integration.sync_fixtures import settings_for
 from tests.redis_space import redis_url
 from tests.secret_strategies import leaked_forms, secrets
 from trestle_tasks import factory
+from trestle_tasks.local import sync_local
 from trestle_tasks.logs import API_LOGGER, ContextFilter, JsonFormatter, redact
-from trestle_tasks.monitoring.status import collect_status, render_status
 from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.status import collect_status, render_status
 from trestle_tasks.store.schema import bookkeeping
-from trestle_tasks.sync.local import sync_local
 
 pytestmark = pytest.mark.integration
 QUICK_RETRY = RetryPolicy(budget_s=0.3, base_delay_s=0.002, max_delay_s=0.02,

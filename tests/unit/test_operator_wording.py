@@ -9,7 +9,7 @@ import pytest
 
 from trestle_tasks import cli_progress
 from trestle_tasks.errors import FatalError
-from trestle_tasks.monitoring.status import render_status
+from trestle_tasks.status import render_status
 from trestle_tasks.wording import count
 
 

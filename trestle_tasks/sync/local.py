@@ -3,6 +3,9 @@
 The same use cases as the workers (plan, windows, finalize), with an in-process quota
 limiter instead of Redis, and windows walked by a small thread pool. The run lock is the
 workers' own, in the database, so a cron job and the cluster take turns.
+
+What it runs with (store, lock, clients, the alert calls) is passed in as `LocalServices`:
+trestle_tasks/local.py builds them from the settings, as tasks.py does for the workers.
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from trestle_tasks import factory
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock
 from trestle_tasks.logs import log_context
-from trestle_tasks.monitoring.alerts import hooks as alerts
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.journal import SyncRun
 from trestle_tasks.store.store import Store
@@ -33,53 +34,74 @@ class LocalRunResult:
     skipped: Skipped | None = None
 
 
-def sync_local(
+@dataclass(frozen=True)
+class LocalAlerts:
+    """The alert calls a local run makes at its boundaries, passed in by the caller (the
+    alert hooks sit above sync). Each must swallow its own faults."""
+
+    after_crash: Callable[[str, BaseException], object]  # resource, error
+    after_run: Callable[[SyncRun | None], object]
+    check: Callable[[], object]  # the periodic check: local runs have no beat
+
+
+@dataclass(frozen=True)
+class LocalServices:
+    """What a local run works with, built by the caller from the settings."""
+
+    store: Store
+    lock: RunLock
+    new_client: Callable[[], TrestleClient]  # a fresh client: its request count its own
+    check_credentials: Callable[[], object]  # gets (and caches) a token, or raises
+    alerts: LocalAlerts
+
+
+def run_locally(
     settings: Settings,
     resources: Iterable[str],
+    services: LocalServices,
     *,
     full: bool = False,
     concurrency: int = 2,
     on_plan: Callable[[RunPlan], None] | None = None,
     on_records: Callable[[int], None] | None = None,
 ) -> list[LocalRunResult]:
-    store = factory.store(settings)
-    client = factory.trestle_client(settings, shared=False)
-    lock = factory.run_lock(settings)
+    client = services.new_client()
+    alerts = services.alerts
     resources = list(resources)
     run_ids = [new_run_id() for _ in resources]
     if resources:
         # Logged as the first run's start: it is what that run waits for.
         with log_context(run_id=run_ids[0], resource=resources[0]):
-            _prepare_every_table(settings, store, client, resources)
+            _prepare_every_table(services, client, resources)
     results = []
     for resource, run_id in zip(resources, run_ids, strict=True):
         with log_context(run_id=run_id, resource=resource):
             try:
                 # Credentials first: the run lock writes to the database, and a wrong secret
                 # must leave it untouched. The token is cached for the run that follows.
-                factory.token_provider(settings, shared=False).get_token()
-                result = _sync_resource(settings, resource, run_id, store, client, lock, full,
+                services.check_credentials()
+                result = _sync_resource(settings, resource, run_id, services, client, full,
                                         concurrency, on_plan, on_records)
             except Exception as error:
-                alerts.after_crash(settings, resource, error, shared=False)
+                alerts.after_crash(resource, error)
                 raise
-            alerts.after_run(settings, result.run, shared=False)
+            alerts.after_run(result.run)
             results.append(result)
     # Local runs have no beat: the periodic check (staleness, stuck locks) rides on each sync.
-    alerts.check(settings, shared=False)
+    alerts.check()
     return results
 
 
-def _prepare_every_table(settings: Settings, store: Store, client: TrestleClient,
+def _prepare_every_table(services: LocalServices, client: TrestleClient,
                          resources: list[str]) -> None:
     """Before the first run: every resource's table, from one `$metadata` read for all, so
     a resource the feed does not declare stops the command before anything synced, not
     after the resources listed before it. Credentials first, as for each run."""
     try:
-        factory.token_provider(settings, shared=False).get_token()
-        ensure_tables(store, client, resources)
+        services.check_credentials()
+        ensure_tables(services.store, client, resources)
     except Exception as error:
-        alerts.after_crash(settings, resources[0] if resources else "", error, shared=False)
+        services.alerts.after_crash(resources[0] if resources else "", error)
         raise
 
 
@@ -97,14 +119,14 @@ def _sync_resource(
     settings: Settings,
     resource: str,
     run_id: str,
-    store: Store,
+    services: LocalServices,
     client: TrestleClient,
-    lock: RunLock,
     full: bool,
     concurrency: int,
     on_plan: Callable[[RunPlan], None] | None,
     on_records: Callable[[int], None] | None,
 ) -> LocalRunResult:
+    store, lock = services.store, services.lock
     planned = plan_run(
         resource, store=store, client=client, lock=lock, owner="local",
         lock_ttl_s=in_process_lease(settings), full=full,
@@ -120,8 +142,7 @@ def _sync_resource(
     try:
         if on_plan is not None:
             on_plan(planned)
-        outcomes = _walk_windows(settings, planned, store, lock, grant, concurrency,
-                                 on_records)
+        outcomes = _walk_windows(settings, planned, services, grant, concurrency, on_records)
         return LocalRunResult(resource, finalize_run(planned, outcomes, store=store,
                                                      lock=lock))
     finally:
@@ -130,9 +151,10 @@ def _sync_resource(
         lock.release(grant)
 
 
-def _walk_windows(settings: Settings, planned: RunPlan, store: Store, lock: RunLock,
+def _walk_windows(settings: Settings, planned: RunPlan, services: LocalServices,
                   grant: LockGrant, concurrency: int,
                   on_records: Callable[[int], None] | None) -> list[WindowOutcome]:
+    store, lock = services.store, services.lock
     photos_since = media_since(planned, settings.resources, store)
     # The lease lapses unless renewed: a long local run renews it as the workers' windows
     # do, and finalize notices if it was lost all the same.
@@ -142,7 +164,7 @@ def _walk_windows(settings: Settings, planned: RunPlan, store: Store, lock: RunL
             # A client per window: its request count is that window's own.
             lambda window: sync_window(
                 planned, window, store=store,
-                client=factory.trestle_client(settings, shared=False),
+                client=services.new_client(),
                 page_size=settings.page_size, on_page=on_records, media_since=photos_since,
                 replication_min=settings.replication_min_records),
             planned.windows,
