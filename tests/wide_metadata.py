@@ -11,7 +11,7 @@ outside the repository read):
   with annotations, the key declared last, a derived `Realtor` type, DataSystem with a
   collection of a complex type). Its Property has `TRESTLE_PROPERTY_FIELDS` (588) fields,
   `TRESTLE_PROPERTY_ENUM_FIELDS` (181) of them enumeration-typed: wide enough that one
-  column per field does not fit a MariaDB row (DESIGN.md, "Wide rows").
+  column per field does not fit a MariaDB row (ERROR 1118, row size too large).
 - `reso_dd_metadata_xml()`: shaped like RESO's Data Dictionary 2.0 reference metadata
   (namespace `org.reso.metadata`, multi-selects as `Collection(...enums.X)`, enum members
   without values, Edm.Int64 integers, StandardName/DDWikiUrl annotations, single and

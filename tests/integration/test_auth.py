@@ -1,4 +1,4 @@
-"""Property 1, authentication success and failure, against the simulator over HTTP."""
+"""Authentication success and failure, against the simulator over HTTP."""
 
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ def test_sync_wait_through_two_workers(broker, mariadb_url):
         assert '"api_requests"' in status.stdout
         assert sim.client_secret not in status.stdout + result.stdout + result.stderr
         assert served > 0
-        # Property 3 across workers: every record fetched exactly once, whichever worker
+        # Across workers too, every record is fetched exactly once, whichever worker
         # walked its window.
         settings = load_settings(env, env_file=None)
         store = factory.store(settings)
@@ -176,7 +176,7 @@ def test_sync_wait_through_two_workers(broker, mariadb_url):
         finally:
             store.dispose()
             factory._per_process.clear()
-        # Property 14 across workers: the shared limiter holds what the server last said.
+        # Quota headers across workers: the shared limiter holds what the server last said.
         quota = factory.quota_limiter(settings, shared=True).state()
         factory._per_process.clear()
         assert float(quota["minute_limit"]) == 600

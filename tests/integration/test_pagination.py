@@ -1,4 +1,4 @@
-"""Property 5, pagination completeness: every record exactly once, over real HTTP.
+"""Pagination completeness: every record exactly once, over real HTTP.
 
 For arbitrary page sizes, full last pages (a nextLink leading to an empty page), and
 records added or modified during the walk.

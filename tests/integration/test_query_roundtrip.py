@@ -1,4 +1,4 @@
-"""Property 2, query construction: the simulator reads back exactly what the builder wrote.
+"""Query construction: the simulator reads back exactly what the builder wrote.
 
 The simulator has its own parser (it shares no code with the pipeline), so agreement here
 means the builder's quoting and encoding are right, not that one module agrees with itself.

@@ -1,4 +1,4 @@
-"""The Trestle simulator over real HTTP, checked against what FACTS.md says Trestle does.
+"""The Trestle simulator over real HTTP, checked against what Trestle is known to do.
 
 These tests talk to the server with plain `requests` (not the pipeline's client), and
 compare what it serves with the feed's own records (`RunningSimulator.records`).

@@ -54,7 +54,7 @@ def test_full_then_incremental_sync_leaves_the_database_equal_to_the_feed(databa
         assert [r.run.status for r in first] == ["succeeded"] * len(RESOURCES)
         assert_database_equals_simulator(settings, sim, RESOURCES)
 
-        # Property 13: nothing changed -> only the planning request.
+        # Incremental efficiency: nothing changed -> only the planning request.
         again = sync_local(settings, ["Property"])[0].run
         assert again.status == "succeeded"
         assert again.api_requests == 1 and again.records_fetched == 0
@@ -119,7 +119,7 @@ def test_a_second_local_run_of_the_same_resource_is_skipped(tmp_path):
 
 def test_concurrent_triggers_with_the_database_lock_make_exactly_one_run(database_url,
                                                                          tmp_path):
-    """Property 16, execution lock: any number of concurrent triggers -> one run, on each
+    """Execution lock: any number of concurrent triggers -> one run, on each
     database (the lock is a row in it)."""
     sim = start_simulator(records=200, seed=9)
     try:
@@ -191,7 +191,7 @@ def test_a_photo_set_answered_short_is_kept(tmp_path):
 
 
 def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
-    """Property 18, cost tracking accuracy: counted requests equal the requests served."""
+    """Cost tracking accuracy: counted requests equal the requests served."""
     from trestle_tasks.status import collect_status, render_status
 
     sim = start_simulator(records=600, seed=13, rate_5xx=0.05, rate_429=0.05, fault_seed=2)

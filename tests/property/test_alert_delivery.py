@@ -1,4 +1,4 @@
-"""Property 19, alert delivery reliability.
+"""Alert delivery reliability.
 
 Every alert reaches a real SMTP server (aiosmtpd) and real HTTP receivers (a JSON webhook and
 a Slack-compatible one), is retried when a receiver refuses it for a while, and is

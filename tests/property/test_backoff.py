@@ -1,4 +1,4 @@
-"""Property 3, exponential backoff: delays grow, are capped, honour Retry-After."""
+"""Exponential backoff: delays grow, are capped, honour Retry-After."""
 
 import random
 from datetime import UTC, datetime, timedelta

@@ -1,8 +1,9 @@
-"""Properties 13 and 16 against the simulator over HTTP, SQLite and the database run lock.
+"""Incremental efficiency and the execution lock against the simulator over HTTP, SQLite
+and the database run lock.
 
-Property 13, incremental efficiency: after a full sync, an incremental run with no changes
+Incremental efficiency: after a full sync, an incremental run with no changes
 makes only its planning-sized request; with k changed records it fetches exactly those k.
-Property 16, execution lock: any number of concurrent triggers lead to exactly one run,
+Execution lock: any number of concurrent triggers lead to exactly one run,
 and every other trigger is recorded as skipped.
 """
 

@@ -1,4 +1,4 @@
-"""Property 17, logging coverage: every phase of a run logs its start, its end and its
+"""Logging coverage: every phase of a run logs its start, its end and its
 figures, and every line of the run carries the run id.
 
 For arbitrary small feeds, window and page sizes, and with 5xx and 429 faults injected or

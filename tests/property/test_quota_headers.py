@@ -1,4 +1,4 @@
-"""Property 14, quota header monitoring: any letter case, floats, junk tolerated."""
+"""Quota header monitoring: any letter case, floats, junk tolerated."""
 
 from hypothesis import given
 from hypothesis import strategies as st

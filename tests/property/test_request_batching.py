@@ -1,4 +1,4 @@
-"""Property 15, request batching, against the simulator over HTTP into SQLite.
+"""Request batching, against the simulator over HTTP into SQLite.
 
 For any number of changed listings, and whether or not the server answers some photo
 expansions empty (as Trestle has under quota pressure):

@@ -1,4 +1,4 @@
-"""Property 4, response validation: a collection or a named error, never a silent empty page."""
+"""Response validation: a collection or a named error, never a silent empty page."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Property 20, configuration loading completeness."""
+"""Configuration loading completeness."""
 
 import string
 

@@ -1,4 +1,4 @@
-"""Property 10, batch operation usage: N valid records take ceil(N / batch size) upsert
+"""Batch operation usage: N valid records take ceil(N / batch size) upsert
 statements (each in its batch's transaction), counted at the driver with SQLAlchemy's
 before_cursor_execute event."""
 

@@ -1,4 +1,4 @@
-"""Property 9, duplicate detection: duplicates of one key inside a batch collapse to the
+"""Duplicate detection: duplicates of one key inside a batch collapse to the
 newest by ModificationTimestamp (the later one on a tie; a record without one is the
 oldest), whatever their order, and the load reports how many were collapsed."""
 

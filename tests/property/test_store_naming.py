@@ -1,4 +1,4 @@
-"""Property 6, normalization: column names are consistent and collision-free for arbitrary
+"""Normalization: column names are consistent and collision-free for arbitrary
 field names — 200-character, non-ASCII, punctuation, names equal but for case — and every
 column created in a real database maps back to exactly one field."""
 

@@ -1,4 +1,4 @@
-"""Property 8, type conversion: a record stored and then exported equals the input, for
+"""Type conversion: a record stored and then exported equals the input, for
 arbitrary values within the declared types; and the typed columns hold the same values in
 their SQL types (timestamps in UTC truncated to microseconds, decimals exact)."""
 

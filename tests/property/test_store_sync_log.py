@@ -1,4 +1,4 @@
-"""Property 12, metadata tracking accuracy: after any run — windows loaded, some of them
+"""Metadata tracking accuracy: after any run — windows loaded, some of them
 redelivered and loaded again, some failed — the sync log says exactly how many records
 were fetched, upserted and rejected, how many windows succeeded and failed, and when the
 run started and finished; etl_rejects holds exactly the rejects counted; and fields seen

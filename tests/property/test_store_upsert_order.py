@@ -1,4 +1,4 @@
-"""Property 11, upsert correctness: any interleaving of the versions of a record — split
+"""Upsert correctness: any interleaving of the versions of a record — split
 over any number of loads and batches, and also from concurrent loaders — ends with the
 newest stored, because the comparison happens inside the upsert statement."""
 

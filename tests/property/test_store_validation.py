@@ -1,4 +1,4 @@
-"""Property 7, validation and processing continuation: any mix of valid and invalid records
+"""Validation and processing continuation: any mix of valid and invalid records
 loads every valid one, rejects every invalid one (never as garbage) with its key, field,
 reason and raw record in etl_rejects, and the run's sync-log counts say so."""
 

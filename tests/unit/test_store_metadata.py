@@ -46,7 +46,7 @@ def test_trestle_resources_keys_and_field_kinds(trestle) -> None:  # type: ignor
     keys = {name: spec.key for name, spec in trestle.resources.items()}
     assert keys["Property"] == ("ListingKey",) and keys["Media"] == ("MediaKey",)
     prop = trestle.resource("Property")
-    assert len(prop.fields) == TRESTLE_PROPERTY_FIELDS == 588  # as FACTS.md counts Trestle's
+    assert len(prop.fields) == TRESTLE_PROPERTY_FIELDS == 588  # as many as Trestle's
     kinds = Counter(f.kind for f in prop.fields)
     assert kinds["enum"] == TRESTLE_PROPERTY_ENUM_FIELDS == 181
     assert kinds["datetime"] == 8 and kinds["geography"] == 1 and kinds["date"] == 13

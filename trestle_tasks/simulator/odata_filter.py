@@ -4,7 +4,7 @@ and $expand, parsed into small frozen dataclasses, and $filter evaluated against
 Pure: standard library only, no I/O, and nothing from the rest of `trestle_tasks`, so the
 simulator cannot share a mistake with the pipeline's query builder.
 
-The grammar is the subset Trestle serves (see FACTS.md, "Queries"). Anything outside it is
+The grammar is the subset of OData v4 that Trestle serves. Anything outside it is
 an `ODataSyntaxError` whose text is fit for an HTTP 400 body. Parsing is strict where Trestle
 may be lenient (operators need surrounding spaces, keywords are lowercase): a client that
 passes against the simulator must also pass against the real service.

@@ -152,7 +152,8 @@ def parse_collection_query(
 
 # Trestle's metadata documentation marks some fields of each resource InKeyIndex ("may be
 # queried in batches up to 300,000 at a time"): every resource page lists its key and
-# ModificationTimestamp, Media and PropertyRooms a few more (FACTS.md, `$top` ceiling).
+# ModificationTimestamp, Media and PropertyRooms a few more. A $select of only these may
+# ask for up to KEY_ONLY_TOP_CEILING records a page, other queries for TOP_CEILING.
 KEY_INDEX_COMMON = ("ModificationTimestamp",)
 KEY_INDEX_EXTRAS: dict[str, tuple[str, ...]] = {
     "Media": ("MediaModificationTimestamp", "OriginatingSystemID", "ResourceRecordID",

@@ -91,7 +91,7 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 def table_name(resource: str, prefix: str = "") -> str:
-    """`OpenHouse` -> `open_house`, `OUID` -> `ouid`: snake case, as CONTRACT.md names them."""
+    """`OpenHouse` -> `open_house`, `OUID` -> `ouid`: snake case, the tables' names."""
     snake = _CAMEL_BOUNDARY.sub("_", resource).lower()
     name = f"{prefix}{snake}"
     if not is_plain_identifier(name) or name in RESERVED_TABLES:

@@ -1,11 +1,12 @@
 """Resource specs to tables: the wide-row layout, column types and indexes.
 
-The layout (DESIGN.md, "Wide rows"). One table per resource:
+The layout: wide rows, since one column per field of a Trestle Property (588 fields) does
+not fit a MariaDB row (ERROR 1118, row size too large). One table per resource:
 
 - the key, as primary key, under its RESO name;
 - a few commonly queried fields as typed, indexed columns under their RESO names
-  (CONTRACT.md's list for Property; the key, ModificationTimestamp and obvious links for the
-  others; extendable with `promote=`);
+  (for Property, what listings are most often searched by; the key, ModificationTimestamp
+  and obvious links for the others; extendable with `promote=`);
 - `etl_record`: the complete record as JSON text, every field exactly as the server sent it
   (decimals as exact JSON numbers, timestamps as the server's strings);
 - `etl_mod_ticks`: ModificationTimestamp as 100 ns ticks, the full seven digits, compared
@@ -52,7 +53,8 @@ from trestle_tasks.trestle.metadata import FieldSpec, ResourceSpec
 
 VERSION_FIELD = "ModificationTimestamp"
 
-# CONTRACT.md's commonly queried fields, and their equivalents for the other resources.
+# The fields listings are most often queried by, and their equivalents for the other
+# resources.
 COMMON_FIELDS: Mapping[str, tuple[str, ...]] = {
     "Property": (
         "ListingKey", "ListingId", "StandardStatus", "ListPrice", "City", "PostalCode",

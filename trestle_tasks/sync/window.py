@@ -103,7 +103,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     fetched = loaded = rejected = pages = 0
     db_seconds = 0.0  # how hard the database pushes back: a signal for window concurrency
     media = MediaRefresh()
-    # Photo sets come inline with their listings: no request of their own (Property 15).
+    # Photo sets come inline with their listings ($expand): no request of their own.
     inline_media = media_since is not None and not uses_replication(window, replication_min)
     base = ODataQuery(plan.resource, expand=(media_expansion(),)) if inline_media else None
     try:
