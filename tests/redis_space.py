@@ -18,8 +18,10 @@ listed in DATABASES there, N and N - 1, and no other:
   database, so such a test has the database to itself: celery_database() empties it
   before and after the test, and only when it is empty or holds MARKER, the key written
   each time the suite empties it. A database holding anything else fails the test and is
-  left as it is. One such test runs at a time on a machine: run the suite under
-  `flock /tmp/celery-tests.lock` (README, "Running the tests").
+  left as it is. One such test runs at a time per Redis: celery_database() first takes
+  CELERY_LOCK (a redis-py Lock in the shared database, expiring should a run die), so
+  two suites started at once take turns for these tests instead of emptying the database
+  under each other (they also share the broker, RabbitMQ's default vhost).
 
 This module is the only place under tests/ that names a Redis database or flushes one
 (tests/unit/test_redis_space.py checks that).
@@ -27,6 +29,7 @@ This module is the only place under tests/ that names a Redis database or flushe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -45,6 +48,9 @@ DATABASES = {"shared": 0, "celery": -1}
 RUN_PREFIX = f"trestle-tests:{uuid.uuid4().hex[:12]}:"
 MARKER = "trestle-tests:celery-database"
 MARKER_TEXT = b"emptied by the trestle_tasks test suite before and after each Celery test"
+CELERY_LOCK = "trestle-tests:celery-database-lock"
+CELERY_LOCK_TTL_S = 1200  # longer than any one Celery test; frees the turn of a killed run
+CELERY_LOCK_WAIT_S = 3600
 
 _credentials: set[str] = set()
 _shared_used = False
@@ -151,6 +157,13 @@ def celery_database() -> Iterator[redis.Redis]:
     """The Celery database, empty, for one test; emptied again afterwards. Fails the test
     (touching nothing) when the database holds keys and not MARKER: someone else's data."""
     url = redis_url("celery")
+    turns = redis.Redis.from_url(redis_url("shared"))
+    turn = turns.lock(CELERY_LOCK, timeout=CELERY_LOCK_TTL_S,
+                      blocking_timeout=CELERY_LOCK_WAIT_S)
+    if not turn.acquire():
+        turns.close()
+        pytest.fail(f"another test run held {CELERY_LOCK} for {CELERY_LOCK_WAIT_S} s",
+                    pytrace=False)
     client = redis.Redis.from_url(url)
     try:
         if client.dbsize() and not client.exists(MARKER):
@@ -165,3 +178,7 @@ def celery_database() -> Iterator[redis.Redis]:
         _empty(client)
     finally:
         client.close()
+        # A lock that expired during a very long test: the next run has taken its turn.
+        with contextlib.suppress(redis.exceptions.LockError):
+            turn.release()
+        turns.close()

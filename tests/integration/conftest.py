@@ -87,6 +87,6 @@ def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
 @pytest.fixture
 def celery_redis() -> Iterator[redis.Redis]:
     """The Celery database (`redis_url("celery")`), empty, for a test that starts workers;
-    emptied again afterwards. Run such tests under `flock /tmp/celery-tests.lock`."""
+    emptied again afterwards; test runs sharing the Redis take turns for it."""
     with celery_database() as client:
         yield client
