@@ -14,6 +14,8 @@ _config = "celeryconfig" if importlib.util.find_spec("celeryconfig") else (
     "trestle_tasks.celery_settings"
 )
 app.config_from_object(_config)
+# Each worker announces its window slots, so runs are cut for the workers really there.
+app.steps["worker"].add("trestle_tasks.celery_steps:SlotRegistration")
 
 
 @setup_logging.connect

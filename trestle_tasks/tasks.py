@@ -23,6 +23,7 @@ from trestle_tasks import alert_hooks as alerts
 from trestle_tasks import factory
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
+from trestle_tasks.coordination import worker_slots
 from trestle_tasks.coordination.concurrency import window_pressure
 from trestle_tasks.coordination.heartbeat import WindowHeartbeat
 from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
@@ -111,8 +112,15 @@ def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | 
 
 
 def cluster_sizing(settings: Settings) -> WindowSizing:
-    """A run cut for the cluster: one window per window slot (SYNC_MAX_CONCURRENT_WINDOWS)."""
-    return WindowSizing.for_cluster(slots=settings.max_concurrent_windows,
+    """A run cut for the cluster: one window per window slot, as many as the live workers
+    offer (coordination/worker_slots.py) and SYNC_MAX_CONCURRENT_WINDOWS allows."""
+    try:
+        live = worker_slots.live_slots(factory.redis_client(settings))
+    except Exception as error:  # Redis away a moment: the setting alone decides
+        log.warning("could not read the workers' window slots: %s", type(error).__name__)
+        live = 0
+    return WindowSizing.for_cluster(slots=worker_slots.windows_wanted(
+                                        settings.max_concurrent_windows, live),
                                     page_size=settings.page_size,
                                     max_records=settings.window_size,
                                     lanes=settings.window_lanes)

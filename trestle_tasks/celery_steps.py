@@ -1,0 +1,53 @@
+"""Worker bootsteps: what a worker's main process does beside running tasks.
+
+`SlotRegistration` keeps this worker's window slots (its pool size) in Redis for the
+planner (coordination/worker_slots.py), on the worker's own timer: no thread, no task.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import bootsteps
+
+from trestle_tasks.coordination import worker_slots
+
+log = logging.getLogger(__name__)
+
+
+class SlotRegistration(bootsteps.StartStopStep):
+    requires = {"celery.worker.components:Pool", "celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self._timer_entry: Any = None
+        self._client: Any = None
+
+    def start(self, worker: Any) -> None:
+        self._refresh(worker)
+        self._timer_entry = worker.timer.call_repeatedly(
+            worker_slots.REFRESH_S, self._refresh, (worker,), priority=10)
+
+    def stop(self, worker: Any) -> None:
+        if self._timer_entry is not None:
+            self._timer_entry.cancel()
+            self._timer_entry = None
+        try:
+            if self._client is not None:
+                worker_slots.unregister(self._client, worker.hostname)
+        except Exception as error:  # the key expires anyway
+            log.warning("could not withdraw this worker's window slots: %s",
+                        type(error).__name__)
+
+    def _refresh(self, worker: Any) -> None:
+        try:
+            if self._client is None:
+                from trestle_tasks import factory
+                from trestle_tasks.settings import load_settings
+
+                self._client = factory.redis_client(load_settings(require_credentials=False))
+            worker_slots.register(self._client, worker.hostname, worker.concurrency)
+        except Exception as error:  # Redis away: runs are cut by the setting meanwhile
+            log.warning("could not announce this worker's window slots: %s",
+                        type(error).__name__)
