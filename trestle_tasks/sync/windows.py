@@ -31,8 +31,17 @@ from trestle_tasks.trestle.query import Expr
 
 
 def window_size(records: int, *, windows_wanted: int, min_size: int, max_size: int) -> int:
-    """Records per window: `records` spread over `windows_wanted`, within the bounds."""
-    wanted = math.ceil(records / max(1, windows_wanted))
+    """Records per window: `records` spread over `windows_wanted`, within the bounds.
+
+    When even that many windows would be too large, the run takes whole rounds of
+    `windows_wanted` windows: 100,000 records on 4 slots at most 20,000 a window are 8
+    windows of 12,500 (two full rounds), not 5 of 20,000 (a second round of one window,
+    with three slots idle)."""
+    slots = max(1, windows_wanted)
+    wanted = math.ceil(records / slots)
+    if wanted > max_size:
+        rounds = math.ceil(records / (max_size * slots))
+        wanted = math.ceil(records / (rounds * slots))
     return max(1, min(max_size, max(min_size, wanted)))
 
 
