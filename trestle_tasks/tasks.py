@@ -30,7 +30,8 @@ from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
 from trestle_tasks.logs import log_context
-from trestle_tasks.settings import Settings, load_settings
+from trestle_tasks.runtime import cluster_runtime
+from trestle_tasks.settings import Settings
 from trestle_tasks.store.journal import ABANDONED, FAILED, RUNNING
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.handout import hand_out_all, slot_holder
@@ -84,7 +85,8 @@ QUEUED_STALE_S = 90.0
 
 
 def _settings() -> Settings:
-    return load_settings()
+    """This worker process's settings, read once (trestle_tasks/runtime.py)."""
+    return cluster_runtime().settings
 
 
 @app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200,
@@ -131,7 +133,7 @@ def _first_of_interval(settings: Settings, kind: str, resource: str, run_id: str
     """None when this trigger may go on; a Skipped naming the earlier trigger otherwise."""
     if beat_interval_s is None:
         return None  # asked for by hand (`sync`), never suppressed
-    redis = factory.redis_client(settings)
+    redis = cluster_runtime().redis
     job = f"{kind}:{resource}"
     job_key = f"{factory.credential_id(settings)}:{job}"
     if claim_interval(redis, job_key, beat_interval_s, owner=run_id):
@@ -144,14 +146,14 @@ def _first_of_interval(settings: Settings, kind: str, resource: str, run_id: str
 def _plan_sync(resource: str, full: bool, run_id: str,
                beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
     settings = _settings()
-    store = factory.store(settings)
+    store = cluster_runtime().store
     duplicate = _first_of_interval(settings, "sync", resource, run_id, beat_interval_s)
     if duplicate is not None:
         record_skip(store, duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
-    client = factory.trestle_client(settings, shared=True)
+    client = cluster_runtime().trestle_client()
     planned = plan_run(
-        resource, store=store, client=client, lock=factory.run_lock(settings), owner=run_id,
+        resource, store=store, client=client, lock=cluster_runtime().run_lock(), owner=run_id,
         lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(settings), full=full,
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
@@ -185,7 +187,7 @@ def _hand_out(settings: Settings, store: Store, first: tuple[str, str] | None = 
     def send(run_id: str, resource: str, window: Window, token: int) -> None:
         sync_window_task.apply_async((headers[(run_id, resource)], window.to_dict(), token))
 
-    return hand_out_all(ledger, factory.window_gate(settings), list(headers), send,
+    return hand_out_all(ledger, cluster_runtime().window_gate(), list(headers), send,
                         slot_ttl_s=settings.lock_ttl_s)
 
 
@@ -206,13 +208,13 @@ def sync_window_task(self: BoundTask, plan: dict[str, Any], window: dict[str, An
     """
     run_plan, run_window = RunPlan.from_header(plan), Window.from_dict(window)
     settings = _settings()
-    store = factory.store(settings)
+    store = cluster_runtime().store
     ledger = _ledger(store)
     ids = (run_plan.run_id, run_plan.resource, run_window.window_id)
     with log_context(run_id=run_plan.run_id, resource=run_plan.resource,
                      window=run_window.window_id):
         verdict, row = _claim(settings, ledger, ids, token)
-        gate = factory.window_gate(settings)
+        gate = cluster_runtime().window_gate()
         holder = slot_holder(*ids)
         if verdict == GAVE_UP:  # failed for good: its slot and its run move on
             _release(gate, holder)
@@ -311,7 +313,7 @@ def _after_window(settings: Settings, store: Store, ledger: WindowLedger,
 def _adapt_concurrency(settings: Settings, gate: RedisWindowGate, outcome: WindowOutcome) -> None:
     """Halve the windows allowed at once under pressure; give one slot back otherwise."""
     try:
-        quota = factory.quota_limiter(settings, shared=True).state()
+        quota = cluster_runtime().quota_limiter().state()
         hour_limit, hour_left = quota.get("hour_limit"), quota.get("hour_available")
         left = float(hour_left) / float(hour_limit) if hour_limit and hour_left else None
         pressure = window_pressure(
@@ -327,21 +329,21 @@ def _adapt_concurrency(settings: Settings, gate: RedisWindowGate, outcome: Windo
 
 def _sync_window(settings: Settings, store: Store, ledger: WindowLedger, run_plan: RunPlan,
                  run_window: Window, token: int, holder: str) -> WindowOutcome:
-    lock = factory.run_lock(settings)
+    lock = cluster_runtime().run_lock()
     grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
     if not lock.renew(grant, settings.lock_ttl_s):
         return WindowOutcome(run_window.window_id, run_window.index, FAILED,
                              error="the run lost its lock before this window started")
     ids = (run_plan.run_id, run_plan.resource, run_window.window_id)
     heartbeat = WindowHeartbeat(
-        beat=lambda: ledger.heartbeat(*ids, token), gate=factory.window_gate(settings),
+        beat=lambda: ledger.heartbeat(*ids, token), gate=cluster_runtime().window_gate(),
         holder=holder, slot_ttl_s=settings.lock_ttl_s, lock=lock, grant=grant,
         lock_ttl_s=settings.lock_ttl_s, interval_s=_beat_interval(settings))
     with heartbeat:
         try:
             return sync_window(
                 run_plan, run_window, store=store,
-                client=factory.trestle_client(settings, shared=True),
+                client=cluster_runtime().trestle_client(),
                 page_size=settings.page_size, on_page=heartbeat.check,
                 media_since=media_since(run_plan, settings.resources, store),
                 replication_min=settings.replication_min_records,
@@ -361,7 +363,7 @@ def _sync_window(settings: Settings, store: Store, ledger: WindowLedger, run_pla
 def hand_out_windows() -> int:
     """Send pending windows while gate slots are free (after a window's retry delay)."""
     settings = _settings()
-    return _hand_out(settings, factory.store(settings))
+    return _hand_out(settings, cluster_runtime().store)
 
 
 @app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
@@ -373,7 +375,7 @@ def finalize_sync(self: BoundTask, run_id: str, resource: str) -> dict[str, Any]
     the call whose statement closed the run schedules a whole-run retry and alerts.
     """
     settings = _settings()
-    store = factory.store(settings)
+    store = cluster_runtime().store
     with log_context(run_id=run_id, resource=resource):
         ledger = _ledger(store)
         plan = ledger.plan(run_id, resource)
@@ -383,7 +385,7 @@ def finalize_sync(self: BoundTask, run_id: str, resource: str) -> dict[str, Any]
                     "status": run.status if run else "unknown", "retry_in_s": None}
         retry = _RunRetry(settings, plan)
         run = finalize_run(plan, ledger.outcomes(run_id, resource), store=store,
-                           lock=factory.run_lock(settings), extra_details=retry.details)
+                           lock=cluster_runtime().run_lock(), extra_details=retry.details)
         closed_here = run is not None and (run.details or {}).get("closed_by") == retry.nonce
         if closed_here:
             retry.schedule()
@@ -439,10 +441,10 @@ def watch_runs() -> dict[str, Any]:
     lock of a run still waiting for gate slots is renewed; free slots are filled.
     """
     settings = _settings()
-    store = factory.store(settings)
+    store = cluster_runtime().store
     if not _journal_ready(store):
         return {"runs": 0}
-    ledger, lock = _ledger(store), factory.run_lock(settings)
+    ledger, lock = _ledger(store), cluster_runtime().run_lock()
     report: dict[str, Any] = {"runs": 0, "requeued": [], "finalized": []}
     for run_id, resource in ledger.open_runs():
         report["runs"] += 1
@@ -461,7 +463,7 @@ def _watch_run(settings: Settings, ledger: WindowLedger, lock: RunLock, run_id: 
     for change in changes:
         log.warning("watchdog: window %s", change)
         if "failed after" in change:  # failed for good: free the slot it can no longer use
-            _release(factory.window_gate(settings), slot_holder(run_id, resource,
+            _release(cluster_runtime().window_gate(), slot_holder(run_id, resource,
                                                                 change.split(":")[0]))
     report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)
     if ledger.unfinished(run_id, resource) == 0:
@@ -481,8 +483,8 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
     never reached the database, and runs left open while beat was down.
     """
     settings = _settings()
-    store = factory.store(settings)
-    lock = factory.run_lock(settings)
+    store = cluster_runtime().store
+    lock = cluster_runtime().run_lock()
     age = timedelta(seconds=older_than_s if older_than_s is not None else settings.lock_ttl_s)
     reaped = []
     for run in store.journal.stale_runs(age):
@@ -514,7 +516,7 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
     and repaired; `dry_run` only measures the drift)."""
     settings = _settings()
     run_id = new_run_id()
-    store = factory.store(settings)
+    store = cluster_runtime().store
     duplicate = _first_of_interval(settings, "reconcile", resource, run_id,
                                    beat_interval_s)
     if duplicate is not None:
@@ -523,8 +525,8 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
     try:
         result = reconcile(
             resource, store=store, run_id=run_id,
-            client=factory.trestle_client(settings, shared=True),
-            lock=factory.run_lock(settings),
+            client=cluster_runtime().trestle_client(),
+            lock=cluster_runtime().run_lock(),
             lock_ttl_s=settings.lock_ttl_s, dry_run=dry_run,
             synced_resources=settings.resources,
         )
@@ -547,7 +549,7 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
 def refresh_metadata() -> dict[str, Any]:
     """Read `$metadata` and evolve the tables (new fields become columns or are kept)."""
     settings = _settings()
-    report = migrate_from_service(factory.store(settings),
-                                  factory.trestle_client(settings, shared=True),
+    report = migrate_from_service(cluster_runtime().store,
+                                  cluster_runtime().trestle_client(),
                                   settings.resources)
     return {"resources": list(settings.resources), "report": str(report)}

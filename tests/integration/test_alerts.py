@@ -257,6 +257,7 @@ def test_webhook_errors_name_the_host_never_the_url():
 def test_the_beat_task_uses_the_database_lock_and_the_redis_cooldown(tmp_path, hook,
                                                                      redis_client, monkeypatch):
     from trestle_tasks import tasks
+    from trestle_tasks.runtime import forget_cluster_runtime
 
     monkeypatch.chdir(tmp_path)  # no stray .env
     environ = {"TRESTLE_CLIENT_ID": f"beat-{uuid.uuid4().hex[:8]}",
@@ -283,6 +284,7 @@ def test_the_beat_task_uses_the_database_lock_and_the_redis_cooldown(tmp_path, h
     # The workers' lock is the database's: the one a `sync --local` would take too.
     assert factory.run_lock(settings).acquire(lock_name("Member"), "member-2", 60)
 
+    forget_cluster_runtime()  # a worker reads its settings once: this test's, from here
     first = tasks.check_alerts.run()
     assert sorted((r["alert"], r["status"]) for r in first) == [
         ("lock_held:Member", "sent"), ("stale:Office", "sent")]
