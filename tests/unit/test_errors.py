@@ -68,3 +68,18 @@ def test_redis_and_broker_outages_are_transient():
     assert errors.is_retriable(redis.exceptions.BusyLoadingError("loading"))
     assert errors.is_retriable(kombu.exceptions.OperationalError("broker down"))
     assert not errors.is_retriable(redis.exceptions.ResponseError("WRONGTYPE"))
+
+
+def test_importing_any_part_of_the_store_registers_how_database_errors_are_read():
+    """errors.py imports nothing above it; the store registers its reading on import, so a
+    process that only made an engine still retries a dropped database connection."""
+    import subprocess
+    import sys
+
+    code = ("import pymysql, sqlalchemy.exc as e; import trestle_tasks.store.engine; "
+            "from trestle_tasks.errors import is_retriable; "
+            "print(is_retriable(e.OperationalError('SELECT 1', {}, "
+            "pymysql.err.OperationalError(2013, 'Lost connection'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.stdout.strip() == "True", done.stderr
