@@ -28,9 +28,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -64,6 +65,18 @@ def run_row_by_row(engine: Engine, schema: str, spec: ResourceSpec, count: int,
     return {"statements": result.statements}
 
 
+def prepared_batch(transformer: RecordTransformer, records: Iterator[dict[str, Any]],
+                   size: int) -> list[PreparedRow]:
+    """The next `size` records prepared as one batch, stamped with one load time."""
+    now = datetime.now(UTC)
+    prepared = []
+    for _ in range(size):
+        row = transformer.prepare(next(records), now)
+        assert isinstance(row, PreparedRow)
+        prepared.append(row)
+    return prepared
+
+
 def run_staging(engine: Engine, schema: str, spec: ResourceSpec, count: int,
                 batch_size: int) -> dict[str, float]:
     layout = RecordLoader.open(engine, spec.name, schema=schema).layout
@@ -71,12 +84,7 @@ def run_staging(engine: Engine, schema: str, spec: ResourceSpec, count: int,
     records = RECORDS(spec, count)
     done = 0
     while done < count:
-        now = datetime.now(UTC)
-        prepared = []
-        for _ in range(min(batch_size, count - done)):
-            row = transformer.prepare(next(records), now)
-            assert isinstance(row, PreparedRow)
-            prepared.append(row)
+        prepared = prepared_batch(transformer, records, min(batch_size, count - done))
         rows, _ = collapse_duplicates(prepared)
         rows.sort(key=lambda row: row.key)
         with engine.begin() as conn:
@@ -100,12 +108,8 @@ def run_load_data(engine: Engine, schema: str, spec: ResourceSpec, count: int,
         path = os.path.join(directory, "batch.tsv")
         done = 0
         while done < count:
-            now = datetime.now(UTC)
-            rows = []
-            for _ in range(min(batch_size, count - done)):
-                row = transformer.prepare(next(records), now)
-                assert isinstance(row, PreparedRow)
-                rows.append(row.values)
+            rows = [row.values for row in prepared_batch(transformer, records,
+                                                         min(batch_size, count - done))]
             columns = list(rows[0])
             with open(path, "w", encoding="utf-8", newline="\n") as out:
                 write_tsv(rows, columns, out)
