@@ -13,6 +13,10 @@ process and of the single-thread walk.
     python -m bench.backfill                      # 100,000 records, 1 s a page, 280/min
     python -m bench.backfill --records 20000 --concurrency 2
     python -m bench.backfill --records 150000 --minute-quota 60 --page-size 1000
+    python -m bench.backfill --fields 122         # every field of the default metadata
+
+Property records have 40 fields by default, as the stand-in that set the issue's targets
+served (`--fields` narrows the simulator's default metadata, see narrow_metadata.py).
 """
 
 from __future__ import annotations
@@ -24,14 +28,17 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import redis
 import requests
 import sqlalchemy as sa
 
 from bench.cpu import CpuMeter, find_pid, per_thousand
+from bench.narrow_metadata import write_narrowed_metadata
 from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
@@ -113,6 +120,8 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=None,
                         help="SYNC_WINDOW_LANES (default: the setting's default)")
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--fields", type=int, default=40,
+                        help="Property fields served (the default metadata has 122)")
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--windows", action="store_true", help="print each window's timing")
     parser.add_argument("--shared-server", action="store_true",
@@ -135,7 +144,9 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
     # --prerender: the simulator's CPU stands in for Trestle's servers, not ours; both runs
     # below are served from the same prerendered records.
     sim_args = ["--prerender", "--records", str(args.records), "--latency-ms", str(args.latency_ms),
-                "--minute-quota", str(args.minute_quota), "--hour-quota", str(args.hour_quota)]
+                "--minute-quota", str(args.minute_quota), "--hour-quota", str(args.hour_quota),
+                "--metadata", str(write_narrowed_metadata(args.fields,
+                                                          Path(tempfile.mkdtemp())))]
     workers: list[subprocess.Popen] = []
     try:
         with simulator_process(*sim_args) as sim:
@@ -181,6 +192,7 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
             celery_s = time.monotonic() - started
             dispatcher_s = children_cpu_s() - dispatcher_before
             workers_s, db_s, sim_s = worker_meter.stop(), db_meter.stop(), sim_meter.stop()
+            print(f"{args.records:,} Property records of {args.fields} fields")
             print(run.stdout)
             if run.returncode:
                 print(run.stderr[-2000:])

@@ -7,14 +7,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from trestle_tasks.errors import FatalError, is_retriable
-from trestle_tasks.store.journal import RUNNING, SKIPPED, SyncRun
-from trestle_tasks.store.store import Store
-from trestle_tasks.sync.plan import new_run_id
+from trestle_tasks.sync.model import new_run_id
+
+if TYPE_CHECKING:
+    from trestle_tasks.store.journal import SyncRun
+    from trestle_tasks.store.store import Store
+
+# The plan task's registered name (tasks.py): sent by name, see dispatch().
+PLAN_SYNC_TASK = "trestle.plan_sync"
 
 
 @dataclass(frozen=True)
@@ -24,12 +27,16 @@ class Dispatched:
 
 
 def dispatch(resources: Iterable[str], *, full: bool) -> Dispatched:
-    from trestle_tasks.tasks import plan_sync
+    # Sent by name through the bare Celery app (its routes still apply): importing the
+    # tasks module (the store, SQLAlchemy, the sync code) costs about half a second that
+    # `sync --wait` would otherwise spend before the run even starts.
+    from trestle_tasks.celery_app import app
 
     run_id = new_run_id()
     task_ids = {}
     for resource in resources:
-        result = plan_sync.apply_async(args=(resource,), kwargs={"full": full, "run_id": run_id})
+        result = app.send_task(PLAN_SYNC_TASK, args=(resource,),
+                               kwargs={"full": full, "run_id": run_id})
         task_ids[resource] = result.id
     return Dispatched(run_id, task_ids)
 
@@ -67,6 +74,8 @@ def wait(
     is due); a database or Redis that stops answering for a while (a restart) is waited
     out, not taken for the end of the run. Only errors that are not transient end it early.
     """
+    from trestle_tasks.store.journal import RUNNING
+
     deadline = time.monotonic() + timeout_s
     note = on_note or (lambda _text: None)
     following = {r: _Attempt(dispatched.run_id, t) for r, t in dispatched.task_ids.items()}
@@ -115,6 +124,8 @@ def _look(sync_log: _SyncLog, resource: str, attempt: _Attempt, *,
           planning_overdue: bool) -> SyncRun | Finished | None:
     """The attempt's run from the sync log (its live window counts included); a Finished
     for a skipped trigger; None while it is not planned yet."""
+    from trestle_tasks.store.journal import SKIPPED
+
     run = sync_log.run(attempt.run_id, resource)
     if run is not None and run.status == SKIPPED:
         return Finished(resource, None, run.error)
@@ -138,6 +149,8 @@ class _SyncLog:
         self._exists = False
 
     def run(self, run_id: str, resource: str) -> SyncRun | None:
+        import sqlalchemy as sa
+
         if not self._exists:
             self._exists = sa.inspect(self._store.engine).has_table(
                 "etl_sync_log", schema=self._store.schema)

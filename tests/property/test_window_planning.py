@@ -127,3 +127,32 @@ def test_lanes_without_ties_cost_at_most_one_request_more_and_share_the_round_tr
     assert len(sizes) == min(lanes, walked_alone)  # every lane that can help is used
     longest = max(requests_to_walk(size, page_size) for size in sizes)
     assert longest <= math.ceil(walked_alone / len(sizes)) + 1  # round trips shared
+
+
+
+def lane_sizes(ticks: list[int], bounds: tuple[int, ...]) -> list[int]:
+    edges = [0, *(bisect.bisect_right(ticks, b) for b in bounds), len(ticks)]
+    return [b - a for a, b in itertools.pairwise(edges)]
+
+
+def test_a_tie_at_the_windows_end_takes_the_last_lane_instead_of_merging_two():
+    # 3,998 distinct stamps, then a mass update stamping 1,354 records alike: the second
+    # cut (after record 3,998) falls at the tie's edge, and used to merge lanes 2 and 3
+    # into one walking 4 pages in a row.
+    ticks = list(range(1, 3999)) + [10_000] * 1354
+    bounds = cut_lanes(ticks, 0, len(ticks), lanes=3, page_size=1000)
+    assert lane_sizes(ticks, bounds) == [1999, 1999, 1354]
+
+
+def test_a_tie_across_a_cut_moves_the_cut_to_the_ties_start():
+    ticks = list(range(1, 1501)) + [5_000] * 1000 + list(range(5_001, 7_853))
+    bounds = cut_lanes(ticks, 0, len(ticks), lanes=3, page_size=1000)
+    # The first cut (record 1,999) falls inside the tie: moved back to its start, so the
+    # first lane keeps to its two pages and the tie goes whole to the second.
+    assert lane_sizes(ticks, bounds) == [1500, 2498, 1354]
+
+
+def test_a_tie_from_a_lanes_start_past_its_cut_is_that_lane_whole():
+    ticks = [7] * 2500 + list(range(10, 2862))
+    bounds = cut_lanes(ticks, 0, len(ticks), lanes=3, page_size=1000)
+    assert lane_sizes(ticks, bounds) == [2500, 1498, 1354]

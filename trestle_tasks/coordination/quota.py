@@ -8,8 +8,12 @@ say a window is spent (another client of the same credential may be spending it)
 blocks everyone for the server's Retry-After or until the next minute.
 
 Pacing at (limit - burst) per minute keeps any fixed or rolling one-minute window under the
-limit. When the windows reset is unknown (Trestle sends only the hour's reset time), the
-limiter assumes wall-clock minutes; a wrong guess costs one 429, which then blocks properly.
+limit, whatever the burst. The burst is a twentieth of the minute limit (at least 2): a
+run's first requests (a census, the first page of every window and lane) go at once
+instead of one every interval, which is most of a short run's time, and a long backfill
+still gets 95 % of the quota. When the windows reset is unknown (Trestle sends only the
+hour's reset time), the limiter assumes wall-clock minutes; a wrong guess costs one 429,
+which then blocks properly.
 
 `LocalQuotaLimiter` runs the same state machine in-process for `sync --local` and `demo`,
 and a test holds the two to identical decisions.
@@ -32,8 +36,17 @@ MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 # Before any response has told us the real limit: Trestle's published query baseline.
 DEFAULT_PER_MINUTE = 180
-DEFAULT_BURST = 2
+MIN_BURST = 2
+BURST_SHARE = 20  # the burst is 1/BURST_SHARE of the minute limit
 DEFAULT_PENALTY_MS = 5_000
+
+
+def burst_for(minute_limit: int) -> int:
+    """Requests that may go at once, before pacing, under a quota of `minute_limit`."""
+    return max(MIN_BURST, minute_limit // BURST_SHARE)
+
+
+DEFAULT_BURST = burst_for(DEFAULT_PER_MINUTE)
 
 
 @dataclass
@@ -66,6 +79,7 @@ class PacingState:
     ) -> None:
         """Resize from one response's quota headers."""
         if minute_limit is not None and minute_limit > 0:
+            self.burst = burst_for(minute_limit)
             per_minute = max(minute_limit - self.burst, 1)
             self.interval_ms = MINUTE_MS / per_minute
         if minute_available is not None and minute_available <= self.burst:
@@ -126,6 +140,7 @@ local function boundary(period)
   return (math.floor(now / period) + 1) * period
 end
 if minute_limit and minute_limit > 0 then
+  burst = tonumber(ARGV[11])
   local per_minute = minute_limit - burst
   if per_minute < 1 then per_minute = 1 end
   interval = 60000 / per_minute
@@ -239,6 +254,8 @@ class RedisQuotaLimiter:
             "penalize" if penalize else "observe",
             _arg(retry_after_s * 1000.0 if retry_after_s else None),
             _arg(s.hour_limit if s else None),
+            # The burst for the reported limit, sized here so both limiters share one rule.
+            burst_for(s.minute_limit) if s and s.minute_limit and s.minute_limit > 0 else "",
         ])
 
     def state(self) -> dict[str, str]:

@@ -7,6 +7,7 @@ names, run ids, tick counts and a lock's fencing token.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -122,3 +123,8 @@ class WindowOutcome:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowOutcome:
         return cls(**data)
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique without coordination."""
+    return f"{ODataTimestamp.now().to_datetime():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,6 @@ windows. A small resource is planned without asking Trestle anything.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from trestle_tasks.coordination.locks import RunLock, lock_name
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.model import RunPlan, Window
+from trestle_tasks.sync.model import new_run_id as new_run_id  # planning names runs
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.windows import cut_windows, range_ticks
 from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp
@@ -168,8 +168,3 @@ def plan_run(
               expected, figures=figures, outcome="planned", windows=len(windows),
               expected_records=expected)
     return plan
-
-
-def new_run_id() -> str:
-    """Sortable by start time, unique without coordination."""
-    return f"{ODataTimestamp.now().to_datetime():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"

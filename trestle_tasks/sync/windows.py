@@ -78,21 +78,34 @@ def cut_lanes(ticks: Sequence[int], start: int, end: int, *, lanes: int,
     of exactly 1,000 would cost two requests where 999 costs one. Without ties moving the
     cuts, the lanes then cost together at most one request more than the window walked
     alone (when the page size is larger than `lanes`), and wait for about a `lanes`-th of
-    its round trips. A tie stays in one lane; no lanes when the window fits one page.
+    its round trips. No lanes when the window fits one page.
+
+    A tie stays in one lane: a cut that falls inside a run of equal timestamps moves to
+    just before it (so the lane stays within its pages), or, when that would empty the
+    lane, to its end. Dropping the cut instead would leave a neighbour walking two lanes'
+    pages one after another, the slowest stretch of the whole run (a mass update stamps
+    thousands of records alike).
     """
     count = end - start
     wanted = min(lanes, count // page_size + 1)
     if wanted < 2:
         return ()
     per_lane = max(1, math.ceil(math.ceil(count / wanted) / page_size) * page_size - 1)
-    bounds: list[int] = []
+    last = end - 1
+    cuts: list[int] = []  # index of each lane's last record
     for lane in range(1, wanted):
-        if lane * per_lane >= count:
+        cut = start + lane * per_lane - 1
+        if cut >= last:
             break
-        tick = ticks[start + lane * per_lane - 1]
-        if (not bounds or tick > bounds[-1]) and tick < ticks[end - 1]:
-            bounds.append(tick)  # a tie across the cut makes two lanes one
-    return tuple(bounds)
+        if ticks[cut] == ticks[cut + 1]:
+            before = bisect.bisect_left(ticks, ticks[cut], start, end) - 1
+            after = bisect.bisect_right(ticks, ticks[cut], start, end) - 1
+            cut = before if before > (cuts[-1] if cuts else start - 1) else after
+        if cut >= last:
+            break  # the tie runs to the window's end: the last lane takes it
+        if not cuts or cut > cuts[-1]:
+            cuts.append(cut)
+    return tuple(ticks[cut] for cut in cuts)
 
 
 def range_ticks(client: TrestleClient, resource: str, key_field: str,
