@@ -65,6 +65,7 @@ def wait(
     *,
     timeout_s: float,
     poll_s: float = 0.5,  # one indexed read per resource: the end is told within 0.5 s
+    closing_poll_s: float = 0.1,
     on_progress: Callable[[int, int], None] | None = None,
     on_note: Note | None = None,
 ) -> list[Finished]:
@@ -73,6 +74,10 @@ def wait(
     A run retried as a whole is followed into its next attempt (`on_note` says when that
     is due); a database or Redis that stops answering for a while (a restart) is waited
     out, not taken for the end of the run. Only errors that are not transient end it early.
+
+    Once every record the runs expected has been fetched, only loading the last pages and
+    finalizing are left: the sync log is then read every `closing_poll_s`, so a short run
+    is not reported up to `poll_s` after it closed.
     """
     from trestle_tasks.store.journal import RUNNING
 
@@ -117,7 +122,7 @@ def wait(
                                 for r in dispatched.task_ids if r not in finished)
             raise FatalError(f"still running after {timeout_s:.0f} s: {waiting}; see "
                              "`trestle-etl status`")
-        time.sleep(poll_s)
+        time.sleep(closing_poll_s if 0 < expected <= fetched else poll_s)
 
 
 def _look(sync_log: _SyncLog, resource: str, attempt: _Attempt, *,

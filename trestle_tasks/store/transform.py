@@ -37,7 +37,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, final
 
@@ -51,7 +51,7 @@ from trestle_tasks.store.naming import (
     VERSION_COLUMN,
 )
 from trestle_tasks.store.schema import ENUM_CHARS, UNBOUNDED_KEY_CHARS, ResourceLayout
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.timestamps import ODataTimestamp, common_timestamp_ticks
 from trestle_tasks.trestle.metadata import INTEGER_RANGES, FieldSpec
 
 # Reasons recorded in etl_rejects.reason
@@ -351,28 +351,7 @@ def _identity(value: Any) -> Any:
 _NONE_TYPE = type(None)
 _INT_OR_NONE = frozenset((int, _NONE_TYPE))
 _STR_OR_NONE = frozenset((str, _NONE_TYPE))
-# Trestle's own form of an Edm.DateTimeOffset; any other (offsets, lower case, spaces)
-# takes ODataTimestamp.parse.
-_COMMON_TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,7})?Z\Z")
 _ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_SECOND = timedelta(seconds=1)
-_TICKS_PER_SECOND = 10_000_000
-
-
-def common_timestamp_ticks(value: Any) -> int | None:
-    """`parse_timestamp(value).ticks` when `value` has the form `YYYY-MM-DDTHH:MM:SS[.f]Z`
-    (up to 7 digits) and is a real instant; None when unsure (the full parser decides)."""
-    if type(value) is not str or _COMMON_TIMESTAMP.match(value) is None:
-        return None
-    try:
-        base = datetime.fromisoformat(value[:19])  # years 1-9999: always in range
-    except ValueError:
-        return None
-    fraction = value[20:-1]
-    ticks = (base - _NAIVE_EPOCH) // _SECOND * _TICKS_PER_SECOND
-    return ticks + int(fraction.ljust(7, "0")) if fraction else ticks
 
 
 def is_plain_json(value: Any) -> bool:
