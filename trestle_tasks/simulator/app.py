@@ -1,78 +1,126 @@
-"""The WSGI application: routing, authentication, quotas, faults and latency.
+"""The WSGI application: the host every feed is served from.
 
-Every data request goes through the same steps, in the order a client would observe them
-on Trestle: token check (401), quota (429), then the answer, possibly replaced by an
-injected fault, delayed by the configured latency, with quota headers on all of it.
+Like Trestle, one host and one set of URLs serve every feed; the credential a bearer token
+was issued to decides which feed (`ServedFeed`) answers. This module routes: the token
+endpoint (which feed owns the client id), data requests (which feed issued the token),
+and the control API (which feed `?feed=` names). What a feed then does with a request is
+in `served_feed.py`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-import socket
-import struct
-import threading
-import time
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from .config import SimulatorConfig
+from .config import DEFAULT_FEED, SERVER_WIDE_FIELDS, SimulatorConfig
 from .control import ControlApi
 from .faults import FaultInjector
 from .feed import Feed
-from .odata_api import ODataService, Page
-from .query import QueryError
+from .odata_api import ODataService
 from .quota import QuotaBook
 from .replication import ReplicationCursors
-from .responses import (
-    compress_if_accepted,
-    error_response,
-    proxy_error_page,
-    text_response,
-)
+from .responses import compress_if_accepted, error_response, text_response
+from .served_feed import ODATA_PATH, ConnectionDropped, ServedFeed, stats_label
 from .stats import Stats
 from .tokens import TokenStore
 
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/trestle/oidc/connect/token"
-ODATA_PATH = "/trestle/odata"
 CONTROL_PATH = "/simulator"
-FIVE_XX = (500, 502, 503, 504)
-ENTITY_BY_KEY = re.compile(r"(?P<set>[A-Za-z_][A-Za-z0-9_]*)\('(?P<key>(?:[^']|'')*)'\)")
+__all__ = ["CONTROL_PATH", "ODATA_PATH", "TOKEN_PATH", "FeedNotFound", "SimulatorApp"]
 
 
-class ConnectionDropped(Exception):
-    """The fault handler closed the socket: there is nothing left to answer."""
+class FeedNotFound(LookupError):
+    """No feed answers to the name given (or none was given and several are served)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 class SimulatorApp:
     def __init__(self, config: SimulatorConfig) -> None:
-        self._config = config
-        self._config_lock = threading.Lock()
-        self.feed = Feed(config)
-        self.tokens = TokenStore(config.credentials)
-        self.quota = QuotaBook()
-        self.faults = FaultInjector(config.fault_seed)
-        self.stats = Stats()
-        self.cursors = ReplicationCursors()
-        self.odata = ODataService(self.feed, lambda: self._config, self.cursors, self._empty_expand)
+        self.server_config = config  # as given: the address, prerender, every feed
+        self.feeds: dict[str, ServedFeed] = {
+            name: ServedFeed(name, settings) for name, settings in config.feed_settings().items()
+        }
+        # Where requests nobody can be charged for are counted (no valid token, a token
+        # request for an unknown client): `default` when served, else the first feed.
+        self.primary = self.feeds.get(DEFAULT_FEED) or next(iter(self.feeds.values()))
+        self._by_client = {
+            client_id: served
+            for served in self.feeds.values()
+            for client_id in served.config.credentials
+        }
         self.control = ControlApi(self)
+
+    def feed_named(self, name: str | None) -> ServedFeed:
+        """The feed called `name`; None = the only feed, or `default` among several."""
+        if name is None or name == "":
+            if len(self.feeds) == 1 or DEFAULT_FEED in self.feeds:
+                return self.primary
+            raise FeedNotFound(
+                f"this simulator serves several feeds ({', '.join(self.feeds)}) and none is "
+                "called 'default': name one with ?feed=NAME",
+                400,
+            )
+        served = self.feeds.get(name)
+        if served is None:
+            raise FeedNotFound(
+                f"unknown feed {name!r}; this simulator serves: {', '.join(self.feeds)}", 404
+            )
+        return served
+
+    # The single-feed view, as before feeds existed: the feed `feed_named(None)` picks.
 
     @property
     def config(self) -> SimulatorConfig:
-        return self._config
+        return self.feed_named(None).config
 
-    def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change runtime-adjustable settings (ValueError when not allowed or invalid)."""
-        with self._config_lock:
-            updated = self._config.with_changes(changes)
-            if updated.fault_seed != self._config.fault_seed:
-                self.faults.reseed(updated.fault_seed)
-            self._config = updated
-        return updated.runtime_view()
+    @property
+    def feed(self) -> Feed:
+        return self.feed_named(None).feed
+
+    @property
+    def tokens(self) -> TokenStore:
+        return self.feed_named(None).tokens
+
+    @property
+    def quota(self) -> QuotaBook:
+        return self.feed_named(None).quota
+
+    @property
+    def stats(self) -> Stats:
+        return self.feed_named(None).stats
+
+    @property
+    def faults(self) -> FaultInjector:
+        return self.feed_named(None).faults
+
+    @property
+    def cursors(self) -> ReplicationCursors:
+        return self.feed_named(None).cursors
+
+    @property
+    def odata(self) -> ODataService:
+        return self.feed_named(None).odata
+
+    def configure(self, changes: dict[str, Any], feed: str | None = None) -> dict[str, Any]:
+        """Change runtime-adjustable settings of one feed (ValueError when not allowed or
+        invalid); server-wide ones (the query string limit) change on every feed."""
+        target = self.feed_named(feed)
+        view = target.configure(changes)
+        shared = {name: value for name, value in changes.items() if name in SERVER_WIDE_FIELDS}
+        if shared:
+            for served in self.feeds.values():
+                if served is not target:
+                    served.configure(shared)
+        return view
 
     # -- WSGI
 
@@ -93,14 +141,11 @@ class SimulatorApp:
         if path == TOKEN_PATH:
             return self._token(request)
         if path == ODATA_PATH or path.startswith(ODATA_PATH + "/"):
-            if len(request.query_string) > self._config.max_query_string_chars:
-                # Refused by the web server in front of the API: no token check, no quota.
+            # The web server in front of every feed: one limit (SERVER_WIDE_FIELDS).
+            if len(request.query_string) > self.primary.config.max_query_string_chars:
+                # Refused before the API sees it: no token check, no quota.
                 return Response("Query String Too Long", status=414, content_type="text/html")
-            self.stats.entered()
-            try:
-                return self._data(request, path[len(ODATA_PATH) :].strip("/"))
-            finally:
-                self.stats.left()
+            return self._data(request, path[len(ODATA_PATH) :].strip("/"))
         if path.startswith(CONTROL_PATH + "/"):
             return self.control.handle(request, path[len(CONTROL_PATH) + 1 :])
         return text_response("Not Found", 404)
@@ -117,13 +162,17 @@ class SimulatorApp:
             and client_id
             and secret
         )
-        if not well_formed or not self.tokens.credentials_valid(client_id, secret):
-            self.stats.token(None)
+        # The client id names the feed: a failure is that feed's, whichever the others.
+        served = self._by_client.get(client_id)
+        if not well_formed or served is None or not served.tokens.credentials_valid(
+            client_id, secret
+        ):
+            (served or self.primary).stats.token(None)
             # Trestle answers this one in HTML, not JSON (Postman "Invalid Authentication").
             return Response("Bad Request", status=400, content_type="text/html")
-        ttl = self._config.token_ttl_s
-        token = self.tokens.issue(client_id, ttl)
-        self.stats.token(client_id)
+        ttl = served.config.token_ttl_s
+        token = served.tokens.issue(client_id, ttl)
+        served.stats.token(client_id)
         body = {"access_token": token, "expires_in": int(ttl), "token_type": "Bearer"}
         response = Response(json.dumps(body), content_type="application/json")
         response.headers["Cache-Control"] = "no-store"
@@ -131,153 +180,29 @@ class SimulatorApp:
 
     # -- data requests
 
-    def _authenticate(self, request: Request) -> str | None:
+    def _authenticate(self, request: Request) -> tuple[ServedFeed, str] | None:
+        """The feed that issued the request's bearer token, and its client id."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return self.tokens.client_for(token.strip())
+        for served in self.feeds.values():
+            client = served.tokens.client_for(token.strip())
+            if client is not None:
+                return served, client
+        return None
 
     def _data(self, request: Request, rest: str) -> Response:
         segments = rest.split("/") if rest else []
-        label = segments[0] if segments else "$service"
-        by_key = ENTITY_BY_KEY.fullmatch(label)
-        if by_key:
-            label = by_key["set"]  # stats by resource, not by record
-        if len(segments) > 1 and segments[1] == "replication":
-            label = f"{segments[0]}/replication"
-        client = self._authenticate(request)
-        if client is None:
-            self.stats.request(None, label, 401)
-            response = error_response(401, "Authorization has been denied for this request.")
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return compress_if_accepted(request, response)
-        config = self._config
-        quota = self.quota.charge(client, config.minute_quota, config.hour_quota)
-        rows = 0
-        if not quota.allowed:
-            response = self._too_many(config)
-        elif request.method not in ("GET", "HEAD"):
-            response = error_response(405, f"The method {request.method} is not allowed here")
-        else:
-            try:
-                response, rows = self._answer(request, segments, config)
-            except QueryError as exc:
-                response = error_response(exc.status, exc.message, exc.code)
-            except ConnectionDropped:
-                self.stats.request(client, label, "reset")
-                raise
-        for name, value in quota.headers(config.quota_headers_as_float):
-            response.headers[name] = value
-        self.stats.request(client, label, response.status_code)
-        if rows:
-            self.stats.records(label, rows)
-        delay_ms = config.latency_ms_per_request + config.latency_ms_per_record * rows
-        if delay_ms > 0:
-            time.sleep(delay_ms / 1000)
-        return compress_if_accepted(request, response)
-
-    def _too_many(self, config: SimulatorConfig) -> Response:
-        response = error_response(
-            429, "API quota exceeded for this credential; wait for the quota window to reset"
-        )
-        if config.retry_after_on_429 is not None:
-            response.headers["Retry-After"] = str(int(config.retry_after_on_429))
-        return response
-
-    def _answer(
-        self, request: Request, segments: list[str], config: SimulatorConfig
-    ) -> tuple[Response, int]:
-        root = f"{request.scheme}://{request.host}{ODATA_PATH}"
-        if not segments:
-            return self.odata.service_document(root), 0
-        if segments == ["$metadata"]:
-            return self.odata.metadata(), 0
-        by_key = ENTITY_BY_KEY.fullmatch(segments[0])
-        resource = by_key["set"] if by_key else segments[0]
-        if resource in config.unlicensed:
-            status = int(config.unlicensed[resource])
-            raise QueryError(
-                f"Your subscription is not licensed for the resource '{resource}'",
-                status,
-            )
-        if resource not in self.feed.schema.entity_sets or len(segments) > 2:
-            raise QueryError(
-                f"Resource not found for the segment '{'/'.join(segments)}'", 404, "NotFound"
-            )
-        params = list(request.args.items(multi=True))
-        fault = self.faults.draw(config)
-        if fault is not None:
-            self.stats.fault(fault)
-            if fault == "connection_reset":
-                _drop_connection(request)
-            if fault != "truncated_body":
-                return self._fault_response(fault, config), 0
-        if by_key:
-            key = by_key["key"].replace("''", "'")
-            page = self.odata.entity(resource, key, params, root)
-        else:
-            page = self._page(resource, segments, params, request, root)
-        if fault == "truncated_body":
-            body = page.response.get_data()
-            # Half the JSON with a matching Content-Length: the client reads a complete
-            # response that does not parse (documented choice; see README).
-            page.response.set_data(body[: len(body) // 2])
-        return page.response, page.rows
-
-    def _page(
-        self,
-        resource: str,
-        segments: list[str],
-        params: list[tuple[str, str]],
-        request: Request,
-        root: str,
-    ) -> Page:
-        if len(segments) == 1:
-            return self.odata.collection(resource, params, root)
-        if segments[1] == "$count":
-            return Page(self.odata.count(resource, params), 0)
-        if segments[1] == "replication":
-            return self.odata.replication(resource, request.args.get("id", ""), root)
-        raise QueryError(
-            f"Resource not found for the segment '{'/'.join(segments)}'", 404, "NotFound"
-        )
-
-    def _fault_response(self, fault: str, config: SimulatorConfig) -> Response:
-        if fault == "429":
-            return self._too_many(config)
-        if fault == "html_error":
-            return proxy_error_page(self.faults.choose((502, 503)))
-        status = self.faults.choose(FIVE_XX)
-        if self.faults.choose((True, False)):
-            message = (
-                "The query took too long to run" if status == 504 else "An error has occurred."
-            )
-            return error_response(status, message)
-        return text_response(
-            {
-                500: "Internal Server Error",
-                502: "Bad Gateway",
-                503: "Service Unavailable",
-                504: "Gateway Timeout",
-            }[status],
-            status,
-        )
-
-    def _empty_expand(self) -> bool:
-        if self.faults.empty_expand(self._config):
-            self.stats.fault("empty_expand")
-            return True
-        return False
-
-
-def _drop_connection(request: Request) -> None:
-    """Close the client's socket without a response; the client sees a reset/EOF."""
-    sock = request.environ.get("werkzeug.socket")
-    if isinstance(sock, socket.socket):
+        routed = self._authenticate(request)
+        served = routed[0] if routed else self.primary
+        served.stats.entered()
         try:
-            # Linger 0 makes the eventual close an RST rather than an orderly FIN.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    raise ConnectionDropped
+            if routed is None:
+                served.stats.request(None, stats_label(segments), 401)
+                response = error_response(401, "Authorization has been denied for this request.")
+                response.headers["WWW-Authenticate"] = "Bearer"
+            else:
+                response = served.answer(request, segments, routed[1])
+        finally:
+            served.stats.left()
+        return compress_if_accepted(request, response)

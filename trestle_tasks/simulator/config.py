@@ -3,14 +3,24 @@
 Everything has a default so `SimulatorConfig()` is a working Trestle look-alike. A few
 fields may change while the server runs (`RUNTIME_FIELDS`), so one server can be
 reconfigured between the phases of a test or benchmark instead of being restarted.
+
+One server may serve several feeds (`feeds`), as Trestle serves every MLS a brokerage
+subscribes to from one host: the credential a token was issued to picks the feed. Without
+`feeds`, the top-level fields describe the only feed, called `default`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+DEFAULT_FEED = "default"
+# Feed names travel in URLs (?feed=) and on the command line (NAME:CLIENT_ID:SECRET).
+FEED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+INHERIT: Literal["inherit"] = "inherit"  # a FeedConfig quota taken from SimulatorConfig
 
 DEFAULT_CLIENT_ID = "trestle-simulator"
 DEFAULT_CLIENT_SECRET = "simulator-secret"
@@ -49,6 +59,39 @@ RUNTIME_FIELDS = frozenset(
         "max_query_string_chars",
     }
 )
+# Runtime fields that belong to the web server in front of every feed, not to one feed:
+# changing one through any feed changes it for all.
+SERVER_WIDE_FIELDS = frozenset({"max_query_string_chars"})
+
+
+@dataclass
+class FeedConfig:
+    """One MLS feed of a multi-feed simulator; what it does not set comes from the
+    `SimulatorConfig` it belongs to.
+
+    Attributes:
+        credentials: the client_id -> client_secret pairs whose tokens see this feed (at
+            least one; a client id belongs to one feed only).
+        records: number of Property records; None = `SimulatorConfig.records`.
+        seed: the feed's data; None = `SimulatorConfig.seed` plus the feed's position
+            (0 for the first), so undeclared seeds still give each feed its own data.
+        key_seed: the feed's keys; None = `SimulatorConfig.key_seed` (itself defaulting to
+            `SimulatorConfig.seed`), so by default every feed serves the same keys for the
+            same ordinals (ListingKey overlaps across feeds, with different values). Give
+            feeds distinct key seeds for disjoint keys.
+        metadata_path: None = `SimulatorConfig.metadata_path`.
+        minute_quota, hour_quota: "inherit" = the `SimulatorConfig` value; None = unlimited.
+        latency_ms_per_request: None = the `SimulatorConfig` value.
+    """
+
+    credentials: dict[str, str]
+    records: int | None = None
+    seed: int | None = None
+    key_seed: int | None = None
+    metadata_path: str | Path | None = None
+    minute_quota: int | Literal["inherit"] | None = INHERIT
+    hour_quota: int | Literal["inherit"] | None = INHERIT
+    latency_ms_per_request: float | None = None
 
 
 @dataclass
@@ -99,6 +142,12 @@ class SimulatorConfig:
             longer is refused with 414 and a text/html page, before authentication or
             quota. Trestle's limit is unknown; its HTML error pages suggest IIS, whose
             default is 2,048 characters.
+        key_seed: the seed keys are drawn from; None = `seed` (what a single feed has
+            always served). Feeds sharing a key seed serve overlapping keys.
+        feeds: named feeds served side by side, each with its own credentials, data,
+            quota, stats, faults and replication links (see `FeedConfig`). Empty = one
+            feed called "default" described by the top-level fields; given, exactly these
+            feeds are served and `credentials` must be left alone.
     """
 
     host: str = "127.0.0.1"
@@ -135,6 +184,8 @@ class SimulatorConfig:
     fill: Literal["realistic", "max"] = "realistic"
     standard_query_row_cap: int = 1_000_000
     max_query_string_chars: int = 2048
+    key_seed: int | None = None
+    feeds: dict[str, FeedConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -165,6 +216,73 @@ class SimulatorConfig:
         for status in self.unlicensed.values():
             if not 400 <= int(status) <= 499:
                 raise ValueError("unlicensed statuses must be 4xx")
+        _validate_credentials("credentials", self.credentials)
+        if self.feeds:
+            self._validate_feeds()
+
+    def _validate_feeds(self) -> None:
+        if self.credentials != {DEFAULT_CLIENT_ID: DEFAULT_CLIENT_SECRET}:
+            raise ValueError(
+                "with feeds, give each feed its own credentials instead of `credentials`"
+            )
+        owner: dict[str, str] = {}
+        for name, feed in self.feeds.items():
+            if not isinstance(name, str) or not FEED_NAME.fullmatch(name):
+                raise ValueError(
+                    f"feed name {name!r}: use letters, digits, '_', '.' or '-' (at most 64, "
+                    "starting with a letter or digit)"
+                )
+            if not isinstance(feed, FeedConfig):
+                raise ValueError(f"feed {name!r} must be a FeedConfig")
+            _validate_credentials(f"feed {name!r}", feed.credentials)
+            for client_id in feed.credentials:
+                if client_id in owner:
+                    raise ValueError(
+                        f"client id {client_id!r} is declared by feeds {owner[client_id]!r} "
+                        f"and {name!r}; a credential sees exactly one feed"
+                    )
+                owner[client_id] = name
+            if feed.records is not None and feed.records < 0:
+                raise ValueError(f"feed {name!r}: records must be >= 0")
+            if feed.latency_ms_per_request is not None and feed.latency_ms_per_request < 0:
+                raise ValueError(f"feed {name!r}: latency_ms_per_request must be >= 0")
+            for quota in ("minute_quota", "hour_quota"):
+                value = getattr(feed, quota)
+                if value != INHERIT and value is not None and value < 0:
+                    raise ValueError(f"feed {name!r}: {quota} must be >= 0, None or 'inherit'")
+
+    def feed_settings(self) -> dict[str, SimulatorConfig]:
+        """Each served feed's complete settings, by name, in declaration order.
+
+        A feed's settings are this config with the feed's own fields filled in (and no
+        `feeds`), so everything that serves one feed reads one `SimulatorConfig`.
+        """
+        if not self.feeds:
+            return {DEFAULT_FEED: self}
+        shared_key_seed = self.seed if self.key_seed is None else self.key_seed
+        settings: dict[str, SimulatorConfig] = {}
+        for position, (name, feed) in enumerate(self.feeds.items()):
+            settings[name] = dataclasses.replace(
+                self,
+                feeds={},
+                credentials=dict(feed.credentials),
+                records=self.records if feed.records is None else feed.records,
+                seed=self.seed + position if feed.seed is None else feed.seed,
+                key_seed=shared_key_seed if feed.key_seed is None else feed.key_seed,
+                metadata_path=(
+                    self.metadata_path if feed.metadata_path is None else feed.metadata_path
+                ),
+                minute_quota=(
+                    self.minute_quota if feed.minute_quota == INHERIT else feed.minute_quota
+                ),
+                hour_quota=self.hour_quota if feed.hour_quota == INHERIT else feed.hour_quota,
+                latency_ms_per_request=(
+                    self.latency_ms_per_request
+                    if feed.latency_ms_per_request is None
+                    else feed.latency_ms_per_request
+                ),
+            )
+        return settings
 
     def effective_suppressed_fields(self) -> frozenset[str]:
         """The suppressed set after applying the metadata-dependent default."""
@@ -182,3 +300,14 @@ class SimulatorConfig:
     def runtime_view(self) -> dict[str, Any]:
         """The adjustable fields and their current values, as JSON-ready data."""
         return {name: getattr(self, name) for name in sorted(RUNTIME_FIELDS)}
+
+
+def _validate_credentials(where: str, credentials: dict[str, str]) -> None:
+    if not credentials:
+        raise ValueError(f"{where}: at least one client_id -> client_secret is needed")
+    for client_id, secret in credentials.items():
+        if not isinstance(client_id, str) or not client_id:
+            raise ValueError(f"{where}: a client id must be a non-empty string")
+        if not isinstance(secret, str) or not secret:
+            # Not echoing anything but the client id: the value may be a real secret.
+            raise ValueError(f"{where}: the secret of client id {client_id!r} is empty")

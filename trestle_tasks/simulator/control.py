@@ -3,11 +3,15 @@
 Tests, benchmarks and the demo use it to look at what was served and to change the feed
 or the server's behaviour between phases, over HTTP (another process) or through the
 same methods on `RunningSimulator` (in-process).
+
+Every endpoint acts on one feed: the one named by the `feed` query parameter, by default
+the only feed (or `default` among several). `GET /simulator/feeds` lists them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from werkzeug.wrappers import Request, Response
@@ -20,10 +24,11 @@ from .stats import Stats
 from .tokens import TokenStore
 
 
-class Controlled(Protocol):
-    """What the control API reaches into: the server app passes itself in (structurally),
-    so this module needs nothing of app.py, which builds it."""
+class ControlledFeed(Protocol):
+    """One feed's parts the control API reads and changes (a `ServedFeed`)."""
 
+    @property
+    def name(self) -> str: ...
     @property
     def config(self) -> SimulatorConfig: ...
     @property
@@ -35,7 +40,21 @@ class Controlled(Protocol):
     @property
     def stats(self) -> Stats: ...
 
-    def configure(self, changes: dict[str, Any]) -> dict[str, Any]: ...
+
+class Controlled(Protocol):
+    """What the control API reaches into: the server app passes itself in (structurally),
+    so this module needs nothing of app.py, which builds it."""
+
+    @property
+    def feeds(self) -> Mapping[str, ControlledFeed]: ...
+    @property
+    def primary(self) -> ControlledFeed: ...
+
+    def feed_named(self, name: str | None) -> ControlledFeed:
+        """Raises LookupError with `.status` and `.message` for a name it does not serve."""
+        ...
+
+    def configure(self, changes: dict[str, Any], feed: str | None = None) -> dict[str, Any]: ...
 
 
 class ControlError(Exception):
@@ -58,60 +77,86 @@ class ControlApi:
             return control_response({"error": str(exc)}, 400)
 
     def _route(self, request: Request, parts: list[str]) -> Any:
-        app, method = self._app, request.method
+        method = request.method
+        if parts == ["feeds"] and method == "GET":
+            return {"feeds": [self._feed_view(served) for served in self._app.feeds.values()]}
+        served = self._target(request.args.get("feed"))
         match parts:
             case ["stats"] if method == "GET":
-                return app.stats.snapshot()
+                return served.stats.snapshot()
             case ["stats", "reset"] if method == "POST":
-                app.stats.reset()
+                served.stats.reset()
                 return {"reset": True}
             case ["config"] if method == "GET":
-                return app.config.runtime_view()
+                return served.config.runtime_view()
             case ["config"] if method in ("PUT", "PATCH"):
-                return app.configure(_json_object(request))
+                return self._app.configure(_json_object(request), served.name)
             case ["tokens", "revoke"] if method == "POST":
-                return {"revoked": app.tokens.revoke_all()}
+                return {"revoked": served.tokens.revoke_all()}
             case ["tokens", "expire"] if method == "POST":
-                app.tokens.expire_all()
+                served.tokens.expire_all()
                 return {"expired": True}
             case ["quota", "reset"] if method == "POST":
-                app.quota.reset()
+                served.quota.reset()
                 return {"reset": True}
             case ["info"] if method == "GET":
-                return self._info()
+                return self._info(served)
             case ["mutate"] if method == "POST":
                 body = _json_object(request)
-                resource = self._resource(str(body.get("resource", "Property")))
-                return app.feed.mutate(
+                resource = self._resource(served, str(body.get("resource", "Property")))
+                return served.feed.mutate(
                     resource,
                     count=_count(body, "count"),
                     seed=int(body.get("seed", 0)),
                     delete=_count(body, "delete"),
                 )
             case ["records", resource] if method == "GET":
-                return app.feed.records(self._resource(resource))
+                return served.feed.records(self._resource(served, resource))
             case ["records", resource] if method == "POST":
                 records = _json(request)
                 if not isinstance(records, list):
                     raise ControlError(400, "the body must be a JSON list of records")
-                return {"upserted": app.feed.upsert(self._resource(resource), records)}
+                return {"upserted": served.feed.upsert(self._resource(served, resource), records)}
             case ["records", resource, *key] if method == "DELETE" and key:
-                deleted = app.feed.delete(self._resource(resource), ["/".join(key)])
+                deleted = served.feed.delete(self._resource(served, resource), ["/".join(key)])
                 if not deleted:
                     raise ControlError(404, f"no {resource} record with key {'/'.join(key)!r}")
                 return {"deleted": deleted}
         raise ControlError(404, f"no control endpoint {method} /simulator/{'/'.join(parts)}")
 
-    def _resource(self, name: str) -> str:
-        if name not in self._app.feed.schema.entity_sets:
+    def _target(self, name: str | None) -> ControlledFeed:
+        try:
+            return self._app.feed_named(name)
+        except LookupError as exc:
+            raise ControlError(getattr(exc, "status", 404), str(exc)) from None
+
+    @staticmethod
+    def _resource(served: ControlledFeed, name: str) -> str:
+        if name not in served.feed.schema.entity_sets:
             raise ControlError(404, f"unknown resource {name!r}")
         return name
 
-    def _info(self) -> dict[str, Any]:
-        feed, config = self._app.feed, self._app.config
+    def _feed_view(self, served: ControlledFeed) -> dict[str, Any]:
+        """A feed as listed by GET /simulator/feeds: never its secrets."""
+        config = served.config
         return {
+            "name": served.name,
+            "client_ids": list(config.credentials),
             "records": config.records,
             "seed": config.seed,
+            "key_seed": config.seed if config.key_seed is None else config.key_seed,
+            "default": served is self._app.primary,
+        }
+
+    @staticmethod
+    def _info(served: ControlledFeed) -> dict[str, Any]:
+        feed, config = served.feed, served.config
+        return {
+            "feed": served.name,
+            "client_ids": list(config.credentials),
+            "records": config.records,
+            "seed": config.seed,
+            "key_seed": config.seed if config.key_seed is None else config.key_seed,
             "fill": config.fill,
             "metadata_path": str(config.metadata_path) if config.metadata_path else None,
             "entity_sets": list(feed.schema.entity_sets),

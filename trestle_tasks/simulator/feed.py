@@ -1,6 +1,6 @@
 """The whole simulated MLS feed: every entity set's data, and the changes tests make to it.
 
-Built from the config alone (seed, record count, metadata, fill). The control API writes
+Built from the config alone (seed, key seed, record count, metadata, fill). The control API writes
 through here: mutations stamp records with the real clock, strictly later than anything
 already in the resource, so an incremental sync has something new to find.
 """
@@ -52,7 +52,7 @@ class Feed:
         key_widths = {
             name: self._key_width(name) if config.fill == "max" else None for name in CORE_RESOURCES
         }
-        self.plan: FeedPlan = build_plan(config.seed, config.records, key_widths)
+        self.plan: FeedPlan = build_plan(config.seed, config.records, key_widths, config.key_seed)
         self.factory = RecordFactory(self.schema, self.plan, config.fill, self.suppressed)
         self._lock = threading.RLock()
         self._listing_ordinals = {key: i for i, key in enumerate(self.plan.property_keys)}

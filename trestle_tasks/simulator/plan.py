@@ -110,15 +110,23 @@ class FeedPlan:
         return pad_key(base, self.key_widths.get("Media"))
 
 
-def build_plan(seed: int, records: int, key_widths: dict[str, int | None]) -> FeedPlan:
-    """Decide the feed's skeleton from the seed alone (no clock, no request order)."""
+def build_plan(
+    seed: int, records: int, key_widths: dict[str, int | None], key_seed: int | None = None
+) -> FeedPlan:
+    """Decide the feed's skeleton from the seed alone (no clock, no request order).
+
+    Keys come from `key_seed` (None: `seed`) and the ordinal only, so two feeds given one
+    key seed serve the same keys for the same ordinals, each with its own data: the
+    overlap a deployment replicating several MLS feeds must keep apart.
+    """
     rng = random.Random(f"{seed}:plan")
     members = max(5, records // 10)
     offices = max(2, records // 100)
+    keys_from = seed if key_seed is None else key_seed
 
     def keys(resource: str, count: int) -> list[str]:
         width = key_widths.get(resource)
-        return [pad_key(hash_key(seed, resource, i), width) for i in range(count)]
+        return [pad_key(hash_key(keys_from, resource, i), width) for i in range(count)]
 
     property_ticks = spread_ticks(random.Random(f"{seed}:ticks:Property"), records, True)
     media_counts: list[int] = []
@@ -146,7 +154,7 @@ def build_plan(seed: int, records: int, key_widths: dict[str, int | None]) -> Fe
                 )
     member_offices = [rng.randrange(offices) for _ in range(members)]
     open_house_keys = [
-        pad_key("oh" + hash_key(seed, "OpenHouse", i), key_widths.get("OpenHouse"))
+        pad_key("oh" + hash_key(keys_from, "OpenHouse", i), key_widths.get("OpenHouse"))
         for i in range(len(open_houses))
     ]
     return FeedPlan(

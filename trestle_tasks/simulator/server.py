@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import CONTROL_PATH, ODATA_PATH, TOKEN_PATH, SimulatorApp
 from .config import SimulatorConfig
+from .feed_handle import FeedHandle
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,11 @@ def _urls(host: str, port: int) -> tuple[str, str, str]:
 
 
 class RunningSimulator:
-    """A simulator serving in a daemon thread, with the control API as methods."""
+    """A simulator serving in a daemon thread, with the control API as methods.
+
+    The methods act on the default feed (the only one, or `default` among several, as
+    the HTTP control API without `?feed=`); `feed(name)` reaches any feed.
+    """
 
     def __init__(self, app: SimulatorApp, server: BaseWSGIServer, thread: threading.Thread):
         self.app = app
@@ -84,16 +89,25 @@ class RunningSimulator:
         self.control_url = self.base_url + CONTROL_PATH
 
     @property
+    def feeds(self) -> list[str]:
+        """The names of the served feeds, in declaration order."""
+        return list(self.app.feeds)
+
+    def feed(self, name: str | None = None) -> FeedHandle:
+        """The feed called `name` (None: the default one); LookupError when not served."""
+        return FeedHandle(self.app, self.app.feed_named(name).name)
+
+    @property
     def config(self) -> SimulatorConfig:
-        return self.app.config
+        return self.feed().config
 
     @property
     def client_id(self) -> str:
-        return next(iter(self.app.config.credentials))
+        return self.feed().client_id
 
     @property
     def client_secret(self) -> str:
-        return self.app.config.credentials[self.client_id]
+        return self.feed().client_secret
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -106,55 +120,65 @@ class RunningSimulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- control API, in-process
+    # -- control API of the default feed, in-process
 
     def stats(self) -> dict[str, Any]:
-        return self.app.stats.snapshot()
+        return self.feed().stats()
 
     def reset_stats(self) -> None:
-        self.app.stats.reset()
+        self.feed().reset_stats()
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        return self.app.configure(changes)
+        return self.feed().configure(**changes)
 
     def revoke_tokens(self) -> int:
-        return self.app.tokens.revoke_all()
+        return self.feed().revoke_tokens()
 
     def mutate(
         self, resource: str = "Property", count: int = 0, seed: int = 0, delete: int = 0
     ) -> dict[str, list[str]]:
-        return self.app.feed.mutate(resource, count=count, seed=seed, delete=delete)
+        return self.feed().mutate(resource, count=count, seed=seed, delete=delete)
 
     def upsert(self, resource: str, records: list[dict[str, Any]]) -> list[str]:
-        return self.app.feed.upsert(resource, records)
+        return self.feed().upsert(resource, records)
 
     def delete(self, resource: str, key: str) -> bool:
-        return bool(self.app.feed.delete(resource, [key]))
+        return self.feed().delete(resource, key)
 
     def records(self, resource: str) -> list[dict[str, Any]]:
         """Every current record of `resource`, in key order."""
-        return self.app.feed.records(resource)
+        return self.feed().records(resource)
 
     def keys(self, resource: str) -> list[str]:
         """Every current key of `resource`, in key order (cheap: no record generation)."""
-        by_key, _ = self.app.feed.data(resource).views()
-        return [row.key for row in by_key]
+        return self.feed().keys(resource)
+
+
+def _prepare(app: SimulatorApp) -> None:
+    """Index every feed now (prerender: and generate its Property records), or start
+    indexing in the background; requests arriving meanwhile wait for the index they need."""
+    if app.server_config.prerender:
+        for served in app.feeds.values():
+            served.feed.warm_up()
+            served.feed.prerender()
+    else:
+        _warm_up_in_background(app)
 
 
 def _warm_up_in_background(app: SimulatorApp) -> None:
     # Requests arriving meanwhile simply wait for the index they need (it is locked).
-    threading.Thread(target=app.feed.warm_up, name="simulator-warm-up", daemon=True).start()
+    def warm_up() -> None:
+        for served in app.feeds.values():
+            served.feed.warm_up()
+
+    threading.Thread(target=warm_up, name="simulator-warm-up", daemon=True).start()
 
 
 def start_in_thread(config: SimulatorConfig | None = None) -> RunningSimulator:
     """Generate the feed, start serving on a daemon thread, return once listening."""
     app = SimulatorApp(config or SimulatorConfig())
-    server = _make_server(app, app.config.host, app.config.port)
-    if app.config.prerender:
-        app.feed.warm_up()
-        app.feed.prerender()
-    else:
-        _warm_up_in_background(app)
+    server = _make_server(app, app.server_config.host, app.server_config.port)
+    _prepare(app)
     thread = threading.Thread(target=server.serve_forever, name="trestle-simulator", daemon=True)
     thread.start()
     return RunningSimulator(app, server, thread)
@@ -171,11 +195,7 @@ def serve(
     app = SimulatorApp(config)
     server = _make_server(app, config.host, config.port)
     _, token_url, odata_root = _urls(server.host, server.port)
-    if config.prerender:
-        app.feed.warm_up()
-        app.feed.prerender()  # before announcing: a benchmark's clock starts after this
-    else:
-        _warm_up_in_background(app)
+    _prepare(app)  # prerendering before announcing: a benchmark's clock starts after this
     if on_ready is not None:
         on_ready(token_url, odata_root)
     server.serve_forever()  # Werkzeug stops quietly on KeyboardInterrupt and closes
