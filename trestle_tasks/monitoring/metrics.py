@@ -33,10 +33,11 @@ from trestle_tasks.store.store import Store
 
 log = logging.getLogger(__name__)
 
-# Sync-log column -> (metric name without _total, help text).
+# Sync-log column -> (metric name without _total, help text). Each metric is named after
+# its column: one name per figure, in the database and on the dashboard.
 COUNTERS: Mapping[str, tuple[str, str]] = {
     "records_fetched": ("trestle_records_fetched", "Records received from Trestle."),
-    "records_upserted": ("trestle_records_synced",
+    "records_upserted": ("trestle_records_upserted",
                          "Records written to the database (inserted or updated)."),
     "records_rejected": ("trestle_records_rejected",
                          "Records that failed validation (kept in etl_rejects)."),
@@ -46,8 +47,15 @@ COUNTERS: Mapping[str, tuple[str, str]] = {
     "api_retries": ("trestle_api_retries",
                     "Requests retried after a 429, 5xx or broken connection."),
     "api_rate_limited": ("trestle_api_rate_limited", "HTTP 429 answers received."),
-    "api_bytes": ("trestle_api_received_bytes",
+    "api_bytes": ("trestle_api_bytes",
                   "Response bytes received from Trestle as sent (compressed)."),
+}
+# The names these two counters had before they took their columns' names. Dashboards and
+# alert rules may query them, so they are still exported, with the same values, until a
+# later release removes them (README, Metrics).
+DEPRECATED_NAMES: Mapping[str, str] = {
+    "records_upserted": "trestle_records_synced",
+    "api_bytes": "trestle_api_received_bytes",
 }
 # Columns the windows of a run still open hold (deletions are counted on the run's row).
 _WINDOW_COLUMNS = ("records_fetched", "records_upserted", "records_rejected", "api_requests",
@@ -178,6 +186,13 @@ def sync_families(figures: SyncFigures) -> Iterator[Metric]:
         for resource, totals in sorted(figures.counters.items()):
             family.add_metric([resource], totals[column])
         yield family
+        if column in DEPRECATED_NAMES:
+            alias = CounterMetricFamily(DEPRECATED_NAMES[column],
+                                        f"Deprecated: the same as {name}_total.",
+                                        labels=["resource"])
+            for resource, totals in sorted(figures.counters.items()):
+                alias.add_metric([resource], totals[column])
+            yield alias
     finished = CounterMetricFamily("trestle_runs", "Finished runs (and skipped triggers) by "
                                    "status.", labels=["resource", "status"])
     running = GaugeMetricFamily("trestle_runs_running", "Runs open now (or never closed).",

@@ -218,7 +218,7 @@ class SyncJournal:
     def add_counts(self, run_id: str, resource: str, *, fetched: int = 0, upserted: int = 0,
                    rejected: int = 0, deleted: int = 0, duplicate: int = 0,
                    api_requests: int = 0, retries: int = 0, rate_limited: int = 0,
-                   bytes_received: int = 0) -> None:
+                   api_bytes: int = 0) -> None:
         """Add to the run's counters (atomic increments; safe from concurrent workers).
         Counts from `RecordLoader.load(run_id=…)` are already added: do not add them again."""
         log = self._log
@@ -226,7 +226,7 @@ class SyncJournal:
                   "records_rejected": rejected, "records_deleted": deleted,
                   "records_duplicate": duplicate, "api_requests": api_requests,
                   "api_retries": retries, "api_rate_limited": rate_limited,
-                  "api_bytes": bytes_received}
+                  "api_bytes": api_bytes}
         changes = {k: log.c[k] + v for k, v in deltas.items() if v}
         if changes:
             self._tx(lambda conn: conn.execute(sa.update(log).where(
@@ -331,7 +331,7 @@ class SyncJournal:
 
     def finish_window(self, run_id: str, resource: str, window_id: str, *, status: str,
                       api_requests: int = 0, retries: int = 0, rate_limited: int = 0,
-                      bytes_received: int = 0, error: str | None = None) -> None:
+                      api_bytes: int = 0, error: str | None = None) -> None:
         if status not in (SUCCEEDED, FAILED):
             raise ValueError("a window finishes as succeeded or failed")
         windows = self._windows
@@ -342,7 +342,7 @@ class SyncJournal:
             api_requests=windows.c.api_requests + api_requests,
             api_retries=windows.c.api_retries + retries,
             api_rate_limited=windows.c.api_rate_limited + rate_limited,
-            api_bytes=windows.c.api_bytes + bytes_received)))
+            api_bytes=windows.c.api_bytes + api_bytes)))
 
     def windows(self, run_id: str, resource: str) -> list[SyncWindow]:
         query = sa.select(self._windows).where(

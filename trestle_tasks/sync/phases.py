@@ -33,7 +33,7 @@ class Figures:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
-    bytes_received: int = 0
+    api_bytes: int = 0
 
     @property
     def records_per_s(self) -> float:
@@ -42,7 +42,7 @@ class Figures:
     def fields(self) -> dict[str, Any]:
         return {"duration_s": round(self.duration_s, 3), "records": self.records,
                 "requests": self.requests, "retries": self.retries,
-                "rate_limited": self.rate_limited, "bytes_received": self.bytes_received,
+                "rate_limited": self.rate_limited, "api_bytes": self.api_bytes,
                 "records_per_s": round(self.records_per_s, 1)}
 
     def describe(self) -> str:
@@ -99,4 +99,4 @@ class Phase:
 def _snapshot(stats: RequestStats | None) -> tuple[int, int, int, int]:
     if stats is None:
         return (0, 0, 0, 0)
-    return (stats.requests, stats.retries, stats.rate_limited, stats.bytes_received)
+    return (stats.requests, stats.retries, stats.rate_limited, stats.api_bytes)

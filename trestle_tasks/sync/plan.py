@@ -157,7 +157,7 @@ def plan_run(
         )
         store.journal.add_counts(run_id, resource, api_requests=figures.requests,
                                  retries=figures.retries, rate_limited=figures.rate_limited,
-                                 bytes_received=figures.bytes_received)
+                                 api_bytes=figures.api_bytes)
     except BaseException as error:
         lock.release(grant)
         phase.end("planning run %s failed: %s", run_id, error or type(error).__name__,

@@ -153,7 +153,7 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
     figures = phase.figures(details["census"])
     store.journal.add_counts(run_id, resource, api_requests=figures.requests,
                              retries=figures.retries, rate_limited=figures.rate_limited,
-                             bytes_received=figures.bytes_received)
+                             api_bytes=figures.api_bytes)
     run = store.journal.close_run(run_id, resource, status=SUCCEEDED, details=details)
     phase.end("reconcile run %s%s: %d in the feed, %d missing, %d stale, %d gone, "
               "%d restored; %d fetched, %d marked deleted", run_id,
@@ -222,7 +222,7 @@ def _close_failed(store: Store, run_id: str, resource: str, phase: Phase,
     figures = phase.figures()
     store.journal.add_counts(run_id, resource, api_requests=figures.requests,
                              retries=figures.retries, rate_limited=figures.rate_limited,
-                             bytes_received=figures.bytes_received)
+                             api_bytes=figures.api_bytes)
     store.journal.close_run(run_id, resource, status=FAILED, error=str(error),
                             details=details)
     phase.end("reconcile run %s failed: %s", run_id, error, figures=figures, outcome=FAILED)

@@ -133,7 +133,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
         journal.finish_window(plan.run_id, plan.resource, window.window_id, status=FAILED,
                               api_requests=figures.requests, retries=figures.retries,
                               rate_limited=figures.rate_limited,
-                              bytes_received=figures.bytes_received, error=message)
+                              api_bytes=figures.api_bytes, error=message)
         phase.end("window %s failed after %d records: %s", window.window_id, fetched,
                   message, figures=figures, outcome=FAILED, rejected=rejected)
         # An expired replication link: the window starts over. Anything else is decided
@@ -152,7 +152,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     journal.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
                           api_requests=figures.requests, retries=figures.retries,
                           rate_limited=figures.rate_limited,
-                          bytes_received=figures.bytes_received)
+                          api_bytes=figures.api_bytes)
     phase.end("window %s done: %d rejected", window.window_id, rejected, figures=figures,
               rejected=rejected)
     return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,

@@ -63,7 +63,7 @@ class RequestStats:
     server_errors: int = 0
     connection_errors: int = 0
     token_refreshes: int = 0
-    bytes_received: int = 0  # response bodies as sent (compressed), for cost per GB
+    api_bytes: int = 0  # response bodies as sent (compressed), for cost per GB
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -196,7 +196,7 @@ class TrestleClient:
                               response.status_code, (time.monotonic() - sent) * 1000,
                               len(response.content),
                               extra={"status": response.status_code})
-            self.stats.add(bytes_received=_wire_bytes(response))
+            self.stats.add(api_bytes=_wire_bytes(response))
             self._observe_quota(response)
             if response.status_code == 401 and not refreshed:
                 # Expired or revoked: drop that token (unless a peer already did) and go again.
