@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from werkzeug.wrappers import Request, Response
 
-from .config import SimulatorConfig
+from .config import DEFAULT_FEED, SimulatorConfig
 from .feed import Feed
 from .quota import QuotaBook
 from .responses import control_response
@@ -145,7 +145,8 @@ class ControlApi:
             "records": config.records,
             "seed": config.seed,
             "key_seed": config.seed if config.key_seed is None else config.key_seed,
-            "default": served is self._app.primary,
+            # The feed a request without ?feed= acts on (none among several unnamed).
+            "default": len(self._app.feeds) == 1 or served.name == DEFAULT_FEED,
         }
 
     @staticmethod
