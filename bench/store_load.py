@@ -53,7 +53,7 @@ def run_loader(engine: Engine, schema: str, spec: ResourceSpec, count: int,
                batch_size: int) -> dict[str, float]:
     loader = RecordLoader.open(engine, spec.name, schema=schema, batch_size=batch_size)
     result = loader.load(RECORDS(spec, count))
-    assert (result.loaded, result.rejected) == (count, 0), result.rejections[:1]
+    assert (result.upserted, result.rejected) == (count, 0), result.rejections[:1]
     return {"statements": result.statements}
 
 
@@ -61,7 +61,7 @@ def run_row_by_row(engine: Engine, schema: str, spec: ResourceSpec, count: int,
                    batch_size: int) -> dict[str, float]:
     loader = RecordLoader.open(engine, spec.name, schema=schema, batch_size=1)
     result = loader.load(RECORDS(spec, count))
-    assert (result.loaded, result.rejected) == (count, 0)
+    assert (result.upserted, result.rejected) == (count, 0)
     return {"statements": result.statements}
 
 

@@ -248,7 +248,7 @@ def run(url: str, records: int, repeat: int, batch_size: int) -> list[Timing]:
             started = time.perf_counter()
             result = store.upsert("Property", property_records(records))
             load_s = time.perf_counter() - started
-            assert (result.loaded, result.rejected) == (records, 0), result.rejections[:1]
+            assert (result.upserted, result.rejected) == (records, 0), result.rejections[:1]
             table = "property"
             view = store.view_name("Property")
             analyze(engine, table)

@@ -70,7 +70,7 @@ def sync_one_window(client, store: Store, page_size: int) -> int:
                             page_size=page_size):
         result = store.upsert("Property", page.records)
         assert result.rejected == 0, result.rejections[:1]
-        loaded += result.loaded
+        loaded += result.upserted
     return loaded
 
 

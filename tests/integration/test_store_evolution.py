@@ -53,7 +53,7 @@ def test_fields_added_later_seen_early_and_removed(store_target: StoreTarget  # 
     # Records carry City and PublicRemarks before the metadata declares them.
     early = [record(i, City=f"Town {i}", PublicRemarks=f"remarks {i}") for i in range(20)]
     result = RecordLoader.open(target.engine, "Property", schema=target.schema).load(early)
-    assert (result.loaded, result.rejected) == (20, 0)
+    assert (result.upserted, result.rejected) == (20, 0)
     assert set(result.undeclared_fields) == {"City", "PublicRemarks"}
     tracked = field_map(target)
     assert not tracked["City"]["declared"] and tracked["City"]["storage"] == "document"

@@ -23,7 +23,7 @@ def test_the_facade_covers_a_sync_and_a_reconcile(store_target: StoreTarget  # n
                 "PublicRemarks": f"remarks {i}"} for i in range(5)]
     result = store.upsert("Property", [*records, {"ListingKey": 7}], run_id="r",
                           window_id="w1")
-    assert (result.loaded, result.rejected, result.batches) == (5, 1, 3)
+    assert (result.upserted, result.rejected, result.batches) == (5, 1, 3)
     store.journal.finish_window("r", "Property", "w1", status="succeeded", api_requests=1)
     run = store.journal.close_run("r", "Property", status="succeeded")
     assert run is not None and (run.records_fetched, run.records_upserted,
@@ -46,7 +46,7 @@ def test_from_url_builds_its_own_engine(tmp_path: Path) -> None:
     try:
         store.migrate(SMALL_EDMX.encode())
         assert store.resources() == ["EventLog", "Media", "Property"]
-        assert store.upsert("EventLog", [{"EventSequence": 1}]).loaded == 1
+        assert store.upsert("EventLog", [{"EventSequence": 1}]).upserted == 1
     finally:
         store.dispose()
 

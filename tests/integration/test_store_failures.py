@@ -99,7 +99,7 @@ def test_deadlocks_and_lost_connections_are_retried(target: StoreTarget, code: i
     error = pymysql.err.OperationalError(code, "injected")
     with FailOn(target.engine, nth=2, error=error, times=2):
         result = loader.load(batch(10), run_id="run")
-    assert result.loaded == 10
+    assert result.upserted == 10
     assert count_rows(target, "property") == 10
     run = journal.get_run("run", "Property")
     assert run is not None and (run.records_fetched, run.records_upserted) == (10, 10)
@@ -139,7 +139,7 @@ def test_a_killed_connection_is_retried(mariadb: StoreTarget) -> None:
     finally:
         sa.event.remove(mariadb.engine, "before_cursor_execute", kill_once)
     assert killed.is_set()
-    assert result.loaded == 50
+    assert result.upserted == 50
     assert count_rows(mariadb, "property") == 50
 
 
@@ -166,7 +166,7 @@ def test_a_row_the_database_refuses_rejects_only_that_record(target: StoreTarget
     loader = RecordLoader.open(target.engine, "Property", schema=target.schema, retry=FAST)
     records[0]["City"] = "short"
     result = loader.load(records, run_id="run")
-    assert (result.loaded, result.rejected) == (4, 2)
+    assert (result.upserted, result.rejected) == (4, 2)
     assert {r.record_key for r in result.rejections} == {"K0002", "K0004"}
     assert {r.reason for r in result.rejections} == {DATABASE_REFUSED}
     stored = {r["ListingKey"] for r in export_records(target.engine, "Property",

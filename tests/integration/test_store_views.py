@@ -58,7 +58,7 @@ def test_promotion_and_demotion_keep_every_record_and_ask_nothing(
              "Latitude": Decimal(f"{i}.12345678"), "LotSizeAcres": Decimal("0.25") * i,
              "Appliances": "Dryer,Oven" if i % 2 else ["Washer"], "City": "Austin 😀"}
              for i in range(1, 41)]
-    assert store.upsert("Property", rows).loaded == 40
+    assert store.upsert("Property", rows).upserted == 40
     before = documents(store)
     trestle = NoTrestle()
 

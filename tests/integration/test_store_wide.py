@@ -92,7 +92,7 @@ def test_trestle_property_at_max_length_loads_and_exports_unchanged(
     spec = trestle.resource("Property")
     loader = RecordLoader.open(mariadb.engine, "Property", schema=mariadb.schema)
     result = loader.load(wide_records(spec, WIDE_RECORDS))
-    assert (result.loaded, result.rejected) == (WIDE_RECORDS, 0)
+    assert (result.upserted, result.rejected) == (WIDE_RECORDS, 0)
     assert count_rows(mariadb, "property") == WIDE_RECORDS
 
     # Export through the NDJSON writer, then compare record by record in key order.
@@ -143,7 +143,7 @@ def check_every_resource(target: StoreTarget, metadata: ServiceMetadata,
     for name, spec in metadata.resources.items():
         batch = list(wide_records(spec, records_per_resource))
         result = RecordLoader.open(target.engine, name, schema=target.schema).load(batch)
-        assert (result.loaded, result.rejected) == (len(batch), 0), (
+        assert (result.upserted, result.rejected) == (len(batch), 0), (
             name, [(r.field, r.reason, r.detail) for r in result.rejections])
         exported: list[Any] = [decode_json(t) for t in iter_documents(
             target.engine, name, schema=target.schema)]

@@ -70,7 +70,7 @@ def test_duplicates_in_a_batch_collapse_to_the_newest(target: StoreTarget,
     result = loader.load(batch)
     expected = newest_per_key(batch)
     assert result.duplicates == len(batch) - len(expected)
-    assert result.loaded == len(expected)
+    assert result.upserted == len(expected)
     stored = {r["ListingKey"]: r for r in export_records(target.engine, "Property",
                                                          schema=target.schema)
               if r["ListingKey"] in expected}

@@ -104,7 +104,7 @@ def test_bad_records_are_rejected_and_the_rest_loads(
     bad_positions = {index for index, _f, _r in broken}
     good = [r for i, r in enumerate(batch) if i not in bad_positions]
     assert result.rejected == len(broken)
-    assert result.loaded == len(good)
+    assert result.upserted == len(good)
     assert result.received == len(batch)
 
     rejects = bookkeeping(target.schema)["etl_rejects"]

@@ -75,11 +75,12 @@ _COMPILED_KEEP = 16  # compiled statements kept per loader (full batches, and re
 
 @dataclass
 class LoadResult:
-    """What one `load` call did. `loaded` counts distinct records given to the guarded
-    upsert: a record older than the stored version is among them, and correctly lost."""
+    """What one `load` call did. `upserted` (the sync log's records_upserted) counts
+    distinct records given to the guarded upsert: a record older than the stored version
+    is among them, and correctly lost."""
 
     received: int = 0
-    loaded: int = 0
+    upserted: int = 0
     rejected: int = 0
     duplicates: int = 0
     batches: int = 0
@@ -89,7 +90,7 @@ class LoadResult:
 
     def __iadd__(self, other: LoadResult) -> LoadResult:
         self.received += other.received
-        self.loaded += other.loaded
+        self.upserted += other.upserted
         self.rejected += other.rejected
         self.duplicates += other.duplicates
         self.batches += other.batches
@@ -514,7 +515,7 @@ class RecordLoader:
             self._transformer.note_known(batch.new_fields)
         all_rejections = rejections + refused
         return LoadResult(
-            received=batch.received, loaded=len(rows) - len(refused),
+            received=batch.received, upserted=len(rows) - len(refused),
             rejected=len(all_rejections), duplicates=batch.duplicates, batches=1,
             statements=statements, undeclared_fields=tuple(batch.new_fields),
             rejections=all_rejections,
@@ -540,7 +541,7 @@ class RecordLoader:
         return compiled
 
     def _bookkeeping(self, conn: sa.Connection, rejections: list[Rejection],
-                     new_fields: list[str], received: int, loaded: int, duplicates: int,
+                     new_fields: list[str], received: int, upserted: int, duplicates: int,
                      run_id: str | None, window_id: str | None, now: datetime) -> None:
         tables = bookkeeping(self.layout.schema)
         if rejections:
@@ -550,7 +551,7 @@ class RecordLoader:
             track_undeclared(conn, self.resource, new_fields, now, self.layout.schema)
         if run_id is None:
             return
-        counts = {"records_fetched": received, "records_upserted": loaded,
+        counts = {"records_fetched": received, "records_upserted": upserted,
                   "records_rejected": len(rejections), "records_duplicate": duplicates}
         if window_id is not None:
             table = tables["etl_sync_window"]

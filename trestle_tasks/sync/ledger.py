@@ -339,7 +339,7 @@ def _outcome_from_row(row: Any) -> WindowOutcome:
     the window's own error handling, which saw more than this row does."""
     return WindowOutcome(
         row["window_id"], int(row["window_index"]), row["status"],
-        fetched=int(row["records_fetched"]), loaded=int(row["records_upserted"]),
+        fetched=int(row["records_fetched"]), upserted=int(row["records_upserted"]),
         rejected=int(row["records_rejected"]), requests=int(row["api_requests"]),
         error=row["error"], retriable=row["status"] == FAILED,
         retries=int(row["api_retries"]), rate_limited=int(row["api_rate_limited"]))

@@ -101,7 +101,7 @@ class WindowOutcome:
     index: int
     status: str  # "succeeded" or "failed"
     fetched: int = 0
-    loaded: int = 0
+    upserted: int = 0  # records_upserted: given to the guarded upsert
     rejected: int = 0
     requests: int = 0
     seconds: float = 0.0
@@ -122,7 +122,10 @@ class WindowOutcome:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WindowOutcome:
-        return cls(**data)
+        values = dict(data)
+        if "loaded" in values:  # outcomes written before the field took its column's name
+            values["upserted"] = values.pop("loaded")
+        return cls(**values)
 
 
 def new_run_id() -> str:

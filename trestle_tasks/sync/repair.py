@@ -98,7 +98,7 @@ def _store_page(records: list[dict[str, Any]], resource: str, key_field: str, *,
     outcome.received_keys.update(r.get(key_field) for r in records)
     result = store.upsert(resource, records, run_id=run_id)
     outcome.fetched += len(records)
-    outcome.upserted += result.loaded
+    outcome.upserted += result.upserted
     outcome.rejected += result.rejected
     if children.media:
         outcome.media += refresh_media(records, ANY_TIME, store=store, client=client,

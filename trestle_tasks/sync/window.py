@@ -100,7 +100,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
     phase = Phase(log, "window", stats=client.stats).start(
         "window %s started %s", window.window_id, window.describe(),
         expected_records=window.expected)
-    fetched = loaded = rejected = pages = 0
+    fetched = upserted = rejected = pages = 0
     db_seconds = 0.0  # how hard the database pushes back: a signal for window concurrency
     media = MediaRefresh()
     # Photo sets come inline with their listings ($expand): no request of their own.
@@ -118,7 +118,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
             db_seconds += time.monotonic() - loading_since
             pages += 1
             fetched += len(page.records)
-            loaded += result.loaded
+            upserted += result.upserted
             rejected += result.rejected
             if media_since is not None:
                 media += refresh_media(page.records, media_since, store=store, client=client,
@@ -142,7 +142,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
         if not retriable and not isinstance(error, TrestleTasksError):
             log.error("window %s hit an unexpected error (a bug, not retried)",
                       window.window_id, exc_info=error)
-        return WindowOutcome(window.window_id, window.index, FAILED, fetched, loaded, rejected,
+        return WindowOutcome(window.window_id, window.index, FAILED, fetched, upserted, rejected,
                              figures.requests, figures.duration_s, message,
                              retriable=retriable,
                              retries=figures.retries, rate_limited=figures.rate_limited,
@@ -155,7 +155,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
                           api_bytes=figures.api_bytes)
     phase.end("window %s done: %d rejected", window.window_id, rejected, figures=figures,
               rejected=rejected)
-    return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, loaded, rejected,
+    return WindowOutcome(window.window_id, window.index, SUCCEEDED, fetched, upserted, rejected,
                          figures.requests, figures.duration_s, media_listings=media.listings,
                          media_removed=media.removed, media_incomplete=media.incomplete,
                          media_refetched=media.refetched, pages=pages, db_seconds=db_seconds,
