@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.naming import DELETED_COLUMN, RECORD_COLUMN
-from trestle_tasks.store.records import layout_of
+from trestle_tasks.store.records import in_key_order, layout_of
 
 EXPORT_PAGE = 500
 
@@ -54,20 +54,12 @@ def _documents(engine: Engine, layout: Any, include_deleted: bool,
                page_size: int) -> Iterator[str]:
     table = layout.table
     key = table.c[layout.key_column]
-    last: Any = None
-    while True:
-        query = sa.select(key, table.c[RECORD_COLUMN]).order_by(key).limit(page_size)
-        if not include_deleted:
-            query = query.where(table.c[DELETED_COLUMN].is_(None))
-        if last is not None:
-            query = query.where(key > last)
-        with engine.connect() as conn:
-            page = conn.execute(query).all()
-        if not page:
-            return
+    query = sa.select(key, table.c[RECORD_COLUMN])
+    if not include_deleted:
+        query = query.where(table.c[DELETED_COLUMN].is_(None))
+    for page in in_key_order(engine, query, key, page_size):
         for _key, text in page:
             yield text
-        last = page[-1][0]
 
 
 def export_records(engine: Engine, resource: str, *, schema: str | None = None,

@@ -8,7 +8,7 @@ clears the mark.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,25 +140,38 @@ def child_keys(engine: Engine, resource: str, parent_field: str, parent_keys: It
     return found
 
 
+def in_key_order(engine: Engine, query: sa.Select[Any], key: sa.ColumnElement[Any],
+                 page_size: int) -> Iterator[Sequence[Any]]:
+    """The rows of `query` (whose first column is `key`) in key order, a page at a time.
+
+    Each page is its own short query (keyset: `key > last`), so a long walk holds no
+    connection or open cursor between pages and never pins one snapshot for its whole
+    length; rows written meanwhile are seen or not, never twice."""
+    last: Any = None
+    while True:
+        page_query = query.order_by(key).limit(page_size)
+        if last is not None:
+            page_query = page_query.where(key > last)
+        with engine.connect() as conn:
+            page = conn.execute(page_query).all()
+        if not page:
+            return
+        yield page
+        last = page[-1][0]
+
+
 def stored_keys(engine: Engine, resource: str, *, schema: str | None = None,
                 include_deleted: bool = False) -> Iterator[Any]:
     """Every stored key in key order, streamed page by page (for the key census)."""
     layout = layout_of(engine, resource, schema)
     table = layout.table
     key = table.c[layout.key_column]
-    last: Any = None
-    while True:
-        query = sa.select(key).order_by(key).limit(KEYS_PER_PAGE)
-        if not include_deleted:
-            query = query.where(table.c[DELETED_COLUMN].is_(None))
-        if last is not None:
-            query = query.where(key > last)
-        with engine.connect() as conn:
-            page = conn.execute(query).scalars().all()
-        if not page:
-            return
-        yield from page
-        last = page[-1]
+    query = sa.select(key)
+    if not include_deleted:
+        query = query.where(table.c[DELETED_COLUMN].is_(None))
+    for page in in_key_order(engine, query, key, KEYS_PER_PAGE):
+        for (stored_key,) in page:
+            yield stored_key
 
 
 def stored_versions(engine: Engine, resource: str, *, schema: str | None = None
@@ -168,19 +181,10 @@ def stored_versions(engine: Engine, resource: str, *, schema: str | None = None
     layout = layout_of(engine, resource, schema)
     table = layout.table
     key = table.c[layout.key_column]
-    columns = (key, table.c[VERSION_COLUMN], table.c[DELETED_COLUMN].is_not(None))
-    last: Any = None
-    while True:
-        query = sa.select(*columns).order_by(key).limit(KEYS_PER_PAGE)
-        if last is not None:
-            query = query.where(key > last)
-        with engine.connect() as conn:
-            page = conn.execute(query).all()
-        if not page:
-            return
+    query = sa.select(key, table.c[VERSION_COLUMN], table.c[DELETED_COLUMN].is_not(None))
+    for page in in_key_order(engine, query, key, KEYS_PER_PAGE):
         for stored_key, ticks, deleted in page:
             yield stored_key, None if ticks is None else int(ticks), bool(deleted)
-        last = page[-1][0]
 
 
 def rejected_versions(engine: Engine, resource: str, *, schema: str | None = None,
