@@ -42,6 +42,7 @@ from bench.narrow_metadata import write_narrowed_metadata
 from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.store.journal import peak_in_flight
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
             time.sleep(61)  # a fresh minute window for the single thread
             control(sim.odata_root, "stats/reset", "POST")
             settings = load_settings(env, env_file=None)
-            client = factory.trestle_client(settings, shared=False)
+            client = LocalRuntime(settings).trestle_client()
             started, cpu_before = time.monotonic(), time.process_time()
             walked = sum(len(page.records) for page in walk_keyset(
                 client, KeysetWindow("Property", "ListingKey"), page_size=args.page_size))

@@ -24,6 +24,7 @@ import requests
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
 from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
@@ -60,7 +61,7 @@ def main() -> None:
         # Fast retries: the faults are injected, not a real outage to wait out.
         retry = RetryPolicy(budget_s=120, base_delay_s=0.01, max_delay_s=0.2)
         client = TrestleClient(session=factory.http_session(), odata_root=settings.base_url,
-                               tokens=factory.token_provider(settings, shared=False),
+                               tokens=LocalRuntime(settings).token_provider(),
                                retry=retry, timeout_s=settings.http_timeout_s)
         client.get_page(client.odata_root + "/Property?$top=1")  # token and connection warm-up
         if args.faults:

@@ -29,6 +29,7 @@ import requests
 
 from bench.simulator_process import simulator_process
 from trestle_tasks import factory
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.timestamps import ODataTimestamp
@@ -52,7 +53,7 @@ def served(odata_root: str) -> int:
 
 def fill_store(settings, store) -> tuple[list[tuple[str, int | None]], int]:
     """Store every (key, timestamp) of the feed; returns them and the newest timestamp."""
-    client = factory.trestle_client(settings, shared=False)
+    client = LocalRuntime(settings).trestle_client()
     ensure_tables(store, client, ["Property"])
     census = [pair for page in census_versions(client, "Property", "ListingKey")
               for pair in page]

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from bench.cpu import CpuMeter, find_pid, per_thousand
 from bench.simulator_process import simulator_process
-from trestle_tasks import factory
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.store.store import Store
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
@@ -137,7 +137,7 @@ def main() -> None:
                 "TRESTLE_RESOURCES": "Property", "LOG_LEVEL": "WARNING",
             }
             settings = load_settings(env, env_file=None)
-            client = factory.trestle_client(settings, shared=False)
+            client = LocalRuntime(settings).trestle_client()
             store = Store.from_url(settings.database_url)
             store.migrate(client.get_metadata(), ["Property"])
             store.loader("Property")  # the catalog read, once per process, not per window

@@ -1,11 +1,13 @@
 """The alert calls the pipeline makes, at its boundaries (tasks, local runs).
 
-Each takes the settings, builds the dispatcher and its inputs, and never raises: alerting
-is a bystander of the sync, so any fault here is logged and swallowed. When no channel is
-configured they return at once, without touching the database or Redis.
+Each takes the caller's runtime (runtime.py: the cluster's for tasks and cluster commands,
+a local one for runs in one process), whose dispatcher, quota limiter, store and run lock
+it uses, and never raises: alerting is a bystander of the sync, so any fault here is logged
+and swallowed. When no channel is configured they return at once, without touching the
+database or Redis.
 
-They build what they need from the settings (factory.py), so they sit beside tasks.py, above
-monitoring/, whose rules and checks they call.
+They work with runtimes, so they sit beside tasks.py, above monitoring/, whose rules and
+checks they call.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from trestle_tasks import factory
 from trestle_tasks.errors import BadCredentialsError
 from trestle_tasks.monitoring.alerts import checks
 from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher, Delivery
@@ -29,6 +30,7 @@ from trestle_tasks.monitoring.alerts.rules import (
     run_alerts,
     stale_alerts,
 )
+from trestle_tasks.runtime import Runtime
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.journal import SyncRun
 
@@ -45,21 +47,22 @@ def thresholds(settings: Settings) -> Thresholds:
     )
 
 
-def _dispatcher(settings: Settings, shared: bool) -> AlertDispatcher | None:
-    dispatcher = factory.alert_dispatcher(settings, shared=shared)
+def _dispatcher(runtime: Runtime) -> AlertDispatcher | None:
+    dispatcher = runtime.alert_dispatcher()
     return dispatcher if dispatcher.enabled else None
 
 
-def quota_state(settings: Settings, *, shared: bool) -> Mapping[str, Any] | None:
-    """The limiter's last view of the quota headers (Redis for workers, this process else)."""
-    limiter = factory.quota_limiter(settings, shared=shared)
+def quota_state(runtime: Runtime) -> Mapping[str, Any] | None:
+    """The limiter's last view of the quota headers (Redis for the cluster, this process
+    for a local runtime)."""
+    limiter = runtime.quota_limiter()
     state = getattr(limiter, "state", None)
     return state() if state is not None else None
 
 
-def _guarded(what: str, settings: Settings, shared: bool, gather: Any) -> list[Delivery]:
+def _guarded(what: str, runtime: Runtime, gather: Any) -> list[Delivery]:
     try:
-        dispatcher = _dispatcher(settings, shared)
+        dispatcher = _dispatcher(runtime)
         if dispatcher is None:
             return []
         alerts: list[Alert] = gather()
@@ -69,16 +72,16 @@ def _guarded(what: str, settings: Settings, shared: bool, gather: Any) -> list[D
         return []
 
 
-def _quota_alerts(settings: Settings, shared: bool) -> list[Alert]:
+def _quota_alerts(runtime: Runtime) -> list[Alert]:
     try:
-        alert = quota_alert(quota_state(settings, shared=shared), thresholds(settings))
+        alert = quota_alert(quota_state(runtime), thresholds(runtime.settings))
     except Exception as error:  # Redis down: the run's own alerts still go out
         log.warning("quota state unavailable for alerts: %s", type(error).__name__)
         return []
     return [alert] if alert is not None else []
 
 
-def after_run(settings: Settings, run: SyncRun | None, *, shared: bool,
+def after_run(runtime: Runtime, run: SyncRun | None, *,
               retrying: bool = False) -> list[Delivery]:
     """After a run's sync log row is closed: failed or partial, too many rejects, quota.
 
@@ -88,35 +91,35 @@ def after_run(settings: Settings, run: SyncRun | None, *, shared: bool,
     yet and is not alerted (the last attempt's is).
     """
     def gather() -> list[Alert]:
-        found = run_alerts(run, thresholds(settings)) if run is not None else []
+        found = run_alerts(run, thresholds(runtime.settings)) if run is not None else []
         if retrying:
             found = [alert for alert in found if alert.kind != RUN_FAILED]
-        return found + _quota_alerts(settings, shared)
+        return found + _quota_alerts(runtime)
 
-    return _guarded("a run", settings, shared, gather)
+    return _guarded("a run", runtime, gather)
 
 
-def after_crash(settings: Settings, resource: str, error: BaseException, *,
-                shared: bool) -> list[Delivery]:
+def after_crash(runtime: Runtime, resource: str, error: BaseException) -> list[Delivery]:
     """A run that raised before its sync log row closed (planning failed, credentials)."""
     def gather() -> list[Alert]:
         if isinstance(error, BadCredentialsError):
             return [auth_alert(error)]
         return [crash_alert(resource, f"{type(error).__name__}: {error}")]
 
-    return _guarded("a failed run", settings, shared, gather)
+    return _guarded("a failed run", runtime, gather)
 
 
-def check(settings: Settings, *, shared: bool, now: datetime | None = None) -> list[Delivery]:
+def check(runtime: Runtime, *, now: datetime | None = None) -> list[Delivery]:
     """The periodic check: stale resources, run locks held too long, quota use."""
     def gather() -> list[Alert]:
         moment = now or datetime.now(UTC)
+        settings = runtime.settings
         limits = thresholds(settings)
-        store = factory.store(settings)
+        store = runtime.store
         history = checks.resource_history(store, settings.resources)
-        held = checks.held_locks(store, factory.run_lock(settings, shared=shared),
-                                 factory.credential_id(settings), settings.resources)
+        held = checks.held_locks(store, runtime.run_lock(), runtime.credential_id,
+                                 settings.resources)
         return (stale_alerts(history, moment, limits) + lock_alerts(held, moment, limits)
-                + _quota_alerts(settings, shared))
+                + _quota_alerts(runtime))
 
-    return _guarded("the periodic check", settings, shared, gather)
+    return _guarded("the periodic check", runtime, gather)

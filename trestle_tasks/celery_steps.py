@@ -43,10 +43,12 @@ class SlotRegistration(bootsteps.StartStopStep):
     def _refresh(self, worker: Any) -> None:
         try:
             if self._client is None:
-                from trestle_tasks import factory
+                from trestle_tasks.runtime import ClusterRuntime
                 from trestle_tasks.settings import load_settings
 
-                self._client = factory.redis_client(load_settings(require_credentials=False))
+                # Not cluster_runtime(): its settings must name the credentials, and the
+                # worker's main process needs only Redis.
+                self._client = ClusterRuntime(load_settings(require_credentials=False)).redis
             worker_slots.register(self._client, worker.hostname, worker.concurrency)
         except Exception as error:  # Redis away: runs are cut by the setting meanwhile
             log.warning("could not announce this worker's window slots: %s",

@@ -11,12 +11,17 @@ import json
 import os
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from trestle_tasks.cli_errors import EXIT_BAD_CONFIG, EXIT_SKIPPED, describe, one_line
 from trestle_tasks.errors import ConfigurationError, FatalError, TrestleTasksError
+
+if TYPE_CHECKING:
+    from trestle_tasks.runtime import Runtime
+
+    _R = TypeVar("_R", bound=Runtime)
 
 
 class _Group(click.Group):
@@ -93,8 +98,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command("check-config")
 def check_config() -> None:
     """Validate settings and check that Trestle, the database and Redis answer."""
-    from trestle_tasks.health import CHECK_TIMEOUT_S, run_checks
+    from trestle_tasks.health import CHECK_TIMEOUT_S, check_settings, run_checks
     from trestle_tasks.logs import configure_logging
+    from trestle_tasks.runtime import LocalRuntime
     from trestle_tasks.settings import load_settings
 
     settings = load_settings(require_credentials=False)
@@ -104,7 +110,7 @@ def check_config() -> None:
         click.echo(f"  {name:<24} {value}")
     click.echo(f"Checks (each gives up after {CHECK_TIMEOUT_S:g} s):")
     failures = 0
-    for check in run_checks(settings, on_start=_checking):
+    for check in run_checks(LocalRuntime(check_settings(settings)), on_start=_checking):
         mark = "ok  " if check.ok else "FAIL"
         _clear_checking()
         click.echo(f"  {mark} {check.name:<16} {check.detail}")
@@ -129,8 +135,7 @@ def _settings(require_credentials: bool = True, *, reports_itself: bool = False)
 
     A command that `reports_itself` (a summary table, a one-line error) shows only ERROR
     log lines on stderr, so a failure reads as one line, not as a warning and then the
-    same failure again; `--debug` shows every line. Such commands all use the database,
-    so it is checked first.
+    same failure again; `--debug` shows every line.
     """
     import logging
 
@@ -148,12 +153,25 @@ def _settings(require_credentials: bool = True, *, reports_itself: bool = False)
             if getattr(handler, "_trestle_tasks", False) and \
                     type(handler) is logging.StreamHandler:
                 handler.setLevel(logging.ERROR)
-    if reports_itself:  # every such command works on the database: fail at once if it won't
-        from trestle_tasks import factory
+    return settings
+
+
+def _runtime(kind: type[_R], require_credentials: bool = True, *,
+             reports_itself: bool = False) -> _R:
+    """The command's runtime (runtime.py), built once from its settings (see `_settings`)
+    and passed down to what the command calls.
+
+    `kind` is `ClusterRuntime` for a command that speaks for the workers (shares their
+    token cache, quota limiter and alert cooldown in Redis), `LocalRuntime` for one that
+    works alone in this process. A command that `reports_itself` works on the database,
+    so it is checked first.
+    """
+    runtime = kind(_settings(require_credentials, reports_itself=reports_itself))
+    if reports_itself:  # fail at once, in one line, if the database won't answer
         from trestle_tasks.preflight import require_database
 
-        require_database(factory.store(settings).engine)
-    return settings
+        require_database(runtime.store.engine)
+    return runtime
 
 
 def _check_resources(settings: Any, resources: tuple[str, ...]) -> list[str]:
@@ -177,15 +195,15 @@ resource_option = click.option(
 @resource_option
 def migrate(resources: tuple[str, ...]) -> None:
     """Read $metadata and create or evolve the tables (safe to run again)."""
-    from trestle_tasks import factory
+    from trestle_tasks.runtime import LocalRuntime
     from trestle_tasks.sync.schema import migrate_from_service
 
-    settings = _settings(reports_itself=True)
+    runtime = _runtime(LocalRuntime, reports_itself=True)
+    settings = runtime.settings
     chosen = _check_resources(settings, resources)
     from trestle_tasks.cli_render import describe_migration
 
-    report = migrate_from_service(factory.store(settings),
-                                  factory.trestle_client(settings, shared=False), chosen)
+    report = migrate_from_service(runtime.store, runtime.trestle_client(), chosen)
     for line in describe_migration(report):
         click.echo(line)
     if report.missing_resources:
@@ -207,25 +225,28 @@ def migrate(resources: tuple[str, ...]) -> None:
 def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
          timeout: float) -> None:
     """Sync resources: dispatch a run to the workers (or run it here with --local)."""
-    from trestle_tasks import factory
     from trestle_tasks.cli_progress import follow, grow, progress
+    from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 
-    settings = _settings(reports_itself=True)
-    chosen = _check_resources(settings, resources)
     if local:
         from trestle_tasks.local import sync_local
 
+        here = _runtime(LocalRuntime, reports_itself=True)
+        chosen = _check_resources(here.settings, resources)
         with progress("records") as bar:
             def on_plan(plan: Any) -> None:
                 grow(bar, sum(w.expected or 0 for w in plan.windows))
 
-            results = sync_local(settings, chosen, full=full, on_plan=on_plan,
+            results = sync_local(here, chosen, full=full, on_plan=on_plan,
                                  on_records=bar.update)
         rows = [(r.resource, r.run, r.skipped.reason if r.skipped else None) for r in results]
     else:
         from trestle_tasks import dispatch
         from trestle_tasks.preflight import require_broker
 
+        cluster = _runtime(ClusterRuntime, reports_itself=True)
+        settings = cluster.settings
+        chosen = _check_resources(settings, resources)
         require_broker(settings.broker_url, settings.result_backend,
                        needed_for="`sync` without --local")
         sent = dispatch.dispatch(chosen, full=full)
@@ -234,7 +255,7 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
             return
         click.echo(f"run {sent.run_id} dispatched; waiting …", err=True)
         with progress("records", 1) as bar:
-            finished = dispatch.wait(sent, factory.store(settings), timeout_s=timeout,
+            finished = dispatch.wait(sent, cluster.store, timeout_s=timeout,
                                      on_progress=lambda done, total: follow(bar, done, total),
                                      on_note=lambda text: click.echo(text, err=True))
         rows = [(f.resource, f.run, f.skipped_reason) for f in finished]
@@ -280,15 +301,17 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     stored; records that left the feed are marked deleted.
     """
     from trestle_tasks import alert_hooks as alerts
-    from trestle_tasks import factory
     from trestle_tasks.cli_progress import progress
+    from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
     from trestle_tasks.sync.local import in_process_lease
     from trestle_tasks.sync.plan import Skipped, new_run_id
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
 
-    settings = _settings(reports_itself=True)
+    # Without --local the census and repair take their turns at the cluster's quota.
+    runtime = _runtime(LocalRuntime if local else ClusterRuntime, reports_itself=True)
+    settings = runtime.settings
     chosen = _check_resources(settings, resources)
-    store = factory.store(settings)
+    store = runtime.store
     try:
         stored = set(store.resources())
     except Exception:  # not even the bookkeeping tables: nothing was ever synced here
@@ -310,8 +333,8 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
             with progress(f"{resource} census", expected) as bar:
                 result = reconcile_resource(
                     resource, store=store, run_id=run_id,
-                    client=factory.trestle_client(settings, shared=not local),
-                    lock=factory.run_lock(settings, shared=not local),
+                    client=runtime.trestle_client(),
+                    lock=runtime.run_lock(),
                     lock_ttl_s=in_process_lease(settings),
                     max_delete_fraction=max_delete_fraction, dry_run=dry_run,
                     synced_resources=settings.resources, on_census=bar.update,
@@ -320,14 +343,13 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
             click.echo(f"{resource:<12} failed: {error}")
             failures[resource] = str(error)
             with contextlib.suppress(Exception):  # the database may be what failed
-                alerts.after_run(settings, store.journal.get_run(run_id, resource),
-                                 shared=not local)
+                alerts.after_run(runtime, store.journal.get_run(run_id, resource))
             continue
         if isinstance(result, Skipped):
             click.echo(f"{resource:<12} skipped: {result.reason}")
             skipped = True
             continue
-        alerts.after_run(settings, result, shared=not local)  # drift over the threshold
+        alerts.after_run(runtime, result)  # drift over the threshold
         figures = result.details or {}
         click.echo(f"{resource:<12} {figures.get('census', 0):>9,} "
                    f"{figures.get('missing', 0):>8,} {figures.get('stale', 0):>6,} "
@@ -351,12 +373,12 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
 @click.option("--include-deleted", is_flag=True, help="Also records marked deleted.")
 def export(resource: str, include_deleted: bool) -> None:
     """Write the stored records of a resource to stdout as NDJSON."""
-    from trestle_tasks import factory
+    from trestle_tasks.runtime import LocalRuntime
 
-    settings = _settings(require_credentials=False, reports_itself=True)
-    _check_resources(settings, (resource,))
+    runtime = _runtime(LocalRuntime, require_credentials=False, reports_itself=True)
+    _check_resources(runtime.settings, (resource,))
     out = click.get_text_stream("stdout")
-    count = factory.store(settings).export(resource, out, include_deleted=include_deleted)
+    count = runtime.store.export(resource, out, include_deleted=include_deleted)
     click.echo(f"exported {count:,} {resource} records", err=True)
 
 
@@ -369,10 +391,13 @@ def export(resource: str, include_deleted: bool) -> None:
                    "key-only $count request per resource; needs the credentials).")
 def status(as_json: bool, limit: int, feed: bool) -> None:
     """Recent runs, watermarks and quota use."""
+    from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
     from trestle_tasks.status import collect_status, render_status
 
-    settings = _settings(require_credentials=feed, reports_itself=True)
-    report = collect_status(settings, limit=limit, feed=feed)
+    # The quota shown is the cluster's (Redis); --feed's own requests are made from here.
+    cluster = _runtime(ClusterRuntime, require_credentials=feed, reports_itself=True)
+    report = collect_status(cluster, limit=limit,
+                            feed=LocalRuntime(cluster.settings) if feed else None)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
     else:
@@ -390,9 +415,10 @@ def metrics(host: str, port: int) -> None:
     covers every worker.
     """
     from trestle_tasks.metrics_http import start_metrics_server
+    from trestle_tasks.runtime import ClusterRuntime
 
-    settings = _settings(require_credentials=False)
-    server, thread = start_metrics_server(settings, host, port)
+    server, thread = start_metrics_server(_runtime(ClusterRuntime, require_credentials=False),
+                                          host, port)
     click.echo(f"Serving metrics at http://{host}:{server.server_port}/metrics; Ctrl-C to "
                "stop.")
     try:

@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.simulator.config import SimulatorConfig
 from trestle_tasks.simulator.server import start_in_thread
@@ -51,9 +53,13 @@ class LocalSyncer:
 
     environ: Mapping[str, str]
 
+    @cached_property
+    def runtime(self) -> LocalRuntime:
+        """Built once, for the demo's full and incremental syncs alike."""
+        return LocalRuntime(load_settings(self.environ, env_file=None))
+
     def sync(self, resources: Sequence[str], on_progress: Progress | None = None
              ) -> list[LocalRunResult]:
-        settings = load_settings(self.environ, env_file=None)
         totals = [0, 0]  # done, expected
 
         def on_plan(plan: Any) -> None:
@@ -64,7 +70,7 @@ class LocalSyncer:
             if on_progress is not None:
                 on_progress(totals[0], totals[1])
 
-        return sync_local(settings, resources, on_plan=on_plan, on_records=on_records)
+        return sync_local(self.runtime, resources, on_plan=on_plan, on_records=on_records)
 
 
 @contextmanager

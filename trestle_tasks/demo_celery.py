@@ -23,15 +23,16 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import trestle_tasks
-from trestle_tasks import factory
 from trestle_tasks.demo import Progress, SyncerFactory
 from trestle_tasks.errors import FatalError
 from trestle_tasks.masking import mask_url
 from trestle_tasks.preflight import require_redis
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.sync.local import LocalRunResult
 from trestle_tasks.sync.plan import Skipped
@@ -51,11 +52,17 @@ class CelerySyncer:
     environ: Mapping[str, str]
     timeout_s: float
 
+    @cached_property
+    def runtime(self) -> ClusterRuntime:
+        """The cluster's (the demo's workers), built once: `sync --wait` reads the runs
+        from its store."""
+        return ClusterRuntime(load_settings(self.environ, env_file=None))
+
     def sync(self, resources: Sequence[str], on_progress: Progress | None = None
              ) -> list[LocalRunResult]:
         from trestle_tasks import dispatch
 
-        store = factory.store(load_settings(self.environ, env_file=None))
+        store = self.runtime.store
         sent = dispatch.dispatch(resources, full=False)
         try:
             finished = dispatch.wait(sent, store, timeout_s=self.timeout_s, poll_s=0.5,
@@ -153,13 +160,12 @@ def _answering_workers(app: Any, timeout_s: float = 1.0) -> set[str]:
 
 
 def _create_tables(environ: Mapping[str, str]) -> None:
-    """Migrate here first, as an operator would, so the workers never race to create
-    tables in one SQLite file."""
+    """Migrate here first, as an operator would (`trestle-etl migrate`: in this process),
+    so the workers never race to create tables in one SQLite file."""
     from trestle_tasks.sync.schema import migrate_from_service
 
-    settings = load_settings(environ, env_file=None)
-    migrate_from_service(factory.store(settings), factory.trestle_client(settings, shared=False),
-                         settings.resources)
+    here = LocalRuntime(load_settings(environ, env_file=None))
+    migrate_from_service(here.store, here.trestle_client(), here.settings.resources)
 
 
 def _worker_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -1,8 +1,15 @@
 """The one place that turns settings into objects: sessions, token providers, clients.
 
-Nothing here runs at import time; each builder is called by a command or a task. Per-process
-objects (the HTTP session, Redis connections) are cached per process id, because Celery's
-prefork workers must not share sockets inherited from their parent.
+Nothing here runs at import time, and nothing here chooses between the cluster and a
+single process: runtime.py's `ClusterRuntime` and `LocalRuntime` pick the builders (a token
+cache, quota limiter and alert cooldown in Redis, or in this process) and pass what one
+builder makes to the next. Commands and tasks ask a runtime, not these builders.
+
+What is by nature one per process is cached here per process id, not in a runtime: the
+HTTP session, Redis connections, the store's engine and pool (Celery's prefork workers must
+not share sockets inherited from their parent), and the in-process token cache and quota
+limiter (one credential's pacing in this process is one, however many runtimes ask). So a
+process may hold several runtimes (a command's, a test's, the demo's) and they share these.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
 
     from trestle_tasks.coordination.concurrency import RedisWindowGate
     from trestle_tasks.coordination.locks import RunLock
+    from trestle_tasks.monitoring.alerts.cooldown import Cooldown
     from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
     from trestle_tasks.store.store import Store
 
@@ -64,22 +72,25 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(budget_s=settings.retry_budget_s)
 
 
-def token_cache(settings: Settings, *, shared: bool) -> TokenCache:
-    """Redis-shared when `shared` (workers), else this process's memory (local runs).
-
-    In Redis the tokens are sealed with a key derived from the client secret, so the
-    secret is needed here (token_provider checks it is set)."""
-    if shared:
-        from trestle_tasks.coordination.token_cache import RedisTokenCache
-        from trestle_tasks.trestle.token_seal import TokenSeal
-
-        secret = settings.client_secret.reveal() if settings.client_secret else ""
-        seal = TokenSeal.for_credential(settings.token_url, settings.client_id or "", secret)
-        return RedisTokenCache(redis_client(settings), seal)
+def memory_token_cache() -> TokenCache:
+    """This process's tokens, in memory (a single process: `sync --local`, the demo)."""
     return _once_per_process("memory-token-cache", MemoryTokenCache)
 
 
-def token_provider(settings: Settings, *, shared: bool) -> TokenProvider:
+def redis_token_cache(settings: Settings) -> TokenCache:
+    """Tokens shared by the cluster's processes through Redis.
+
+    In Redis the tokens are sealed with a key derived from the client secret, so the
+    secret is needed here (token_provider checks it is set)."""
+    from trestle_tasks.coordination.token_cache import RedisTokenCache
+    from trestle_tasks.trestle.token_seal import TokenSeal
+
+    secret = settings.client_secret.reveal() if settings.client_secret else ""
+    seal = TokenSeal.for_credential(settings.token_url, settings.client_id or "", secret)
+    return RedisTokenCache(redis_client(settings), seal)
+
+
+def token_provider(settings: Settings, cache: TokenCache) -> TokenProvider:
     if settings.client_id is None or settings.client_secret is None:
         raise ConfigurationError(
             "TRESTLE_CLIENT_ID and TRESTLE_CLIENT_SECRET are required",
@@ -90,7 +101,7 @@ def token_provider(settings: Settings, *, shared: bool) -> TokenProvider:
         token_url=settings.token_url,
         client_id=settings.client_id,
         client_secret=settings.client_secret,
-        cache=token_cache(settings, shared=shared),
+        cache=cache,
         retry=retry_policy(settings),
         timeout_s=settings.http_timeout_s,
     )
@@ -100,22 +111,26 @@ def credential_id(settings: Settings) -> str:
     return credential_fingerprint(settings.token_url, settings.client_id or "")
 
 
-def quota_limiter(settings: Settings, *, shared: bool) -> QuotaLimiter:
-    """Cluster-wide in Redis for workers; in-process for local runs and the demo."""
-    if shared:
-        from trestle_tasks.coordination.quota import RedisQuotaLimiter
-
-        return RedisQuotaLimiter(redis_client(settings), f"trestle:quota:{credential_id(settings)}")
+def local_quota_limiter(settings: Settings) -> QuotaLimiter:
+    """The credential's pace in this process alone (local runs and the demo)."""
     return _once_per_process(f"local-quota:{credential_id(settings)}", LocalQuotaLimiter)
 
 
-def trestle_client(settings: Settings, *, shared: bool) -> TrestleClient:
+def redis_quota_limiter(settings: Settings) -> QuotaLimiter:
+    """The credential's pace across the cluster, in Redis (workers, and what `status` and
+    `metrics` report)."""
+    from trestle_tasks.coordination.quota import RedisQuotaLimiter
+
+    return RedisQuotaLimiter(redis_client(settings), f"trestle:quota:{credential_id(settings)}")
+
+
+def trestle_client(settings: Settings, *, tokens: TokenProvider,
+                   limiter: QuotaLimiter) -> TrestleClient:
     """A client whose every request waits its turn at the credential's quota limiter."""
-    limiter = quota_limiter(settings, shared=shared)
     return TrestleClient(
         session=http_session(),
         odata_root=settings.base_url,
-        tokens=token_provider(settings, shared=shared),
+        tokens=tokens,
         retry=retry_policy(settings),
         timeout_s=settings.http_timeout_s,
         before_request=limiter.wait_turn,
@@ -143,12 +158,10 @@ def window_gate(settings: Settings) -> RedisWindowGate:
                            max_slots=settings.max_concurrent_windows)
 
 
-def run_lock(settings: Settings, *, shared: bool = True) -> RunLock:
-    """The run lock in the target database, whatever the mode: workers, `sync --local`,
-    reconcile and the demo then exclude each other (see coordination/db_lock.py).
-
-    `shared` no longer changes anything; it stays so every mode asks the same way.
-    """
+def run_lock(settings: Settings) -> RunLock:
+    """The run lock in the target database, for the cluster and a single process alike:
+    workers, `sync --local`, reconcile and the demo then exclude each other (see
+    coordination/db_lock.py)."""
     from trestle_tasks.coordination.db_lock import DatabaseRunLock
 
     db = store(settings)
@@ -162,16 +175,31 @@ def run_lock(settings: Settings, *, shared: bool = True) -> RunLock:
         return lock
 
 
-def alert_dispatcher(settings: Settings, *, shared: bool) -> AlertDispatcher:
-    """Channels from the ALERT_* settings; the cooldown in Redis for workers, in files under
-    LOCK_DIR for local runs (see monitoring/alerts/cooldown.py for why not memory)."""
+def redis_cooldown(settings: Settings) -> Cooldown:
+    """The alert cooldown the cluster's processes share, in Redis, per credential."""
+    from trestle_tasks.monitoring.alerts.cooldown import RedisCooldown
+
+    return RedisCooldown(redis_client(settings), prefix=f"trestle:alert:{credential_id(settings)}:")
+
+
+def file_cooldown(settings: Settings) -> Cooldown:
+    """The alert cooldown of runs in single processes, in files under LOCK_DIR: one
+    `sync --local` after another (cron) must not repeat an alert, so not in memory (see
+    monitoring/alerts/cooldown.py)."""
+    from trestle_tasks.monitoring.alerts.cooldown import FileCooldown
+
+    return FileCooldown(Path(settings.lock_dir) if settings.lock_dir
+                        else Path(tempfile.gettempdir()))
+
+
+def alert_dispatcher(settings: Settings, cooldown: Cooldown) -> AlertDispatcher:
+    """Channels from the ALERT_* settings, each alert sent at most once per cooldown."""
     from trestle_tasks.monitoring.alerts.channels import (
         SlackChannel,
         SmtpChannel,
         WebhookChannel,
         default_sender,
     )
-    from trestle_tasks.monitoring.alerts.cooldown import Cooldown, FileCooldown, RedisCooldown
     from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
 
     channels: list[Any] = []
@@ -186,11 +214,4 @@ def alert_dispatcher(settings: Settings, *, shared: bool) -> AlertDispatcher:
         channels.append(WebhookChannel(settings.alert_webhook_url))
     if settings.alert_slack_webhook_url:
         channels.append(SlackChannel(settings.alert_slack_webhook_url))
-    cooldown: Cooldown
-    if shared:
-        cooldown = RedisCooldown(redis_client(settings),
-                                 prefix=f"trestle:alert:{credential_id(settings)}:")
-    else:
-        folder = Path(settings.lock_dir) if settings.lock_dir else Path(tempfile.gettempdir())
-        cooldown = FileCooldown(folder)
     return AlertDispatcher(channels, cooldown, cooldown_s=settings.alert_cooldown_minutes * 60)

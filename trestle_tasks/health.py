@@ -1,4 +1,7 @@
-"""Reachability checks behind `trestle-etl check-config`: each says ok or what failed."""
+"""Reachability checks behind `trestle-etl check-config`: each says ok or what failed.
+
+The token and OData checks use the local runtime the command built from `check_settings`
+(one attempt, a short timeout): a check asks for itself, not for the cluster."""
 
 from __future__ import annotations
 
@@ -6,10 +9,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from trestle_tasks import factory
 from trestle_tasks.errors import RetriesExhaustedError
 from trestle_tasks.logs import redact
 from trestle_tasks.masking import mask_url
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import Settings
 
 
@@ -40,20 +43,28 @@ CHECK_TIMEOUT_S = 10.0
 Starting = Callable[[str, str], None]
 
 
-def run_checks(settings: Settings, *, on_start: Starting | None = None) -> Iterator[Check]:
-    """Each check in turn; `on_start(name, what it is doing)` before each one."""
-    quick = replace(settings, http_timeout_s=min(settings.http_timeout_s, CHECK_TIMEOUT_S),
-                    retry_budget_s=0.0)
+def check_settings(settings: Settings) -> Settings:
+    """The settings to build the checks' runtime from: one attempt, CHECK_TIMEOUT_S at most."""
+    return replace(settings, http_timeout_s=min(settings.http_timeout_s, CHECK_TIMEOUT_S),
+                   retry_budget_s=0.0)
+
+
+def run_checks(runtime: LocalRuntime, *, on_start: Starting | None = None) -> Iterator[Check]:
+    """Each check in turn; `on_start(name, what it is doing)` before each one.
+
+    `runtime` is built from `check_settings(...)`, so no check outwaits an endpoint that
+    does not answer."""
+    settings = runtime.settings
     started = on_start or (lambda _name, _doing: None)
     has_credentials = settings.client_id is not None and settings.client_secret is not None
     metadata: list[str] = []  # the document, once the OData check has read it
 
     def token() -> str:
-        factory.token_provider(quick, shared=False).get_token()
+        runtime.token_provider().get_token()
         return f"token issued by {mask_url(settings.token_url)}"
 
     def odata() -> str:
-        document = factory.trestle_client(quick, shared=False).get_metadata()
+        document = runtime.trestle_client().get_metadata()
         if "EntityType" not in document:
             raise ValueError("$metadata did not declare any EntityType")
         metadata.append(document)

@@ -1,19 +1,42 @@
-"""A process's collaborators, from settings read once: what the tasks work with.
+"""A process's collaborators, from settings read once: what commands and tasks work with.
 
-A Celery worker process reads its settings (the environment and `.env`) once, on its
-first task, instead of on every task; the mode (cluster: token cache and quota shared
-through Redis) is fixed here once instead of passed to each builder. The long-lived
-collaborators (the store and its connection pool, the Redis client) are built on first
-use and kept; those that carry per-use state (a Trestle client counts its requests, a run
-lock and the window gate are cheap handles) are made fresh by the runtime on each call.
-A forked child builds its own runtime: no socket crosses a fork. A changed `.env` takes
-effect when the workers restart, as any Celery setting does.
+Two runtimes, one per way of running, instead of a mode flag passed to each builder:
+
+- `ClusterRuntime`: the workers, and the commands that speak for the cluster (`sync`
+  dispatching to the workers, `reconcile` without --local, `metrics`, the quota `status`
+  reports). The token cache, the quota limiter and the alert cooldown are shared through
+  Redis, so every worker process paces one credential together.
+- `LocalRuntime`: one process working alone (`sync --local`, `reconcile --local`, the demo,
+  `migrate`, `status --feed`'s requests, `check-config`). Token cache and quota limiter live
+  in this process, the alert cooldown in files under LOCK_DIR; Redis is not needed.
+
+Both share the rest (`Runtime`): the store, the Redis client, the run lock (in the database
+whatever the runtime, so both kinds of run exclude each other), the credential id, the
+token provider, the Trestle client and the alert dispatcher.
+
+A command builds its runtime once, from the settings it loaded, and passes it down; a
+Celery worker process builds its cluster runtime on its first task (`cluster_runtime()`)
+and keeps it, so it reads its settings (the environment and `.env`) once. A changed `.env`
+takes effect when the workers restart, as any Celery setting does. A forked child builds
+its own.
+
+A runtime caches nothing that holds a socket: the store, Redis connections, the HTTP
+session and the in-process quota limiter and token cache are cached per process id in
+factory.py, which every runtime of the process asks. So several runtimes in one process
+(a test's, the demo's two syncs) share one pool and one pace, and an object inherited
+across a fork is never used by the child. What carries per-use state (a Trestle client
+counts its requests; a run lock, the window gate and a dispatcher are cheap handles) is
+made fresh on each call.
+
+Use cases below the command layer (sync/, monitoring/, store/) never see a runtime: they
+are handed the collaborators.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -26,46 +49,102 @@ if TYPE_CHECKING:
     from trestle_tasks.coordination.concurrency import RedisWindowGate
     from trestle_tasks.coordination.locks import RunLock
     from trestle_tasks.coordination.quota import QuotaLimiter
+    from trestle_tasks.monitoring.alerts.cooldown import Cooldown
+    from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
     from trestle_tasks.store.store import Store
+    from trestle_tasks.trestle.auth import TokenProvider
     from trestle_tasks.trestle.client import TrestleClient
+    from trestle_tasks.trestle.token_cache import TokenCache
 
 
-class Runtime:
-    def __init__(self, settings: Settings, *, shared: bool) -> None:
+class Runtime(ABC):
+    """What the cluster and a single process build alike; subclasses say where tokens,
+    the quota's pace and the alert cooldown are kept."""
+
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.shared = shared  # cluster mode: tokens and quota shared through Redis
 
-    @cached_property
+    @property
     def store(self) -> Store:
         return factory.store(self.settings)
 
-    @cached_property
+    @property
     def redis(self) -> redis.Redis:
         return factory.redis_client(self.settings)
 
-    def trestle_client(self) -> TrestleClient:
-        return factory.trestle_client(self.settings, shared=self.shared)
-
-    def quota_limiter(self) -> QuotaLimiter:
-        return factory.quota_limiter(self.settings, shared=self.shared)
+    @cached_property
+    def credential_id(self) -> str:
+        return factory.credential_id(self.settings)
 
     def run_lock(self) -> RunLock:
         return factory.run_lock(self.settings)
 
+    @abstractmethod
+    def token_cache(self) -> TokenCache: ...
+
+    @abstractmethod
+    def quota_limiter(self) -> QuotaLimiter: ...
+
+    @abstractmethod
+    def alert_cooldown(self) -> Cooldown: ...
+
+    def token_provider(self) -> TokenProvider:
+        """Raises ConfigurationError when the credentials are not set."""
+        return factory.token_provider(self.settings, self.token_cache())
+
+    def trestle_client(self) -> TrestleClient:
+        """A fresh client (its request counts are one run's), paced by this runtime's
+        quota limiter."""
+        limiter = self.quota_limiter()
+        return factory.trestle_client(self.settings, tokens=self.token_provider(),
+                                      limiter=limiter)
+
+    def alert_dispatcher(self) -> AlertDispatcher:
+        return factory.alert_dispatcher(self.settings, self.alert_cooldown())
+
+
+class ClusterRuntime(Runtime):
+    """The workers' runtime: tokens, the quota's pace and the alert cooldown in Redis."""
+
+    def token_cache(self) -> TokenCache:
+        return factory.redis_token_cache(self.settings)
+
+    def quota_limiter(self) -> QuotaLimiter:
+        return factory.redis_quota_limiter(self.settings)
+
+    def alert_cooldown(self) -> Cooldown:
+        return factory.redis_cooldown(self.settings)
+
     def window_gate(self) -> RedisWindowGate:
+        """The cluster's limit on windows running at once (a single process has its own
+        thread pool instead)."""
         return factory.window_gate(self.settings)
 
 
-_cluster: tuple[int, Runtime] | None = None
+class LocalRuntime(Runtime):
+    """One process working alone: tokens and the quota's pace in this process, the alert
+    cooldown in files (so one cron-started run after another does not repeat an alert)."""
+
+    def token_cache(self) -> TokenCache:
+        return factory.memory_token_cache()
+
+    def quota_limiter(self) -> QuotaLimiter:
+        return factory.local_quota_limiter(self.settings)
+
+    def alert_cooldown(self) -> Cooldown:
+        return factory.file_cooldown(self.settings)
+
+
+_cluster: tuple[int, ClusterRuntime] | None = None
 _cluster_lock = threading.Lock()
 
 
-def cluster_runtime() -> Runtime:
-    """This process's cluster runtime, built on first use."""
+def cluster_runtime() -> ClusterRuntime:
+    """This worker process's cluster runtime, built on first use (after any fork)."""
     global _cluster
     with _cluster_lock:
         if _cluster is None or _cluster[0] != os.getpid():
-            _cluster = (os.getpid(), Runtime(load_settings(), shared=True))
+            _cluster = (os.getpid(), ClusterRuntime(load_settings()))
         return _cluster[1]
 
 

@@ -1,20 +1,21 @@
 """What `trestle-etl status` shows: recent runs, watermarks and their lag, quota use.
 
-Built from the settings (factory.py), so it sits with the commands, above monitoring/."""
+It works with runtimes (runtime.py): the cluster's, whose quota limiter in Redis is the one
+every worker paces by, and with --feed a local one for its own requests. So it sits with
+the commands, above monitoring/."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from trestle_tasks import factory
 from trestle_tasks.masking import mask_url
 from trestle_tasks.monitoring.cost import usage
 from trestle_tasks.monitoring.drift import latest_reconciles
-from trestle_tasks.settings import Settings
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 
 
-def feed_backlog(settings: Settings, resources: list[str], marks: dict[str, Any]
+def feed_backlog(runtime: LocalRuntime, resources: list[str], marks: dict[str, Any]
                  ) -> dict[str, Any]:
     """Records the feed holds past each watermark: one key-only `$count` per resource.
 
@@ -26,8 +27,8 @@ def feed_backlog(settings: Settings, resources: list[str], marks: dict[str, Any]
     from trestle_tasks.trestle.pager import range_filter
     from trestle_tasks.trestle.query import ODataQuery
 
-    client = factory.trestle_client(settings, shared=False)
-    store = factory.store(settings)
+    client = runtime.trestle_client()
+    store = runtime.store
     upper = ODataTimestamp.now().ticks
     backlog: dict[str, Any] = {}
     for resource in resources:
@@ -42,9 +43,13 @@ def feed_backlog(settings: Settings, resources: list[str], marks: dict[str, Any]
     return backlog
 
 
-def collect_status(settings: Settings, *, limit: int = 10, feed: bool = False
-                   ) -> dict[str, Any]:
-    store = factory.store(settings)
+def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
+                   feed: LocalRuntime | None = None) -> dict[str, Any]:
+    """Runs, watermarks, reconciles, the cluster's quota and usage; with `feed` (a local
+    runtime: its few `$count` requests are paced in this process), also what the feed
+    holds past each watermark."""
+    settings = cluster.settings
+    store = cluster.store
     now = datetime.now(UTC)
     report: dict[str, Any] = {"database": mask_url(settings.database_url), "runs": [],
                               "watermarks": {}, "quota": None}
@@ -76,13 +81,13 @@ def collect_status(settings: Settings, *, limit: int = 10, feed: bool = False
     # The latest reconcile of each resource, failed ones too: the drift it found and what
     # it repaired is what says whether the copy equals the feed.
     report["reconcile"] = {resource: item.as_dict() for resource, item in reconciles.items()}
-    if feed:
-        backlog = feed_backlog(settings, list(settings.resources), marks)
+    if feed is not None:
+        backlog = feed_backlog(feed, list(settings.resources), marks)
         report["behind_feed"] = backlog
         for resource, waiting in backlog.items():
             report["watermarks"].setdefault(resource, {"watermark": None, "lag_seconds": None})
             report["watermarks"][resource]["records_behind_feed"] = waiting
-    report["quota"] = _quota(settings)
+    report["quota"] = _quota(cluster)
     quota = report["quota"] or {}
     report["usage"] = usage(
         store,
@@ -101,12 +106,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _quota(settings: Settings) -> dict[str, Any] | None:
+def _quota(cluster: ClusterRuntime) -> dict[str, Any] | None:
     """The shared limiter's view, when Redis answers and a credential is configured."""
-    if settings.client_id is None:
+    if cluster.settings.client_id is None:
         return None
     try:
-        values = factory.quota_limiter(settings, shared=True).state()
+        values = cluster.quota_limiter().state()
     except Exception as error:
         return {"error": f"Redis did not answer: {type(error).__name__}"}
     if not values:

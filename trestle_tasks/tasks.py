@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from trestle_tasks import alert_hooks as alerts
-from trestle_tasks import factory
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
 from trestle_tasks.coordination import worker_slots
@@ -30,7 +29,7 @@ from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
 from trestle_tasks.logs import log_context
-from trestle_tasks.runtime import cluster_runtime
+from trestle_tasks.runtime import ClusterRuntime, cluster_runtime
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.journal import ABANDONED, FAILED, RUNNING
 from trestle_tasks.sync.finalize import finalize_run
@@ -109,15 +108,16 @@ def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | 
             # tells anyone about a run that was never planned. Bad credentials alert as such.
             if not getattr(error, "retriable", False) or self.request.retries >= self.max_retries:
                 with suppress(Exception):  # bad settings: the original error tells more
-                    alerts.after_crash(_settings(), resource, error, shared=True)
+                    alerts.after_crash(cluster_runtime(), resource, error)
             raise
 
 
-def cluster_sizing(settings: Settings) -> WindowSizing:
+def cluster_sizing(runtime: ClusterRuntime) -> WindowSizing:
     """A run cut for the cluster: one window per window slot, as many as the live workers
     offer (coordination/worker_slots.py) and SYNC_MAX_CONCURRENT_WINDOWS allows."""
+    settings = runtime.settings
     try:
-        live = worker_slots.live_slots(factory.redis_client(settings))
+        live = worker_slots.live_slots(runtime.redis)
     except Exception as error:  # Redis away a moment: the setting alone decides
         log.warning("could not read the workers' window slots: %s", type(error).__name__)
         live = 0
@@ -128,14 +128,14 @@ def cluster_sizing(settings: Settings) -> WindowSizing:
                                     lanes=settings.window_lanes)
 
 
-def _first_of_interval(settings: Settings, kind: str, resource: str, run_id: str,
+def _first_of_interval(runtime: ClusterRuntime, kind: str, resource: str, run_id: str,
                        beat_interval_s: float | None) -> Skipped | None:
     """None when this trigger may go on; a Skipped naming the earlier trigger otherwise."""
     if beat_interval_s is None:
         return None  # asked for by hand (`sync`), never suppressed
-    redis = cluster_runtime().redis
+    redis = runtime.redis
     job = f"{kind}:{resource}"
-    job_key = f"{factory.credential_id(settings)}:{job}"
+    job_key = f"{runtime.credential_id}:{job}"
     if claim_interval(redis, job_key, beat_interval_s, owner=run_id):
         return None
     return Skipped(resource, f"{job} was already triggered in this interval by "
@@ -147,14 +147,14 @@ def _plan_sync(resource: str, full: bool, run_id: str,
                beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
     settings = _settings()
     store = cluster_runtime().store
-    duplicate = _first_of_interval(settings, "sync", resource, run_id, beat_interval_s)
+    duplicate = _first_of_interval(cluster_runtime(), "sync", resource, run_id, beat_interval_s)
     if duplicate is not None:
         record_skip(store, duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
     client = cluster_runtime().trestle_client()
     planned = plan_run(
         resource, store=store, client=client, lock=cluster_runtime().run_lock(), owner=run_id,
-        lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(settings), full=full,
+        lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(cluster_runtime()), full=full,
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
@@ -391,7 +391,7 @@ def finalize_sync(self: BoundTask, run_id: str, resource: str) -> dict[str, Any]
             retry.schedule()
             # Never raises; a repeat is cooled down. An attempt that will be retried whole
             # is not yet a failed run (its rejects and the quota still alert).
-            alerts.after_run(settings, run, shared=True, retrying=retry.due is not None)
+            alerts.after_run(cluster_runtime(), run, retrying=retry.due is not None)
     return {"run_id": run_id, "resource": resource,
             "status": run.status if run else "unknown",
             "retry_in_s": retry.delay_s if closed_here else None}
@@ -494,7 +494,7 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
         closed = store.journal.close_run(
             run.run_id, run.resource, status=ABANDONED,
             error="closed by the reaper: the run stopped without finishing")
-        alerts.after_run(settings, closed, shared=True)
+        alerts.after_run(cluster_runtime(), closed)
         reaped.append(f"{run.run_id}/{run.resource}")
         log.warning("reaped stale run %s", run.run_id, extra={"resource": run.resource})
     return reaped
@@ -503,7 +503,7 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
 @app.task(name="trestle.check_alerts", soft_time_limit=120, time_limit=300)
 def check_alerts() -> list[dict[str, Any]]:
     """On beat: stale resources, run locks held too long, quota use (see monitoring/alerts)."""
-    deliveries = alerts.check(_settings(), shared=True)
+    deliveries = alerts.check(cluster_runtime())
     return [{"alert": d.dedup_key, "status": d.status} for d in deliveries]
 
 
@@ -517,7 +517,7 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
     settings = _settings()
     run_id = new_run_id()
     store = cluster_runtime().store
-    duplicate = _first_of_interval(settings, "reconcile", resource, run_id,
+    duplicate = _first_of_interval(cluster_runtime(), "reconcile", resource, run_id,
                                    beat_interval_s)
     if duplicate is not None:
         record_skip(store, duplicate)
@@ -533,11 +533,11 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
     except Exception:
         # The run's row was closed as failed with what the census had found: alert on it.
         with suppress(Exception):
-            alerts.after_run(settings, store.journal.get_run(run_id, resource), shared=True)
+            alerts.after_run(cluster_runtime(), store.journal.get_run(run_id, resource))
         raise
     if isinstance(result, Skipped):
         return {"status": "skipped", "resource": resource, "reason": result.reason}
-    alerts.after_run(settings, result, shared=True)  # drift over the threshold alerts
+    alerts.after_run(cluster_runtime(), result)  # drift over the threshold alerts
     details = result.details or {}
     return {"status": result.status, "resource": resource, "run_id": result.run_id,
             **{k: details.get(k, 0) for k in ("census", "missing", "stale", "gone",

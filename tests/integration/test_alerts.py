@@ -25,6 +25,7 @@ from trestle_tasks.local import sync_local
 from trestle_tasks.masking import Secret
 from trestle_tasks.monitoring.alerts.channels import SmtpChannel, WebhookChannel
 from trestle_tasks.monitoring.alerts.model import Alert
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.store.journal import FAILED, SUCCEEDED
 
@@ -78,7 +79,8 @@ def test_a_forced_failed_run_alerts_once_and_a_repeat_within_the_cooldown_not_at
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_RETRY_BUDGET="0",
                                 **alert_env(smtp, hook))
-        first = sync_local(settings, ["Office"], on_plan=fail_every_window(sim))[0].run
+        first = sync_local(LocalRuntime(settings), ["Office"],
+                           on_plan=fail_every_window(sim))[0].run
         assert first.status == FAILED
         assert len(smtp.messages) == 1 and len(hook.requests) == 1
         mail, (path, body) = smtp.messages[0], hook.requests[0]
@@ -91,7 +93,8 @@ def test_a_forced_failed_run_alerts_once_and_a_repeat_within_the_cooldown_not_at
         assert first.run_id in body["text"]
 
         sim.configure(rate_5xx=0.0)  # the next run plans, then fails the same way
-        again = sync_local(settings, ["Office"], on_plan=fail_every_window(sim))[0].run
+        again = sync_local(LocalRuntime(settings), ["Office"],
+                           on_plan=fail_every_window(sim))[0].run
         assert again.status == FAILED and again.run_id != first.run_id
         assert len(smtp.messages) == 1 and len(hook.requests) == 1  # suppressed
         assert HOOK_TOKEN not in caplog.text
@@ -106,7 +109,7 @@ def test_rejected_credentials_alert_as_such_and_the_run_still_raises(tmp_path, s
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), **alert_env(smtp, hook),
                                 TRESTLE_CLIENT_SECRET="not-the-secret")
         with pytest.raises(BadCredentialsError):
-            sync_local(settings, ["Member"])
+            sync_local(LocalRuntime(settings), ["Member"])
         assert [b["kind"] for _, b in hook.requests] == ["auth_failed"]
         assert len(smtp.messages) == 1
         assert "rejected the client credentials" in smtp.messages[0]["Subject"]
@@ -125,7 +128,7 @@ def test_a_dead_receiver_never_breaks_the_run_and_leaks_no_secret(tmp_path, capl
             ALERT_EMAIL_TO="ops@example.com", ALERT_SMTP_HOST="127.0.0.1",
             ALERT_SMTP_PORT="9", ALERT_SMTP_USER="etl", ALERT_SMTP_PASSWORD="smtp-pass-77x",
         )
-        run = sync_local(settings, ["Office"], on_plan=fail_every_window(sim))[0].run
+        run = sync_local(LocalRuntime(settings), ["Office"], on_plan=fail_every_window(sim))[0].run
         assert run.status == FAILED  # the alert failed; the run's own result is unchanged
         assert "webhook to 127.0.0.1:9" in caplog.text and "email via 127.0.0.1:9" in caplog.text
         assert HOOK_TOKEN not in caplog.text and "smtp-pass-77x" not in caplog.text
@@ -137,7 +140,7 @@ def _send_from_another_process(environ: dict[str, str], barrier, results) -> Non
     try:
         settings = load_settings(environ, env_file=None)
         barrier.wait(timeout=60)
-        delivery = factory.alert_dispatcher(settings, shared=True).send(
+        delivery = ClusterRuntime(settings).alert_dispatcher().send(
             Alert("run_failed", "Property sync failed", "from a worker", resource="Property"))
         results.put(delivery.status)
     except BaseException as error:  # shown in the assertion instead of lost in the child
@@ -197,7 +200,7 @@ def test_the_periodic_check_finds_stale_resources_and_locks_held_too_long(tmp_pa
     lock = factory.run_lock(settings)
     grant = lock.acquire(lock_name("Media"), "media-live", 60)
     try:
-        deliveries = hooks.check(settings, shared=False, now=now + timedelta(minutes=5))
+        deliveries = hooks.check(LocalRuntime(settings), now=now + timedelta(minutes=5))
     finally:
         lock.release(grant)
     found = sorted((b["kind"], b["resource"]) for _, b in hook.requests)
@@ -301,9 +304,9 @@ def test_an_attempt_that_will_be_retried_whole_is_not_yet_a_failed_run(tmp_path,
         "TRESTLE_CLIENT_ID": f"retrying-{uuid.uuid4().hex[:8]}", "TRESTLE_CLIENT_SECRET": "s-1",
         "LOCK_DIR": str(tmp_path), "ALERT_WEBHOOK_URL": hook.url(HOOK_PATH)}, env_file=None)
     failed = a_run("failed", fetched=100, rejected=5)  # 5 % rejected: alerts either way
-    assert [d.dedup_key for d in hooks.after_run(settings, failed, shared=False,
+    assert [d.dedup_key for d in hooks.after_run(LocalRuntime(settings), failed,
                                                  retrying=True)] == ["rejects_high:Property"]
     assert [b["kind"] for _, b in hook.requests] == ["rejects_high"]
-    last = hooks.after_run(settings, failed, shared=False)
+    last = hooks.after_run(LocalRuntime(settings), failed)
     assert [(d.dedup_key, d.status) for d in last] == [("run_failed:Property", "sent"),
                                                        ("rejects_high:Property", "suppressed")]

@@ -13,6 +13,7 @@ import pytest
 
 from tests.redis_space import redis_url
 from trestle_tasks import factory
+from trestle_tasks.runtime import ClusterRuntime
 from trestle_tasks.settings import load_settings
 
 from .conftest import start_simulator
@@ -177,7 +178,7 @@ def test_sync_wait_through_two_workers(broker, mariadb_url):
             store.dispose()
             factory._per_process.clear()
         # Quota headers across workers: the shared limiter holds what the server last said.
-        quota = factory.quota_limiter(settings, shared=True).state()
+        quota = ClusterRuntime(settings).quota_limiter().state()
         factory._per_process.clear()
         assert float(quota["minute_limit"]) == 600
         assert 0 <= float(quota["minute_available"]) <= 600

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for
@@ -24,7 +25,7 @@ def test_a_429_storm_slows_the_run_but_loses_nothing(tmp_path):
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_PAGE_SIZE="100",
                                 SYNC_WINDOW_SIZE="300")
-        run = sync_local(settings, ["Property"])[0].run
+        run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert run.status == "succeeded"
         assert sim.stats()["requests"][sim.client_id]["by_status"].get("429", 0) > 0
         assert_database_equals_simulator(settings, sim, ["Property"])
@@ -47,7 +48,7 @@ def test_tokens_revoked_mid_run_are_replaced_and_nothing_is_lost(tmp_path):
                                 SYNC_WINDOW_SIZE="400")
         revoker.start()
         started = time.monotonic()
-        run = sync_local(settings, ["Property"])[0].run
+        run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert time.monotonic() - started > 0.8, "the run should outlive a few revocations"
         assert run.status == "succeeded"
         # Each revocation cost a 401 and a fresh token, never the run.

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from bench.simulator_process import simulator_process
-from trestle_tasks import factory
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
 
@@ -43,7 +43,7 @@ def test_simulator_from_the_cli_walks_every_record_exactly_once(served):
          "TRESTLE_TOKEN_URL": served.token_url, "TRESTLE_BASE_URL": served.odata_root},
         env_file=None,
     )
-    client = factory.trestle_client(settings, shared=False)
+    client = LocalRuntime(settings).trestle_client()
     keys = Counter(
         record["ListingKey"]
         for page in walk_keyset(client, KeysetWindow("Property", "ListingKey"))

@@ -21,6 +21,7 @@ from tests.redis_space import redis_url
 from trestle_tasks import alert_hooks as hooks
 from trestle_tasks import factory
 from trestle_tasks.metrics_http import start_metrics_server
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.status import collect_status, render_status
 from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncJournal, SyncRun
@@ -121,7 +122,7 @@ def written(request, tmp_path) -> Iterator[Written]:
 
 
 def test_status_shows_each_resources_latest_reconcile(written):
-    report = collect_status(written.settings)
+    report = collect_status(ClusterRuntime(written.settings))
     latest = report["reconcile"]
     assert sorted(latest) == ["Member", "Office", "Property"]
     dry = latest["Property"]
@@ -171,7 +172,7 @@ def test_status_json_from_the_command_carries_the_same(written, tmp_path):
 
 
 def test_metrics_export_the_latest_measured_drift(written):
-    server, _thread = start_metrics_server(written.settings, "127.0.0.1", 0)
+    server, _thread = start_metrics_server(ClusterRuntime(written.settings), "127.0.0.1", 0)
     try:
         samples = scrape(f"http://127.0.0.1:{server.server_port}/metrics")
     finally:
@@ -219,7 +220,7 @@ def test_the_drift_alert_after_a_reconcile_run_with_its_cooldown(dialect, tmp_pa
         store.evolve_bookkeeping()
         journal = store.journal
         repaired = write_reconcile(journal, "Property", "a1", T0, details=REPAIRED, requests=7)
-        sent = hooks.after_run(settings, repaired, shared=False)
+        sent = hooks.after_run(LocalRuntime(settings), repaired)
         assert [(d.dedup_key, d.status) for d in sent] == [("drift:Property", "sent")]
         [(_path, body)] = hook.requests
         assert (body["kind"], body["resource"]) == ("drift", "Property")
@@ -227,10 +228,10 @@ def test_the_drift_alert_after_a_reconcile_run_with_its_cooldown(dialect, tmp_pa
         # A dry run below the threshold says nothing; one above it is within the cooldown.
         quiet = write_reconcile(journal, "Property", "a2", T0 + HOUR, details=DRY_RUN,
                                 requests=4)
-        assert hooks.after_run(settings, quiet, shared=False) == []
+        assert hooks.after_run(LocalRuntime(settings), quiet) == []
         loud = write_reconcile(journal, "Property", "a3", T0 + 2 * HOUR,
                                details={**DRY_RUN, "missing": 500}, requests=4)
-        again = hooks.after_run(settings, loud, shared=False)
+        again = hooks.after_run(LocalRuntime(settings), loud)
         assert [(d.dedup_key, d.status) for d in again] == [("drift:Property", "suppressed")]
         assert len(hook.requests) == 1
     finally:

@@ -9,6 +9,7 @@ import pytest
 
 from trestle_tasks.local import sync_local
 from trestle_tasks.logs import API_LOGGER, configure_logging
+from trestle_tasks.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for
@@ -42,7 +43,7 @@ def test_a_sync_leaves_json_files_by_type_with_run_ids_and_no_secret(tmp_path, r
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_WINDOW_SIZE="100")
         logs = tmp_path / "logs"
         configure_logging("INFO", "json", settings.secret_values(), logs)
-        run = sync_local(settings, ["Property"])[0].run
+        run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         for handler in logging.getLogger().handlers + logging.getLogger(API_LOGGER).handlers:
             handler.flush()
         application = read_lines(logs / "application.log")

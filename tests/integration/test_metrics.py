@@ -19,6 +19,7 @@ from trestle_tasks import factory
 from trestle_tasks.local import sync_local
 from trestle_tasks.masking import Secret
 from trestle_tasks.metrics_http import start_metrics_server
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.sync.schema import migrate_from_service
 from trestle_tasks.trestle.auth import token_cache_key
 from trestle_tasks.trestle.query import ODataQuery
@@ -70,21 +71,21 @@ def test_the_endpoint_reports_what_the_sync_log_and_the_limiter_hold(database_ur
         store = factory.store(settings)
         # Tables (and the token, cached in this process) before any fault: the 429s and
         # requests the simulator counts from here on all belong to runs.
-        migrate_from_service(store, factory.trestle_client(settings, shared=False),
+        migrate_from_service(store, LocalRuntime(settings).trestle_client(),
                              ["Property", "Office"])
         sim.upsert("Property", [{"ListingKey": "TOOLONGCITY", "City": "x" * 5000}])
         sim.configure(rate_429=0.1, fault_seed=4)
         sim.reset_stats()
         started = datetime.now(UTC)
-        results = sync_local(settings, ["Property", "Office"])
+        results = sync_local(LocalRuntime(settings), ["Property", "Office"])
         assert [r.run.status for r in results] == ["succeeded", "succeeded"]
         served = sim.stats()
         sim.configure(rate_429=0.0)
         # One request through the shared limiter, so Redis holds the quota headers.
-        factory.trestle_client(settings, shared=True).get_count(ODataQuery("Office"))
-        quota_state = factory.quota_limiter(settings, shared=True).state()
+        ClusterRuntime(settings).trestle_client().get_count(ODataQuery("Office"))
+        quota_state = ClusterRuntime(settings).quota_limiter().state()
 
-        server, _thread = start_metrics_server(settings, "127.0.0.1", 0)
+        server, _thread = start_metrics_server(ClusterRuntime(settings), "127.0.0.1", 0)
         samples = scrape(f"http://127.0.0.1:{server.server_port}/metrics")
         scraped_at = datetime.now(UTC)
 
@@ -129,8 +130,8 @@ def test_the_endpoint_reports_what_the_sync_log_and_the_limiter_hold(database_ur
             server.shutdown()
             server.server_close()
         # The shared limiter's state and the shared token this test left in Redis.
-        redis.Redis.from_url(REDIS_URL).delete(factory.quota_limiter(  # type: ignore[attr-defined]
-            settings_for(sim, database_url, REDIS_URL=REDIS_URL), shared=True).key,
+        redis.Redis.from_url(REDIS_URL).delete(ClusterRuntime(  # type: ignore[attr-defined]
+            settings_for(sim, database_url, REDIS_URL=REDIS_URL)).quota_limiter().key,
             token_cache_key(sim.token_url, sim.client_id, Secret(sim.client_secret)))
         sim.stop()
 
@@ -143,7 +144,7 @@ def test_the_command_serves_without_redis_and_counts_the_failed_reads(tmp_path):
     url, _ = create_database("sqlite", tmp_path)
     try:
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
-        sync_local(settings, ["Office"])
+        sync_local(LocalRuntime(settings), ["Office"])
         env = {**os.environ, "TRESTLE_CLIENT_ID": sim.client_id,
                "TRESTLE_CLIENT_SECRET": sim.client_secret, "TRESTLE_TOKEN_URL": sim.token_url,
                "TRESTLE_BASE_URL": sim.odata_root, "DATABASE_URL": url,
@@ -176,7 +177,7 @@ def test_a_database_without_tables_is_a_scrape_error_not_a_failure(tmp_path):
     sim = start_simulator(records=10, seed=1)
     try:
         settings = settings_for(sim, url, REDIS_URL=REDIS_URL)
-        server, _thread = start_metrics_server(settings, "127.0.0.1", 0)
+        server, _thread = start_metrics_server(ClusterRuntime(settings), "127.0.0.1", 0)
         try:
             deadline = time.monotonic() + 5
             samples = scrape(f"http://127.0.0.1:{server.server_port}/metrics")

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from trestle_tasks import factory
 from trestle_tasks.errors import RetriesExhaustedError
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.sync.reconcile import CensusRefusedError, reconcile
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def run_reconcile(settings, resource="Property", **options):
     return reconcile(resource, store=factory.store(settings),
-                     client=factory.trestle_client(settings, shared=False),
+                     client=LocalRuntime(settings).trestle_client(),
                      lock=factory.run_lock(settings),
                      lock_ttl_s=60, synced_resources=settings.resources, **options)
 
@@ -31,7 +32,7 @@ def synced(tmp_path):
     sim = start_simulator(records=400, seed=12)
     url, _ = create_database("sqlite", tmp_path)
     settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_RETRY_BUDGET="0")
-    sync_local(settings, ["Property"])
+    sync_local(LocalRuntime(settings), ["Property"])
     yield sim, settings
     sim.stop()
 
@@ -129,7 +130,8 @@ def synced_with_children(tmp_path):
     url, _ = create_database("sqlite", tmp_path)
     settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_RETRY_BUDGET="0",
                             TRESTLE_RESOURCES="Property,OpenHouse,Media")
-    assert all(r.run.status == "succeeded" for r in sync_local(settings, settings.resources))
+    assert all(r.run.status == "succeeded"
+               for r in sync_local(LocalRuntime(settings), settings.resources))
     yield sim, settings
     sim.stop()
 
@@ -144,7 +146,7 @@ def test_listings_arriving_below_the_watermark_come_with_their_photos_and_open_h
     store = factory.store(settings)
     mark = store.journal.read_watermark("Property")
     arrived = arrive_below(sim, 120, mark.ticks - 30 * DAY_TICKS)
-    incremental = sync_local(settings, settings.resources)
+    incremental = sync_local(LocalRuntime(settings), settings.resources)
     assert all(r.run.records_fetched == 0 for r in incremental)
     assert not set(arrived) & set(store.stored_keys("Property"))
 
@@ -197,7 +199,7 @@ def test_a_stretch_of_lost_rows_is_walked_not_named(tmp_path):
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_RETRY_BUDGET="0",
                                 TRESTLE_RESOURCES="Property")
-        assert sync_local(settings, ["Property"])[0].run.status == "succeeded"
+        assert sync_local(LocalRuntime(settings), ["Property"])[0].run.status == "succeeded"
         store = factory.store(settings)
         by_time = sorted(sim.records("Property"),
                          key=lambda r: (r["ModificationTimestamp"], r["ListingKey"]))

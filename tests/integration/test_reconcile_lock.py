@@ -7,6 +7,7 @@ import pytest
 
 from trestle_tasks import factory
 from trestle_tasks.errors import LockLostError
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.schema import ensure_tables
 
@@ -35,7 +36,7 @@ def test_a_reconcile_that_lost_its_lock_changes_nothing(tmp_path):
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, TRESTLE_RETRY_BUDGET="0")
         store = factory.store(settings)
-        client = factory.trestle_client(settings, shared=False)
+        client = LocalRuntime(settings).trestle_client()
         ensure_tables(store, client, ["Property"])
         store.upsert("Property", sim.records("Property"))
         gone = sim.keys("Property")[:5]

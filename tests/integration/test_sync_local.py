@@ -15,6 +15,7 @@ import pytest
 from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 
 from .conftest import start_simulator
@@ -50,19 +51,19 @@ def test_full_then_incremental_sync_leaves_the_database_equal_to_the_feed(databa
     try:
         settings = settings_for(sim, database_url, SYNC_WINDOW_SIZE="400",
                                 LOCK_DIR=str(tmp_path))
-        first = sync_local(settings, RESOURCES)
+        first = sync_local(LocalRuntime(settings), RESOURCES)
         assert [r.run.status for r in first] == ["succeeded"] * len(RESOURCES)
         assert_database_equals_simulator(settings, sim, RESOURCES)
 
         # Incremental efficiency: nothing changed -> only the planning request.
-        again = sync_local(settings, ["Property"])[0].run
+        again = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert again.status == "succeeded"
         assert again.api_requests == 1 and again.records_fetched == 0
 
         # k changed and added records -> about k records fetched.
         changed = sim.mutate("Property", count=30, seed=3)["modified"]
         sim.upsert("Property", [{"ListingKey": f"NEWKEY{i:03d}"} for i in range(5)])
-        third = sync_local(settings, ["Property"])[0].run
+        third = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert third.status == "succeeded"
         assert third.records_fetched == len(set(changed)) + 5
         assert_database_equals_simulator(settings, sim, ["Property"])
@@ -78,7 +79,7 @@ def test_a_tie_larger_than_a_window_crosses_window_boundaries_whole(tmp_path):
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, SYNC_WINDOW_SIZE="500", TRESTLE_PAGE_SIZE="200",
                                 LOCK_DIR=str(tmp_path))
-        run = sync_local(settings, ["Property"])[0].run
+        run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert run.status == "succeeded" and run.windows_total > 3
         assert_database_equals_simulator(settings, sim, ["Property"])
     finally:
@@ -91,10 +92,10 @@ def test_a_second_local_run_of_the_same_resource_is_skipped(tmp_path):
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_WINDOW_SIZE="100",
                                 TRESTLE_PAGE_SIZE="50")
-        sync_local(settings, ["Office"])  # tables first
+        sync_local(LocalRuntime(settings), ["Office"])  # tables first
         results = []
         threads = [threading.Thread(target=lambda: results.extend(
-            sync_local(settings, ["Property"]))) for _ in range(2)]
+            sync_local(LocalRuntime(settings), ["Property"]))) for _ in range(2)]
         threads[0].start()
         # The second starts once the first holds the lock (its walk then takes a second or
         # more at 150 ms a page), so the two overlap whatever the machine's speed.
@@ -124,14 +125,14 @@ def test_concurrent_triggers_with_the_database_lock_make_exactly_one_run(databas
     sim = start_simulator(records=200, seed=9)
     try:
         settings = settings_for(sim, database_url, LOCK_DIR=str(tmp_path))
-        sync_local(settings, ["Property"], full=True)
+        sync_local(LocalRuntime(settings), ["Property"], full=True)
         lock = factory.run_lock(settings)
         store = factory.store(settings)
         barrier = threading.Barrier(8)
         outcomes = []
 
         def trigger():
-            client = factory.trestle_client(settings, shared=False)
+            client = LocalRuntime(settings).trestle_client()
             barrier.wait()
             outcomes.append(plan_run("Property", store=store, client=client, lock=lock,
                                      owner="t", lock_ttl_s=60,
@@ -155,9 +156,10 @@ def test_changed_photo_sets_are_replaced_with_removed_photos_marked(database_url
     sim = start_simulator(records=300, seed=44)
     try:
         settings = settings_for(sim, database_url, LOCK_DIR=str(tmp_path))
-        sync_local(settings, ["Property", "Media"])
+        sync_local(LocalRuntime(settings), ["Property", "Media"])
         sim.mutate("Property", count=90, seed=5)  # about a third get a new photo set
-        run = sync_local(settings, ["Property"])[0].run  # Property alone, Media untouched
+        # Property alone, Media untouched
+        run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         windows = run.details["windows"]
         refreshed = sum(w["media_listings"] for w in windows)
         removed = sum(w["media_removed"] for w in windows)
@@ -173,14 +175,14 @@ def test_a_photo_set_answered_short_is_kept(tmp_path):
     try:
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
-        sync_local(settings, ["Property", "Media"])
+        sync_local(LocalRuntime(settings), ["Property", "Media"])
         before = {r["MediaKey"] for r in factory.store(settings).records("Media")}
         sim.mutate("Property", count=60, seed=6)
         changed = {r["ListingKey"] for r in sim.records("Property")}
         # Every Media answer now comes back empty, as Trestle has done under quota pressure.
         for record in sim.records("Media"):
             sim.delete("Media", record["MediaKey"])
-        run = sync_local(settings, ["Property"])[0].run
+        run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         windows = run.details["windows"]
         assert sum(w["media_incomplete"] for w in windows) > 0
         assert sum(w["media_removed"] for w in windows) == 0
@@ -201,11 +203,11 @@ def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
                                 TRESTLE_PAGE_SIZE="100", COST_PER_REQUEST="0.01",
                                 COST_PER_GB="50",
                                 REDIS_URL=redis_url())
-        sync_local(settings, ["Property", "Office"])
+        sync_local(LocalRuntime(settings), ["Property", "Office"])
         served = sim.stats()["requests"][sim.client_id]
         # The $metadata reads that created the tables are not part of any run.
         metadata_reads = served["by_resource"].get("$metadata", 0)
-        report = collect_status(settings)
+        report = collect_status(ClusterRuntime(settings))
         assert report["usage"]["last_hour"] == served["total"] - metadata_reads
         use = report["usage"]
         # Bytes as sent: 600 wide records arrive gzipped, well over 100 KB and under 100 MB.
@@ -229,7 +231,7 @@ def test_big_windows_walk_the_replication_endpoint_and_lose_nothing(tmp_path):
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_WINDOW_SIZE="500",
                                 TRESTLE_PAGE_SIZE="100", SYNC_REPLICATION_MIN_RECORDS="300")
-        run = sync_local(settings, ["Property"])[0].run
+        run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert run.status == "succeeded" and run.windows_total >= 2
         assert run.records_fetched == 1200  # exactly once
         served = sim.stats()["requests"][sim.client_id]["by_resource"]
@@ -244,7 +246,7 @@ def test_status_feed_counts_the_records_waiting_past_each_watermark(tmp_path):
     try:
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
-        sync_local(settings, ["Property", "Office"])
+        sync_local(LocalRuntime(settings), ["Property", "Office"])
         sim.mutate("Property", count=7, seed=2)
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TRESTLE_", "DATABASE_", "REDIS_"))}
@@ -272,13 +274,13 @@ def test_settled_changes_wait_for_the_next_run_and_none_is_lost(tmp_path):
     try:
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), SYNC_SETTLE_SECONDS="1.5")
-        sync_local(settings, ["Property"], full=True)
+        sync_local(LocalRuntime(settings), ["Property"], full=True)
         time.sleep(1.6)  # everything the full load saw is older than the settle time now
         changed = set(sim.mutate("Property", count=9, seed=4)["modified"])
-        early = sync_local(settings, ["Property"])[0].run
+        early = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert early.status == "succeeded" and early.records_fetched == 0  # too fresh
         time.sleep(1.6)
-        later = sync_local(settings, ["Property"])[0].run
+        later = sync_local(LocalRuntime(settings), ["Property"])[0].run
         assert later.records_fetched == len(changed) == 9
         assert_database_equals_simulator(settings, sim, ["Property"])
     finally:

@@ -21,6 +21,7 @@ from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
 from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.store.journal import PARTIAL, SUCCEEDED, Watermark
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
@@ -121,7 +122,7 @@ def test_sync_local_says_so_everywhere_when_its_watermark_is_held(tmp_path, hook
     settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_RESOURCES="Property",
                             ALERT_WEBHOOK_URL=hook.url("/alerts"))
     try:
-        assert sync_local(settings, ["Property"])[0].run.status == SUCCEEDED
+        assert sync_local(LocalRuntime(settings), ["Property"])[0].run.status == SUCCEEDED
         sim.mutate("Property", count=5, seed=2)
         real_plan_run = local_mode.plan_run
 
@@ -150,7 +151,7 @@ def test_sync_local_says_so_everywhere_when_its_watermark_is_held(tmp_path, hook
         # status, text and JSON.
         from trestle_tasks.status import collect_status, render_status
 
-        report = collect_status(settings)
+        report = collect_status(ClusterRuntime(settings))
         text = render_status(report)
         assert "partial" in text and "newer fence" in text
         assert "newer fence" in json.dumps(report, default=str)

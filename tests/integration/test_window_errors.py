@@ -11,6 +11,7 @@ import pytest
 from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
 from trestle_tasks.errors import TransientServerError
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.store.journal import FAILED
 from trestle_tasks.sync.plan import WindowSizing, plan_run
 from trestle_tasks.sync.run_retry import run_retry_delay
@@ -50,7 +51,7 @@ def test_an_unknown_error_fails_the_window_at_once(tmp_path, caplog, error, retr
         settings = settings_for(sim, f"sqlite:///{tmp_path / 'bug.sqlite3'}",
                                 TRESTLE_RESOURCES="Property")
         store = factory.store(settings)
-        client = factory.trestle_client(settings, shared=False)
+        client = LocalRuntime(settings).trestle_client()
         plan = plan_run("Property", store=store, client=client,
                         lock=DatabaseRunLock(store.engine), owner="bug-run", lock_ttl_s=60,
                         sizing=WindowSizing(), run_id="bug-run",

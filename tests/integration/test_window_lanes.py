@@ -8,6 +8,7 @@ import pytest
 
 from trestle_tasks import factory
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database, settings_for
@@ -30,7 +31,7 @@ def test_lanes_load_the_same_records_with_more_requests_in_flight(dialect, tmp_p
                                     SYNC_WINDOW_LANES=str(lanes), LOCK_DIR=str(tmp_path))
             sim.reset_stats()
             plans = []
-            result = sync_local(settings, ["Property"], full=True, concurrency=2,
+            result = sync_local(LocalRuntime(settings), ["Property"], full=True, concurrency=2,
                                 on_plan=plans.append)[0]
             assert result.run.status == "succeeded"
             stored = {canonical(r) for r in factory.store(settings).records("Property")}

@@ -15,6 +15,7 @@ import redis
 
 from tests.redis_space import RUN_PREFIX, redis_url
 from trestle_tasks.coordination import worker_slots
+from trestle_tasks.runtime import ClusterRuntime
 from trestle_tasks.settings import load_settings
 from trestle_tasks.tasks import cluster_sizing
 
@@ -71,15 +72,15 @@ def test_workers_announce_their_pools_and_the_planner_cuts_that_many_windows(cel
     env = clean_env(REDIS_URL=url, CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url,
                     DATABASE_URL="sqlite://", TRESTLE_CLIENT_ID="id",
                     TRESTLE_CLIENT_SECRET="secret", SYNC_MAX_CONCURRENT_WINDOWS="8")
-    settings = load_settings(env, env_file=None)
+    cluster = ClusterRuntime(load_settings(env, env_file=None))
     three, two = start_worker(env, 3), start_worker(env, 2)
     try:
         assert wait_for_slots(celery_redis, 5) == 5
-        assert cluster_sizing(settings).wanted == 5  # not the 8 the setting allows
+        assert cluster_sizing(cluster).wanted == 5  # not the 8 the setting allows
         os.killpg(three.pid, signal.SIGTERM)  # a warm shutdown withdraws its slots
         three.wait(timeout=30)
         assert wait_for_slots(celery_redis, 2) == 2
-        assert cluster_sizing(settings).wanted == 2
+        assert cluster_sizing(cluster).wanted == 2
     finally:
         for worker in (three, two):
             if worker.poll() is None:

@@ -22,6 +22,7 @@ from tests.integration.sync_fixtures import canonical, create_database, settings
 from trestle_tasks import factory
 from trestle_tasks.coordination.locks import LockGrant
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def synced():
     url, _ = create_database("sqlite", folder)
     config = settings_for(sim, url, LOCK_DIR=str(folder), TRESTLE_PAGE_SIZE="100",
                           SYNC_WINDOW_SIZE="1000")
-    assert sync_local(config, ["Property"])[0].run.status == "succeeded"
+    assert sync_local(LocalRuntime(config), ["Property"])[0].run.status == "succeeded"
     yield sim, config
     sim.stop()
 
@@ -45,7 +46,7 @@ def synced():
 def test_an_incremental_run_fetches_exactly_what_changed(synced, changed, seed):
     sim, config = synced
     modified = set(sim.mutate("Property", count=changed, seed=seed)["modified"])
-    run = sync_local(config, ["Property"])[0].run
+    run = sync_local(LocalRuntime(config), ["Property"])[0].run
     assert run.status == "succeeded"
     assert run.records_fetched == len(modified) == changed
     # 100 a page: the pages those records fill (a full last page is followed by an empty
@@ -65,7 +66,7 @@ def test_any_number_of_concurrent_triggers_make_exactly_one_run(synced, triggers
     outcomes = []
 
     def trigger() -> None:
-        trestle = factory.trestle_client(config, shared=False)
+        trestle = LocalRuntime(config).trestle_client()
         barrier.wait()
         outcomes.append(plan_run("Property", store=store, client=trestle, lock=lock,
                                  owner="t", lock_ttl_s=60,

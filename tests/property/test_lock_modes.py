@@ -30,6 +30,7 @@ from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
 from tests.redis_space import redis_url
 from trestle_tasks import factory
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.store.journal import FAILED, SKIPPED, SUCCEEDED, Watermark
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.sync.finalize import finalize_run
@@ -76,7 +77,8 @@ class Driver:
         self.fences: list[int] = []
 
     def client(self, mode: str):
-        return factory.trestle_client(self.config, shared=mode == "cluster")
+        runtime = ClusterRuntime if mode == "cluster" else LocalRuntime
+        return runtime(self.config).trestle_client()
 
     def live(self) -> Run | None:
         return next((r for r in self.runs if not r.finalized and not r.lapsed), None)

@@ -27,6 +27,7 @@ from trestle_tasks import factory
 from trestle_tasks.local import sync_local
 from trestle_tasks.logs import ContextFilter, JsonFormatter
 from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.sync.phases import FIGURE_FIELDS
 from trestle_tasks.sync.reconcile import reconcile
 
@@ -113,11 +114,12 @@ def test_every_phase_of_a_run_logs_start_end_and_figures(
                               SYNC_WINDOW_SIZE=str(window_size),
                               TRESTLE_PAGE_SIZE=str(page_size))
         with mock.patch.object(factory, "retry_policy", lambda _settings: FAST_RETRY):
-            sync_local(config, ["Property"])  # tables, and a watermark for the next run
+            # tables, and a watermark for the next run
+            sync_local(LocalRuntime(config), ["Property"])
             sim.configure(rate_429=fault_rate, rate_5xx=fault_rate, fault_seed=fault_seed)
             sim.mutate("Property", count=records // 2, seed=fault_seed)
             with captured_logs() as capture:
-                run = sync_local(config, ["Property"], full=full_again)[0].run
+                run = sync_local(LocalRuntime(config), ["Property"], full=full_again)[0].run
             everything = capture.lines
             lines = [line for line in everything if line["level"] != "debug"]
             event(f"windows: {min(run.windows_total or 0, 2)}, retried: {run.api_retries > 0}, "
@@ -179,8 +181,8 @@ def check_run(lines: list[dict], run, windows) -> None:
 def check_reconcile(config, sim) -> None:
     with captured_logs() as capture:
         run = reconcile("Property", store=factory.store(config),
-                        client=factory.trestle_client(config, shared=False),
-                        lock=factory.run_lock(config, shared=False),
+                        client=LocalRuntime(config).trestle_client(),
+                        lock=factory.run_lock(config),
                         lock_ttl_s=60)
     assert {line.get("run_id") for line in capture.lines} == {run.run_id}
     lines = [line for line in capture.lines if line["level"] != "debug"]

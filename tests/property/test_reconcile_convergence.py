@@ -22,6 +22,7 @@ from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
 from trestle_tasks import factory
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.store.naming import DELETED_COLUMN, RECORD_COLUMN, VERSION_COLUMN
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.sync.reconcile import reconcile
@@ -39,15 +40,15 @@ def replica():
     url, _ = create_database("sqlite", folder)
     config = settings_for(sim, url, LOCK_DIR=str(folder), TRESTLE_RESOURCES="Property",
                           TRESTLE_RETRY_BUDGET="0")
-    assert sync_local(config, ["Property"])[0].run.status == "succeeded"
+    assert sync_local(LocalRuntime(config), ["Property"])[0].run.status == "succeeded"
     yield sim, config, {}  # the last version of each record that left the feed
     sim.stop()
 
 
 def run_reconcile(config):
     return reconcile("Property", store=factory.store(config),
-                     client=factory.trestle_client(config, shared=False),
-                     lock=factory.run_lock(config, shared=False),
+                     client=LocalRuntime(config).trestle_client(),
+                     lock=factory.run_lock(config),
                      lock_ttl_s=60,
                      synced_resources=config.resources)
 

@@ -24,6 +24,7 @@ from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
 from trestle_tasks import factory
 from trestle_tasks.local import sync_local
+from trestle_tasks.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
 PAGE_SIZE = 50
@@ -36,7 +37,7 @@ def synced():
     url, _ = create_database("sqlite", folder)
     config = settings_for(sim, url, LOCK_DIR=str(folder), TRESTLE_PAGE_SIZE=str(PAGE_SIZE),
                           SYNC_WINDOW_SIZE="1000")
-    runs = sync_local(config, ["Property", "Media", "Office"])
+    runs = sync_local(LocalRuntime(config), ["Property", "Media", "Office"])
     assert all(r.run.status == "succeeded" for r in runs)
     yield sim, config, url, folder
     sim.stop()
@@ -56,7 +57,7 @@ def test_photo_sets_ride_along_with_their_listings(synced, changed, empty_rate, 
     try:
         sim.mutate("Property", count=changed, seed=seed)
         media_requests_before = requests_served(sim, "Media")
-        run = sync_local(config, ["Property"])[0].run
+        run = sync_local(LocalRuntime(config), ["Property"])[0].run
         media_requests_after = requests_served(sim, "Media")
     finally:
         sim.configure(rate_empty_expand=0.0)
@@ -93,7 +94,7 @@ def test_a_big_resource_is_still_planned_from_a_census(synced):
     tight = settings_for(sim, url, LOCK_DIR=str(folder), TRESTLE_PAGE_SIZE=str(PAGE_SIZE),
                          SYNC_WINDOW_SIZE="100")
     sim.mutate("Property", count=150, seed=99)
-    run = sync_local(tight, ["Property"])[0].run
+    run = sync_local(LocalRuntime(tight), ["Property"])[0].run
     assert run.status == "succeeded"
     # 240 stored records do not fit in half of a 100-record window: a census plans the run
     # (the 150 changes share one timestamp, a tie no window boundary may split).

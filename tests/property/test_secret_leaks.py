@@ -47,6 +47,7 @@ from trestle_tasks import factory
 from trestle_tasks.local import sync_local
 from trestle_tasks.logs import API_LOGGER, ContextFilter, JsonFormatter, redact
 from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.status import collect_status, render_status
 from trestle_tasks.store.schema import bookkeeping
 
@@ -217,12 +218,12 @@ def test_no_secret_shows_anywhere_in_a_run(mariadb, echoing_token_url, scenario,
             for resource in ("Property", "Office"):
                 sim.configure(rate_5xx=0.0)
                 try:
-                    results += sync_local(config, [resource], on_plan=on_plan)
+                    results += sync_local(LocalRuntime(config), [resource], on_plan=on_plan)
                 except Exception as error:
                     failures.append("\n".join(
                         [str(error), repr(error), *traceback.format_exception(error)]))
             outputs["exception"] = "\n".join(failures)
-            report = collect_status(config)
+            report = collect_status(ClusterRuntime(config))
             outputs["status"] = render_status(report)
             outputs["status --json"] = json.dumps(report, indent=2, default=str)
             if scenario != "database_down":

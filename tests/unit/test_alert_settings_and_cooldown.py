@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from trestle_tasks import factory
 from trestle_tasks.errors import ConfigurationError
 from trestle_tasks.monitoring.alerts.channels import SlackChannel, SmtpChannel, WebhookChannel
 from trestle_tasks.monitoring.alerts.cooldown import FileCooldown, MemoryCooldown
+from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
 
 BASE = {"TRESTLE_CLIENT_ID": "c", "TRESTLE_CLIENT_SECRET": "secret-1"}
@@ -41,15 +41,15 @@ def test_starttls_reads_the_usual_booleans(text, value):
 
 
 def test_channels_follow_the_settings_and_none_means_disabled(tmp_path):
-    quiet = factory.alert_dispatcher(load_settings(BASE, env_file=None), shared=False)
+    quiet = LocalRuntime(load_settings(BASE, env_file=None)).alert_dispatcher()
     assert not quiet.enabled
     # An address without a server is not a channel (and the other way round).
-    assert not factory.alert_dispatcher(load_settings(
-        {**BASE, "ALERT_EMAIL_TO": "ops@example.com"}, env_file=None), shared=False).enabled
-    loud = factory.alert_dispatcher(load_settings({
+    assert not LocalRuntime(load_settings(
+        {**BASE, "ALERT_EMAIL_TO": "ops@example.com"}, env_file=None)).alert_dispatcher().enabled
+    loud = LocalRuntime(load_settings({
         **BASE, "ALERT_EMAIL_TO": "a@example.com,b@example.com", "ALERT_SMTP_HOST": "mail",
         "ALERT_WEBHOOK_URL": WEBHOOK, "ALERT_SLACK_WEBHOOK_URL": SLACK,
-        "LOCK_DIR": str(tmp_path)}, env_file=None), shared=False)
+        "LOCK_DIR": str(tmp_path)}, env_file=None)).alert_dispatcher()
     kinds = [type(c) for c in loud.channels]
     assert kinds == [SmtpChannel, WebhookChannel, SlackChannel]
     names = " ".join(c.name for c in loud.channels)

@@ -10,7 +10,8 @@ is still a cycle. The order, lowest first (see README, "Layout"):
 - sync/ (the use cases) and monitoring/ (metrics, drift, alert rules) side by side: each
   may read the layers below, neither imports the other;
 - the Celery and command layer: every other top-level module (tasks, celery_app, cli*,
-  demo*, factory, dispatch, local, alert_hooks, status, metrics_http, health, preflight).
+  demo*, factory, runtime, dispatch, local, alert_hooks, status, metrics_http, health,
+  preflight).
 
 simulator/ stands apart: it imports nothing of the pipeline (foundation at most), and only
 the top layer starts it.

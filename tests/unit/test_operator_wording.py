@@ -52,7 +52,7 @@ def test_no_empty_progress_bar_before_there_is_work(monkeypatch):
 
 
 def test_the_demo_hint_names_the_demo_database(monkeypatch):
-    from trestle_tasks import demo_celery, dispatch
+    from trestle_tasks import demo_celery, dispatch, factory
 
     def never_finishes(*_args, **_kwargs):
         raise FatalError("still running after 600 s: Property (run r1); see "
@@ -60,7 +60,7 @@ def test_the_demo_hint_names_the_demo_database(monkeypatch):
 
     monkeypatch.setattr(dispatch, "dispatch", lambda *_a, **_k: object())
     monkeypatch.setattr(dispatch, "wait", never_finishes)
-    monkeypatch.setattr(demo_celery.factory, "store", lambda _settings: object())
+    monkeypatch.setattr(factory, "store", lambda _settings: object())
     environ = {"DATABASE_URL": "sqlite:////tmp/demo.sqlite3", "TRESTLE_CLIENT_ID": "demo",
                "TRESTLE_CLIENT_SECRET": "demo-secret"}
     syncer = demo_celery.CelerySyncer(environ, 600)
