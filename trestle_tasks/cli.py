@@ -502,30 +502,53 @@ def demo(records: int, database: str, use_celery: bool, redis_url: str, workers:
                    "only their encoding; about 15 KB of memory per wide record).")
 @click.option("--latency-ms", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Added latency per data request.")
+@click.option("--feed", "feed_specs", multiple=True,
+              metavar="NAME:CLIENT_ID:SECRET[:RECORDS[:SEED]]",
+              help="Serve this feed to this credential (repeat for several feeds; repeat a NAME "
+                   "for another credential of it). RECORDS defaults to --records, SEED to "
+                   "--seed plus the feed's position; every feed's keys come from --seed, so "
+                   "ListingKeys overlap across feeds. Without --feed: one feed, 'default'.")
 def simulator(**options: Any) -> None:
     """Serve the bundled Trestle-compatible API.
 
     Accepts the credentials in TRESTLE_CLIENT_ID / TRESTLE_CLIENT_SECRET when both are
-    set, otherwise client id `trestle-simulator` and secret `simulator-secret`.
+    set, otherwise client id `trestle-simulator` and secret `simulator-secret`. With
+    --feed, each feed accepts only its own credentials (the variables are not read).
     """
     from trestle_tasks.simulator.config import SimulatorConfig
+    from trestle_tasks.simulator.feed_spec import feeds_from_specs
     from trestle_tasks.simulator.server import serve
 
     latency = options.pop("latency_ms")
+    feed_specs: tuple[str, ...] = options.pop("feed_specs")
     config_kwargs: dict[str, Any] = {**options, "latency_ms_per_request": latency}
-    client_id = os.environ.get("TRESTLE_CLIENT_ID")
-    client_secret = os.environ.get("TRESTLE_CLIENT_SECRET")
-    if client_id and client_secret:
-        config_kwargs["credentials"] = {client_id: client_secret}
+    if feed_specs:
+        try:
+            config_kwargs["feeds"] = feeds_from_specs(feed_specs)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="'--feed'") from None
+    else:
+        client_id = os.environ.get("TRESTLE_CLIENT_ID")
+        client_secret = os.environ.get("TRESTLE_CLIENT_SECRET")
+        if client_id and client_secret:
+            config_kwargs["credentials"] = {client_id: client_secret}
     try:
         config = SimulatorConfig(**config_kwargs)
     except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+        raise click.BadParameter(str(error),
+                                 param_hint="'--feed'" if feed_specs else None) from None
 
     def announce(token_url: str, odata_root: str) -> None:
         click.echo(f"Token URL:  {token_url}")
         click.echo(f"OData root: {odata_root}")
-        click.echo(f"Serving {config.records} Property records; Ctrl-C to stop.", err=True)
+        for name, feed in config.feed_settings().items():
+            # Client ids only: a secret given on the command line is not printed back.
+            ids = "client id" + ("s" if len(feed.credentials) > 1 else "")
+            click.echo(f"Feed {name}: {ids} {', '.join(feed.credentials)}; "
+                       f"{feed.records} Property records, seed {feed.seed}")
+        serving = (f"{len(config.feeds)} feeds" if config.feeds
+                   else f"{config.records} Property records")
+        click.echo(f"Serving {serving}; Ctrl-C to stop.", err=True)
 
     try:
         serve(config, on_ready=announce)
