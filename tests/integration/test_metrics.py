@@ -95,8 +95,13 @@ def test_the_endpoint_reports_what_the_sync_log_and_the_limiter_hold(database_ur
         for resource, run in runs.items():
             assert value(samples, "trestle_records_fetched_total", resource=resource) == \
                 run.records_fetched == len(sim.records(resource))
+            assert value(samples, "trestle_records_upserted_total", resource=resource) == \
+                run.records_upserted
+            # The counter's name before it took its column's: still exported, same value.
             assert value(samples, "trestle_records_synced_total", resource=resource) == \
                 run.records_upserted
+            assert value(samples, "trestle_api_bytes_total", resource=resource) == \
+                value(samples, "trestle_api_received_bytes_total", resource=resource) > 0
             assert value(samples, "trestle_records_rejected_total", resource=resource) == \
                 run.records_rejected
             assert value(samples, "trestle_api_requests_total", resource=resource) == \
@@ -163,7 +168,7 @@ def test_the_command_serves_without_redis_and_counts_the_failed_reads(tmp_path):
         assert value(second, "trestle_metrics_scrape_errors_total", source="redis") == 2
         assert value(first, "trestle_metrics_scrape_errors_total", source="redis") == 1
         assert not [key for key in second if key[0].startswith("trestle_quota")]
-        assert value(second, "trestle_records_synced_total", resource="Office") == \
+        assert value(second, "trestle_records_upserted_total", resource="Office") == \
             len(sim.records("Office"))
         assert "could not read the redis (ConnectionError)" in err
         assert password not in err
