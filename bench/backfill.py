@@ -44,7 +44,7 @@ from bench.simulator_process import simulator_process
 from trestle_tasks import factory
 from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import load_settings
-from trestle_tasks.store.journal import peak_in_flight
+from trestle_tasks.store.sync_log import peak_in_flight
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
 
 ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -66,8 +66,8 @@ def window_figures(settings, show_windows: bool = False) -> str:
     """Where the Celery run's time went: windows in flight at once, time in the database."""
     store = factory.store(settings)
     try:
-        run = store.journal.recent_runs(limit=1, resource="Property")[0]
-        windows = store.journal.windows(run.run_id, "Property")
+        run = store.sync_log.recent_runs(limit=1, resource="Property")[0]
+        windows = store.sync_log.windows(run.run_id, "Property")
     finally:
         store.dispose()
     peak = peak_in_flight(windows)

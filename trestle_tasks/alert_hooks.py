@@ -32,7 +32,7 @@ from trestle_tasks.monitoring.alerts.rules import (
 )
 from trestle_tasks.runtime import Runtime
 from trestle_tasks.settings import Settings
-from trestle_tasks.store.journal import SyncRun
+from trestle_tasks.store.sync_log import SyncRun
 
 log = logging.getLogger(__name__)
 

@@ -343,7 +343,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
             click.echo(f"{resource:<12} failed: {error}")
             failures[resource] = str(error)
             with contextlib.suppress(Exception):  # the database may be what failed
-                alerts.after_run(runtime, store.journal.get_run(run_id, resource))
+                alerts.after_run(runtime, store.sync_log.get_run(run_id, resource))
             continue
         if isinstance(result, Skipped):
             click.echo(f"{resource:<12} skipped: {result.reason}")

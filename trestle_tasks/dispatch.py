@@ -13,8 +13,8 @@ from trestle_tasks.errors import FatalError, is_retriable
 from trestle_tasks.sync.model import new_run_id
 
 if TYPE_CHECKING:
-    from trestle_tasks.store.journal import SyncRun
     from trestle_tasks.store.store import Store
+    from trestle_tasks.store.sync_log import SyncRun
 
 # The plan task's registered name (tasks.py): sent by name, see dispatch().
 PLAN_SYNC_TASK = "trestle.plan_sync"
@@ -79,7 +79,7 @@ def wait(
     finalizing are left: the sync log is then read every `closing_poll_s`, so a short run
     is not reported up to `poll_s` after it closed.
     """
-    from trestle_tasks.store.journal import RUNNING
+    from trestle_tasks.store.sync_log import RUNNING
 
     deadline = time.monotonic() + timeout_s
     note = on_note or (lambda _text: None)
@@ -129,7 +129,7 @@ def _look(sync_log: _SyncLog, resource: str, attempt: _Attempt, *,
           planning_overdue: bool) -> SyncRun | Finished | None:
     """The attempt's run from the sync log (its live window counts included); a Finished
     for a skipped trigger; None while it is not planned yet."""
-    from trestle_tasks.store.journal import SKIPPED
+    from trestle_tasks.store.sync_log import SKIPPED
 
     run = sync_log.run(attempt.run_id, resource)
     if run is not None and run.status == SKIPPED:
@@ -159,7 +159,7 @@ class _SyncLog:
         if not self._exists:
             self._exists = sa.inspect(self._store.engine).has_table(
                 "etl_sync_log", schema=self._store.schema)
-        return self._store.journal.get_run(run_id, resource) if self._exists else None
+        return self._store.sync_log.get_run(run_id, resource) if self._exists else None
 
 
 def _plan_state(resource: str, task_id: str) -> dict[str, Any] | None:

@@ -54,8 +54,8 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
     report: dict[str, Any] = {"database": mask_url(settings.database_url), "runs": [],
                               "watermarks": {}, "quota": None}
     try:
-        runs = store.journal.recent_runs(limit=limit)
-        marks = store.journal.watermarks()
+        runs = store.sync_log.recent_runs(limit=limit)
+        marks = store.sync_log.watermarks()
         reconciles = latest_reconciles(store)
     except Exception as error:  # no tables yet: say so rather than fail
         report["error"] = f"no sync history yet ({type(error).__name__}); run `trestle-etl migrate`"

@@ -31,7 +31,7 @@ from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retri
 from trestle_tasks.logs import log_context
 from trestle_tasks.runtime import ClusterRuntime, cluster_runtime
 from trestle_tasks.settings import Settings
-from trestle_tasks.store.journal import ABANDONED, FAILED, RUNNING
+from trestle_tasks.store.sync_log import ABANDONED, FAILED, RUNNING
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.handout import hand_out_all, slot_holder
 from trestle_tasks.sync.ledger import (
@@ -191,7 +191,7 @@ def _hand_out(settings: Settings, store: Store, first: tuple[str, str] | None = 
                         slot_ttl_s=settings.lock_ttl_s)
 
 
-def _journal_ready(store: Store) -> bool:
+def _sync_log_ready(store: Store) -> bool:
     """Whether the bookkeeping tables exist yet (a database nothing was synced into)."""
     return sa.inspect(store.engine).has_table("etl_sync_log", schema=store.schema)
 
@@ -351,7 +351,7 @@ def _sync_window(settings: Settings, store: Store, ledger: WindowLedger, run_pla
         except WindowSupersededError:
             log.warning("window %s stopped: another worker owns it now", run_window.window_id)
             raise
-        except Exception as error:  # the journal itself failed: still report the window
+        except Exception as error:  # the sync log itself failed: still report the window
             log.exception("window %s crashed", run_window.window_id)
             return WindowOutcome(run_window.window_id, run_window.index, FAILED,
                                  error=f"{type(error).__name__}: {error}",
@@ -379,7 +379,7 @@ def finalize_sync(self: BoundTask, run_id: str, resource: str) -> dict[str, Any]
     with log_context(run_id=run_id, resource=resource):
         ledger = _ledger(store)
         plan = ledger.plan(run_id, resource)
-        run = store.journal.get_run(run_id, resource)
+        run = store.sync_log.get_run(run_id, resource)
         if plan is None or run is None or run.status != RUNNING:
             return {"run_id": run_id, "resource": resource,
                     "status": run.status if run else "unknown", "retry_in_s": None}
@@ -442,7 +442,7 @@ def watch_runs() -> dict[str, Any]:
     """
     settings = _settings()
     store = cluster_runtime().store
-    if not _journal_ready(store):
+    if not _sync_log_ready(store):
         return {"runs": 0}
     ledger, lock = _ledger(store), cluster_runtime().run_lock()
     report: dict[str, Any] = {"runs": 0, "requeued": [], "finalized": []}
@@ -487,11 +487,11 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
     lock = cluster_runtime().run_lock()
     age = timedelta(seconds=older_than_s if older_than_s is not None else settings.lock_ttl_s)
     reaped = []
-    for run in store.journal.stale_runs(age):
+    for run in store.sync_log.stale_runs(age):
         holder = lock.holder(lock_name(run.resource))
         if holder is not None and holder.owner == run.run_id:
             continue  # still renewed by its windows: alive
-        closed = store.journal.close_run(
+        closed = store.sync_log.close_run(
             run.run_id, run.resource, status=ABANDONED,
             error="closed by the reaper: the run stopped without finishing")
         alerts.after_run(cluster_runtime(), closed)
@@ -533,7 +533,7 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
     except Exception:
         # The run's row was closed as failed with what the census had found: alert on it.
         with suppress(Exception):
-            alerts.after_run(cluster_runtime(), store.journal.get_run(run_id, resource))
+            alerts.after_run(cluster_runtime(), store.sync_log.get_run(run_id, resource))
         raise
     if isinstance(result, Skipped):
         return {"status": "skipped", "resource": resource, "reason": result.reason}

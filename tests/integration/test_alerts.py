@@ -27,7 +27,7 @@ from trestle_tasks.monitoring.alerts.channels import SmtpChannel, WebhookChannel
 from trestle_tasks.monitoring.alerts.model import Alert
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.settings import load_settings
-from trestle_tasks.store.journal import FAILED, SUCCEEDED
+from trestle_tasks.store.sync_log import FAILED, SUCCEEDED
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for
@@ -181,14 +181,14 @@ def test_the_periodic_check_finds_stale_resources_and_locks_held_too_long(tmp_pa
     }, env_file=None)
     store = factory.store(settings)
     store.evolve_bookkeeping()
-    journal, now = store.journal, datetime.now(UTC)
+    sync_log, now = store.sync_log, datetime.now(UTC)
 
     def run(run_id, resource, started_minutes_ago, status=None):
         started = now - timedelta(minutes=started_minutes_ago)
-        journal.open_run(run_id, resource, started_at=started,
+        sync_log.open_run(run_id, resource, started_at=started,
                          watermark_to="2026-01-01T00:00:00.0000000Z")
         if status is not None:
-            journal.close_run(run_id, resource, status=status,
+            sync_log.close_run(run_id, resource, status=status,
                               finished_at=started + timedelta(minutes=1))
 
     run("p-old", "Property", 200, SUCCEEDED)  # succeeded, but not since: stale
@@ -196,7 +196,7 @@ def test_the_periodic_check_finds_stale_resources_and_locks_held_too_long(tmp_pa
     run("m-ok", "Member", 1, SUCCEEDED)  # fresh
     run("o-bad", "Office", 90, FAILED)  # never succeeded, first trigger 90 min ago: stale
     run("media-live", "Media", 150)  # still running after 150 min, holding its lock
-    journal.open_run("m-reconcile", "Member", started_at=now - timedelta(minutes=500))
+    sync_log.open_run("m-reconcile", "Member", started_at=now - timedelta(minutes=500))
     lock = factory.run_lock(settings)
     grant = lock.acquire(lock_name("Media"), "media-live", 60)
     try:
@@ -275,14 +275,14 @@ def test_the_beat_task_uses_the_database_lock_and_the_redis_cooldown(tmp_path, h
     store = factory.store(settings)
     store.evolve_bookkeeping()
     now = datetime.now(UTC)
-    store.journal.open_run("office-1", "Office", started_at=now - timedelta(minutes=90),
+    store.sync_log.open_run("office-1", "Office", started_at=now - timedelta(minutes=90),
                            watermark_to="2026-01-01T00:00:00.0000000Z")
-    store.journal.close_run("office-1", "Office", status=FAILED)
-    store.journal.open_run("member-1", "Member", started_at=now - timedelta(minutes=61),
+    store.sync_log.close_run("office-1", "Office", status=FAILED)
+    store.sync_log.open_run("member-1", "Member", started_at=now - timedelta(minutes=61),
                            watermark_to="2026-01-01T00:00:00.0000000Z")
-    store.journal.close_run("member-1", "Member", status=SUCCEEDED,
+    store.sync_log.close_run("member-1", "Member", status=SUCCEEDED,
                             finished_at=now - timedelta(minutes=50))
-    store.journal.open_run("member-2", "Member", started_at=now - timedelta(minutes=70),
+    store.sync_log.open_run("member-2", "Member", started_at=now - timedelta(minutes=70),
                            watermark_to="2026-01-01T00:00:00.0000000Z")
     # The workers' lock is the database's: the one a `sync --local` would take too.
     assert factory.run_lock(settings).acquire(lock_name("Member"), "member-2", 60)

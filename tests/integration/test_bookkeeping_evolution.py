@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from tests.store_data import SMALL_EDMX
 from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
-from trestle_tasks.store.journal import SyncJournal
 from trestle_tasks.store.migrate import evolve_bookkeeping, migrate
+from trestle_tasks.store.sync_log import SyncLog
 from trestle_tasks.store.types import UTCDateTime
 from trestle_tasks.trestle.metadata import parse_metadata
 
@@ -52,16 +52,16 @@ def test_migrate_adds_the_retry_and_429_counters_to_an_old_sync_log(store_target
 
     assert sorted(report.added_columns["etl_sync_log"]) == sorted(NEW_COLUMNS)
     assert sorted(report.added_columns["etl_sync_window"]) == sorted(NEW_COLUMNS)
-    journal = SyncJournal(target.engine, schema=target.schema)
-    old = journal.get_run("old", "Property")
+    sync_log = SyncLog(target.engine, schema=target.schema)
+    old = sync_log.get_run("old", "Property")
     assert (old.records_fetched, old.api_requests, old.api_retries,
             old.api_rate_limited) == (7, 2, 0, 0)
-    journal.open_run("new", "Property")
-    journal.start_window("new", "Property", "w00000")
-    journal.finish_window("new", "Property", "w00000", status="succeeded", api_requests=5,
+    sync_log.open_run("new", "Property")
+    sync_log.start_window("new", "Property", "w00000")
+    sync_log.finish_window("new", "Property", "w00000", status="succeeded", api_requests=5,
                           retries=2, rate_limited=1)
-    journal.add_counts("new", "Property", api_requests=1, retries=1)
-    run = journal.close_run("new", "Property", status="succeeded")
+    sync_log.add_counts("new", "Property", api_requests=1, retries=1)
+    run = sync_log.close_run("new", "Property", status="succeeded")
     assert (run.api_requests, run.api_retries, run.api_rate_limited) == (6, 3, 1)
     # Nothing left to add: a second pass changes nothing.
     assert evolve_bookkeeping(target.engine, target.schema) == []

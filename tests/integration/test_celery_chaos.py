@@ -19,7 +19,7 @@ import pytest
 
 from trestle_tasks import factory
 from trestle_tasks.settings import load_settings
-from trestle_tasks.store.journal import peak_in_flight
+from trestle_tasks.store.sync_log import peak_in_flight
 
 from .conftest import start_simulator
 from .test_celery_sync import (  # noqa: F401 - clean_redis and mariadb_url are fixtures
@@ -54,7 +54,7 @@ def sync_runs(env) -> list:
     settings = load_settings(env, env_file=None)
     store = factory.store(settings)
     try:
-        return [r for r in store.journal.recent_runs(limit=500, resource="Property")
+        return [r for r in store.sync_log.recent_runs(limit=500, resource="Property")
                 if (r.details or {}).get("kind") != "reconcile"]
     finally:
         store.dispose()
@@ -278,8 +278,8 @@ def test_under_a_429_storm_fewer_windows_run_at_once_and_none_fails(clean_redis,
         settings = load_settings(env, env_file=None)
         store = factory.store(settings)
         try:
-            run = store.journal.recent_runs(limit=1, resource="Property")[0]
-            windows = store.journal.windows(run.run_id, "Property")
+            run = store.sync_log.recent_runs(limit=1, resource="Property")[0]
+            windows = store.sync_log.windows(run.run_id, "Property")
         finally:
             store.dispose()
             factory._per_process.clear()
@@ -288,7 +288,7 @@ def test_under_a_429_storm_fewer_windows_run_at_once_and_none_fails(clean_redis,
         assert run.status == "succeeded" and len(windows) >= 6
         assert run.api_rate_limited > 0  # the storm happened
         assert all(w.attempts == 1 for w in windows)  # deferred, never failed
-        # Most windows in flight at any moment, from the journal's start and end times.
+        # Most windows in flight at any moment, from the sync_log's start and end times.
         peak = peak_in_flight(windows)
         assert peak <= 2
         gate = RedisWindowGate(clean_redis, factory.credential_id(settings), max_slots=2)

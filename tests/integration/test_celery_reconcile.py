@@ -32,7 +32,7 @@ def watermark_ticks(env) -> int:
     settings = load_settings(env, env_file=None)
     store = factory.store(settings)
     try:
-        return store.journal.read_watermark("Property").ticks
+        return store.sync_log.read_watermark("Property").ticks
     finally:
         store.dispose()
         factory._per_process.clear()

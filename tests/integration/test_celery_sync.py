@@ -123,7 +123,7 @@ def run_status(env, run_id: str) -> str | None:
     settings = load_settings(env, env_file=None)
     store = factory.store(settings)
     try:
-        run = store.journal.get_run(run_id, "Property")
+        run = store.sync_log.get_run(run_id, "Property")
         return run.status if run else None
     finally:
         store.dispose()
@@ -137,7 +137,7 @@ def wait_for_a_running_window(env, run_id: str, timeout_s: float = 90) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if any(w.status == "running" for w in store.journal.windows(run_id, "Property")):
+                if any(w.status == "running" for w in store.sync_log.windows(run_id, "Property")):
                     return
             except Exception:  # tables not created yet
                 pass
@@ -172,7 +172,7 @@ def test_sync_wait_through_two_workers(broker, mariadb_url):
         store = factory.store(settings)
         try:
             for resource in ("Property", "Member", "Office"):
-                run = store.journal.recent_runs(limit=1, resource=resource)[0]
+                run = store.sync_log.recent_runs(limit=1, resource=resource)[0]
                 assert run.records_fetched == len(sim.records(resource)), resource
         finally:
             store.dispose()
@@ -262,7 +262,7 @@ def test_a_worker_killed_mid_window_loses_nothing(broker, mariadb_url, tmp_path)
         assert_equal_to_feed(env, sim, ["Property"])
         # Every record applied once per delivery that owned its window: the run's count is
         # the feed plus at most the killed window's partial walk.
-        run = with_store(env, lambda s: s.journal.get_run(run_id, "Property"))
+        run = with_store(env, lambda s: s.sync_log.get_run(run_id, "Property"))
         assert run.records_fetched == 2000, run.records_fetched
     finally:
         for process in (victim, beat, survivor):
@@ -372,13 +372,13 @@ def test_sync_local_and_the_workers_take_turns_on_one_database(clean_redis, mari
         local = trestle_etl(env, "sync", "--local")
         assert local.returncode == 0, local.stdout + local.stderr
         set_watermark_fence(env, time.time_ns())  # what the old `sync --local` left
-        before = with_store(env, lambda s: s.journal.read_watermark("Property"))
+        before = with_store(env, lambda s: s.sync_log.read_watermark("Property"))
         sim.mutate("Property", count=20, seed=1)
         celery = trestle_etl(env, "sync", "--wait", "--timeout", "120")
         assert celery.returncode == 0, celery.stdout + celery.stderr
-        run = with_store(env, lambda s: s.journal.recent_runs(limit=1, resource="Property")[0])
+        run = with_store(env, lambda s: s.sync_log.recent_runs(limit=1, resource="Property")[0])
         assert run.status == "succeeded" and run.details["watermark_advanced"] is True
-        assert with_store(env, lambda s: s.journal.read_watermark("Property")) > before
+        assert with_store(env, lambda s: s.sync_log.read_watermark("Property")) > before
         assert_equal_to_feed(env, sim, ["Property"])
 
         # A Celery run holds the lock: `sync --local` is turned away.

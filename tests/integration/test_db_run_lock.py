@@ -15,9 +15,9 @@ from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
 from trestle_tasks.coordination.locks import LockGrant
 from trestle_tasks.store.dbclock import db_now
-from trestle_tasks.store.journal import SyncJournal, Watermark
 from trestle_tasks.store.migrate import evolve_bookkeeping
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.sync_log import SyncLog, Watermark
 
 LEGACY_FENCE = 1_800_000_000_000_000_000  # what FileRunLock wrote: time.time_ns()
 
@@ -108,20 +108,20 @@ def test_fences_only_grow_across_holders_and_releases(store_target):  # noqa: F8
 
 def test_the_first_fence_is_above_a_watermark_fenced_by_the_old_file_lock(store_target):  # noqa: F811
     evolve_bookkeeping(store_target.engine, store_target.schema)
-    journal = SyncJournal(store_target.engine, schema=store_target.schema)
+    sync_log = SyncLog(store_target.engine, schema=store_target.schema)
     legacy_mark = Watermark.parse("2026-01-01T00:00:00.0000000Z")
-    assert journal.advance_watermark("Property", legacy_mark, run_id="old-local",
+    assert sync_log.advance_watermark("Property", legacy_mark, run_id="old-local",
                                      fence=LEGACY_FENCE)
     lock = a_lock(store_target)
     grant = lock.acquire("Property", "new-run", 60)
     assert grant.fence == LEGACY_FENCE + 1
     # ... so the new run moves the watermark, and the next one does too.
     later = Watermark.parse("2026-01-02T00:00:00.0000000Z")
-    assert journal.advance_watermark("Property", later, run_id="new-run", fence=grant.fence)
+    assert sync_log.advance_watermark("Property", later, run_id="new-run", fence=grant.fence)
     lock.release(grant)
     after = lock.acquire("Property", "newer-run", 60)
     assert after.fence == grant.fence + 1
-    assert journal.advance_watermark("Property", Watermark.parse("2026-01-03T00:00:00Z"),
+    assert sync_log.advance_watermark("Property", Watermark.parse("2026-01-03T00:00:00Z"),
                                      run_id="newer-run", fence=after.fence)
 
 

@@ -1,4 +1,4 @@
-"""Drift as a figure: reconcile rows written through the journal (the contract's `details`,
+"""Drift as a figure: reconcile rows written through the sync log (the contract's `details`,
 old-shape rows, dry runs, a failed census) read back by `status` (text and `--json`), by
 the metrics endpoint scraped over HTTP, and by the drift alert, on real databases."""
 
@@ -24,7 +24,7 @@ from trestle_tasks.metrics_http import start_metrics_server
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.settings import Settings, load_settings
 from trestle_tasks.status import collect_status, render_status
-from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncJournal, SyncRun
+from trestle_tasks.store.sync_log import FAILED, SUCCEEDED, SyncLog, SyncRun
 
 from .sync_fixtures import DIALECTS, create_database, drop_database
 from .test_metrics import dispose_store, scrape, value
@@ -54,48 +54,48 @@ class Written:
     runs: dict[str, SyncRun]
 
 
-def write_reconcile(journal: SyncJournal, resource: str, name: str, at: datetime, *,
+def write_reconcile(sync_log: SyncLog, resource: str, name: str, at: datetime, *,
                     details: dict[str, Any], requests: int, status: str = SUCCEEDED,
                     error: str | None = None) -> SyncRun:
     """One reconcile row as the reconcile writes it: open, counts, close with details."""
     run_id = f"{at:%Y%m%dT%H%M%S}-{name}"
-    journal.open_run(run_id, resource, started_at=at, details={"kind": "reconcile"})
+    sync_log.open_run(run_id, resource, started_at=at, details={"kind": "reconcile"})
     fetched, deleted = int(details.get("fetched") or 0), int(details.get("deleted") or 0)
-    journal.add_counts(run_id, resource, api_requests=requests, fetched=fetched,
+    sync_log.add_counts(run_id, resource, api_requests=requests, fetched=fetched,
                        upserted=fetched, deleted=deleted)
-    run = journal.close_run(run_id, resource, status=status, error=error,
+    run = sync_log.close_run(run_id, resource, status=status, error=error,
                             finished_at=at + timedelta(seconds=40), details=details)
     assert run is not None
     return run
 
 
-def write_history(journal: SyncJournal) -> dict[str, SyncRun]:
+def write_history(sync_log: SyncLog) -> dict[str, SyncRun]:
     runs = {
         # Property: an old-shape row, a repair, then a dry run (the latest), a skipped
         # trigger and a sync after it (neither is a reconcile).
-        "property-old": write_reconcile(journal, "Property", "p0", T0, details=OLD_SHAPE,
+        "property-old": write_reconcile(sync_log, "Property", "p0", T0, details=OLD_SHAPE,
                                         requests=4),
-        "property-repair": write_reconcile(journal, "Property", "p1", T0 + HOUR,
+        "property-repair": write_reconcile(sync_log, "Property", "p1", T0 + HOUR,
                                            details=REPAIRED, requests=7),
-        "property-dry": write_reconcile(journal, "Property", "p2", T0 + 2 * HOUR,
+        "property-dry": write_reconcile(sync_log, "Property", "p2", T0 + 2 * HOUR,
                                         details=DRY_RUN, requests=4),
         # Office: only a row from before the census compared timestamps.
-        "office-old": write_reconcile(journal, "Office", "o0", T0 + HOUR, details=OLD_SHAPE,
+        "office-old": write_reconcile(sync_log, "Office", "o0", T0 + HOUR, details=OLD_SHAPE,
                                       requests=1),
         # Member: a clean reconcile, then one whose census failed part way.
-        "member-clean": write_reconcile(journal, "Member", "m0", T0 + HOUR, details=CLEAN,
+        "member-clean": write_reconcile(sync_log, "Member", "m0", T0 + HOUR, details=CLEAN,
                                         requests=1),
         "member-failed": write_reconcile(
-            journal, "Member", "m1", T0 + 2 * HOUR, status=FAILED, requests=2,
+            sync_log, "Member", "m1", T0 + 2 * HOUR, status=FAILED, requests=2,
             details={"kind": "reconcile", "dry_run": False},
             error="census page 2: HTTP 503 from the server"),
     }
-    journal.record_skipped("20991231T000000-skip", "Property",
+    sync_log.record_skipped("20991231T000000-skip", "Property",
                            "Property is busy with another run; reconcile later")
     sync_id = f"{T0 + 2 * HOUR:%Y%m%dT%H%M%S}-sync"
-    journal.open_run(sync_id, "Property", started_at=T0 + 2 * HOUR + timedelta(minutes=5),
+    sync_log.open_run(sync_id, "Property", started_at=T0 + 2 * HOUR + timedelta(minutes=5),
                      watermark_to="2026-11-26T07:58:02.1234567Z", windows_total=1)
-    journal.close_run(sync_id, "Property", status=SUCCEEDED)
+    sync_log.close_run(sync_id, "Property", status=SUCCEEDED)
     return runs
 
 
@@ -115,7 +115,7 @@ def written(request, tmp_path) -> Iterator[Written]:
     try:
         store = factory.store(settings)
         store.evolve_bookkeeping()
-        yield Written(url, settings, write_history(store.journal))
+        yield Written(url, settings, write_history(store.sync_log))
     finally:
         dispose_store(url)
         drop_database(request.param, name)
@@ -218,18 +218,18 @@ def test_the_drift_alert_after_a_reconcile_run_with_its_cooldown(dialect, tmp_pa
     try:
         store = factory.store(settings)
         store.evolve_bookkeeping()
-        journal = store.journal
-        repaired = write_reconcile(journal, "Property", "a1", T0, details=REPAIRED, requests=7)
+        sync_log = store.sync_log
+        repaired = write_reconcile(sync_log, "Property", "a1", T0, details=REPAIRED, requests=7)
         sent = hooks.after_run(LocalRuntime(settings), repaired)
         assert [(d.dedup_key, d.status) for d in sent] == [("drift:Property", "sent")]
         [(_path, body)] = hook.requests
         assert (body["kind"], body["resource"]) == ("drift", "Property")
         assert "120 missing, 3 stale, 5 gone" in body["text"]
         # A dry run below the threshold says nothing; one above it is within the cooldown.
-        quiet = write_reconcile(journal, "Property", "a2", T0 + HOUR, details=DRY_RUN,
+        quiet = write_reconcile(sync_log, "Property", "a2", T0 + HOUR, details=DRY_RUN,
                                 requests=4)
         assert hooks.after_run(LocalRuntime(settings), quiet) == []
-        loud = write_reconcile(journal, "Property", "a3", T0 + 2 * HOUR,
+        loud = write_reconcile(sync_log, "Property", "a3", T0 + 2 * HOUR,
                                details={**DRY_RUN, "missing": 500}, requests=4)
         again = hooks.after_run(LocalRuntime(settings), loud)
         assert [(d.dedup_key, d.status) for d in again] == [("drift:Property", "suppressed")]

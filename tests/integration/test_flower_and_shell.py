@@ -86,16 +86,16 @@ SHELL_SESSION = textwrap.dedent("""
     from trestle_tasks import factory
     from trestle_tasks.settings import load_settings
     store = factory.store(load_settings())
-    run = store.journal.get_run(plan["run_id"], "Property")
+    run = store.sync_log.get_run(plan["run_id"], "Property")
     while run.status == "running":
         time.sleep(1)
-        run = store.journal.get_run(plan["run_id"], "Property")
+        run = store.sync_log.get_run(plan["run_id"], "Property")
     print(json.dumps({"plan": plan, "status": run.status, "fetched": run.records_fetched}))
 """)
 
 
 def test_dispatching_from_a_python_shell_as_documented(celery_redis, tmp_path):
-    for line in ('plan_sync.delay("Property")', "result.get(timeout=", "store.journal.get_run("):
+    for line in ('plan_sync.delay("Property")', "result.get(timeout=", "store.sync_log.get_run("):
         assert line in README, line
     sim = start_simulator(records=150, seed=21)
     env = clean_env(TRESTLE_CLIENT_ID=sim.client_id, TRESTLE_CLIENT_SECRET=sim.client_secret,

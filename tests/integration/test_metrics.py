@@ -113,7 +113,7 @@ def test_the_endpoint_reports_what_the_sync_log_and_the_limiter_hold(database_ur
             assert value(samples, "trestle_runs_total", resource=resource,
                          status="succeeded") == 1
             lag = value(samples, "trestle_sync_lag_seconds", resource=resource)
-            mark = store.journal.read_watermark(resource).timestamp.to_datetime()
+            mark = store.sync_log.read_watermark(resource).timestamp.to_datetime()
             assert lag == pytest.approx((scraped_at - mark).total_seconds(), abs=2)
             assert 0 <= lag <= (scraped_at - started).total_seconds() + 2
         # The simulator's own count of what it served: every request and every 429 of

@@ -69,7 +69,7 @@ def stored_state(settings, resource="Property"):
 @pytest.mark.parametrize("fault", ["rate_5xx", "rate_connection_reset"])
 def test_a_census_that_fails_on_its_second_page_changes_nothing(synced, fault):
     sim, settings = synced
-    mark = factory.store(settings).journal.read_watermark("Property")
+    mark = factory.store(settings).sync_log.read_watermark("Property")
     for key in sim.keys("Property")[:20]:
         sim.delete("Property", key)
     change_below(sim, sim.keys("Property")[-5:], mark.ticks)
@@ -86,13 +86,13 @@ def test_a_census_that_fails_on_its_second_page_changes_nothing(synced, fault):
     sim.configure(**{fault: 0.0})
     assert pages == [100]
     assert stored_state(settings) == before
-    failed = factory.store(settings).journal.recent_runs(limit=1, resource="Property")[0]
+    failed = factory.store(settings).sync_log.recent_runs(limit=1, resource="Property")[0]
     assert failed.status == "failed" and failed.records_fetched == 0
 
 
 def test_a_dry_run_measures_the_drift_and_changes_nothing(synced):
     sim, settings = synced
-    mark = factory.store(settings).journal.read_watermark("Property")
+    mark = factory.store(settings).sync_log.read_watermark("Property")
     for key in sim.keys("Property")[:4]:
         sim.delete("Property", key)
     change_below(sim, sim.keys("Property")[-3:], mark.ticks)
@@ -114,7 +114,7 @@ def test_a_dry_run_measures_the_drift_and_changes_nothing(synced):
 
 def test_a_census_missing_most_records_is_refused(synced):
     sim, settings = synced
-    mark = factory.store(settings).journal.read_watermark("Property")
+    mark = factory.store(settings).sync_log.read_watermark("Property")
     for key in sim.keys("Property")[:300]:
         sim.delete("Property", key)
     arrive_below(sim, 2, mark.ticks - DAY_TICKS)  # no repair either: nothing changes
@@ -144,7 +144,7 @@ def test_listings_arriving_below_the_watermark_come_with_their_photos_and_open_h
     2,048 characters), in a few batched requests."""
     sim, settings = synced_with_children
     store = factory.store(settings)
-    mark = store.journal.read_watermark("Property")
+    mark = store.sync_log.read_watermark("Property")
     arrived = arrive_below(sim, 120, mark.ticks - 30 * DAY_TICKS)
     incremental = sync_local(LocalRuntime(settings), settings.resources)
     assert all(r.run.records_fetched == 0 for r in incremental)
@@ -172,7 +172,7 @@ def test_a_version_that_fails_validation_is_not_fetched_every_day(synced):
     """A listing arriving below the watermark with a value its declared type refuses is
     fetched once, rejected into etl_rejects, and left alone until the feed changes it."""
     sim, settings = synced
-    mark = factory.store(settings).journal.read_watermark("Property")
+    mark = factory.store(settings).sync_log.read_watermark("Property")
     [key] = arrive_below(sim, 1, mark.ticks - DAY_TICKS)
     sim.upsert("Property", [{"ListingKey": key, "BedroomsTotal": "three",
                              "ModificationTimestamp": stamp(mark.ticks - DAY_TICKS)}])

@@ -52,7 +52,7 @@ def test_a_reconcile_that_lost_its_lock_changes_nothing(tmp_path):
                       on_census=lapse)
         assert not list(store.deleted_keys("Property"))  # the five are still live
         assert set(gone) <= set(store.stored_keys("Property"))
-        run = store.journal.recent_runs(limit=1, resource="Property")[0]
+        run = store.sync_log.recent_runs(limit=1, resource="Property")[0]
         assert run.status == "failed" and "was lost" in (run.error or "")
     finally:
         sim.stop()

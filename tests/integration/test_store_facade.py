@@ -17,15 +17,15 @@ def test_the_facade_covers_a_sync_and_a_reconcile(store_target: StoreTarget  # n
     report = store.migrate(SMALL_EDMX, ["Property", "Media"])
     assert sorted(report.created_tables) == ["media", "property"]
     assert store.resources() == ["Media", "Property"]
-    store.journal.open_run("r", "Property")
-    store.journal.start_window("r", "Property", "w1")
+    store.sync_log.open_run("r", "Property")
+    store.sync_log.start_window("r", "Property", "w1")
     records = [{"ListingKey": f"K{i}", "ModificationTimestamp": "2024-01-01T00:00:00Z",
                 "PublicRemarks": f"remarks {i}"} for i in range(5)]
     result = store.upsert("Property", [*records, {"ListingKey": 7}], run_id="r",
                           window_id="w1")
     assert (result.upserted, result.rejected, result.batches) == (5, 1, 3)
-    store.journal.finish_window("r", "Property", "w1", status="succeeded", api_requests=1)
-    run = store.journal.close_run("r", "Property", status="succeeded")
+    store.sync_log.finish_window("r", "Property", "w1", status="succeeded", api_requests=1)
+    run = store.sync_log.close_run("r", "Property", status="succeeded")
     assert run is not None and (run.records_fetched, run.records_upserted,
                                 run.records_rejected, run.windows_ok) == (6, 5, 1, 1)
     assert store.mark_deleted("Property", ["K0", "K1"]) == 2

@@ -22,8 +22,8 @@ from tests.store_fixtures import (
 from trestle_tasks.errors import RetriesExhaustedError
 from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.export import export_records
-from trestle_tasks.store.journal import SyncJournal
 from trestle_tasks.store.loader import RecordLoader
+from trestle_tasks.store.sync_log import SyncLog
 from trestle_tasks.store.transform import DATABASE_REFUSED
 
 pytestmark = pytest.mark.integration
@@ -74,8 +74,8 @@ class FailOn:
 
 
 def test_a_failed_batch_leaves_nothing_behind(target: StoreTarget) -> None:
-    journal = SyncJournal(target.engine, schema=target.schema)
-    journal.open_run("run", "Property")
+    sync_log = SyncLog(target.engine, schema=target.schema)
+    sync_log.open_run("run", "Property")
     # A tiny statement budget: every record is its own statement inside the one batch.
     loader = RecordLoader.open(target.engine, "Property", schema=target.schema,
                                batch_size=10, max_statement_bytes=1)
@@ -84,7 +84,7 @@ def test_a_failed_batch_leaves_nothing_behind(target: StoreTarget) -> None:
         loader.load([*batch(10), {"ListingKey": ""}], run_id="run")
     assert count_rows(target, "property") == 0
     assert count_rows(target, "etl_rejects") == 0
-    run = journal.get_run("run", "Property")
+    run = sync_log.get_run("run", "Property")
     assert run is not None and run.records_fetched == 0
 
 
@@ -92,8 +92,8 @@ def test_a_failed_batch_leaves_nothing_behind(target: StoreTarget) -> None:
 def test_deadlocks_and_lost_connections_are_retried(target: StoreTarget, code: int) -> None:
     if target.dialect != "mariadb":
         pytest.skip("MySQL error numbers")
-    journal = SyncJournal(target.engine, schema=target.schema)
-    journal.open_run("run", "Property")
+    sync_log = SyncLog(target.engine, schema=target.schema)
+    sync_log.open_run("run", "Property")
     loader = RecordLoader.open(target.engine, "Property", schema=target.schema,
                                batch_size=10, max_statement_bytes=1, retry=FAST)
     error = pymysql.err.OperationalError(code, "injected")
@@ -101,7 +101,7 @@ def test_deadlocks_and_lost_connections_are_retried(target: StoreTarget, code: i
         result = loader.load(batch(10), run_id="run")
     assert result.upserted == 10
     assert count_rows(target, "property") == 10
-    run = journal.get_run("run", "Property")
+    run = sync_log.get_run("run", "Property")
     assert run is not None and (run.records_fetched, run.records_upserted) == (10, 10)
 
 
@@ -161,8 +161,8 @@ def test_a_row_the_database_refuses_rejects_only_that_record(target: StoreTarget
     records = batch(6)
     records[2]["City"] = "Much too long for eight"
     records[4]["City"] = "Also far too long"
-    journal = SyncJournal(target.engine, schema=target.schema)
-    journal.open_run("run", "Property")
+    sync_log = SyncLog(target.engine, schema=target.schema)
+    sync_log.open_run("run", "Property")
     loader = RecordLoader.open(target.engine, "Property", schema=target.schema, retry=FAST)
     records[0]["City"] = "short"
     result = loader.load(records, run_id="run")
@@ -172,6 +172,6 @@ def test_a_row_the_database_refuses_rejects_only_that_record(target: StoreTarget
     stored = {r["ListingKey"] for r in export_records(target.engine, "Property",
                                                       schema=target.schema)}
     assert stored == {"K0000", "K0001", "K0003", "K0005"}
-    run = journal.get_run("run", "Property")
+    run = sync_log.get_run("run", "Property")
     assert run is not None and (run.records_upserted, run.records_rejected) == (4, 2)
     assert count_rows(target, "etl_rejects") == 2

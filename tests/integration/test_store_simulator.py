@@ -52,14 +52,14 @@ def test_migrate_from_the_simulator_then_load_and_export_max_length_records(
         # Digests, not records: the acceptance run holds 10,000 records of ~200 KB.
         received: dict[str, str] = {}
         run = "acceptance"
-        store.journal.open_run(run, "Property")
+        store.sync_log.open_run(run, "Property")
         for page in walk_keyset(client, KeysetWindow("Property", "ListingKey")):
             result = store.upsert("Property", page.records, run_id=run)
             assert result.rejected == 0, [(r.field, r.reason, r.detail)
                                           for r in result.rejections[:3]]
             for record in page.records:
                 received[record["ListingKey"]] = digest(record)
-        closed = store.journal.close_run(run, "Property", status="succeeded")
+        closed = store.sync_log.close_run(run, "Property", status="succeeded")
 
     assert len(received) == RECORDS
     assert closed is not None

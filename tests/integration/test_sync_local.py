@@ -109,7 +109,7 @@ def test_a_second_local_run_of_the_same_resource_is_skipped(tmp_path):
         ran = [r for r in results if r.run is not None]
         assert len(ran) == 1 and len(skipped) == 1
         assert "already being synced" in skipped[0].skipped.reason
-        logged = {r.run_id: r for r in factory.store(settings).journal.recent_runs(
+        logged = {r.run_id: r for r in factory.store(settings).sync_log.recent_runs(
             resource="Property")}
         assert logged[skipped[0].skipped.run_id].status == "skipped"
         assert "already being synced" in logged[skipped[0].skipped.run_id].error
@@ -145,7 +145,7 @@ def test_concurrent_triggers_with_the_database_lock_make_exactly_one_run(databas
             thread.join()
         plans = [o for o in outcomes if not isinstance(o, Skipped)]
         assert len(plans) == 1 and len(outcomes) == 8
-        statuses = Counter(r.status for r in store.journal.recent_runs(resource="Property"))
+        statuses = Counter(r.status for r in store.sync_log.recent_runs(resource="Property"))
         assert statuses["skipped"] == 7 and statuses["running"] == 1
         assert lock.holder("Property").fence == plans[0].fence
     finally:

@@ -22,9 +22,9 @@ from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
 from trestle_tasks.local import sync_local
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-from trestle_tasks.store.journal import PARTIAL, SUCCEEDED, Watermark
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import PARTIAL, SUCCEEDED, Watermark
 from trestle_tasks.sync import local as local_mode
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
@@ -40,7 +40,7 @@ def planned_run(store: Store, lock: DatabaseRunLock, run_id: str = "run-1") -> R
     """A run planned as plan_run would: lock taken, sync-log row open, one window."""
     grant = lock.acquire("Property", run_id, 60)
     assert grant is not None
-    store.journal.open_run(run_id, "Property", watermark_from=LOWER.text,
+    store.sync_log.open_run(run_id, "Property", watermark_from=LOWER.text,
                            watermark_to=UPPER.text)
     return RunPlan(run_id, "Property", "ListingKey", LOWER.ticks, UPPER.ticks,
                    (Window(0, LOWER.ticks, UPPER.ticks, 3),), "Property", run_id, grant.fence)
@@ -65,7 +65,7 @@ def test_a_watermark_held_by_a_newer_fence_closes_the_run_partial_with_the_reaso
     lock = DatabaseRunLock(store.engine, schema=store.schema)
     plan = planned_run(store, lock)
     newer = plan.fence + 40
-    assert store.journal.advance_watermark("Property", LOWER, run_id="newer", fence=newer)
+    assert store.sync_log.advance_watermark("Property", LOWER, run_id="newer", fence=newer)
 
     run = finalize_run(plan, all_succeeded(plan), store=store, lock=lock)
 
@@ -74,7 +74,7 @@ def test_a_watermark_held_by_a_newer_fence_closes_the_run_partial_with_the_reaso
             f"{plan.fence})") in run.error
     assert run.details["watermark_advanced"] is False
     assert run.details["watermark_held_back"] is True
-    assert store.journal.read_watermark("Property") == LOWER
+    assert store.sync_log.read_watermark("Property") == LOWER
     assert lock.holder("Property") is None  # released all the same
     # Every window succeeded: running it again would change nothing, so it is not retried.
     assert run_retry_delay(plan, run.status, all_succeeded(plan), base_delay_s=1) is None
@@ -92,14 +92,14 @@ def test_a_watermark_already_at_or_past_the_upper_bound_is_no_fault(
     lock = DatabaseRunLock(store.engine, schema=store.schema)
     plan = planned_run(store, lock)
     beyond = Watermark(UPPER.ticks + 10)
-    store.journal.advance_watermark("Property", beyond, run_id="other",
+    store.sync_log.advance_watermark("Property", beyond, run_id="other",
                                     fence=plan.fence + stored_fence_offset)
 
     run = finalize_run(plan, all_succeeded(plan), store=store, lock=lock)
 
     assert run.status == SUCCEEDED and run.error is None
     assert run.details["watermark_advanced"] is False
-    assert store.journal.read_watermark("Property") == beyond
+    assert store.sync_log.read_watermark("Property") == beyond
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_sync_local_says_so_everywhere_when_its_watermark_is_held(tmp_path, hook
         assert result.exit_code == 1, result.output
         assert "partial" in result.output and "newer fence" in result.output
         store = factory.store(settings)
-        run = store.journal.recent_runs(limit=1, resource="Property")[0]
+        run = store.sync_log.recent_runs(limit=1, resource="Property")[0]
         assert run.status == PARTIAL and run.records_fetched == 5
         # The failed/partial-run alert, with the reason.
         alerts = [body for _, body in hook.requests if body["kind"] == "run_failed"]

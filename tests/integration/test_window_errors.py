@@ -12,7 +12,7 @@ from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
 from trestle_tasks.errors import TransientServerError
 from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.store.journal import FAILED
+from trestle_tasks.store.sync_log import FAILED
 from trestle_tasks.sync.plan import WindowSizing, plan_run
 from trestle_tasks.sync.run_retry import run_retry_delay
 from trestle_tasks.sync.schema import ensure_tables

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 
 from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
-from trestle_tasks.store.journal import FAILED, RUNNING, SUCCEEDED, SyncJournal
 from trestle_tasks.store.migrate import evolve_bookkeeping
+from trestle_tasks.store.sync_log import FAILED, RUNNING, SUCCEEDED, SyncLog
 from trestle_tasks.sync.handout import hand_out, hand_out_all, slot_holder
 from trestle_tasks.sync.ledger import (
     GAVE_UP,
@@ -55,7 +55,7 @@ def planned(target: StoreTarget, run_id: str = "run-1", windows: int = 5
             ) -> tuple[WindowLedger, RunPlan]:
     evolve_bookkeeping(target.engine, target.schema)
     plan = a_plan(run_id, windows)
-    SyncJournal(target.engine, schema=target.schema).open_run(
+    SyncLog(target.engine, schema=target.schema).open_run(
         run_id, RESOURCE, windows_total=windows, details={"expected_records": 250})
     ledger = WindowLedger(target.engine, schema=target.schema)
     ledger.record_plan(plan)
@@ -71,8 +71,8 @@ def test_the_plan_is_kept_and_read_back_whole(store_target):  # noqa: F811
     assert [w.status for w in ledger.windows("run-1", RESOURCE)] == [PENDING] * 5
     assert ledger.open_runs() == [("run-1", RESOURCE)]
     assert ledger.unfinished("run-1", RESOURCE) == 5
-    journal = SyncJournal(store_target.engine, schema=store_target.schema)
-    assert journal.get_run("run-1", RESOURCE).details["expected_records"] == 250
+    sync_log = SyncLog(store_target.engine, schema=store_target.schema)
+    assert sync_log.get_run("run-1", RESOURCE).details["expected_records"] == 250
 
 
 def test_windows_go_out_in_order_only_with_a_slot(store_target):  # noqa: F811
@@ -184,14 +184,14 @@ def test_a_window_finished_but_not_settled_is_settled_by_the_watchdog(
              lambda r, s, w, t: sent.append(t), slot_ttl_s=60)
     ids = ("run-1", RESOURCE, "w00000")
     assert ledger.claim(*ids, sent[0], stale_s=30, max_crashes=3)[0] == RUN
-    journal = SyncJournal(store_target.engine, schema=store_target.schema)
-    journal.start_window(*ids)
-    journal.finish_window(*ids, status=SUCCEEDED, api_requests=2)
+    sync_log = SyncLog(store_target.engine, schema=store_target.schema)
+    sync_log.start_window(*ids)
+    sync_log.finish_window(*ids, status=SUCCEEDED, api_requests=2)
     assert ledger.unfinished("run-1", RESOURCE) == 1  # killed before it recorded its outcome
     time.sleep(0.01)
     assert ledger.requeue_stale("run-1", RESOURCE, running_stale_s=0, queued_stale_s=0,
-                                max_crashes=3) == ["w00000: settled from its journal row"]
+                                max_crashes=3) == ["w00000: settled from its sync log row"]
     assert ledger.unfinished("run-1", RESOURCE) == 0
     outcome, = ledger.outcomes("run-1", RESOURCE)
     assert (outcome.status, outcome.requests) == (SUCCEEDED, 2)
-    assert journal.windows("run-1", RESOURCE)[0].status == SUCCEEDED != RUNNING
+    assert sync_log.windows("run-1", RESOURCE)[0].status == SUCCEEDED != RUNNING

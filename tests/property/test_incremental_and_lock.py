@@ -80,9 +80,9 @@ def test_any_number_of_concurrent_triggers_make_exactly_one_run(synced, triggers
     plans = [o for o in outcomes if not isinstance(o, Skipped)]
     skipped = [o for o in outcomes if isinstance(o, Skipped)]
     assert len(outcomes) == triggers and len(plans) == 1
-    logged = {r.run_id: r.status for r in store.journal.recent_runs(limit=50,
+    logged = {r.run_id: r.status for r in store.sync_log.recent_runs(limit=50,
                                                                      resource="Property")}
     assert all(logged[s.run_id] == "skipped" for s in skipped)
     plan = plans[0]
-    store.journal.close_run(plan.run_id, "Property", status="abandoned")
+    store.sync_log.close_run(plan.run_id, "Property", status="abandoned")
     assert lock.release(LockGrant(plan.lock_name, plan.lock_owner, plan.fence))

@@ -31,8 +31,8 @@ from tests.integration.sync_fixtures import canonical, create_database, settings
 from tests.redis_space import redis_url
 from trestle_tasks import factory
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-from trestle_tasks.store.journal import FAILED, SKIPPED, SUCCEEDED, Watermark
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.sync_log import FAILED, SKIPPED, SUCCEEDED, Watermark
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
@@ -93,7 +93,7 @@ class Driver:
         if holder is not None:
             # Two overlapping runs: the second is skipped, and the sync log says so.
             assert isinstance(planned, Skipped), "a second run got the lock"
-            logged = self.store.journal.get_run(planned.run_id, RESOURCE)
+            logged = self.store.sync_log.get_run(planned.run_id, RESOURCE)
             assert logged.status == SKIPPED and holder.plan.run_id in logged.error
             return None
         assert not isinstance(planned, Skipped), planned.reason
@@ -112,10 +112,10 @@ class Driver:
 
     def finish(self, run: Run) -> None:
         self.walk(run)
-        before = self.store.journal.read_watermark(RESOURCE)
+        before = self.store.sync_log.read_watermark(RESOURCE)
         closed = finalize_run(run.plan, run.outcomes, store=self.store, lock=self.lock)
         run.finalized = True
-        after = self.store.journal.read_watermark(RESOURCE)
+        after = self.store.sync_log.read_watermark(RESOURCE)
         if run.lapsed:
             # Its lease lapsed: it must not move the watermark behind its successor's back.
             assert closed.status == FAILED and after == before
@@ -160,7 +160,7 @@ def test_local_and_cluster_runs_take_turns_in_any_interleaving(world, steps, leg
         marks = bookkeeping(driver.store.schema)["etl_watermark"]
         with driver.store.engine.begin() as conn:
             conn.execute(sa.update(marks).values(fence=time.time_ns()))
-    marks_seen = [driver.store.journal.read_watermark(RESOURCE)]
+    marks_seen = [driver.store.sync_log.read_watermark(RESOURCE)]
     for number, (action, arg) in enumerate(steps):
         pending = driver.pending()
         if action == "start":
@@ -173,10 +173,10 @@ def test_local_and_cluster_runs_take_turns_in_any_interleaving(world, steps, leg
             sim.mutate(RESOURCE, count=arg, seed=seed + number)
         elif action == "lapse":
             driver.lapse()
-        marks_seen.append(driver.store.journal.read_watermark(RESOURCE))
+        marks_seen.append(driver.store.sync_log.read_watermark(RESOURCE))
     for run in driver.pending():
         driver.finish(run)
-    marks_seen.append(driver.store.journal.read_watermark(RESOURCE))
+    marks_seen.append(driver.store.sync_log.read_watermark(RESOURCE))
     present = [m for m in marks_seen if m is not None]
     assert present == sorted(present), "the watermark moved backwards"
     if present:  # once set, never gone again
@@ -189,5 +189,5 @@ def test_local_and_cluster_runs_take_turns_in_any_interleaving(world, steps, leg
     assert stored == {canonical(r) for r in sim.records(RESOURCE)}
     idle = driver.start(MODES[1 - MODES.index(final_mode)])
     driver.finish(idle)
-    idle_run = driver.store.journal.get_run(idle.plan.run_id, RESOURCE)
+    idle_run = driver.store.sync_log.get_run(idle.plan.run_id, RESOURCE)
     assert idle_run.records_fetched == 0 and idle_run.status == SUCCEEDED

@@ -130,7 +130,7 @@ def test_every_phase_of_a_run_logs_start_end_and_figures(
                 {run.run_id}, Counter((line["logger"], line.get("run_id"))
                                       for line in everything)
             assert {line.get("resource") for line in everything} == {"Property"}
-            check_run(lines, run, factory.store(config).journal.windows(run.run_id,
+            check_run(lines, run, factory.store(config).sync_log.windows(run.run_id,
                                                                        "Property"))
             check_reconcile(config, sim)
     finally:

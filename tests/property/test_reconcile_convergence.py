@@ -83,7 +83,7 @@ DRIFT = st.fixed_dictionaries({
 def test_one_reconcile_makes_the_store_equal_to_the_feed(replica, drift):
     sim, config, departed = replica
     store = factory.store(config)
-    mark = store.journal.read_watermark("Property")
+    mark = store.sync_log.read_watermark("Property")
     assert mark is not None
     records = {r["ListingKey"]: r for r in sim.records("Property")}
     formerly = sorted(departed)

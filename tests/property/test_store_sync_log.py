@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from tests.store_data import migrate_small, records, unique_prefix
 from tests.store_fixtures import StoreTarget, module_store_target  # noqa: F401
-from trestle_tasks.store.journal import FAILED, PARTIAL, SUCCEEDED, SyncJournal
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.sync_log import FAILED, PARTIAL, SUCCEEDED, SyncLog
 
 
 @pytest.fixture(scope="module")
@@ -51,26 +51,26 @@ def window_plans(draw: st.DrawFn) -> list[dict[str, Any]]:
 def test_the_sync_log_counts_what_happened(target: StoreTarget, plans: list[dict[str, Any]],
                                            batch_size: int) -> None:
     run_id = unique_prefix()
-    journal = SyncJournal(target.engine, schema=target.schema)
-    assert journal.open_run(run_id, "Property", windows_total=len(plans))
-    assert not journal.open_run(run_id, "Property")  # opening twice is harmless
+    sync_log = SyncLog(target.engine, schema=target.schema)
+    assert sync_log.open_run(run_id, "Property", windows_total=len(plans))
+    assert not sync_log.open_run(run_id, "Property")  # opening twice is harmless
     loader = RecordLoader.open(target.engine, "Property", schema=target.schema,
                                batch_size=batch_size)
     for plan in plans:
         if plan["redelivered"]:
             # A first delivery that died part-way: its counts and rejects must not stay.
-            journal.start_window(run_id, "Property", plan["id"])
+            sync_log.start_window(run_id, "Property", plan["id"])
             loader.load(plan["records"][: len(plan["records"]) // 2 + 1], run_id=run_id,
                         window_id=plan["id"])
-        journal.start_window(run_id, "Property", plan["id"])
+        sync_log.start_window(run_id, "Property", plan["id"])
         loader.load(plan["records"], run_id=run_id, window_id=plan["id"])
-        journal.finish_window(run_id, "Property", plan["id"],
+        sync_log.finish_window(run_id, "Property", plan["id"],
                               status=FAILED if plan["failed"] else SUCCEEDED,
                               api_requests=plan["requests"])
     any_failed = any(p["failed"] for p in plans)
-    closed = journal.close_run(run_id, "Property", status=PARTIAL if any_failed else SUCCEEDED,
+    closed = sync_log.close_run(run_id, "Property", status=PARTIAL if any_failed else SUCCEEDED,
                                error="2 windows failed" if any_failed else None)
-    again = journal.close_run(run_id, "Property", status=FAILED)  # closing twice changes nothing
+    again = sync_log.close_run(run_id, "Property", status=FAILED)  # closing twice changes nothing
     assert closed == again
     assert closed is not None
 

@@ -16,9 +16,9 @@ from tests.store_data import migrate_small, records, unique_prefix
 from tests.store_fixtures import StoreTarget, module_store_target  # noqa: F401
 from trestle_tasks.store import transform as t
 from trestle_tasks.store.export import export_records
-from trestle_tasks.store.journal import SyncJournal
 from trestle_tasks.store.loader import RecordLoader, raw_record_text
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.sync_log import SyncLog
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +95,8 @@ def test_bad_records_are_rejected_and_the_rest_loads(
 ) -> None:
     batch, broken = case
     run_id = unique_prefix()
-    journal = SyncJournal(target.engine, schema=target.schema)
-    journal.open_run(run_id, "Property")
+    sync_log = SyncLog(target.engine, schema=target.schema)
+    sync_log.open_run(run_id, "Property")
     loader = RecordLoader.open(target.engine, "Property", schema=target.schema,
                                batch_size=batch_size)
     result = loader.load(batch, run_id=run_id)
@@ -131,7 +131,7 @@ def test_bad_records_are_rejected_and_the_rest_loads(
         if isinstance(record, dict) and isinstance(record.get("ListingKey"), str):
             assert record["ListingKey"] not in stored  # never loaded as garbage
 
-    run = journal.get_run(run_id, "Property")
+    run = sync_log.get_run(run_id, "Property")
     assert run is not None
     assert (run.records_fetched, run.records_upserted, run.records_rejected) == (
         len(batch), len(good), len(broken))

@@ -19,7 +19,7 @@ from trestle_tasks.monitoring.alerts.rules import (
     run_alerts,
     stale_alerts,
 )
-from trestle_tasks.store.journal import SyncRun
+from trestle_tasks.store.sync_log import SyncRun
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LIMITS = Thresholds(quota_fraction=0.9, reject_fraction=0.01, stale_after=timedelta(hours=1),

@@ -44,7 +44,7 @@ def test_a_finalize_that_fails_still_writes_its_end_line(caplog):
     def database_down(*args, **kwargs):
         raise OSError("database went away")
 
-    store = SimpleNamespace(journal=SimpleNamespace(advance_watermark=database_down,
+    store = SimpleNamespace(sync_log=SimpleNamespace(advance_watermark=database_down,
                                                     close_run=database_down))
     caplog.set_level(logging.INFO)
     with pytest.raises(OSError):

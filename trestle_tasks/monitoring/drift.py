@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from trestle_tasks.store.journal import RUNNING, SKIPPED, SyncRun
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.sync_log import RUNNING, SKIPPED, SyncRun
 
 if TYPE_CHECKING:  # the alert rules import this module: keep it free of the store's imports
     from trestle_tasks.store.store import Store

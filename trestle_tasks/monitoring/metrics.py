@@ -27,9 +27,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from trestle_tasks.monitoring.drift import DRIFT_KINDS, ReconcileReport, latest_reconciles
-from trestle_tasks.store.journal import RUNNING, SKIPPED, SUCCEEDED
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import RUNNING, SKIPPED, SUCCEEDED
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def read_sync_figures(store: Store, now: datetime | None = None) -> SyncFigures:
         figures.last_success = {r: _epoch(t) for r, t in conn.execute(succeeded) if t}
         figures.last_duration_s = _last_durations(conn, log_table)
     figures.reconciles = latest_reconciles(store, measured_only=True)
-    for resource, mark in store.journal.watermarks().items():
+    for resource, mark in store.sync_log.watermarks().items():
         figures.lag_s[resource] = max((now - mark.timestamp.to_datetime()).total_seconds(), 0.0)
     return figures
 

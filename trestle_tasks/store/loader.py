@@ -414,7 +414,7 @@ class RecordLoader:
 
         With `run_id`, each batch also adds its counts to the run's etl_sync_log row — or,
         with `window_id` too, to that window's etl_sync_window row — in the batch's own
-        transaction. Do not add the returned counts to the journal again.
+        transaction. Do not add the returned counts to the sync log again.
         """
         total = LoadResult()
         batches = _batches(records, self.batch_size)
@@ -565,7 +565,7 @@ class RecordLoader:
                 {name: table.c[name] + value for name, value in counts.items()})
         )
         if done.rowcount == 0:
-            # The journal row was never opened: open it here rather than lose the counts.
+            # The sync log row was never opened: open it here rather than lose the counts.
             row = {"run_id": run_id, "resource": self.resource, "status": "running",
                    "started_at": now, **counts}
             if window_id is not None:

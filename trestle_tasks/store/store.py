@@ -2,9 +2,9 @@
 
     store = Store.from_url(settings.database_url, batch_size=1000)
     store.migrate(metadata_xml, settings.resources)        # trestle-etl migrate
-    store.journal.open_run(run_id, "Property", ...)
+    store.sync_log.open_run(run_id, "Property", ...)
     store.upsert("Property", page.records, run_id=run_id, window_id=window)
-    store.journal.close_run(run_id, "Property", status="succeeded")
+    store.sync_log.close_run(run_id, "Property", status="succeeded")
     store.export("Property", sys.stdout)                     # trestle-etl export
 
 Loaders are built from etl_field_map on first use and kept per resource (per process:
@@ -29,10 +29,10 @@ from trestle_tasks.store import records as records_module
 from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY
 from trestle_tasks.store.engine import create_store_engine
-from trestle_tasks.store.journal import SyncJournal
 from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, LoadResult, RecordLoader
 from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
 from trestle_tasks.store.schema import bookkeeping, promoted_fields
+from trestle_tasks.store.sync_log import SyncLog
 from trestle_tasks.store.views import view_name
 from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
 
@@ -54,7 +54,7 @@ class Store:
         self.retry = retry
         self.promote = dict(promote or {})
         self.catalog_ttl_s = catalog_ttl_s
-        self.journal = SyncJournal(engine, schema=schema, retry=retry)
+        self.sync_log = SyncLog(engine, schema=schema, retry=retry)
         self._loaders: dict[str, tuple[RecordLoader, Any, float]] = {}
         self._lock = threading.Lock()
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from trestle_tasks.coordination.locks import LockGrant, RunLock
-from trestle_tasks.store.journal import FAILED, PARTIAL, SUCCEEDED, SyncRun, Watermark
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import FAILED, PARTIAL, SUCCEEDED, SyncRun, Watermark
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
 from trestle_tasks.sync.phases import Figures, Phase
 
@@ -76,7 +76,7 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
     advanced, held_back = False, None
     upper = finished_prefix_upper(plan, outcomes)
     if upper is not None and lock_kept:
-        advanced = store.journal.advance_watermark(
+        advanced = store.sync_log.advance_watermark(
             plan.resource, Watermark(upper), run_id=plan.run_id, fence=plan.fence
         )
         held_back = None if advanced else watermark_held_back(store, plan, upper)
@@ -100,11 +100,11 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
     }
     if extra_details is not None:
         details.update(extra_details(status, outcomes))
-    run = store.journal.close_run(plan.run_id, plan.resource, status=status,
+    run = store.sync_log.close_run(plan.run_id, plan.resource, status=status,
                                   error="; ".join(errors)[:2000] or None, details=details)
     if lock_kept:
         lock.release(grant)
-    run = run if run is not None else store.journal.get_run(plan.run_id, plan.resource)
+    run = run if run is not None else store.sync_log.get_run(plan.run_id, plan.resource)
     # The end line is the run's summary: its figures are the whole run's, from the sync log.
     phase.end("run %s %s: %d/%d windows succeeded, watermark %s", plan.run_id, status,
               len(outcomes) - len(failed), len(plan.windows),
@@ -121,7 +121,7 @@ def watermark_held_back(store: Store, plan: RunPlan, upper: int) -> str | None:
     A run that fetched everything but left the watermark behind is not a success: the
     next runs fetch the same records again, and the lag grows without a word otherwise.
     """
-    stored = store.journal.read_watermark_fence(plan.resource)
+    stored = store.sync_log.read_watermark_fence(plan.resource)
     if stored is not None and stored[0] >= Watermark(upper):
         return None
     target = Watermark(upper).text

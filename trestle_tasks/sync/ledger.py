@@ -32,9 +32,9 @@ from sqlalchemy.engine import Engine
 from trestle_tasks.retry import RetryPolicy
 from trestle_tasks.store.dbclock import db_now, db_now_plus
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
-from trestle_tasks.store.journal import FAILED, RUNNING, SUCCEEDED
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.sync_log import FAILED, RUNNING, SUCCEEDED
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class WindowLedger:
                     verdict = "failed without recording its outcome: handed out again"
                 else:
                     values = {"outcome": encode_json(_outcome_from_row(found).to_dict())}
-                    verdict = "settled from its journal row"
+                    verdict = "settled from its sync log row"
                 if conn.execute(sa.update(rows).where(same).values(values)).rowcount:
                     changes.append(f"{row.window.window_id}: {verdict}")
 

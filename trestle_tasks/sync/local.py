@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock
 from trestle_tasks.logs import log_context
 from trestle_tasks.settings import Settings
-from trestle_tasks.store.journal import SyncRun
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import SyncRun
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, WindowSizing, new_run_id, plan_run

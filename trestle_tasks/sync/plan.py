@@ -26,7 +26,7 @@ from trestle_tasks.trestle.pager import range_filter
 log = logging.getLogger(__name__)
 
 # A window holds at least this many pages (when the run has that many records): each
-# window costs a task, a journal row and a lock renewal whatever its size.
+# window costs a task, a sync log row and a lock renewal whatever its size.
 MIN_PAGES_PER_WINDOW = 3
 
 
@@ -77,7 +77,7 @@ def record_skip(store: Store, skipped: Skipped) -> Skipped:
              extra={"run_id": skipped.run_id, "resource": skipped.resource})
     if skipped.run_id is not None:
         try:
-            store.journal.record_skipped(skipped.run_id, skipped.resource, skipped.reason)
+            store.sync_log.record_skipped(skipped.run_id, skipped.resource, skipped.reason)
         except Exception as error:  # a skip must still exit cleanly
             log.warning("could not record the skipped trigger: %s", type(error).__name__,
                         extra={"resource": skipped.resource})
@@ -131,7 +131,7 @@ def plan_run(
         # server whose clock runs behind ours, or committed late, would otherwise land
         # below a watermark that has already moved past it.
         upper = now().ticks - int(settle_s * TICKS_PER_SECOND)
-        mark = None if full else store.journal.read_watermark(resource)
+        mark = None if full else store.sync_log.read_watermark(resource)
         lower = mark.ticks if mark is not None else None
         phase.count_from_here()
         notes: tuple[str, ...] = ()
@@ -148,14 +148,14 @@ def plan_run(
             upper_ticks=upper, windows=tuple(windows), lock_name=name, lock_owner=run_id,
             fence=grant.fence, planning_requests=figures.requests, full=full, notes=notes,
         )
-        store.journal.open_run(
+        store.sync_log.open_run(
             run_id, resource, windows_total=len(windows),
             watermark_from=mark.text if mark is not None else None,
             watermark_to=ODataTimestamp(upper).to_odata(),
             details={"expected_records": sum(w.expected or 0 for w in windows),
                      "fence": grant.fence, "full": full},
         )
-        store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+        store.sync_log.add_counts(run_id, resource, api_requests=figures.requests,
                                  retries=figures.retries, rate_limited=figures.rate_limited,
                                  api_bytes=figures.api_bytes)
     except BaseException as error:

@@ -27,9 +27,9 @@ from typing import Any
 from trestle_tasks.coordination.locks import LockKeeper, RunLock, lock_name
 from trestle_tasks.errors import FatalError, StoreError
 from trestle_tasks.logs import log_context
-from trestle_tasks.store.journal import FAILED, SUCCEEDED, SyncRun
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import FAILED, SUCCEEDED, SyncRun
 from trestle_tasks.sync.drift import Drift, compare
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, new_run_id, record_skip
@@ -118,7 +118,7 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
         "reconcile run %s: taking a (key, timestamp) census%s", run_id,
         " (dry run)" if options.dry_run else "", dry_run=options.dry_run)
     details: dict[str, Any] = {"kind": KIND, "dry_run": options.dry_run}
-    store.journal.open_run(run_id, resource, details=details)
+    store.sync_log.open_run(run_id, resource, details=details)
     try:
         key_field = layout_of(store.engine, resource, store.schema).key_field.name
         requests_before = client.stats.requests
@@ -151,10 +151,10 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
         _close_failed(store, run_id, resource, phase, details, error)
         raise
     figures = phase.figures(details["census"])
-    store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+    store.sync_log.add_counts(run_id, resource, api_requests=figures.requests,
                              retries=figures.retries, rate_limited=figures.rate_limited,
                              api_bytes=figures.api_bytes)
-    run = store.journal.close_run(run_id, resource, status=SUCCEEDED, details=details)
+    run = store.sync_log.close_run(run_id, resource, status=SUCCEEDED, details=details)
     phase.end("reconcile run %s%s: %d in the feed, %d missing, %d stale, %d gone, "
               "%d restored; %d fetched, %d marked deleted", run_id,
               " (dry run)" if options.dry_run else "", details["census"],
@@ -220,9 +220,9 @@ def _repair(resource: str, drift: Drift, wanted: list[tuple[Any, int | None]],
 def _close_failed(store: Store, run_id: str, resource: str, phase: Phase,
                   details: dict[str, Any], error: Exception) -> None:
     figures = phase.figures()
-    store.journal.add_counts(run_id, resource, api_requests=figures.requests,
+    store.sync_log.add_counts(run_id, resource, api_requests=figures.requests,
                              retries=figures.retries, rate_limited=figures.rate_limited,
                              api_bytes=figures.api_bytes)
-    store.journal.close_run(run_id, resource, status=FAILED, error=str(error),
+    store.sync_log.close_run(run_id, resource, status=FAILED, error=str(error),
                             details=details)
     phase.end("reconcile run %s failed: %s", run_id, error, figures=figures, outcome=FAILED)

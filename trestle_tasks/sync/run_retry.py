@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from trestle_tasks.store.journal import FAILED, PARTIAL
+from trestle_tasks.store.sync_log import FAILED, PARTIAL
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
 
 MAX_RUN_ATTEMPTS = 3

@@ -1,7 +1,7 @@
 """Syncing one window: walk it in keyset order and upsert page by page.
 
 Streaming: one page is in memory at a time, whatever the window's size. Idempotent: a
-window run twice (a redelivery after a worker died) restarts its journal row and upserts
+window run twice (a redelivery after a worker died) restarts its sync log row and upserts
 the same records again, which the guarded upsert turns into no change.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 from trestle_tasks.errors import ReplicationLinkExpiredError, TrestleTasksError, is_retriable
 from trestle_tasks.logs import log_context, redact
-from trestle_tasks.store.journal import FAILED, SUCCEEDED
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import FAILED, SUCCEEDED
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
@@ -95,8 +95,8 @@ def lane_pages(plan: RunPlan, lower: int | None, upper: int, client: TrestleClie
 def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: TrestleClient,
                  page_size: int, on_page: Callable[[int], None] | None,
                  media_since: int | None, replication_min: int) -> WindowOutcome:
-    journal = store.journal
-    journal.start_window(plan.run_id, plan.resource, window.window_id)
+    sync_log = store.sync_log
+    sync_log.start_window(plan.run_id, plan.resource, window.window_id)
     phase = Phase(log, "window", stats=client.stats).start(
         "window %s started %s", window.window_id, window.describe(),
         expected_records=window.expected)
@@ -130,7 +130,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
         # run's details, which are not redacted on the way in.
         message = redact(str(error))
         figures = phase.figures(fetched)
-        journal.finish_window(plan.run_id, plan.resource, window.window_id, status=FAILED,
+        sync_log.finish_window(plan.run_id, plan.resource, window.window_id, status=FAILED,
                               api_requests=figures.requests, retries=figures.retries,
                               rate_limited=figures.rate_limited,
                               api_bytes=figures.api_bytes, error=message)
@@ -149,7 +149,7 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
                              pages=pages, db_seconds=db_seconds,
                              error_kind=type(error).__name__)
     figures = phase.figures(fetched)
-    journal.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
+    sync_log.finish_window(plan.run_id, plan.resource, window.window_id, status=SUCCEEDED,
                           api_requests=figures.requests, retries=figures.retries,
                           rate_limited=figures.rate_limited,
                           api_bytes=figures.api_bytes)

@@ -6,7 +6,7 @@ few round trips whatever the size, instead of a `$count` per bisection level.
 
 How many windows: enough to keep every window slot of the cluster busy
 (`SYNC_MAX_CONCURRENT_WINDOWS`), but none smaller than a few pages (a window's walk has a
-fixed cost: a task, a lock renewal, a journal row) and none larger than
+fixed cost: a task, a lock renewal, a sync log row) and none larger than
 `SYNC_WINDOW_SIZE`. A timestamp shared by more records than a window is never split: the
 window's keyset walk takes the whole tie.
 

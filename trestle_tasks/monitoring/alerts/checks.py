@@ -9,9 +9,9 @@ import sqlalchemy as sa
 
 from trestle_tasks.coordination.locks import RunLock, lock_name
 from trestle_tasks.monitoring.alerts.rules import HeldLock, ResourceHistory
-from trestle_tasks.store.journal import SUCCEEDED
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import SUCCEEDED
 
 
 def resource_history(store: Store, resources: Iterable[str]) -> list[ResourceHistory]:
@@ -53,7 +53,7 @@ def held_locks(store: Store, lock: RunLock, credential: str,
         holder = lock.holder(lock_name(resource))
         if holder is None:
             continue
-        run = store.journal.get_run(holder.owner, resource)
+        run = store.sync_log.get_run(holder.owner, resource)
         if run is not None:
             held.append(HeldLock(resource, holder.owner, run.started_at))
     return held

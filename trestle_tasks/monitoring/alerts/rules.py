@@ -24,7 +24,7 @@ from trestle_tasks.monitoring.alerts.model import (
     Alert,
 )
 from trestle_tasks.monitoring.drift import ReconcileReport, reconcile_report
-from trestle_tasks.store.journal import ABANDONED, FAILED, PARTIAL, SyncRun
+from trestle_tasks.store.sync_log import ABANDONED, FAILED, PARTIAL, SyncRun
 
 
 @dataclass(frozen=True)

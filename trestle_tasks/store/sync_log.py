@@ -159,7 +159,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class SyncJournal:
+class SyncLog:
     """Reads and writes etl_sync_log, etl_sync_window and etl_watermark."""
 
     def __init__(self, engine: Engine, *, schema: str | None = None,

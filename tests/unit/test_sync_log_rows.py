@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 
 from trestle_tasks.errors import SchemaMismatchError, StoreUnavailableError
-from trestle_tasks.store.journal import Watermark, redact
+from trestle_tasks.store.sync_log import Watermark, redact
 
 
 def test_watermarks_order_by_ticks_then_key() -> None:
@@ -36,7 +36,7 @@ def test_store_errors_pickle_with_details() -> None:
 def test_peak_in_flight_counts_overlapping_windows():
     from datetime import UTC, datetime, timedelta
 
-    from trestle_tasks.store.journal import SyncWindow, peak_in_flight
+    from trestle_tasks.store.sync_log import SyncWindow, peak_in_flight
 
     start = datetime(2026, 11, 26, tzinfo=UTC)
 
