@@ -28,6 +28,11 @@ DEFAULT_DATABASE_URL = "sqlite:///trestle.sqlite3"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 _RESOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# A feed's name becomes part of variable names (FEED_<NAME>_…) and of its default schema
+# (feed_<name>), so it is kept to what both allow, in one case only.
+FEED_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
+# Unquoted identifiers that MySQL/MariaDB and PostgreSQL both accept (64 characters at most).
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 # --- parsers: each takes the raw text and returns the value or raises ValueError ----------
@@ -75,6 +80,26 @@ def _database_url(text: str) -> str:
         raise ValueError(f"the {url.get_backend_name()}+{dialect.driver} driver is not "
                          f"installed ({exc.name or exc}){extra}: {_DRIVER_HINT}") from None
     return text
+
+
+def _schema_name(text: str) -> str:
+    if not _SCHEMA_NAME.match(text):
+        raise ValueError("must be a letter or _ followed by letters, digits or _ (at most 64)")
+    return text
+
+
+def feed_names(text: str) -> tuple[str, ...]:
+    """TRESTLE_FEEDS: `north,south`, each name lower case, unique."""
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ValueError("must name at least one feed")
+    bad = [n for n in names if not FEED_NAME.match(n)]
+    if bad:
+        raise ValueError(f"not feed names: {', '.join(map(repr, bad))} (a lower-case letter, "
+                         "then lower-case letters, digits or _, at most 31 in all)")
+    if len(set(names)) != len(names):
+        raise ValueError("names a feed twice")
+    return names
 
 
 def _resources(text: str) -> tuple[str, ...]:
@@ -185,6 +210,9 @@ class SettingSpec:
 
 
 SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("TRESTLE_FEEDS", "feed_names", feed_names, (),
+                "comma-separated names of the feeds this deployment syncs, each with its "
+                "FEED_<NAME>_… variables and its own schema (default: one feed, `default`)"),
     SettingSpec("TRESTLE_CLIENT_ID", "client_id", _text, None,
                 "OAuth2 client id (required, except for demo and simulator)"),
     SettingSpec("TRESTLE_CLIENT_SECRET", "client_secret", _text, None,
@@ -197,6 +225,10 @@ SPECS: tuple[SettingSpec, ...] = (
                 "comma-separated resources to sync"),
     SettingSpec("DATABASE_URL", "database_url", _database_url, DEFAULT_DATABASE_URL,
                 "SQLAlchemy URL of the target database"),
+    SettingSpec("DATABASE_SCHEMA", "database_schema", _schema_name, None,
+                "schema (PostgreSQL) or database (MySQL/MariaDB, same server) the tables go "
+                "in, created by migrate (default: the URL's own; feed_<name> for a feed "
+                "other than `default`)"),
     SettingSpec("REDIS_URL", "redis_url", _redis_url, DEFAULT_REDIS_URL,
                 "Redis for locks, the quota limiter and the token cache"),
     SettingSpec("CELERY_BROKER_URL", "celery_broker_url", _text, None,
@@ -299,6 +331,20 @@ SPECS: tuple[SettingSpec, ...] = (
                 360.0, "alert when one run has held a resource's run lock this long"),
 )
 
+BY_ENV: dict[str, SettingSpec] = {spec.env: spec for spec in SPECS}
+
+# What may differ between the feeds of one deployment (FEED_<NAME>_<VARIABLE>, feeds.py):
+# what belongs to one feed's credential, its server, its runs or its tables, all read from
+# that feed's Settings. The rest is the cluster's (one Redis, one Celery, one set of
+# workers, logs and alert channels): a per-feed value for it could not be honoured.
+FEED_SCOPED: frozenset[str] = frozenset({
+    "TRESTLE_CLIENT_ID", "TRESTLE_CLIENT_SECRET", "TRESTLE_TOKEN_URL", "TRESTLE_BASE_URL",
+    "TRESTLE_RESOURCES", "TRESTLE_HTTP_TIMEOUT", "TRESTLE_RETRY_BUDGET", "TRESTLE_PAGE_SIZE",
+    "SYNC_WINDOW_SIZE", "SYNC_WINDOW_LANES", "SYNC_INTERVAL_MINUTES",
+    "SYNC_MAX_CONCURRENT_WINDOWS", "SYNC_RETRY_DELAY", "SYNC_REPLICATION_MIN_RECORDS",
+    "SYNC_SETTLE_SECONDS", "STORE_INDEXED_FIELDS", "DATABASE_URL", "DATABASE_SCHEMA",
+    "DB_BATCH_SIZE",
+})
 
 _CREDENTIALS = ("client_id", "client_secret")
 
@@ -311,6 +357,8 @@ class Settings:
     base_url: str
     resources: tuple[str, ...]
     database_url: str
+    database_schema: str | None
+    feed_names: tuple[str, ...]
     redis_url: str
     celery_broker_url: str | None
     celery_result_backend: str | None
@@ -351,6 +399,8 @@ class Settings:
     alert_drift_threshold: int
     alert_stale_after_minutes: float
     alert_lock_max_minutes: float
+    # Which feed these settings are (feeds.load_feeds sets it); not read from a variable.
+    feed: str = "default"
 
     @property
     def promoted_fields(self) -> dict[str, tuple[str, ...]]:
@@ -399,7 +449,7 @@ class Settings:
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.masked().items())
-        return f"Settings({inner})"
+        return f"Settings(feed={self.feed!r}, {inner})"
 
 
 def read_env_file(path: Path) -> tuple[dict[str, str], list[str]]:
@@ -419,16 +469,10 @@ def read_env_file(path: Path) -> tuple[dict[str, str], list[str]]:
     return values, problems
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None,
-    *,
-    env_file: str | Path | None = ".env",
-    require_credentials: bool = True,
-) -> Settings:
-    """Read settings from `.env` then the environment (the environment wins).
-
-    Raises ConfigurationError naming every problem at once.
-    """
+def read_source(environ: Mapping[str, str] | None, env_file: str | Path | None
+                ) -> tuple[dict[str, str], list[str]]:
+    """`.env` overlaid with the environment (the environment wins), and the problems of
+    the file's lines."""
     source: dict[str, str] = {}
     problems: list[str] = []
     if env_file is not None and Path(env_file).is_file():
@@ -436,8 +480,20 @@ def load_settings(
         source.update(file_values)
         problems.extend(file_problems)
     source.update(os.environ if environ is None else environ)
+    return source, problems
 
+
+# One problem with one variable: its name and what follows it ("='x': must be …" or
+# ": is required"), so a caller can name the variable as the operator wrote it
+# (FEED_NORTH_… for a feed's own value, see feeds.py).
+Problem = tuple[str, str]
+
+
+def parse_values(source: Mapping[str, str], *, require_credentials: bool
+                 ) -> tuple[dict[str, Any], list[Problem]]:
+    """Every setting parsed from `source`, and a problem per bad or missing variable."""
     values: dict[str, Any] = {}
+    problems: list[Problem] = []
     for spec in SPECS:
         raw = source.get(spec.env)
         if raw is None or not raw.strip():
@@ -447,17 +503,46 @@ def load_settings(
             parsed = spec.parse(raw.strip())
         except ValueError as exc:
             shown = "(hidden)" if spec.secret else repr(mask_url(raw.strip()))
-            problems.append(f"{spec.env}={shown}: {exc}")
+            problems.append((spec.env, f"={shown}: {exc}"))
             continue
         values[spec.attribute] = Secret(parsed) if spec.secret else parsed
 
     if require_credentials:
         for spec in SPECS:
             if spec.attribute in _CREDENTIALS and values.get(spec.attribute) is None:
-                problems.append(f"{spec.env}: is required")
+                problems.append((spec.env, ": is required"))
 
+    schema, url = values.get("database_schema"), values.get("database_url")
+    if schema is not None and url is not None and url.startswith("sqlite"):
+        # SQLite has schemas only as ATTACHed files, which the store does not attach.
+        problems.append(("DATABASE_SCHEMA", f"={schema!r}: SQLite has no schemas; give "
+                         "the tables a database file of their own in DATABASE_URL instead"))
+    return values, problems
+
+
+def build_settings(values: Mapping[str, Any], feed: str = "default") -> Settings:
+    """Settings from values parse_values returned without problems."""
+    return Settings(**{f.name: values[f.name] for f in fields(Settings) if f.name != "feed"},
+                    feed=feed)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: str | Path | None = ".env",
+    require_credentials: bool = True,
+) -> Settings:
+    """Read settings from `.env` then the environment (the environment wins).
+
+    Raises ConfigurationError naming every problem at once. With several feeds
+    (TRESTLE_FEEDS), feeds.load_feeds gives each feed's settings; these are the variables
+    as set, the cluster-wide ones included.
+    """
+    source, problems = read_source(environ, env_file)
+    values, found = parse_values(source, require_credentials=require_credentials)
+    problems.extend(env + rest for env, rest in found)
     if problems:
         raise ConfigurationError(
             "invalid settings: " + "; ".join(problems), problems=problems
         )
-    return Settings(**{f.name: values[f.name] for f in fields(Settings)})
+    return build_settings(values)

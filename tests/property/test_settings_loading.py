@@ -11,12 +11,14 @@ from trestle_tasks.errors import ConfigurationError
 from trestle_tasks.settings import SPECS, load_settings
 
 VALID = {
+    "TRESTLE_FEEDS": "north,south",
     "TRESTLE_CLIENT_ID": "client",
     "TRESTLE_CLIENT_SECRET": "s3cret-value",
     "TRESTLE_TOKEN_URL": "http://127.0.0.1:1/trestle/oidc/connect/token",
     "TRESTLE_BASE_URL": "http://127.0.0.1:1/trestle/odata",
     "TRESTLE_RESOURCES": "Property,Member",
     "DATABASE_URL": "mysql+pymysql://root:dbpass@127.0.0.1:3306/test",
+    "DATABASE_SCHEMA": "mls_main",
     "REDIS_URL": "redis://:redispass@127.0.0.1:6379/1",
     "CELERY_BROKER_URL": "redis://127.0.0.1:6379/2",
     "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/3",
@@ -59,6 +61,8 @@ VALID = {
     "ALERT_LOCK_MAX_MINUTES": "120",
 }
 INVALID = {
+    "TRESTLE_FEEDS": "North,south",
+    "DATABASE_SCHEMA": "mls-main",
     "TRESTLE_TOKEN_URL": "ftp://nowhere",
     "TRESTLE_BASE_URL": "not a url",
     "TRESTLE_RESOURCES": "Prop erty",
@@ -127,6 +131,8 @@ def test_every_bad_variable_is_named_at_once(bad_names):
 @given(st.sets(st.sampled_from(sorted(VALID))))
 def test_missing_variables_take_defaults_and_only_credentials_are_required(missing):
     environ = {k: v for k, v in VALID.items() if k not in missing}
+    if "DATABASE_URL" in missing:
+        environ.pop("DATABASE_SCHEMA", None)  # the default URL is SQLite: no schemas
     required = {"TRESTLE_CLIENT_ID", "TRESTLE_CLIENT_SECRET"} & missing
     if required:
         with pytest.raises(ConfigurationError) as caught:

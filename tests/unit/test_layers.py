@@ -4,7 +4,7 @@ Every import counts, wherever it is written (module level, inside a function, un
 `if TYPE_CHECKING:`): a lazy import is still a dependency, and a cycle hidden in a function
 is still a cycle. The order, lowest first (see README, "Layout"):
 
-- foundation: errors, masking, logfiles, logs, settings, wording, retry, timestamps;
+- foundation: errors, masking, logfiles, logs, settings, feeds, wording, retry, timestamps;
 - trestle/ (the HTTP client), then store/ (the database), then coordination/ (locks, quota,
   window gate);
 - sync/ (the use cases) and monitoring/ (metrics, drift, alert rules) side by side: each
@@ -29,7 +29,7 @@ import pytest
 ROOT = "trestle_tasks"
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / ROOT
 
-FOUNDATION = {"errors", "masking", "logfiles", "logs", "settings", "wording", "retry",
+FOUNDATION = {"errors", "masking", "logfiles", "logs", "settings", "feeds", "wording", "retry",
               "timestamps"}
 BELOW_COORDINATION = {"coordination", "store", "trestle", "foundation"}
 # What each layer may import besides itself; "app" (the top) may import anything.
