@@ -1,5 +1,7 @@
 """Create or evolve the store's tables from `$metadata`. Idempotent: run it any time.
 
+- The schema the tables go in (a PostgreSQL schema, a MySQL/MariaDB database: one per
+  feed, see feeds.py) is created when missing.
 - Bookkeeping tables are created when missing.
 - A resource table is created with its typed columns and indexes; an existing one gets
   only what is missing (ALTER TABLE … ADD COLUMN, CREATE INDEX): never a rebuild, never a
@@ -37,8 +39,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateColumn
 
-from trestle_tasks.errors import MetadataError
+from trestle_tasks.errors import MetadataError, StoreError
 from trestle_tasks.store.catalog import COLUMN, DOCUMENT, field_rows, upsert_rows
+from trestle_tasks.store.dberrors import classify
 from trestle_tasks.store.jsontext import decode_json
 from trestle_tasks.store.naming import RECORD_COLUMN, table_name
 from trestle_tasks.store.schema import (
@@ -116,7 +119,9 @@ def evolve_bookkeeping(engine: Engine, schema: str | None = None,
     sync log's retry and 429 counters, say); returns `table.column` for each one added.
 
     Cheap when nothing is missing (one inspection), so a sync calls it before each run and
-    a database upgraded without `migrate` still works."""
+    a database upgraded without `migrate` still works; so does a feed's schema that is
+    not there yet (`ensure_schema`)."""
+    ensure_schema(engine, schema)
     tables = bookkeeping(schema)
     tables["etl_resource"].metadata.create_all(engine, checkfirst=True)
     inspector = sa.inspect(engine)
@@ -138,6 +143,49 @@ def evolve_bookkeeping(engine: Engine, schema: str | None = None,
     if added:
         log.info("bookkeeping tables evolved: added %s", ", ".join(added))
     return added
+
+
+def ensure_schema(engine: Engine, schema: str | None) -> bool:
+    """Create `schema` when it does not exist (PostgreSQL: CREATE SCHEMA, MySQL/MariaDB:
+    CREATE DATABASE on the same server); True if this call created it.
+
+    Raises StoreError saying what to run when the database user may not create it."""
+    if schema is None or engine.dialect.name == "sqlite":
+        return False  # SQLite: a schema is an ATTACHed file, never created here
+    if sa.inspect(engine).has_schema(schema):
+        return False
+    preparer = engine.dialect.identifier_preparer
+    quoted = preparer.quote_schema(schema)
+    mysql = is_mysql(engine.dialect)
+    ddl = (f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4" if mysql
+           else f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(ddl)
+    except sa.exc.DBAPIError as error:
+        # Another process may have created it a moment earlier (PostgreSQL's IF NOT
+        # EXISTS can still collide on the catalog's unique index).
+        if sa.inspect(engine).has_schema(schema):
+            return False
+        if classify(error) == "retry":
+            raise  # the connection, not the permission: the caller's retries apply
+        user = engine.url.username or "<user>"
+        if mysql:
+            kind = "database"
+            grant = (f"CREATE DATABASE {quoted} CHARACTER SET utf8mb4; GRANT ALL PRIVILEGES "
+                     f"ON {quoted}.* TO '{user}'@'%'")
+        else:
+            kind = "schema"
+            grant = f"CREATE SCHEMA {quoted} AUTHORIZATION {preparer.quote(user)}"
+        # The server's own words (PyMySQL's args are (code, text); psycopg's the text).
+        said = getattr(error.orig, "args", ()) or (error.orig,)
+        reason = str(said[-1]).strip().splitlines()[0] if error.orig else type(error).__name__
+        raise StoreError(
+            f"cannot create the {kind} {schema} the tables go in: the database user "
+            f"{user} may not ({reason}). Create it once as an administrator ({grant}), "
+            "then run migrate again", schema=schema) from error
+    log.info("created %s %s", "database" if mysql else "schema", schema)
+    return True
 
 
 # What the databases say when another process created the same table a moment earlier

@@ -1,6 +1,6 @@
 """The store as the sync layer and the CLI use it: one engine, one namespace, one object.
 
-    store = Store.from_url(settings.database_url, batch_size=1000)
+    store = Store.from_settings(settings)     # one feed's: its URL, schema, batch size
     store.migrate(metadata_xml, settings.resources)        # trestle-etl migrate
     store.sync_log.open_run(run_id, "Property", ...)
     store.upsert("Property", page.records, run_id=run_id, window_id=window)
@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -35,6 +35,9 @@ from trestle_tasks.store.schema import bookkeeping, promoted_fields
 from trestle_tasks.store.sync_log import SyncLog
 from trestle_tasks.store.views import view_name
 from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
+
+if TYPE_CHECKING:
+    from trestle_tasks.settings import Settings
 
 
 class Store:
@@ -66,6 +69,16 @@ class Store:
             url, pool_size=pool_size, max_overflow=max_overflow,
             pool_recycle_s=pool_recycle_s)
         return cls(engine, **options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Store:
+        """One feed's Store: its database URL and schema (feeds.py keeps each feed's tables
+        in a schema of its own), batch size and typed columns. `options` go to from_url
+        (pool sizes) or override these."""
+        chosen: dict[str, Any] = {"schema": settings.database_schema,
+                                  "batch_size": settings.batch_size,
+                                  "promote": settings.promoted_fields, **options}
+        return cls.from_url(settings.database_url, **chosen)
 
     # -- schema --
 
