@@ -11,9 +11,12 @@ from urllib.parse import urlsplit
 
 from kombu.entity import Queue
 
-from trestle_tasks.settings import load_settings
+from trestle_tasks.feeds import DEFAULT_FEED, load_feeds
+from trestle_tasks.settings import Settings, load_settings
 
 _settings = load_settings(require_credentials=False)
+# Beat triggers each feed's resources at the feed's own interval (TRESTLE_FEEDS).
+_feeds = load_feeds(require_credentials=False)
 
 broker_url = _settings.broker_url
 result_backend = _settings.result_backend
@@ -90,29 +93,51 @@ task_annotations = (
 
 WATCHDOG_INTERVAL_S = 30
 
-beat_schedule = {
-    **{
-        f"sync-{resource}": {
+
+
+def _entry_name(kind: str, feed: str, resource: str) -> str:
+    # The default feed's entries keep the names they always had.
+    return f"{kind}-{resource}" if feed == DEFAULT_FEED else f"{kind}-{feed}-{resource}"
+
+
+def _feed_kwargs(feed: str) -> dict[str, str]:
+    return {} if feed == DEFAULT_FEED else {"feed": feed}
+
+
+def _sync_entries(feed: str, settings: Settings) -> dict[str, dict[str, object]]:
+    interval_s = settings.sync_interval_minutes * 60
+    return {
+        _entry_name("sync", feed, resource): {
             "task": "trestle.plan_sync",
-            "schedule": timedelta(minutes=_settings.sync_interval_minutes),
+            "schedule": timedelta(seconds=interval_s),
             "args": (resource,),
             # The trigger claims its interval: a second beat by mistake doubles nothing.
-            "kwargs": {"beat_interval_s": _settings.sync_interval_minutes * 60},
+            "kwargs": {"beat_interval_s": interval_s, **_feed_kwargs(feed)},
             # A trigger that waited longer than one interval is stale: the next one is due.
-            "options": {"expires": _settings.sync_interval_minutes * 60},
+            "options": {"expires": interval_s},
         }
-        for resource in _settings.resources
-    },
-    **{
-        f"reconcile-{resource}": {
+        for resource in settings.resources
+    }
+
+
+def _reconcile_entries(feed: str, settings: Settings) -> dict[str, dict[str, object]]:
+    return {
+        _entry_name("reconcile", feed, resource): {
             "task": "trestle.reconcile",
             "schedule": timedelta(days=1),
             "args": (resource,),
-            "kwargs": {"beat_interval_s": 86400},
+            "kwargs": {"beat_interval_s": 86400, **_feed_kwargs(feed)},
             "options": {"expires": 6 * 3600},
         }
-        for resource in _settings.resources
-    },
+        for resource in settings.resources
+    }
+
+
+beat_schedule = {
+    **{name: entry for feed, settings in _feeds.items()
+       for name, entry in _sync_entries(feed, settings).items()},
+    **{name: entry for feed, settings in _feeds.items()
+       for name, entry in _reconcile_entries(feed, settings).items()},
     # The watchdog: dead workers' windows handed out again, finished runs finalized, free
     # window slots filled. In the planning queue: short tasks only, never behind a backfill.
     "watch-runs": {

@@ -140,22 +140,27 @@ def trestle_client(settings: Settings, *, tokens: TokenProvider,
 
 
 def store(settings: Settings) -> Store:
-    """The process's Store (engine and pool), built on first use after any fork."""
+    """The process's Store of one feed (engine and pool), built on first use after any
+    fork. Keyed by URL and schema: two feeds on one server keep their tables apart."""
     from trestle_tasks.store.store import Store
 
-    return _once_per_process(
-        f"store:{settings.database_url}",
-        lambda: Store.from_url(settings.database_url, batch_size=settings.batch_size,
-                               promote=settings.promoted_fields),
-    )
+    return _once_per_process(f"store:{settings.database_url}:{settings.database_schema}",
+                             lambda: Store.from_settings(settings))
 
 
 def window_gate(settings: Settings) -> RedisWindowGate:
-    """The cluster's adaptive limit on windows running at once, per credential."""
+    """The cluster's adaptive limit on windows running at once, per credential (one per
+    feed): SYNC_MAX_CONCURRENT_WINDOWS, and with several feeds their fair share of the
+    live worker slots (coordination/worker_slots.feed_share)."""
+    from trestle_tasks.coordination import worker_slots
     from trestle_tasks.coordination.concurrency import RedisWindowGate
 
-    return RedisWindowGate(redis_client(settings), credential_id(settings),
-                           max_slots=settings.max_concurrent_windows)
+    client = redis_client(settings)
+    slots = settings.max_concurrent_windows
+    if len(settings.feed_names) > 1:
+        slots = worker_slots.feed_share(slots, worker_slots.live_slots(client),
+                                        len(settings.feed_names))
+    return RedisWindowGate(client, credential_id(settings), max_slots=slots)
 
 
 def run_lock(settings: Settings) -> RunLock:
@@ -165,7 +170,7 @@ def run_lock(settings: Settings) -> RunLock:
     from trestle_tasks.coordination.db_lock import DatabaseRunLock
 
     db = store(settings)
-    key = (os.getpid(), f"run-lock:{settings.database_url}")
+    key = (os.getpid(), f"run-lock:{settings.database_url}:{settings.database_schema}")
     with _per_process_lock:
         lock = _per_process.get(key)
         # Kept per process (its table check runs once), and rebuilt with a new Store.

@@ -41,7 +41,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from trestle_tasks import factory
-from trestle_tasks.settings import Settings, load_settings
+from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.feeds import DEFAULT_FEED, load_feeds
+from trestle_tasks.settings import Settings
 
 if TYPE_CHECKING:
     import redis
@@ -135,17 +137,30 @@ class LocalRuntime(Runtime):
         return factory.file_cooldown(self.settings)
 
 
-_cluster: tuple[int, ClusterRuntime] | None = None
+_cluster: tuple[int, dict[str, ClusterRuntime]] | None = None
 _cluster_lock = threading.Lock()
 
 
-def cluster_runtime() -> ClusterRuntime:
-    """This worker process's cluster runtime, built on first use (after any fork)."""
+def cluster_runtimes() -> dict[str, ClusterRuntime]:
+    """This worker process's cluster runtime of every feed (TRESTLE_FEEDS; one, `default`,
+    without it), built on first use (after any fork)."""
     global _cluster
     with _cluster_lock:
         if _cluster is None or _cluster[0] != os.getpid():
-            _cluster = (os.getpid(), ClusterRuntime(load_settings()))
+            _cluster = (os.getpid(), {name: ClusterRuntime(feed_settings)
+                                      for name, feed_settings in load_feeds().items()})
         return _cluster[1]
+
+
+def cluster_runtime(feed: str = DEFAULT_FEED) -> ClusterRuntime:
+    """This worker process's cluster runtime of `feed`. A feed the settings do not name
+    (a task sent before a feed was removed) is a configuration error, never retried."""
+    runtimes = cluster_runtimes()
+    if feed not in runtimes:
+        raise ConfigurationError(
+            f"feed {feed!r} is not configured (TRESTLE_FEEDS names {', '.join(runtimes)})",
+            problems=[f"TRESTLE_FEEDS: does not name {feed!r}"])
+    return runtimes[feed]
 
 
 def forget_cluster_runtime() -> None:

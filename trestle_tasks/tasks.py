@@ -28,8 +28,9 @@ from trestle_tasks.coordination.heartbeat import WindowHeartbeat
 from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
+from trestle_tasks.feeds import DEFAULT_FEED
 from trestle_tasks.logs import log_context
-from trestle_tasks.runtime import ClusterRuntime, cluster_runtime
+from trestle_tasks.runtime import ClusterRuntime, cluster_runtime, cluster_runtimes
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.sync_log import ABANDONED, FAILED, RUNNING
 from trestle_tasks.sync.finalize import finalize_run
@@ -83,16 +84,12 @@ WINDOW_MAX_CRASHES = 3
 QUEUED_STALE_S = 90.0
 
 
-def _settings() -> Settings:
-    """This worker process's settings, read once (trestle_tasks/runtime.py)."""
-    return cluster_runtime().settings
-
-
 @app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200,
           autoretry_for=(RetriableError,), retry_backoff=30, retry_backoff_max=900,
           retry_jitter=True, max_retries=5)
 def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | None = None,
-              beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
+              beat_interval_s: float | None = None, attempt: int = 1,
+              feed: str = DEFAULT_FEED) -> dict[str, Any]:
     """Plan a run of `resource`, keep the plan in the database and hand out its first
     windows (as many as the window gate has slots for).
 
@@ -100,15 +97,16 @@ def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | 
     beat started by mistake cannot double the runs.
     """
     run_id = run_id or new_run_id()
-    with log_context(run_id=run_id, resource=resource):
+    with log_context(run_id=run_id, resource=resource, feed=feed):
         try:
-            return _plan_sync(resource, full, run_id, beat_interval_s, attempt)
+            return _plan_sync(cluster_runtime(feed), resource, full, run_id, beat_interval_s,
+                              attempt)
         except Exception as error:
             # Alert once the error is final (fatal, or the last retry): no sync log row
             # tells anyone about a run that was never planned. Bad credentials alert as such.
             if not getattr(error, "retriable", False) or self.request.retries >= self.max_retries:
                 with suppress(Exception):  # bad settings: the original error tells more
-                    alerts.after_crash(cluster_runtime(), resource, error)
+                    alerts.after_crash(cluster_runtime(feed), resource, error)
             raise
 
 
@@ -121,8 +119,9 @@ def cluster_sizing(runtime: ClusterRuntime) -> WindowSizing:
     except Exception as error:  # Redis away a moment: the setting alone decides
         log.warning("could not read the workers' window slots: %s", type(error).__name__)
         live = 0
-    return WindowSizing.for_cluster(slots=worker_slots.windows_wanted(
-                                        settings.max_concurrent_windows, live),
+    return WindowSizing.for_cluster(slots=worker_slots.feed_share(
+                                        settings.max_concurrent_windows, live,
+                                        max(1, len(settings.feed_names))),
                                     page_size=settings.page_size,
                                     max_records=settings.window_size,
                                     lanes=settings.window_lanes)
@@ -143,31 +142,30 @@ def _first_of_interval(runtime: ClusterRuntime, kind: str, resource: str, run_id
                              "is a second beat running?", run_id)
 
 
-def _plan_sync(resource: str, full: bool, run_id: str,
+def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
                beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
-    settings = _settings()
-    store = cluster_runtime().store
-    duplicate = _first_of_interval(cluster_runtime(), "sync", resource, run_id, beat_interval_s)
+    settings, store = runtime.settings, runtime.store
+    duplicate = _first_of_interval(runtime, "sync", resource, run_id, beat_interval_s)
     if duplicate is not None:
         record_skip(store, duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
-    client = cluster_runtime().trestle_client()
+    client = runtime.trestle_client()
     planned = plan_run(
-        resource, store=store, client=client, lock=cluster_runtime().run_lock(), owner=run_id,
-        lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(cluster_runtime()), full=full,
+        resource, store=store, client=client, lock=runtime.run_lock(), owner=run_id,
+        lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(runtime), full=full,
         settle_s=settings.settle_s,
         run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
     )
     if isinstance(planned, Skipped):
         return {"status": "skipped", "resource": resource, "reason": planned.reason}
-    planned = replace(planned, attempt=attempt)
+    planned = replace(planned, attempt=attempt, feed=settings.feed)
     # The plan lives in the database from here on: messages carry one window each, and
     # the watchdog can finish what any lost message started.
     _ledger(store).record_plan(planned)
     if not planned.windows:
-        finalize_sync.delay(planned.run_id, resource)  # nothing changed
+        finalize_sync.delay(planned.run_id, resource, feed=settings.feed)  # nothing changed
     else:
-        _hand_out(settings, store, first=(planned.run_id, resource))
+        _hand_out(runtime, first=(planned.run_id, resource))
     return {"status": "planned", "resource": resource, "run_id": planned.run_id,
             "windows": len(planned.windows)}
 
@@ -176,9 +174,10 @@ def _ledger(store: Store) -> WindowLedger:
     return WindowLedger(store.engine, schema=store.schema)
 
 
-def _hand_out(settings: Settings, store: Store, first: tuple[str, str] | None = None) -> int:
-    """Send windows of the open runs (`first` before the others) while gate slots are free."""
-    ledger = _ledger(store)
+def _hand_out(runtime: ClusterRuntime, first: tuple[str, str] | None = None) -> int:
+    """Send windows of the feed's open runs (`first` before the others) while the feed's
+    gate slots are free."""
+    ledger = _ledger(runtime.store)
     runs = ledger.open_runs()
     if first is not None:
         runs = [first] + [r for r in runs if r != first]
@@ -187,8 +186,8 @@ def _hand_out(settings: Settings, store: Store, first: tuple[str, str] | None = 
     def send(run_id: str, resource: str, window: Window, token: int) -> None:
         sync_window_task.apply_async((headers[(run_id, resource)], window.to_dict(), token))
 
-    return hand_out_all(ledger, cluster_runtime().window_gate(), list(headers), send,
-                        slot_ttl_s=settings.lock_ttl_s)
+    return hand_out_all(ledger, runtime.window_gate(), list(headers), send,
+                        slot_ttl_s=runtime.settings.lock_ttl_s)
 
 
 def _sync_log_ready(store: Store) -> bool:
@@ -207,18 +206,18 @@ def sync_window_task(self: BoundTask, plan: dict[str, Any], window: dict[str, An
     of the run finished (whoever finished last sends it; the watchdog makes sure).
     """
     run_plan, run_window = RunPlan.from_header(plan), Window.from_dict(window)
-    settings = _settings()
-    store = cluster_runtime().store
+    runtime = cluster_runtime(run_plan.feed)
+    settings, store = runtime.settings, runtime.store
     ledger = _ledger(store)
     ids = (run_plan.run_id, run_plan.resource, run_window.window_id)
     with log_context(run_id=run_plan.run_id, resource=run_plan.resource,
-                     window=run_window.window_id):
+                     window=run_window.window_id, feed=run_plan.feed):
         verdict, row = _claim(settings, ledger, ids, token)
-        gate = cluster_runtime().window_gate()
+        gate = runtime.window_gate()
         holder = slot_holder(*ids)
         if verdict == GAVE_UP:  # failed for good: its slot and its run move on
             _release(gate, holder)
-            _after_window(settings, store, ledger, run_plan, None)
+            _after_window(runtime, ledger, run_plan, None)
         if verdict != RUN:
             return {"window_id": run_window.window_id, "status": verdict}
         if not _slot_confirmed(gate, holder, settings.lock_ttl_s):
@@ -227,7 +226,7 @@ def sync_window_task(self: BoundTask, plan: dict[str, Any], window: dict[str, An
             ledger.give_back(*ids, token)
             return {"window_id": run_window.window_id, "status": "no slot"}
         try:
-            outcome = _sync_window(settings, store, ledger, run_plan, run_window, token, holder)
+            outcome = _sync_window(runtime, ledger, run_plan, run_window, token, holder)
         except WindowSupersededError:
             return {"window_id": run_window.window_id, "status": "superseded"}
         retries = row.retries if row is not None else 0
@@ -239,8 +238,8 @@ def sync_window_task(self: BoundTask, plan: dict[str, Any], window: dict[str, An
             log.warning("window %s failed transiently; retried in %.0f s (retry %d of %d)",
                         run_window.window_id, retry_in, retries + 1, WINDOW_MAX_RETRIES)
         _release(gate, holder)
-        _adapt_concurrency(settings, gate, outcome)
-        _after_window(settings, store, ledger, run_plan, retry_in)
+        _adapt_concurrency(runtime, gate, outcome)
+        _after_window(runtime, ledger, run_plan, retry_in)
     return outcome.to_dict()
 
 
@@ -295,25 +294,26 @@ def _window_retry_delay(settings: Settings, outcome: WindowOutcome,
     return min(delay * 2 ** retries, delay * 20)
 
 
-def _after_window(settings: Settings, store: Store, ledger: WindowLedger,
-                  run_plan: RunPlan, retry_in: float | None) -> None:
+def _after_window(runtime: ClusterRuntime, ledger: WindowLedger, run_plan: RunPlan,
+                  retry_in: float | None) -> None:
     """The last window of a run sends its finalize; every window hands out the next ones
     (a retried one when its delay is over). Best effort: the watchdog does all of it too."""
     try:
         if retry_in is not None:
-            hand_out_windows.apply_async(countdown=retry_in)
+            hand_out_windows.apply_async(kwargs={"feed": run_plan.feed}, countdown=retry_in)
         if ledger.unfinished(run_plan.run_id, run_plan.resource) == 0:
-            finalize_sync.delay(run_plan.run_id, run_plan.resource)
-        _hand_out(settings, store)
+            finalize_sync.delay(run_plan.run_id, run_plan.resource, feed=run_plan.feed)
+        _hand_out(runtime)
     except Exception as error:
         log.warning("could not hand out the next windows (the watchdog will): %s: %s",
                     type(error).__name__, error)
 
 
-def _adapt_concurrency(settings: Settings, gate: RedisWindowGate, outcome: WindowOutcome) -> None:
+def _adapt_concurrency(runtime: ClusterRuntime, gate: RedisWindowGate,
+                       outcome: WindowOutcome) -> None:
     """Halve the windows allowed at once under pressure; give one slot back otherwise."""
     try:
-        quota = cluster_runtime().quota_limiter().state()
+        quota = runtime.quota_limiter().state()
         hour_limit, hour_left = quota.get("hour_limit"), quota.get("hour_available")
         left = float(hour_left) / float(hour_limit) if hour_limit and hour_left else None
         pressure = window_pressure(
@@ -327,23 +327,24 @@ def _adapt_concurrency(settings: Settings, gate: RedisWindowGate, outcome: Windo
         log.warning("could not adapt window concurrency: %s", type(error).__name__)
 
 
-def _sync_window(settings: Settings, store: Store, ledger: WindowLedger, run_plan: RunPlan,
+def _sync_window(runtime: ClusterRuntime, ledger: WindowLedger, run_plan: RunPlan,
                  run_window: Window, token: int, holder: str) -> WindowOutcome:
-    lock = cluster_runtime().run_lock()
+    settings, store = runtime.settings, runtime.store
+    lock = runtime.run_lock()
     grant = LockGrant(run_plan.lock_name, run_plan.lock_owner, run_plan.fence)
     if not lock.renew(grant, settings.lock_ttl_s):
         return WindowOutcome(run_window.window_id, run_window.index, FAILED,
                              error="the run lost its lock before this window started")
     ids = (run_plan.run_id, run_plan.resource, run_window.window_id)
     heartbeat = WindowHeartbeat(
-        beat=lambda: ledger.heartbeat(*ids, token), gate=cluster_runtime().window_gate(),
+        beat=lambda: ledger.heartbeat(*ids, token), gate=runtime.window_gate(),
         holder=holder, slot_ttl_s=settings.lock_ttl_s, lock=lock, grant=grant,
         lock_ttl_s=settings.lock_ttl_s, interval_s=_beat_interval(settings))
     with heartbeat:
         try:
             return sync_window(
                 run_plan, run_window, store=store,
-                client=cluster_runtime().trestle_client(),
+                client=runtime.trestle_client(),
                 page_size=settings.page_size, on_page=heartbeat.check,
                 media_since=media_since(run_plan, settings.resources, store),
                 replication_min=settings.replication_min_records,
@@ -360,23 +361,24 @@ def _sync_window(settings: Settings, store: Store, ledger: WindowLedger, run_pla
 
 
 @app.task(name="trestle.hand_out_windows", soft_time_limit=120, time_limit=300)
-def hand_out_windows() -> int:
-    """Send pending windows while gate slots are free (after a window's retry delay)."""
-    settings = _settings()
-    return _hand_out(settings, cluster_runtime().store)
+def hand_out_windows(feed: str = DEFAULT_FEED) -> int:
+    """Send the feed's pending windows while its gate slots are free (after a window's
+    retry delay)."""
+    return _hand_out(cluster_runtime(feed))
 
 
 @app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
           autoretry_for=(RetriableError,), retry_backoff=10, max_retries=10)
-def finalize_sync(self: BoundTask, run_id: str, resource: str) -> dict[str, Any]:
+def finalize_sync(self: BoundTask, run_id: str, resource: str,
+                  feed: str = DEFAULT_FEED) -> dict[str, Any]:
     """Close the run from what the database holds: its plan and its windows' outcomes.
 
     Idempotent, and sent more than once on purpose (the last window, the watchdog): only
     the call whose statement closed the run schedules a whole-run retry and alerts.
     """
-    settings = _settings()
-    store = cluster_runtime().store
-    with log_context(run_id=run_id, resource=resource):
+    runtime = cluster_runtime(feed)
+    settings, store = runtime.settings, runtime.store
+    with log_context(run_id=run_id, resource=resource, feed=feed):
         ledger = _ledger(store)
         plan = ledger.plan(run_id, resource)
         run = store.sync_log.get_run(run_id, resource)
@@ -385,13 +387,13 @@ def finalize_sync(self: BoundTask, run_id: str, resource: str) -> dict[str, Any]
                     "status": run.status if run else "unknown", "retry_in_s": None}
         retry = _RunRetry(settings, plan)
         run = finalize_run(plan, ledger.outcomes(run_id, resource), store=store,
-                           lock=cluster_runtime().run_lock(), extra_details=retry.details)
+                           lock=runtime.run_lock(), extra_details=retry.details)
         closed_here = run is not None and (run.details or {}).get("closed_by") == retry.nonce
         if closed_here:
             retry.schedule()
             # Never raises; a repeat is cooled down. An attempt that will be retried whole
             # is not yet a failed run (its rejects and the quota still alert).
-            alerts.after_run(cluster_runtime(), run, retrying=retry.due is not None)
+            alerts.after_run(runtime, run, retrying=retry.due is not None)
     return {"run_id": run_id, "resource": resource,
             "status": run.status if run else "unknown",
             "retry_in_s": retry.delay_s if closed_here else None}
@@ -424,7 +426,8 @@ class _RunRetry:
             return
         plan = self.plan
         plan_sync.apply_async((plan.resource,), {"full": plan.full, "attempt": plan.attempt + 1,
-                                                 "run_id": self.due["run_id"]},
+                                                 "run_id": self.due["run_id"],
+                                                 "feed": plan.feed},
                               countdown=self.delay_s, task_id=self.due["task_id"])
         log.warning("run %s did not finish after transient failures; retried as a whole in "
                     "%.0f s as run %s (attempt %d of %d)", plan.run_id, self.delay_s,
@@ -440,22 +443,22 @@ def watch_runs() -> dict[str, Any]:
     started) are handed out again; runs whose windows all finished are finalized; the run
     lock of a run still waiting for gate slots is renewed; free slots are filled.
     """
-    settings = _settings()
-    store = cluster_runtime().store
-    if not _sync_log_ready(store):
-        return {"runs": 0}
-    ledger, lock = _ledger(store), cluster_runtime().run_lock()
-    report: dict[str, Any] = {"runs": 0, "requeued": [], "finalized": []}
-    for run_id, resource in ledger.open_runs():
-        report["runs"] += 1
-        with log_context(run_id=run_id, resource=resource):
-            _watch_run(settings, ledger, lock, run_id, resource, report)
-    report["sent"] = _hand_out(settings, store)
+    report: dict[str, Any] = {"runs": 0, "requeued": [], "finalized": [], "sent": 0}
+    for feed, runtime in cluster_runtimes().items():
+        if not _sync_log_ready(runtime.store):
+            continue
+        ledger, lock = _ledger(runtime.store), runtime.run_lock()
+        for run_id, resource in ledger.open_runs():
+            report["runs"] += 1
+            with log_context(run_id=run_id, resource=resource, feed=feed):
+                _watch_run(runtime, ledger, lock, run_id, resource, report)
+        report["sent"] += _hand_out(runtime)
     return report
 
 
-def _watch_run(settings: Settings, ledger: WindowLedger, lock: RunLock, run_id: str,
+def _watch_run(runtime: ClusterRuntime, ledger: WindowLedger, lock: RunLock, run_id: str,
                resource: str, report: dict[str, Any]) -> None:
+    settings = runtime.settings
     changes = ledger.requeue_stale(run_id, resource, running_stale_s=settings.window_stale_s,
                                    queued_stale_s=QUEUED_STALE_S,
                                    max_crashes=WINDOW_MAX_CRASHES,
@@ -463,11 +466,11 @@ def _watch_run(settings: Settings, ledger: WindowLedger, lock: RunLock, run_id: 
     for change in changes:
         log.warning("watchdog: window %s", change)
         if "failed after" in change:  # failed for good: free the slot it can no longer use
-            _release(cluster_runtime().window_gate(), slot_holder(run_id, resource,
+            _release(runtime.window_gate(), slot_holder(run_id, resource,
                                                                 change.split(":")[0]))
     report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)
     if ledger.unfinished(run_id, resource) == 0:
-        finalize_sync.delay(run_id, resource)
+        finalize_sync.delay(run_id, resource, feed=settings.feed)
         report["finalized"].append(f"{run_id}/{resource}")
         return
     plan = ledger.plan(run_id, resource)
@@ -482,62 +485,66 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
     so this closes what it cannot drive: runs planned by an older version, or whose plan
     never reached the database, and runs left open while beat was down.
     """
-    settings = _settings()
-    store = cluster_runtime().store
-    lock = cluster_runtime().run_lock()
-    age = timedelta(seconds=older_than_s if older_than_s is not None else settings.lock_ttl_s)
     reaped = []
-    for run in store.sync_log.stale_runs(age):
-        holder = lock.holder(lock_name(run.resource))
-        if holder is not None and holder.owner == run.run_id:
-            continue  # still renewed by its windows: alive
-        closed = store.sync_log.close_run(
-            run.run_id, run.resource, status=ABANDONED,
-            error="closed by the reaper: the run stopped without finishing")
-        alerts.after_run(cluster_runtime(), closed)
-        reaped.append(f"{run.run_id}/{run.resource}")
-        log.warning("reaped stale run %s", run.run_id, extra={"resource": run.resource})
+    for feed, runtime in cluster_runtimes().items():
+        store, lock = runtime.store, runtime.run_lock()
+        age = timedelta(seconds=older_than_s if older_than_s is not None
+                        else runtime.settings.lock_ttl_s)
+        for run in store.sync_log.stale_runs(age):
+            holder = lock.holder(lock_name(run.resource))
+            if holder is not None and holder.owner == run.run_id:
+                continue  # still renewed by its windows: alive
+            closed = store.sync_log.close_run(
+                run.run_id, run.resource, status=ABANDONED,
+                error="closed by the reaper: the run stopped without finishing")
+            alerts.after_run(runtime, closed)
+            reaped.append(f"{run.run_id}/{run.resource}")
+            log.warning("reaped stale run %s", run.run_id,
+                        extra={"resource": run.resource, "feed": feed})
     return reaped
 
 
 @app.task(name="trestle.check_alerts", soft_time_limit=120, time_limit=300)
 def check_alerts() -> list[dict[str, Any]]:
     """On beat: stale resources, run locks held too long, quota use (see monitoring/alerts)."""
-    deliveries = alerts.check(cluster_runtime())
-    return [{"alert": d.dedup_key, "status": d.status} for d in deliveries]
+    report = []
+    for feed, runtime in cluster_runtimes().items():
+        with log_context(feed=feed):
+            report += [{"alert": d.dedup_key, "status": d.status, "feed": feed}
+                       for d in alerts.check(runtime)]
+    return report
 
 
 @app.task(name="trestle.reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
           autoretry_for=(RetriableError,), retry_backoff=300, retry_backoff_max=3600,
           max_retries=3)
 def reconcile_task(resource: str, beat_interval_s: float | None = None,
-                   dry_run: bool = False) -> dict[str, Any]:
+                   dry_run: bool = False, feed: str = DEFAULT_FEED) -> dict[str, Any]:
     """Daily: make the store equal to the feed (a census of (key, timestamp) pairs compared
     and repaired; `dry_run` only measures the drift)."""
-    settings = _settings()
+    runtime = cluster_runtime(feed)
+    settings, store = runtime.settings, runtime.store
     run_id = new_run_id()
-    store = cluster_runtime().store
-    duplicate = _first_of_interval(cluster_runtime(), "reconcile", resource, run_id,
-                                   beat_interval_s)
+    duplicate = _first_of_interval(runtime, "reconcile", resource, run_id, beat_interval_s)
     if duplicate is not None:
         record_skip(store, duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
     try:
         result = reconcile(
             resource, store=store, run_id=run_id,
-            client=cluster_runtime().trestle_client(),
-            lock=cluster_runtime().run_lock(),
+            client=runtime.trestle_client(),
+            lock=runtime.run_lock(),
             lock_ttl_s=settings.lock_ttl_s, dry_run=dry_run,
             synced_resources=settings.resources,
         )
     except Exception:
         # The run's row was closed as failed with what the census had found: alert on it.
         with suppress(Exception):
-            alerts.after_run(cluster_runtime(), store.sync_log.get_run(run_id, resource))
+            alerts.after_run(runtime, store.sync_log.get_run(run_id, resource))
         raise
     if isinstance(result, Skipped):
         return {"status": "skipped", "resource": resource, "reason": result.reason}
-    alerts.after_run(cluster_runtime(), result)  # drift over the threshold alerts
+    alerts.after_run(runtime, result)  # drift over the threshold alerts
     details = result.details or {}
     return {"status": result.status, "resource": resource, "run_id": result.run_id,
             **{k: details.get(k, 0) for k in ("census", "missing", "stale", "gone",
@@ -546,10 +553,17 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
 
 @app.task(name="trestle.refresh_metadata", soft_time_limit=600, time_limit=900,
           autoretry_for=(RetriableError,), retry_backoff=60, max_retries=5)
-def refresh_metadata() -> dict[str, Any]:
-    """Read `$metadata` and evolve the tables (new fields become columns or are kept)."""
-    settings = _settings()
-    report = migrate_from_service(cluster_runtime().store,
-                                  cluster_runtime().trestle_client(),
-                                  settings.resources)
-    return {"resources": list(settings.resources), "report": str(report)}
+def refresh_metadata(feed: str | None = None) -> dict[str, Any]:
+    """Read `$metadata` and evolve the tables (new fields become columns or are kept), of
+    `feed` or of every feed."""
+    runtimes = cluster_runtimes()
+    chosen = {feed: cluster_runtime(feed)} if feed is not None else runtimes
+    reports = {}
+    for name, runtime in chosen.items():
+        with log_context(feed=name):
+            report = migrate_from_service(runtime.store, runtime.trestle_client(),
+                                          runtime.settings.resources)
+        reports[name] = {"resources": list(runtime.settings.resources), "report": str(report)}
+    if feed is None and list(chosen) == [DEFAULT_FEED]:
+        return reports[DEFAULT_FEED]  # one feed: the shape it always had
+    return reports

@@ -69,6 +69,7 @@ class RunPlan:
     full: bool = False
     notes: tuple[str, ...] = field(default=())
     attempt: int = 1  # a run retried as a whole after a transient failure counts up
+    feed: str = "default"  # the feed (TRESTLE_FEEDS) whose tables and credential it uses
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
