@@ -130,8 +130,10 @@ def _clear_checking() -> None:
         click.echo("\r\033[K", err=True, nl=False)
 
 
-def _settings(require_credentials: bool = True, *, reports_itself: bool = False) -> Any:
-    """Settings, with logging set up for a command.
+def _feed_settings(require_credentials: bool = True, *, reports_itself: bool = False,
+                   feed: str | None = None) -> dict[str, Any]:
+    """Each chosen feed's settings (`feed`, or every feed TRESTLE_FEEDS names; without it
+    the one feed, `default`), with logging set up for a command.
 
     A command that `reports_itself` (a summary table, a one-line error) shows only ERROR
     log lines on stderr, so a failure reads as one line, not as a warning and then the
@@ -139,10 +141,15 @@ def _settings(require_credentials: bool = True, *, reports_itself: bool = False)
     """
     import logging
 
+    from trestle_tasks.feeds import load_feeds
     from trestle_tasks.logs import configure_logging
-    from trestle_tasks.settings import load_settings
 
-    settings = load_settings(require_credentials=require_credentials)
+    feeds = load_feeds(require_credentials=require_credentials)
+    if feed is not None and feed not in feeds:
+        raise click.BadParameter(f"{feed!r} is not a feed (TRESTLE_FEEDS: "
+                                 f"{', '.join(feeds)})", param_hint="--feed")
+    chosen = {feed: feeds[feed]} if feed is not None else feeds
+    settings = next(iter(chosen.values()))  # logging is cluster-wide: any feed's will do
     debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
     # On a terminal, INFO lines would drown the progress bar; the files keep them.
     level = "DEBUG" if debug else (
@@ -153,11 +160,21 @@ def _settings(require_credentials: bool = True, *, reports_itself: bool = False)
             if getattr(handler, "_trestle_tasks", False) and \
                     type(handler) is logging.StreamHandler:
                 handler.setLevel(logging.ERROR)
-    return settings
+    return chosen
+
+
+def _settings(require_credentials: bool = True, *, reports_itself: bool = False,
+              feed: str | None = None) -> Any:
+    """One feed's settings (see `_feed_settings`): `feed`, or the only one configured."""
+    chosen = _feed_settings(require_credentials, reports_itself=reports_itself, feed=feed)
+    if len(chosen) > 1:
+        raise click.UsageError(f"several feeds are configured ({', '.join(chosen)}): "
+                               "choose one with --feed")
+    return next(iter(chosen.values()))
 
 
 def _runtime(kind: type[_R], require_credentials: bool = True, *,
-             reports_itself: bool = False) -> _R:
+             reports_itself: bool = False, feed: str | None = None) -> _R:
     """The command's runtime (runtime.py), built once from its settings (see `_settings`)
     and passed down to what the command calls.
 
@@ -166,7 +183,7 @@ def _runtime(kind: type[_R], require_credentials: bool = True, *,
     works alone in this process. A command that `reports_itself` works on the database,
     so it is checked first.
     """
-    runtime = kind(_settings(require_credentials, reports_itself=reports_itself))
+    runtime = kind(_settings(require_credentials, reports_itself=reports_itself, feed=feed))
     if reports_itself:  # fail at once, in one line, if the database won't answer
         from trestle_tasks.preflight import require_database
 
@@ -189,16 +206,22 @@ resource_option = click.option(
     "--resource", "resources", multiple=True, metavar="R",
     help="Resource to work on (repeatable; default: every one in TRESTLE_RESOURCES).",
 )
+feed_option = click.option(
+    "--feed", "feed_name", default=None, metavar="NAME",
+    help="Feed to work on (one of TRESTLE_FEEDS); without it, `sync` works on every feed "
+         "and other commands on the only one.",
+)
 
 
 @main.command()
 @resource_option
-def migrate(resources: tuple[str, ...]) -> None:
+@feed_option
+def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
     """Read $metadata and create or evolve the tables (safe to run again)."""
     from trestle_tasks.runtime import LocalRuntime
     from trestle_tasks.sync.schema import migrate_from_service
 
-    runtime = _runtime(LocalRuntime, reports_itself=True)
+    runtime = _runtime(LocalRuntime, reports_itself=True, feed=feed_name)
     settings = runtime.settings
     chosen = _check_resources(settings, resources)
     from trestle_tasks.cli_render import describe_migration
@@ -222,43 +245,35 @@ def migrate(resources: tuple[str, ...]) -> None:
               help="Run in this process, without Celery or Redis (same database lock).")
 @click.option("--timeout", default=24 * 3600.0, show_default=True, type=click.FloatRange(1),
               help="Seconds --wait waits before giving up.")
+@feed_option
 def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
-         timeout: float) -> None:
-    """Sync resources: dispatch a run to the workers (or run it here with --local)."""
-    from trestle_tasks.cli_progress import follow, grow, progress
+         timeout: float, feed_name: str | None) -> None:
+    """Sync resources: dispatch a run to the workers (or run it here with --local), for
+    --feed or for every feed."""
+    from trestle_tasks.preflight import require_database
     from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 
+    feeds = _feed_settings(reports_itself=True, feed=feed_name)
+    several = len(feeds) > 1
+    rows: list[tuple[str, Any, str | None]] = []
     if local:
-        from trestle_tasks.local import sync_local
-
-        here = _runtime(LocalRuntime, reports_itself=True)
-        chosen = _check_resources(here.settings, resources)
-        with progress("records") as bar:
-            def on_plan(plan: Any) -> None:
-                grow(bar, sum(w.expected or 0 for w in plan.windows))
-
-            results = sync_local(here, chosen, full=full, on_plan=on_plan,
-                                 on_records=bar.update)
-        rows = [(r.resource, r.run, r.skipped.reason if r.skipped else None) for r in results]
+        for name, settings in feeds.items():
+            here = LocalRuntime(settings)
+            require_database(here.store.engine)
+            rows += _sync_here(here, resources, full=full, label=name if several else None)
     else:
-        from trestle_tasks import dispatch
-        from trestle_tasks.preflight import require_broker
-
-        cluster = _runtime(ClusterRuntime, reports_itself=True)
-        settings = cluster.settings
-        chosen = _check_resources(settings, resources)
-        require_broker(settings.broker_url, settings.result_backend,
-                       needed_for="`sync` without --local")
-        sent = dispatch.dispatch(chosen, full=full)
+        # Every feed's runs are sent before any is waited for: the feeds sync side by side.
+        sent = []
+        for name, settings in feeds.items():
+            cluster = ClusterRuntime(settings)
+            require_database(cluster.store.engine)
+            sent.append((name, cluster, _dispatch(cluster, resources, full=full)))
         if not wait_:
-            click.echo(sent.run_id)
+            for name, _cluster, run in sent:
+                click.echo(f"{name} {run.run_id}" if several else run.run_id)
             return
-        click.echo(f"run {sent.run_id} dispatched; waiting …", err=True)
-        with progress("records", 1) as bar:
-            finished = dispatch.wait(sent, cluster.store, timeout_s=timeout,
-                                     on_progress=lambda done, total: follow(bar, done, total),
-                                     on_note=lambda text: click.echo(text, err=True))
-        rows = [(f.resource, f.run, f.skipped_reason) for f in finished]
+        for name, cluster, run in sent:
+            rows += _wait(cluster, run, timeout=timeout, label=name if several else None)
     _print_summary(rows)
     if any(run is not None and run.status != "succeeded" for _, run, _ in rows):
         raise FatalError("the sync did not fully succeed; see above and `trestle-etl status`")
@@ -267,6 +282,55 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
         click.echo("trestle-etl: skipped: another run holds the lock; nothing was synced "
                    "for the resources marked skipped", err=True)
         click.get_current_context().exit(EXIT_SKIPPED)
+
+
+def _sync_here(here: Any, resources: tuple[str, ...], *, full: bool,
+               label: str | None) -> list[tuple[str, Any, str | None]]:
+    """One feed synced in this process (`sync --local`): its rows for the summary."""
+    from trestle_tasks.cli_progress import grow, progress
+    from trestle_tasks.local import sync_local
+
+    chosen = _check_resources(here.settings, resources)
+    if label is not None:
+        click.echo(f"feed {label}:", err=True)
+    with progress("records") as bar:
+        def on_plan(plan: Any) -> None:
+            grow(bar, sum(w.expected or 0 for w in plan.windows))
+
+        results = sync_local(here, chosen, full=full, on_plan=on_plan, on_records=bar.update)
+    return [(_row_name(r.resource, label), r.run, r.skipped.reason if r.skipped else None)
+            for r in results]
+
+
+def _dispatch(cluster: Any, resources: tuple[str, ...], *, full: bool) -> Any:
+    """One feed's runs sent to the workers."""
+    from trestle_tasks import dispatch
+    from trestle_tasks.preflight import require_broker
+
+    settings = cluster.settings
+    chosen = _check_resources(settings, resources)
+    require_broker(settings.broker_url, settings.result_backend,
+                   needed_for="`sync` without --local")
+    return dispatch.dispatch(chosen, full=full, feed=settings.feed)
+
+
+def _wait(cluster: Any, sent: Any, *, timeout: float,
+          label: str | None) -> list[tuple[str, Any, str | None]]:
+    """One feed's dispatched runs followed to their end: its rows for the summary."""
+    from trestle_tasks import dispatch
+    from trestle_tasks.cli_progress import follow, progress
+
+    name = f"feed {label}: " if label is not None else ""
+    click.echo(f"{name}run {sent.run_id} dispatched; waiting …", err=True)
+    with progress("records", 1) as bar:
+        finished = dispatch.wait(sent, cluster.store, timeout_s=timeout,
+                                 on_progress=lambda done, total: follow(bar, done, total),
+                                 on_note=lambda text: click.echo(text, err=True))
+    return [(_row_name(f.resource, label), f.run, f.skipped_reason) for f in finished]
+
+
+def _row_name(resource: str, feed: str | None) -> str:
+    return resource if feed is None else f"{feed}/{resource}"
 
 
 def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
@@ -293,8 +357,9 @@ def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
 @click.option("--max-delete-fraction", default=0.5, show_default=True,
               type=click.FloatRange(0, 1),
               help="Refuse when more than this share of stored records would be deleted.")
+@feed_option
 def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
-              max_delete_fraction: float) -> None:
+              max_delete_fraction: float, feed_name: str | None) -> None:
     """Make the store equal to the feed: a (key, timestamp) census, compared and repaired.
 
     Records missing from the store or stored older than the feed's copy are fetched and
@@ -308,7 +373,8 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
 
     # Without --local the census and repair take their turns at the cluster's quota.
-    runtime = _runtime(LocalRuntime if local else ClusterRuntime, reports_itself=True)
+    runtime = _runtime(LocalRuntime if local else ClusterRuntime, reports_itself=True,
+                       feed=feed_name)
     settings = runtime.settings
     chosen = _check_resources(settings, resources)
     store = runtime.store
@@ -371,11 +437,13 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
 @main.command()
 @click.option("--resource", required=True, metavar="R", help="Resource to export.")
 @click.option("--include-deleted", is_flag=True, help="Also records marked deleted.")
-def export(resource: str, include_deleted: bool) -> None:
+@feed_option
+def export(resource: str, include_deleted: bool, feed_name: str | None) -> None:
     """Write the stored records of a resource to stdout as NDJSON."""
     from trestle_tasks.runtime import LocalRuntime
 
-    runtime = _runtime(LocalRuntime, require_credentials=False, reports_itself=True)
+    runtime = _runtime(LocalRuntime, require_credentials=False, reports_itself=True,
+                       feed=feed_name)
     _check_resources(runtime.settings, (resource,))
     out = click.get_text_stream("stdout")
     count = runtime.store.export(resource, out, include_deleted=include_deleted)

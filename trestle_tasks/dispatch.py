@@ -26,7 +26,7 @@ class Dispatched:
     task_ids: dict[str, str]  # resource -> plan_sync task id
 
 
-def dispatch(resources: Iterable[str], *, full: bool) -> Dispatched:
+def dispatch(resources: Iterable[str], *, full: bool, feed: str = "default") -> Dispatched:
     # Sent by name through the bare Celery app (its routes still apply): importing the
     # tasks module (the store, SQLAlchemy, the sync code) costs about half a second that
     # `sync --wait` would otherwise spend before the run even starts.
@@ -35,8 +35,10 @@ def dispatch(resources: Iterable[str], *, full: bool) -> Dispatched:
     run_id = new_run_id()
     task_ids = {}
     for resource in resources:
-        result = app.send_task(PLAN_SYNC_TASK, args=(resource,),
-                               kwargs={"full": full, "run_id": run_id})
+        # The default feed's message is what it always was (an older worker reads it).
+        kwargs: dict[str, Any] = {"full": full, "run_id": run_id,
+                                  **({} if feed == "default" else {"feed": feed})}
+        result = app.send_task(PLAN_SYNC_TASK, args=(resource,), kwargs=kwargs)
         task_ids[resource] = result.id
     return Dispatched(run_id, task_ids)
 
