@@ -39,3 +39,17 @@ def windows_wanted(allowed: int, live: int) -> int:
     """Windows to cut a run into: what the cluster can run at once, never more than
     allowed; the setting alone when no worker has said."""
     return min(allowed, live) if live > 0 else allowed
+
+
+def feed_share(allowed: int, live: int, feeds: int) -> int:
+    """Windows one feed may run at once when `feeds` feeds share the cluster's `live` slots.
+
+    The rule: a feed takes what it is allowed (SYNC_MAX_CONCURRENT_WINDOWS, no more than the
+    live slots), but while other feeds share the cluster never every live slot: one is
+    always left to them, so one feed's backfill cannot hold every worker while another
+    feed's incremental sync waits behind it. Each feed still paces its own quota. One feed
+    alone is cut exactly as before."""
+    wanted = windows_wanted(allowed, live)
+    if feeds > 1 and live > 1:
+        wanted = min(wanted, live - 1)
+    return max(1, wanted)
