@@ -454,29 +454,47 @@ def export(resource: str, include_deleted: bool, feed_name: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000),
               help="How many recent runs to show.")
-@click.option("--feed", is_flag=True,
+@click.option("--live", is_flag=True,
               help="Also ask the feed how many records lie past each watermark (one "
                    "key-only $count request per resource; needs the credentials).")
-def status(as_json: bool, limit: int, feed: bool) -> None:
-    """Recent runs, watermarks and quota use."""
+@click.option("--feed", "feed_name", default=None, is_flag=False, flag_value="",
+              metavar="NAME",
+              help="The feed to report on (one of TRESTLE_FEEDS; default: every feed). "
+                   "`--feed` without a name is the former spelling of --live.")
+def status(as_json: bool, limit: int, live: bool, feed_name: str | None) -> None:
+    """Recent runs, watermarks and quota use, of every feed (or --feed NAME)."""
+    from trestle_tasks.preflight import require_database
     from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
     from trestle_tasks.status import collect_status, render_status
 
-    # The quota shown is the cluster's (Redis); --feed's own requests are made from here.
-    cluster = _runtime(ClusterRuntime, require_credentials=feed, reports_itself=True)
-    report = collect_status(cluster, limit=limit,
-                            feed=LocalRuntime(cluster.settings) if feed else None)
-    if as_json:
-        click.echo(json.dumps(report, indent=2, default=str))
+    if feed_name == "":  # `status --feed` as scripts wrote it before feeds had names
+        click.echo("trestle-etl: note: `status --feed` is now `status --live`", err=True)
+        live, feed_name = True, None
+    feeds = _feed_settings(require_credentials=live, reports_itself=True, feed=feed_name)
+    reports = {}
+    for name, settings in feeds.items():
+        # The quota shown is the cluster's (Redis); --live's own requests are made here.
+        cluster = ClusterRuntime(settings)
+        require_database(cluster.store.engine)
+        reports[name] = collect_status(cluster, limit=limit,
+                                       feed=LocalRuntime(settings) if live else None)
+    if len(reports) == 1:  # one feed: the report as it always was
+        report = next(iter(reports.values()))
+        click.echo(json.dumps(report, indent=2, default=str) if as_json
+                   else render_status(report))
+    elif as_json:
+        click.echo(json.dumps({"feeds": reports}, indent=2, default=str))
     else:
-        click.echo(render_status(report))
+        click.echo("\n\n".join(f"== feed {name} ==\n{render_status(report)}"
+                                for name, report in reports.items()))
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=9464, show_default=True, type=click.IntRange(0, 65535),
               help="TCP port (0 picks a free one).")
-def metrics(host: str, port: int) -> None:
+@feed_option
+def metrics(host: str, port: int, feed_name: str | None) -> None:
     """Serve Prometheus metrics: sync lag, records, rejects, runs, quota and 429s.
 
     Read from the sync log and the shared quota limiter on each scrape, so one endpoint
@@ -485,8 +503,9 @@ def metrics(host: str, port: int) -> None:
     from trestle_tasks.metrics_http import start_metrics_server
     from trestle_tasks.runtime import ClusterRuntime
 
-    server, thread = start_metrics_server(_runtime(ClusterRuntime, require_credentials=False),
-                                          host, port)
+    # One endpoint per feed (--feed NAME when several are configured).
+    server, thread = start_metrics_server(
+        _runtime(ClusterRuntime, require_credentials=False, feed=feed_name), host, port)
     click.echo(f"Serving metrics at http://{host}:{server.server_port}/metrics; Ctrl-C to "
                "stop.")
     try:

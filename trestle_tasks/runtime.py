@@ -7,7 +7,7 @@ Two runtimes, one per way of running, instead of a mode flag passed to each buil
   reports). The token cache, the quota limiter and the alert cooldown are shared through
   Redis, so every worker process paces one credential together.
 - `LocalRuntime`: one process working alone (`sync --local`, `reconcile --local`, the demo,
-  `migrate`, `status --feed`'s requests, `check-config`). Token cache and quota limiter live
+  `migrate`, `status --live`'s requests, `check-config`). Token cache and quota limiter live
   in this process, the alert cooldown in files under LOCK_DIR; Redis is not needed.
 
 Both share the rest (`Runtime`): the store, the Redis client, the run lock (in the database

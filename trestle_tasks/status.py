@@ -141,7 +141,7 @@ def render_status(report: dict[str, Any]) -> str:
         if run["error"]:
             lines.append(f"      error: {run['error'][:200]}")
     lines.append("")
-    lines.append("Watermarks (lag behind now; with --feed, records the feed holds past them):")
+    lines.append("Watermarks (lag behind now; with --live, records the feed holds past them):")
     if not report["watermarks"]:
         lines.append("  (none yet)")
     for resource, mark in sorted(report["watermarks"].items()):
