@@ -46,7 +46,9 @@ def burst_for(minute_limit: int) -> int:
     return max(MIN_BURST, minute_limit // BURST_SHARE)
 
 
-DEFAULT_BURST = burst_for(DEFAULT_PER_MINUTE)
+# Before any response has told the real limit (which may be far below the published
+# baseline, a test double's or a shared account's), the cautious minimum.
+DEFAULT_BURST = MIN_BURST
 
 
 @dataclass
