@@ -95,26 +95,59 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+resource_option = click.option(
+    "--resource", "resources", multiple=True, metavar="R",
+    help="Resource to work on (repeatable; default: every one in TRESTLE_RESOURCES).",
+)
+feed_option = click.option(
+    "--feed", "feed_name", default=None, metavar="NAME",
+    help="Feed to work on (one of TRESTLE_FEEDS); without it, every feed.",
+)
+# export writes one feed's records: the same listing key may be in two feeds.
+one_feed_option = click.option(
+    "--feed", "feed_name", default=None, metavar="NAME",
+    help="Feed whose records to export (one of TRESTLE_FEEDS); needed with several feeds.",
+)
+
+
 @main.command("check-config")
-def check_config() -> None:
-    """Validate settings and check that Trestle, the database and Redis answer."""
+@feed_option
+def check_config(feed_name: str | None) -> None:
+    """Validate settings and check that Trestle, the database and Redis answer, for every
+    feed (or --feed NAME)."""
+    from trestle_tasks.feeds import load_feeds
     from trestle_tasks.health import CHECK_TIMEOUT_S, check_settings, run_checks
     from trestle_tasks.logs import configure_logging
     from trestle_tasks.runtime import LocalRuntime
-    from trestle_tasks.settings import load_settings
+    from trestle_tasks.settings import FEED_SCOPED
 
-    settings = load_settings(require_credentials=False)
-    configure_logging("WARNING", settings.log_format, settings.secret_values())
-    click.echo("Settings:")
-    for name, value in settings.masked().items():
-        click.echo(f"  {name:<24} {value}")
-    click.echo(f"Checks (each gives up after {CHECK_TIMEOUT_S:g} s):")
+    feeds = load_feeds(require_credentials=False)
+    if feed_name is not None and feed_name not in feeds:
+        raise click.BadParameter(f"{feed_name!r} is not a feed (TRESTLE_FEEDS: "
+                                 f"{', '.join(feeds)})", param_hint="--feed")
+    first = next(iter(feeds.values()))
+    configure_logging("WARNING", first.log_format, first.secret_values())
+    named = bool(first.feed_names)  # TRESTLE_FEEDS is set: settings per feed
+    click.echo("Settings:" if not named else "Settings of the whole deployment:")
+    for name, value in first.masked().items():
+        if not named or name not in FEED_SCOPED:
+            click.echo(f"  {name:<24} {value}")
     failures = 0
-    for check in run_checks(LocalRuntime(check_settings(settings)), on_start=_checking):
-        mark = "ok  " if check.ok else "FAIL"
-        _clear_checking()
-        click.echo(f"  {mark} {check.name:<16} {check.detail}")
-        failures += not check.ok
+    for name, settings in feeds.items():
+        if feed_name is not None and name != feed_name:
+            continue
+        if named:
+            click.echo(f"Feed {name} (its own: {feed_variable_prefix(name)}<VARIABLE>):")
+            for variable, value in settings.masked().items():
+                if variable in FEED_SCOPED:
+                    click.echo(f"  {variable:<24} {value}")
+        click.echo(f"Checks{f' of feed {name}' if named else ''} (each gives up after "
+                   f"{CHECK_TIMEOUT_S:g} s):")
+        for check in run_checks(LocalRuntime(check_settings(settings)), on_start=_checking):
+            mark = "ok  " if check.ok else "FAIL"
+            _clear_checking()
+            click.echo(f"  {mark} {check.name:<16} {check.detail}")
+            failures += not check.ok
     if failures:
         raise FatalError(f"{failures} check(s) failed")
 
@@ -202,39 +235,55 @@ def _check_resources(settings: Any, resources: tuple[str, ...]) -> list[str]:
     return chosen
 
 
-resource_option = click.option(
-    "--resource", "resources", multiple=True, metavar="R",
-    help="Resource to work on (repeatable; default: every one in TRESTLE_RESOURCES).",
-)
-feed_option = click.option(
-    "--feed", "feed_name", default=None, metavar="NAME",
-    help="Feed to work on (one of TRESTLE_FEEDS); without it, `sync` works on every feed "
-         "and other commands on the only one.",
-)
-
-
 @main.command()
 @resource_option
 @feed_option
 def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
-    """Read $metadata and create or evolve the tables (safe to run again)."""
+    """Read $metadata and create or evolve the tables (safe to run again), for --feed or
+    for every feed."""
+    from trestle_tasks.preflight import require_database
     from trestle_tasks.runtime import LocalRuntime
+
+    feeds = _feed_settings(reports_itself=True, feed=feed_name)
+    problems: list[str] = []
+    for name, settings in feeds.items():
+        if len(feeds) > 1:
+            click.echo(f"feed {name}:")
+        runtime = LocalRuntime(settings)
+        require_database(runtime.store.engine)
+        problems += _migrate_feed(runtime, resources,
+                                  prefix=feed_variable_prefix(name) if len(feeds) > 1 else "")
+    if problems:
+        raise ConfigurationError(
+            problems[0] if len(problems) == 1 else
+            f"{len(problems)} feeds name resources their $metadata does not declare: "
+            + "; ".join(problems), problems=problems)
+
+
+def feed_variable_prefix(feed: str) -> str:
+    """How a variable is named for one feed (FEED_NORTH_), for messages."""
+    from trestle_tasks.feeds import feed_variable
+
+    return feed_variable(feed, "")
+
+
+def _migrate_feed(runtime: Any, resources: tuple[str, ...], *, prefix: str) -> list[str]:
+    """One feed's tables created or evolved; a problem line if its TRESTLE_RESOURCES names
+    a resource its $metadata does not declare (the other resources are migrated)."""
+    from trestle_tasks.cli_render import describe_migration
     from trestle_tasks.sync.schema import migrate_from_service
 
-    runtime = _runtime(LocalRuntime, reports_itself=True, feed=feed_name)
     settings = runtime.settings
     chosen = _check_resources(settings, resources)
-    from trestle_tasks.cli_render import describe_migration
-
     report = migrate_from_service(runtime.store, runtime.trestle_client(), chosen)
     for line in describe_migration(report):
         click.echo(line)
-    if report.missing_resources:
-        missing = ", ".join(report.missing_resources)
-        raise ConfigurationError(
-            f"TRESTLE_RESOURCES names {missing}, which $metadata at {settings.base_url} does "
-            "not declare: remove it from TRESTLE_RESOURCES (or check that the subscription "
-            "licenses it)", problems=[f"TRESTLE_RESOURCES: {missing} not in $metadata"])
+    if not report.missing_resources:
+        return []
+    missing = ", ".join(report.missing_resources)
+    return [f"{prefix}TRESTLE_RESOURCES names {missing}, which $metadata at "
+            f"{settings.base_url} does not declare: remove it from {prefix}TRESTLE_RESOURCES "
+            "(or check that the subscription licenses it)"]
 
 
 @main.command()
@@ -360,29 +409,30 @@ def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
 @feed_option
 def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
               max_delete_fraction: float, feed_name: str | None) -> None:
-    """Make the store equal to the feed: a (key, timestamp) census, compared and repaired.
+    """Make the store equal to the feed: a (key, timestamp) census, compared and repaired,
+    for --feed or for every feed.
 
     Records missing from the store or stored older than the feed's copy are fetched and
     stored; records that left the feed are marked deleted.
     """
-    from trestle_tasks import alert_hooks as alerts
-    from trestle_tasks.cli_progress import progress
+    from trestle_tasks.preflight import require_database
     from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-    from trestle_tasks.sync.local import in_process_lease
-    from trestle_tasks.sync.plan import Skipped, new_run_id
-    from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
 
+    feeds = _feed_settings(reports_itself=True, feed=feed_name)
+    several = len(feeds) > 1
     # Without --local the census and repair take their turns at the cluster's quota.
-    runtime = _runtime(LocalRuntime if local else ClusterRuntime, reports_itself=True,
-                       feed=feed_name)
-    settings = runtime.settings
-    chosen = _check_resources(settings, resources)
-    store = runtime.store
-    try:
-        stored = set(store.resources())
-    except Exception:  # not even the bookkeeping tables: nothing was ever synced here
-        stored = set()
-    never_synced = [r for r in chosen if r not in stored]
+    runtimes = {name: (LocalRuntime if local else ClusterRuntime)(settings)
+                for name, settings in feeds.items()}
+    never_synced: list[str] = []
+    for name, runtime in runtimes.items():
+        require_database(runtime.store.engine)
+        try:
+            stored = set(runtime.store.resources())
+        except Exception:  # not even the bookkeeping tables: nothing was ever synced here
+            stored = set()
+        never_synced += [_row_name(r, name if several else None)
+                         for r in _check_resources(runtime.settings, resources)
+                         if r not in stored]
     if never_synced:
         # Nothing stored means nothing to compare with: say what to run instead.
         raise FatalError(f"{', '.join(never_synced)} never synced into this database: run "
@@ -392,35 +442,12 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     click.echo(f"{'resource':<12} {'census':>9} {'missing':>8} {'stale':>6} {'gone':>6} "
                f"{'fetched':>8} {'deleted':>8} {'requests':>8}"
                + ("  (dry run: nothing changed)" if dry_run else ""))
-    for resource in chosen:
-        expected = store.count(resource)  # the census should find about as many records
-        run_id = new_run_id()
-        try:
-            with progress(f"{resource} census", expected) as bar:
-                result = reconcile_resource(
-                    resource, store=store, run_id=run_id,
-                    client=runtime.trestle_client(),
-                    lock=runtime.run_lock(),
-                    lock_ttl_s=in_process_lease(settings),
-                    max_delete_fraction=max_delete_fraction, dry_run=dry_run,
-                    synced_resources=settings.resources, on_census=bar.update,
-                )
-        except TrestleTasksError as error:
-            click.echo(f"{resource:<12} failed: {error}")
-            failures[resource] = str(error)
-            with contextlib.suppress(Exception):  # the database may be what failed
-                alerts.after_run(runtime, store.sync_log.get_run(run_id, resource))
-            continue
-        if isinstance(result, Skipped):
-            click.echo(f"{resource:<12} skipped: {result.reason}")
-            skipped = True
-            continue
-        alerts.after_run(runtime, result)  # drift over the threshold
-        figures = result.details or {}
-        click.echo(f"{resource:<12} {figures.get('census', 0):>9,} "
-                   f"{figures.get('missing', 0):>8,} {figures.get('stale', 0):>6,} "
-                   f"{figures.get('gone', 0):>6,} {figures.get('fetched', 0):>8,} "
-                   f"{figures.get('deleted', 0):>8,} {result.api_requests:>8,}")
+    for name, runtime in runtimes.items():
+        feed_failures, feed_skipped = _reconcile_feed(
+            runtime, _check_resources(runtime.settings, resources), dry_run=dry_run,
+            max_delete_fraction=max_delete_fraction, label=name if several else None)
+        failures.update(feed_failures)
+        skipped = skipped or feed_skipped
     if failures:
         # The one stderr line names the cause: shared by all (bad credentials), or the first.
         first, reason = next(iter(failures.items()))
@@ -434,10 +461,56 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
         click.get_current_context().exit(EXIT_SKIPPED)
 
 
+def _reconcile_feed(runtime: Any, chosen: list[str], *, dry_run: bool,
+                    max_delete_fraction: float, label: str | None
+                    ) -> tuple[dict[str, str], bool]:
+    """One feed's resources reconciled, a row each: (failures by row name, any skipped)."""
+    from trestle_tasks import alert_hooks as alerts
+    from trestle_tasks.cli_progress import progress
+    from trestle_tasks.sync.local import in_process_lease
+    from trestle_tasks.sync.plan import Skipped, new_run_id
+    from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
+
+    settings, store = runtime.settings, runtime.store
+    failures: dict[str, str] = {}
+    skipped = False
+    for resource in chosen:
+        row = _row_name(resource, label)
+        expected = store.count(resource)  # the census should find about as many records
+        run_id = new_run_id()
+        try:
+            with progress(f"{row} census", expected) as bar:
+                result = reconcile_resource(
+                    resource, store=store, run_id=run_id,
+                    client=runtime.trestle_client(),
+                    lock=runtime.run_lock(),
+                    lock_ttl_s=in_process_lease(settings),
+                    max_delete_fraction=max_delete_fraction, dry_run=dry_run,
+                    synced_resources=settings.resources, on_census=bar.update,
+                )
+        except TrestleTasksError as error:
+            click.echo(f"{row:<12} failed: {error}")
+            failures[row] = str(error)
+            with contextlib.suppress(Exception):  # the database may be what failed
+                alerts.after_run(runtime, store.sync_log.get_run(run_id, resource))
+            continue
+        if isinstance(result, Skipped):
+            click.echo(f"{row:<12} skipped: {result.reason}")
+            skipped = True
+            continue
+        alerts.after_run(runtime, result)  # drift over the threshold
+        figures = result.details or {}
+        click.echo(f"{row:<12} {figures.get('census', 0):>9,} "
+                   f"{figures.get('missing', 0):>8,} {figures.get('stale', 0):>6,} "
+                   f"{figures.get('gone', 0):>6,} {figures.get('fetched', 0):>8,} "
+                   f"{figures.get('deleted', 0):>8,} {result.api_requests:>8,}")
+    return failures, skipped
+
+
 @main.command()
 @click.option("--resource", required=True, metavar="R", help="Resource to export.")
 @click.option("--include-deleted", is_flag=True, help="Also records marked deleted.")
-@feed_option
+@one_feed_option
 def export(resource: str, include_deleted: bool, feed_name: str | None) -> None:
     """Write the stored records of a resource to stdout as NDJSON."""
     from trestle_tasks.runtime import LocalRuntime
@@ -498,14 +571,15 @@ def metrics(host: str, port: int, feed_name: str | None) -> None:
     """Serve Prometheus metrics: sync lag, records, rejects, runs, quota and 429s.
 
     Read from the sync log and the shared quota limiter on each scrape, so one endpoint
-    covers every worker.
+    covers every worker of every feed; each series has a `feed` label.
     """
     from trestle_tasks.metrics_http import start_metrics_server
     from trestle_tasks.runtime import ClusterRuntime
 
-    # One endpoint per feed (--feed NAME when several are configured).
+    # One endpoint for every feed, each series labelled with its feed (--feed NAME: one).
+    chosen = _feed_settings(require_credentials=False, feed=feed_name)
     server, thread = start_metrics_server(
-        _runtime(ClusterRuntime, require_credentials=False, feed=feed_name), host, port)
+        {name: ClusterRuntime(settings) for name, settings in chosen.items()}, host, port)
     click.echo(f"Serving metrics at http://{host}:{server.server_port}/metrics; Ctrl-C to "
                "stop.")
     try:

@@ -219,4 +219,6 @@ def alert_dispatcher(settings: Settings, cooldown: Cooldown) -> AlertDispatcher:
         channels.append(WebhookChannel(settings.alert_webhook_url))
     if settings.alert_slack_webhook_url:
         channels.append(SlackChannel(settings.alert_slack_webhook_url))
-    return AlertDispatcher(channels, cooldown, cooldown_s=settings.alert_cooldown_minutes * 60)
+    # With several feeds every alert names its feed; with one, alerts read as they always did.
+    return AlertDispatcher(channels, cooldown, cooldown_s=settings.alert_cooldown_minutes * 60,
+                           feed=settings.feed if settings.feed_names else None)

@@ -5,6 +5,8 @@ tables in a schema of its own."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -18,6 +20,7 @@ from trestle_tasks.simulator.server import start_in_thread
 
 from .sync_fixtures import ADMIN_URLS, canonical, create_database, drop_database
 from .test_celery_sync import clean_redis, start_worker, stop, trestle_etl  # noqa: F401
+from .test_metrics import scrape
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +81,20 @@ def stored(env: dict[str, str], feed: str, resource: str) -> set[str]:
         factory._per_process.clear()
 
 
+def scrape_metrics(env: dict[str, str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """One scrape of `trestle-etl metrics` started with `env` (every feed)."""
+    process = subprocess.Popen([sys.executable, "-m", "trestle_tasks", "metrics", "--port", "0"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        line = process.stdout.readline()  # type: ignore[union-attr]
+        assert "/metrics" in line, process.stderr.read() if process.poll() else line  # type: ignore[union-attr]
+        return scrape(line.split("at ", 1)[1].split(";", 1)[0])
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
 def test_two_feeds_with_overlapping_keys_stay_apart_and_both_equal_their_feeds(
         clean_redis, two_feeds, feed_database):  # noqa: F811
     sim = two_feeds
@@ -97,6 +114,15 @@ def test_two_feeds_with_overlapping_keys_stay_apart_and_both_equal_their_feeds(
             assert stored(env, "south", resource) == {canonical(r)
                                                       for r in south.records(resource)}
         assert stored(env, "north", "Property") != stored(env, "south", "Property")
+        # One metrics endpoint serves both feeds, each series labelled with its feed.
+        samples = scrape_metrics(env)
+        for feed in ("north", "south"):
+            for resource in RESOURCES:
+                assert samples[("trestle_records_upserted_total",
+                                (("feed", feed), ("resource", resource)))] == \
+                    len(sim.feed(feed).records(resource))
+            assert samples[("trestle_metrics_scrape_errors_total",
+                            (("feed", feed), ("source", "database")))] == 0
         # Nothing went to the URL's own database: each feed's tables are in its schema.
         engine = sa.create_engine(url)
         try:

@@ -172,7 +172,8 @@ def test_status_json_from_the_command_carries_the_same(written, tmp_path):
 
 
 def test_metrics_export_the_latest_measured_drift(written):
-    server, _thread = start_metrics_server(ClusterRuntime(written.settings), "127.0.0.1", 0)
+    server, _thread = start_metrics_server({"default": ClusterRuntime(written.settings)},
+                                           "127.0.0.1", 0)
     try:
         samples = scrape(f"http://127.0.0.1:{server.server_port}/metrics")
     finally:

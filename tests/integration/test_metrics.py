@@ -41,7 +41,11 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-def value(samples, name: str, **labels: str) -> float | None:
+def value(samples, name: str, feed: str | None = "default", **labels: str) -> float | None:
+    """The sample of `name` with exactly `labels` and, but for the scrape's own figure
+    of time, `feed` (every series names its feed)."""
+    if feed is not None:
+        labels["feed"] = feed
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
@@ -85,7 +89,8 @@ def test_the_endpoint_reports_what_the_sync_log_and_the_limiter_hold(database_ur
         ClusterRuntime(settings).trestle_client().get_count(ODataQuery("Office"))
         quota_state = ClusterRuntime(settings).quota_limiter().state()
 
-        server, _thread = start_metrics_server(ClusterRuntime(settings), "127.0.0.1", 0)
+        server, _thread = start_metrics_server({"default": ClusterRuntime(settings)}, "127.0.0.1",
+                                               0)
         samples = scrape(f"http://127.0.0.1:{server.server_port}/metrics")
         scraped_at = datetime.now(UTC)
 
@@ -170,7 +175,7 @@ def test_the_command_serves_without_redis_and_counts_the_failed_reads(tmp_path):
         assert not [key for key in second if key[0].startswith("trestle_quota")]
         assert value(second, "trestle_records_upserted_total", resource="Office") == \
             len(sim.records("Office"))
-        assert "could not read the redis (ConnectionError)" in err
+        assert "could not read the redis of feed default (ConnectionError)" in err
         assert password not in err
     finally:
         dispose_store(url)
@@ -182,7 +187,8 @@ def test_a_database_without_tables_is_a_scrape_error_not_a_failure(tmp_path):
     sim = start_simulator(records=10, seed=1)
     try:
         settings = settings_for(sim, url, REDIS_URL=REDIS_URL)
-        server, _thread = start_metrics_server(ClusterRuntime(settings), "127.0.0.1", 0)
+        server, _thread = start_metrics_server({"default": ClusterRuntime(settings)}, "127.0.0.1",
+                                               0)
         try:
             deadline = time.monotonic() + 5
             samples = scrape(f"http://127.0.0.1:{server.server_port}/metrics")

@@ -156,11 +156,12 @@ def test_sync_local_says_so_everywhere_when_its_watermark_is_held(tmp_path, hook
         assert "partial" in text and "newer fence" in text
         assert "newer fence" in json.dumps(report, default=str)
         # The metric.
-        from trestle_tasks.monitoring.metrics import PipelineCollector
+        from trestle_tasks.monitoring.metrics import FeedSource, PipelineCollector
 
         registry = CollectorRegistry()
-        registry.register(PipelineCollector(lambda: store))
+        registry.register(PipelineCollector({"default": FeedSource(lambda: store)}))
         exposition = generate_latest(registry).decode()
-        assert 'trestle_runs_total{resource="Property",status="partial"} 1.0' in exposition
+        assert ('trestle_runs_total{feed="default",resource="Property",status="partial"} 1.0'
+                in exposition)
     finally:
         sim.stop()

@@ -131,16 +131,28 @@ def _epoch(moment: datetime) -> float:
         else moment.timestamp()
 
 
-class PipelineCollector(Collector):
-    """A Prometheus collector that reads the sync log and the quota limiter per scrape."""
+@dataclass(frozen=True)
+class FeedSource:
+    """Where one feed's figures are read: its store, and its quota limiter's state (None
+    when the feed has no credential to key the limiter by)."""
 
-    def __init__(self, store: Callable[[], Store],
-                 quota_state: Callable[[], Mapping[str, str]] | None = None,
+    store: Callable[[], Store]
+    quota_state: Callable[[], Mapping[str, str]] | None = None
+
+
+class PipelineCollector(Collector):
+    """A Prometheus collector that reads each feed's sync log and quota limiter per scrape.
+
+    Every series carries a `feed` label (`default` in a single-feed deployment), so one
+    endpoint serves the whole deployment and a dashboard can sum across feeds or pick one.
+    """
+
+    def __init__(self, feeds: Mapping[str, FeedSource],
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self._store = store
-        self._quota_state = quota_state
+        self._feeds = dict(feeds)
         self._clock = clock
-        self._errors = {"database": 0, "redis": 0}
+        self._errors = {(feed, source): 0 for feed in self._feeds
+                        for source in ("database", "redis")}
         self._lock = threading.Lock()
 
     def describe(self) -> list[Metric]:
@@ -149,123 +161,141 @@ class PipelineCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         started = time.monotonic()
-        try:
-            figures = read_sync_figures(self._store(), self._clock())
-        except Exception as error:  # no tables yet, or the database is down
-            self._count_error("database", error)
-        else:
-            yield from sync_families(figures)
-        if self._quota_state is not None:
+        figures: dict[str, SyncFigures] = {}
+        quotas: dict[str, Mapping[str, Any]] = {}
+        for feed, source in self._feeds.items():
             try:
-                state = self._quota_state()
-            except Exception as error:
-                self._count_error("redis", error)
-            else:
-                yield from quota_families(state)
+                figures[feed] = read_sync_figures(source.store(), self._clock())
+            except Exception as error:  # no tables yet, or the database is down
+                self._count_error(feed, "database", error)
+            if source.quota_state is not None:
+                try:
+                    quotas[feed] = source.quota_state()
+                except Exception as error:
+                    self._count_error(feed, "redis", error)
+        # One family per name, holding every feed's samples: Prometheus rejects a name
+        # exposed twice in one scrape.
+        yield from sync_families(figures)
+        yield from quota_families(quotas)
         errors = CounterMetricFamily("trestle_metrics_scrape_errors",
                                      "Scrapes that could not read a source.",
-                                     labels=["source"])
+                                     labels=["feed", "source"])
         with self._lock:
-            for source, count in sorted(self._errors.items()):
-                errors.add_metric([source], count)
+            for (feed_name, kind), count in sorted(self._errors.items()):
+                errors.add_metric([feed_name, kind], count)
         yield errors
         yield GaugeMetricFamily("trestle_metrics_scrape_duration_seconds",
                                 "Time this scrape spent reading its sources.",
                                 value=time.monotonic() - started)
 
-    def _count_error(self, source: str, error: Exception) -> None:
+    def _count_error(self, feed: str, source: str, error: Exception) -> None:
         with self._lock:
-            self._errors[source] += 1
+            self._errors[(feed, source)] += 1
         # The type only: a driver's message may quote a URL with its password.
-        log.warning("metrics: could not read the %s (%s)", source, type(error).__name__)
+        log.warning("metrics: could not read the %s of feed %s (%s)", source, feed,
+                    type(error).__name__)
 
 
-def sync_families(figures: SyncFigures) -> Iterator[Metric]:
+def sync_families(by_feed: Mapping[str, SyncFigures]) -> Iterator[Metric]:
+    feeds = sorted(by_feed.items())
     for column, (name, text) in COUNTERS.items():
-        family = CounterMetricFamily(name, text, labels=["resource"])
-        for resource, totals in sorted(figures.counters.items()):
-            family.add_metric([resource], totals[column])
-        yield family
+        names = [(name, text)]
         if column in DEPRECATED_NAMES:
-            alias = CounterMetricFamily(DEPRECATED_NAMES[column],
-                                        f"Deprecated: the same as {name}_total.",
-                                        labels=["resource"])
-            for resource, totals in sorted(figures.counters.items()):
-                alias.add_metric([resource], totals[column])
-            yield alias
+            names.append((DEPRECATED_NAMES[column], f"Deprecated: the same as {name}_total."))
+        for family_name, family_text in names:
+            family = CounterMetricFamily(family_name, family_text, labels=["feed", "resource"])
+            for feed, figures in feeds:
+                for resource, totals in sorted(figures.counters.items()):
+                    family.add_metric([feed, resource], totals[column])
+            yield family
     finished = CounterMetricFamily("trestle_runs", "Finished runs (and skipped triggers) by "
-                                   "status.", labels=["resource", "status"])
+                                   "status.", labels=["feed", "resource", "status"])
     running = GaugeMetricFamily("trestle_runs_running", "Runs open now (or never closed).",
-                                labels=["resource"])
-    for (resource, status), count in sorted(figures.runs.items()):
-        if status == RUNNING:
-            running.add_metric([resource], count)
-        else:
-            finished.add_metric([resource, status], count)
+                                labels=["feed", "resource"])
+    for feed, figures in feeds:
+        for (resource, status), count in sorted(figures.runs.items()):
+            if status == RUNNING:
+                running.add_metric([feed, resource], count)
+            else:
+                finished.add_metric([feed, resource, status], count)
     yield finished
     yield running
     yield _gauge("trestle_sync_lag_seconds",
                  "Seconds between now and the watermark: how far the copy is behind the feed.",
-                 figures.lag_s)
+                 {feed: figures.lag_s for feed, figures in feeds})
     yield _gauge("trestle_last_success_timestamp_seconds",
-                 "When the last run that succeeded finished (Unix time).", figures.last_success)
+                 "When the last run that succeeded finished (Unix time).",
+                 {feed: figures.last_success for feed, figures in feeds})
     yield _gauge("trestle_last_run_duration_seconds",
-                 "Start to finish of the latest finished run.", figures.last_duration_s)
-    yield from drift_families(figures.reconciles)
+                 "Start to finish of the latest finished run.",
+                 {feed: figures.last_duration_s for feed, figures in feeds})
+    yield from drift_families({feed: figures.reconciles for feed, figures in feeds})
 
 
-def drift_families(reconciles: Mapping[str, ReconcileReport]) -> Iterator[Metric]:
-    """What the latest measured reconcile of each resource found; a figure an older
+def drift_families(by_feed: Mapping[str, Mapping[str, ReconcileReport]]) -> Iterator[Metric]:
+    """What the latest measured reconcile of each feed's resources found; a figure an older
     version's row does not carry is left out rather than reported as zero."""
     drift = GaugeMetricFamily("trestle_replica_drift_records",
                               "Records the latest reconcile found differing from the feed: "
                               "missing (in the feed, not stored), stale (the feed's copy is "
                               "newer), gone (stored, not in the feed).",
-                              labels=["resource", "kind"])
-    for resource, report in sorted(reconciles.items()):
-        for kind in DRIFT_KINDS:
-            if (count := getattr(report, kind)) is not None:
-                drift.add_metric([resource, kind], count)
+                              labels=["feed", "resource", "kind"])
+    feeds = sorted(by_feed.items())
+    for feed, reconciles in feeds:
+        for resource, report in sorted(reconciles.items()):
+            for kind in DRIFT_KINDS:
+                if (count := getattr(report, kind)) is not None:
+                    drift.add_metric([feed, resource, kind], count)
     yield drift
     yield _gauge("trestle_replica_census_records",
                  "(key, timestamp) pairs in the latest reconcile's census of the feed.",
-                 {r: float(c.census) for r, c in reconciles.items() if c.census is not None})
+                 {feed: {r: float(c.census) for r, c in reconciles.items()
+                         if c.census is not None} for feed, reconciles in feeds})
     yield _gauge("trestle_replica_last_reconcile_timestamp_seconds",
                  "When the reconcile the drift figures come from finished (Unix time).",
-                 {r: _epoch(c.finished_at) for r, c in reconciles.items()
-                  if c.finished_at is not None})
+                 {feed: {r: _epoch(c.finished_at) for r, c in reconciles.items()
+                         if c.finished_at is not None} for feed, reconciles in feeds})
 
 
-def _gauge(name: str, text: str, values: Mapping[str, float]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, text, labels=["resource"])
-    for resource, value in sorted(values.items()):
-        family.add_metric([resource], value)
+def _gauge(name: str, text: str, by_feed: Mapping[str, Mapping[str, float]]
+           ) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, text, labels=["feed", "resource"])
+    for feed, values in sorted(by_feed.items()):
+        for resource, value in sorted(values.items()):
+            family.add_metric([feed, resource], value)
     return family
 
 
-def quota_families(state: Mapping[str, Any]) -> Iterator[Metric]:
-    """The limiter's last view of the quota headers; nothing before any response."""
-    if not state:
+def quota_families(by_feed: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+    """Each feed's limiter's last view of its quota headers; nothing for a feed before any
+    response."""
+    feeds = sorted((feed, state) for feed, state in by_feed.items() if state)
+    if not feeds:
         return
     limit = GaugeMetricFamily("trestle_quota_limit", "Requests the quota allows per window, "
-                              "as the server last said.", labels=["window"])
+                              "as the server last said.", labels=["feed", "window"])
     available = GaugeMetricFamily("trestle_quota_available", "Requests left in the current "
-                                  "quota window, as the server last said.", labels=["window"])
-    for window in ("minute", "hour"):
-        if (value := _number(state.get(f"{window}_limit"))) is not None:
-            limit.add_metric([window], value)
-        if (value := _number(state.get(f"{window}_available"))) is not None:
-            available.add_metric([window], value)
+                                  "quota window, as the server last said.",
+                                  labels=["feed", "window"])
+    rate_limited = CounterMetricFamily("trestle_quota_rate_limited", "429s the shared limiter "
+                                       "was told of, every worker and resource together "
+                                       "(since its state was created).", labels=["feed"])
+    observed = GaugeMetricFamily("trestle_quota_observed_timestamp_seconds",
+                                 "When the limiter last saw quota headers (Unix time).",
+                                 labels=["feed"])
+    for feed, state in feeds:
+        for window in ("minute", "hour"):
+            if (value := _number(state.get(f"{window}_limit"))) is not None:
+                limit.add_metric([feed, window], value)
+            if (value := _number(state.get(f"{window}_available"))) is not None:
+                available.add_metric([feed, window], value)
+        rate_limited.add_metric([feed], _number(state.get("rate_limited")) or 0)
+        if (seen_ms := _number(state.get("observed_ms"))) is not None:
+            observed.add_metric([feed], seen_ms / 1000.0)
     yield limit
     yield available
-    yield CounterMetricFamily("trestle_quota_rate_limited", "429s the shared limiter was told "
-                              "of, every worker and resource together (since its state was "
-                              "created).", value=_number(state.get("rate_limited")) or 0)
-    observed = _number(state.get("observed_ms"))
-    if observed is not None:
-        yield GaugeMetricFamily("trestle_quota_observed_timestamp_seconds",
-                                "When the limiter last saw quota headers (Unix time).",
-                                value=observed / 1000.0)
+    yield rate_limited
+    yield observed
 
 
 def _number(value: Any) -> float | None:

@@ -49,7 +49,8 @@ SUBJECT_CHARS = 200
 
 
 def subject(alert: Alert) -> str:
-    where = f" [{alert.resource}]" if alert.resource else ""
+    where = "/".join(part for part in (alert.feed, alert.resource) if part)
+    where = f" [{where}]" if where else ""
     return one_line(f"[trestle-etl] {alert.severity.upper()}{where}: {alert.title}"
                     )[:SUBJECT_CHARS]
 
@@ -89,7 +90,8 @@ class SmtpChannel:
         message.set_content(
             f"{alert.text}\n\nkind: {alert.kind}\nseverity: {alert.severity}\n"
             f"resource: {alert.resource or '-'}\n"
-            f"raised at: {alert.raised_at:%Y-%m-%d %H:%M:%S} UTC\n"
+            + (f"feed: {alert.feed}\n" if alert.feed else "")
+            + f"raised at: {alert.raised_at:%Y-%m-%d %H:%M:%S} UTC\n"
         )
         return message
 

@@ -62,12 +62,14 @@ class AlertDispatcher:
         cooldown_s: float,
         retry_delays_s: Sequence[float] = DEFAULT_RETRY_DELAYS_S,
         sleep: Callable[[float], None] = time.sleep,
+        feed: str | None = None,
     ) -> None:
         self.channels = list(channels)
         self._cooldown = cooldown
         self._cooldown_s = cooldown_s
         self._delays = tuple(retry_delays_s)
         self._sleep = sleep
+        self._feed = feed  # stamped on every alert, so each names the feed it is about
 
     @property
     def enabled(self) -> bool:
@@ -86,7 +88,8 @@ class AlertDispatcher:
 
     def _send(self, alert: Alert) -> Delivery:
         # Error texts in alerts come from runs and exceptions: mask any secret they carry.
-        alert = replace(alert, title=redact(alert.title), text=redact(alert.text))
+        alert = replace(alert, title=redact(alert.title), text=redact(alert.text),
+                        feed=alert.feed or self._feed)
         if not self.channels:
             return Delivery(alert.dedup_key, DISABLED)
         try:

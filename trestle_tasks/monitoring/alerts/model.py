@@ -23,6 +23,8 @@ class Alert:
 
     `dedup_key` names the condition rather than the occurrence (by default kind and
     resource), so the same failure repeating every five minutes shares one cooldown.
+    `feed` names the feed in a deployment of several (None with one): the dispatcher of
+    each feed's runtime sets it, and the cooldown is already the feed's own.
     """
 
     kind: str
@@ -31,6 +33,7 @@ class Alert:
     severity: str = WARNING
     resource: str | None = None
     dedup_key: str = ""
+    feed: str | None = None
     raised_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
@@ -43,6 +46,7 @@ class Alert:
             "kind": self.kind,
             "severity": self.severity,
             "resource": self.resource,
+            "feed": self.feed,
             "title": self.title,
             "text": self.text,
             "dedup_key": self.dedup_key,
