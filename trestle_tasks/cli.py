@@ -383,18 +383,20 @@ def _row_name(resource: str, feed: str | None) -> str:
 
 
 def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
-    click.echo(f"{'resource':<12} {'status':<10} {'fetched':>9} {'upserted':>9} "
+    # Wide enough for the longest name (north/OpenHouse with several feeds).
+    width = max([12, *(len(name) + 1 for name, _, _ in rows)])
+    click.echo(f"{'resource':<{width}} {'status':<10} {'fetched':>9} {'upserted':>9} "
                f"{'rejected':>8} {'requests':>8}  run")
     for resource, run, skipped in rows:
         if run is None:
-            click.echo(f"{resource:<12} {'skipped':<10} {'':>9} {'':>9} {'':>8} {'':>8}  "
-                       f"{skipped}")
+            click.echo(f"{resource:<{width}} {'skipped':<10} {'':>9} {'':>9} {'':>8} "
+                       f"{'':>8}  {skipped}")
             continue
-        click.echo(f"{resource:<12} {run.status:<10} {run.records_fetched:>9,} "
+        click.echo(f"{resource:<{width}} {run.status:<10} {run.records_fetched:>9,} "
                    f"{run.records_upserted:>9,} {run.records_rejected:>8,} "
                    f"{run.api_requests:>8,}  {run.run_id}")
         if run.error:
-            click.echo(f"{'':<12} error: {run.error}")
+            click.echo(f"{'':<{width}} error: {run.error}")
 
 
 @main.command()
@@ -602,7 +604,12 @@ def metrics(host: str, port: int, feed_name: str | None) -> None:
                    "workers use: the demo refuses one with workers or queued tasks.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 4),
               help="Worker processes for --celery.")
-def demo(records: int, database: str, use_celery: bool, redis_url: str, workers: int) -> None:
+@click.option("--feeds", default=1, show_default=True, type=click.IntRange(1, 4),
+              help="MLS feeds the simulator serves (each its own credential and data, the "
+                   "same listing keys), synced as a deployment of several feeds: one "
+                   "database file per feed beside --database.")
+def demo(records: int, database: str, use_celery: bool, redis_url: str, workers: int,
+         feeds: int) -> None:
     """Sync the bundled simulator into an embedded database: no configuration needed.
 
     With --celery the syncs are dispatched to real `celery -A trestle_tasks worker`
@@ -623,23 +630,35 @@ def demo(records: int, database: str, use_celery: bool, redis_url: str, workers:
                                on_stage=lambda text: click.echo(f"\n• {text}", err=True))
     with progress("records") as bar:
         report = run_demo(records=records, database=Path(database).resolve(), syncer=syncer,
+                          feeds=feeds,
                           on_stage=lambda text: click.echo(f"\n• {text}", err=True),
                           on_progress=lambda done, total: follow(bar, done, total))
+    several = feeds > 1
     click.echo("")
-    _print_summary([(r.resource, r.run, r.skipped.reason if r.skipped else None)
-                    for r in report.full])
-    incremental = report.incremental.run if report.incremental else None
-    if incremental is not None:
-        click.echo(f"\nIncremental sync after changing {report.changed} listings: fetched "
-                   f"{count(incremental.records_fetched, 'record')} with "
-                   f"{count(incremental.api_requests, 'request')}.")
+    _print_summary([(_row_name(r.resource, name if several else None), r.run,
+                     r.skipped.reason if r.skipped else None)
+                    for name, outcome in report.feeds.items() for r in outcome.full])
+    for name, outcome in report.feeds.items():
+        incremental = outcome.incremental.run if outcome.incremental else None
+        if incremental is not None:
+            click.echo(f"\n{f'Feed {name}: i' if several else 'I'}ncremental sync after "
+                       f"changing {outcome.changed} listings: fetched "
+                       f"{count(incremental.records_fetched, 'record')} with "
+                       f"{count(incremental.api_requests, 'request')}.")
     quota = report.quota or {}
-    click.echo(f"Requests served by the simulator: {report.requests_served:,} (quota "
-               f"{quota.get('minute_limit')}/minute, {quota.get('hour_limit')}/hour); "
-               f"total time {report.seconds:.1f} s.")
-    click.echo(f"Database: {report.database}\n\nSample query:\n  {SAMPLE_QUERY}")
-    for row in report.sample:
-        click.echo("  " + " | ".join(str(value) for value in row))
+    served = sum(outcome.requests_served for outcome in report.feeds.values())
+    click.echo(f"Requests served by the simulator: {served:,} (quota "
+               f"{quota.get('minute_limit')}/minute, {quota.get('hour_limit')}/hour"
+               f"{' per feed' if several else ''}); total time {report.seconds:.1f} s.")
+    for name, outcome in report.feeds.items():
+        click.echo(f"{f'Feed {name} database' if several else 'Database'}: "
+                   f"{outcome.database}")
+    click.echo(f"\nSample query:\n  {SAMPLE_QUERY}")
+    for name, outcome in report.feeds.items():
+        if several:
+            click.echo(f"  feed {name}:")
+        for row in outcome.sample:
+            click.echo("  " + " | ".join(str(value) for value in row))
 
 
 @main.command()

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import trestle_tasks
-from trestle_tasks.demo import Progress, SyncerFactory
+from trestle_tasks.demo import Progress, SyncerFactory, demo_feeds
 from trestle_tasks.errors import FatalError
+from trestle_tasks.feeds import DEFAULT_FEED
 from trestle_tasks.masking import mask_url
 from trestle_tasks.preflight import require_redis
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-from trestle_tasks.settings import load_settings
 from trestle_tasks.sync.local import LocalRunResult
 from trestle_tasks.sync.plan import Skipped
 
@@ -53,17 +53,18 @@ class CelerySyncer:
     timeout_s: float
 
     @cached_property
-    def runtime(self) -> ClusterRuntime:
-        """The cluster's (the demo's workers), built once: `sync --wait` reads the runs
-        from its store."""
-        return ClusterRuntime(load_settings(self.environ, env_file=None))
+    def runtimes(self) -> dict[str, ClusterRuntime]:
+        """The cluster's (the demo's workers), built once per feed: `sync --wait` reads
+        the runs from its store."""
+        return {name: ClusterRuntime(settings)
+                for name, settings in demo_feeds(self.environ).items()}
 
-    def sync(self, resources: Sequence[str], on_progress: Progress | None = None
-             ) -> list[LocalRunResult]:
+    def sync(self, resources: Sequence[str], on_progress: Progress | None = None,
+             feed: str = DEFAULT_FEED) -> list[LocalRunResult]:
         from trestle_tasks import dispatch
 
-        store = self.runtime.store
-        sent = dispatch.dispatch(resources, full=False)
+        store = self.runtimes[feed].store
+        sent = dispatch.dispatch(resources, full=False, feed=feed)
         try:
             finished = dispatch.wait(sent, store, timeout_s=self.timeout_s, poll_s=0.5,
                                      on_progress=on_progress)
@@ -78,7 +79,9 @@ class CelerySyncer:
     def _pointing_at_demo(self, message: str) -> str:
         """A hint to run `trestle-etl status` must name the demo's database: without it,
         status reads DATABASE_URL (or the default file), where the demo wrote nothing."""
-        database = self.environ.get("DATABASE_URL", "")
+        database = self.environ.get("DATABASE_URL")
+        if not database:  # several feeds: each names its own in FEED_<NAME>_DATABASE_URL
+            return message
         return message.replace("`trestle-etl status`",
                                f"`DATABASE_URL={database} trestle-etl status`")
 
@@ -164,8 +167,9 @@ def _create_tables(environ: Mapping[str, str]) -> None:
     so the workers never race to create tables in one SQLite file."""
     from trestle_tasks.sync.schema import migrate_from_service
 
-    here = LocalRuntime(load_settings(environ, env_file=None))
-    migrate_from_service(here.store, here.trestle_client(), here.settings.resources)
+    for settings in demo_feeds(environ).values():
+        here = LocalRuntime(settings)
+        migrate_from_service(here.store, here.trestle_client(), here.settings.resources)
 
 
 def _worker_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -105,3 +105,15 @@ def test_check_config_shows_each_feed_and_checks_it(sim, tmp_path):
     only = trestle_etl("check-config", "--feed", "north", env=env, cwd=tmp_path)
     assert only.returncode == 0, only.stdout + only.stderr
     assert "Feed south" not in only.stdout
+
+
+def test_the_demo_shows_two_feeds_each_in_its_own_file(tmp_path):
+    env = clean_env()
+    env.pop("REDIS_URL", None)
+    result = trestle_etl("demo", "--feeds", "2", "--records", "120", "--database",
+                         str(tmp_path / "demo.sqlite3"), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for feed in FEEDS:
+        assert f"{feed}/Property" in result.stdout
+        assert f"Feed {feed} database: {tmp_path / f'demo-{feed}.sqlite3'}" in result.stdout
+        assert "property" in table_names(f"sqlite:///{tmp_path / f'demo-{feed}.sqlite3'}")

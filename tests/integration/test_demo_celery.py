@@ -100,3 +100,31 @@ def test_interrupted_demo_stops_its_workers(celery_redis, tmp_path):
     assert process.returncode != 0
     assert running_worker_commands(names) == [], err
     assert sum(celery_redis.llen(queue) for queue in ("planning", "windows", "maintenance")) == 0
+
+
+def test_demo_of_two_feeds_through_celery_workers(celery_redis, tmp_path):
+    """`demo --celery --feeds 2`: both feeds' runs through the same workers, each feed's
+    records in its own file, equal in keys and different in values."""
+    database = tmp_path / "demo.sqlite3"
+    result = trestle_etl("demo", "--celery", "--feeds", "2", "--redis-url", REDIS_URL,
+                         "--records", "150", "--database", str(database), env=clean_env(),
+                         cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr + result.stdout
+    for feed in ("north", "south"):
+        for resource in RESOURCES:
+            assert re.search(rf"^{feed}/{resource}\s+succeeded\s", result.stdout, re.M)
+        assert (f"Feed {feed}: incremental sync after changing 25 listings: fetched 25 "
+                "records") in result.stdout
+    stored = {}
+    for feed in ("north", "south"):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / f'demo-{feed}.sqlite3'}")
+        try:
+            with engine.connect() as conn:
+                stored[feed] = dict(conn.execute(sa.text(
+                    "SELECT ListingKey, ListPrice FROM property")).all())
+        finally:
+            engine.dispose()
+    assert len(stored["north"]) == len(stored["south"]) == 150
+    assert set(stored["north"]) == set(stored["south"])  # the same keys …
+    assert stored["north"] != stored["south"]  # … holding each feed's own listings
+    assert not database.exists()  # with several feeds, one file per feed beside it
