@@ -268,7 +268,8 @@ SPECS: tuple[SettingSpec, ...] = (
                 "ceiling on top of the cluster-wide quota limiter"),
     SettingSpec("SYNC_WINDOW_STALE_SECONDS", "window_stale_s", _bounded(float, 10, 3600), 40.0,
                 "a running window whose heartbeat (every quarter of this) is older is taken "
-                "for dead and handed to another worker by the watchdog on beat"),
+                "for dead and handed to another worker by the watchdog on beat; a window "
+                "sent but not started after 2.25 times this, for lost, and sent again"),
     SettingSpec("CELERY_WORKER_MAX_MEMORY_MB", "worker_max_memory_mb",
                 _bounded(int, 0, 1_000_000), 1024,
                 "a worker process that grew past this many MB is replaced after its task "

@@ -78,10 +78,12 @@ WINDOW_MAX_RETRIES = 3  # transient failures of one window, before its run fails
 # Deliveries of one window whose worker died (SIGKILL, out of memory) before it is failed
 # for good: a window that kills its worker every time is not handed out forever.
 WINDOW_MAX_CRASHES = 3
-# A queued window whose message has not started after this long is taken for lost (a
-# Redis restart emptied the queue, a killed worker held it) and sent again; the first
-# message, should it still arrive, finds an old token and is dropped.
-QUEUED_STALE_S = 90.0
+# A queued window whose message has not started after this many times
+# SYNC_WINDOW_STALE_SECONDS (90 s by default) is taken for lost (a Redis restart emptied
+# the queue, a killed worker held it) and sent again; the first message, should it still
+# arrive, finds an old token and is dropped. Longer than a running window's limit: a
+# message may wait for a worker process that is finishing other work.
+QUEUED_STALE_FACTOR = 2.25
 
 
 @app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200,
@@ -460,7 +462,7 @@ def _watch_run(runtime: ClusterRuntime, ledger: WindowLedger, lock: RunLock, run
                resource: str, report: dict[str, Any]) -> None:
     settings = runtime.settings
     changes = ledger.requeue_stale(run_id, resource, running_stale_s=settings.window_stale_s,
-                                   queued_stale_s=QUEUED_STALE_S,
+                                   queued_stale_s=QUEUED_STALE_FACTOR * settings.window_stale_s,
                                    max_crashes=WINDOW_MAX_CRASHES,
                                    max_retries=WINDOW_MAX_RETRIES)
     for change in changes:

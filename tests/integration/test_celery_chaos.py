@@ -189,9 +189,11 @@ def test_redis_restarted_mid_run_loses_nothing(mariadb_url, tmp_path):  # noqa: 
     port = free_port()
     redis_server = start_private_redis(port, tmp_path)
     sim = start_simulator(records=2000, seed=73, minute_quota=None, latency_ms_per_request=200)
+    # The shortest window limits (the messages the restart lost are sent again after
+    # 22.5 s instead of 90): the same recovery, in half the test's time.
     env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="300", TRESTLE_PAGE_SIZE="100",
                      TRESTLE_RESOURCES="Property", SYNC_INTERVAL_MINUTES="600",
-                     REDIS_URL=f"redis://127.0.0.1:{port}/0")
+                     SYNC_WINDOW_STALE_SECONDS="10", REDIS_URL=f"redis://127.0.0.1:{port}/0")
     worker = start_worker(env, "redis-restart", concurrency=2)
     beat = start_watchdog_beat(env, tmp_path)
     waiting = None
