@@ -113,7 +113,9 @@ def credential_id(settings: Settings) -> str:
 
 def local_quota_limiter(settings: Settings) -> QuotaLimiter:
     """The credential's pace in this process alone (local runs and the demo)."""
-    return _once_per_process(f"local-quota:{credential_id(settings)}", LocalQuotaLimiter)
+    cap = settings.quota_cap_per_minute
+    return _once_per_process(f"local-quota:{credential_id(settings)}:{cap}",
+                             lambda: LocalQuotaLimiter(cap_per_minute=cap))
 
 
 def redis_quota_limiter(settings: Settings) -> QuotaLimiter:
@@ -121,7 +123,8 @@ def redis_quota_limiter(settings: Settings) -> QuotaLimiter:
     `metrics` report)."""
     from trestle_tasks.coordination.quota import RedisQuotaLimiter
 
-    return RedisQuotaLimiter(redis_client(settings), f"trestle:quota:{credential_id(settings)}")
+    return RedisQuotaLimiter(redis_client(settings), f"trestle:quota:{credential_id(settings)}",
+                             cap_per_minute=settings.quota_cap_per_minute)
 
 
 def trestle_client(settings: Settings, *, tokens: TokenProvider,

@@ -241,6 +241,13 @@ SPECS: tuple[SettingSpec, ...] = (
                 "seconds one request may spend retrying 429s, 5xx and broken connections"),
     SettingSpec("TRESTLE_PAGE_SIZE", "page_size", _bounded(int, 1, 1000), 1000,
                 "records asked for per page ($top); Trestle's ceiling is 1000"),
+    SettingSpec("TRESTLE_QUOTA_PER_MINUTE", "quota_per_minute", _bounded(int, 3, 1_000_000),
+                None, "requests a minute this credential may use at most, below what "
+                "Trestle's quota headers allow (another application shares the credential); "
+                "default: what the headers say"),
+    SettingSpec("TRESTLE_QUOTA_PER_HOUR", "quota_per_hour", _bounded(int, 180, 100_000_000),
+                None, "requests an hour this credential may use at most, spread evenly over "
+                "the hour (a sixtieth a minute); default: what the headers say"),
     SettingSpec("SYNC_WINDOW_SIZE", "window_size", _bounded(int, 100, 10_000_000), 20_000,
                 "target records per sync window (one Celery task each)"),
     SettingSpec("SYNC_LOCK_TTL", "lock_ttl_s", _bounded(float, 30, 86400), 900.0,
@@ -341,6 +348,7 @@ BY_ENV: dict[str, SettingSpec] = {spec.env: spec for spec in SPECS}
 FEED_SCOPED: frozenset[str] = frozenset({
     "TRESTLE_CLIENT_ID", "TRESTLE_CLIENT_SECRET", "TRESTLE_TOKEN_URL", "TRESTLE_BASE_URL",
     "TRESTLE_RESOURCES", "TRESTLE_HTTP_TIMEOUT", "TRESTLE_RETRY_BUDGET", "TRESTLE_PAGE_SIZE",
+    "TRESTLE_QUOTA_PER_MINUTE", "TRESTLE_QUOTA_PER_HOUR",
     "SYNC_WINDOW_SIZE", "SYNC_WINDOW_LANES", "SYNC_INTERVAL_MINUTES",
     "SYNC_MAX_CONCURRENT_WINDOWS", "SYNC_RETRY_DELAY", "SYNC_REPLICATION_MIN_RECORDS",
     "SYNC_SETTLE_SECONDS", "STORE_INDEXED_FIELDS", "DATABASE_URL", "DATABASE_SCHEMA",
@@ -366,6 +374,8 @@ class Settings:
     http_timeout_s: float
     retry_budget_s: float
     page_size: int
+    quota_per_minute: int | None
+    quota_per_hour: int | None
     window_size: int
     lock_ttl_s: float
     sync_interval_minutes: float
@@ -411,6 +421,15 @@ class Settings:
             resource, field_name = name.split(".")
             by_resource[resource] = (*by_resource.get(resource, ()), field_name)
         return by_resource
+
+    @property
+    def quota_cap_per_minute(self) -> float | None:
+        """The operator's cap on the credential's pace, a minute's worth (None: the quota
+        headers alone decide)."""
+        caps = [cap for cap in (self.quota_per_minute,
+                                self.quota_per_hour / 60 if self.quota_per_hour else None)
+                if cap is not None]
+        return min(caps) if caps else None
 
     @property
     def broker_url(self) -> str:

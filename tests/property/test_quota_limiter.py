@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from tests.redis_space import redis_url, run_key
 from trestle_tasks.coordination.quota import (
+    DEFAULT_BURST,
     MINUTE_MS,
     LocalQuotaLimiter,
     PacingState,
     RedisQuotaLimiter,
+    burst_for,
+    initial_interval_ms,
 )
 from trestle_tasks.trestle.quota_headers import QuotaSnapshot
 
@@ -85,6 +88,31 @@ def test_paced_workers_never_exceed_a_fixed_minute_window(
     assert all(window == first_window for window in server.rejected_windows)
 
 
+@settings(max_examples=40)
+@given(limit=st.integers(10, 1000), cap_share=st.floats(0.01, 1.0),
+       start_ms=st.integers(0, 10**12), minutes=st.integers(2, 5))
+def test_a_cap_below_the_quota_holds_in_every_minute(limit, cap_share, start_ms, minutes):
+    """TRESTLE_QUOTA_PER_MINUTE under the server's limit: a caller asking without pause,
+    told the server's (higher) limit by every answer, sends at most the cap in any
+    wall-clock minute, from the first on, and uses it: (cap - burst) a minute at least."""
+    cap = max(1, int(limit * cap_share))
+    state = PacingState(interval_ms=initial_interval_ms(DEFAULT_BURST, cap))
+    now = float(start_ms)
+    sent: dict[int, int] = {}
+    while now < start_ms + minutes * MINUTE_MS:
+        wait = state.acquire(now)
+        if wait:
+            now += max(wait, 0.01)
+            continue
+        window = int(now // MINUTE_MS)
+        sent[window] = sent.get(window, 0) + 1
+        state.observe(now, limit, limit - sent[window], None, None, cap)
+    assert max(sent.values()) <= max(cap, DEFAULT_BURST)
+    full_windows = [n for w, n in sent.items()
+                    if start_ms <= w * MINUTE_MS and (w + 1) * MINUTE_MS <= now]
+    assert all(n >= max(cap - burst_for(cap), 1) for n in full_windows)
+
+
 @settings(max_examples=30)
 @given(limit=st.integers(10, 1000), start_ms=st.integers(0, 10**12), count=st.integers(1, 3000))
 def test_full_speed_uses_the_quota(limit, start_ms, count):
@@ -126,13 +154,14 @@ class FakeClock:
 
 
 @settings(max_examples=40)
-@given(events, st.integers(1_600_000_000, 1_900_000_000))
-def test_redis_and_local_limiters_decide_alike(sequence, start_s):
+@given(events, st.integers(1_600_000_000, 1_900_000_000),
+       st.one_of(st.none(), st.integers(1, 1000), st.floats(1, 1000)))
+def test_redis_and_local_limiters_decide_alike(sequence, start_s, cap):
     client = redis.Redis.from_url(REDIS_URL)
     key = run_key("quota", uuid.uuid4().hex)
     clock = FakeClock(float(start_s))
-    shared = RedisQuotaLimiter(client, key, clock=clock)
-    local = LocalQuotaLimiter(clock=clock)
+    shared = RedisQuotaLimiter(client, key, clock=clock, cap_per_minute=cap)
+    local = LocalQuotaLimiter(clock=clock, cap_per_minute=cap)
     try:
         for gap_ms, kind, limit, available, hour_available, retry_after_ms in sequence:
             clock.now += gap_ms / 1000
@@ -170,3 +199,26 @@ def test_a_429_blocks_every_worker_of_the_credential():
     finally:
         client.delete(key)
         client.close()
+
+
+def test_a_capped_feeds_cluster_limiter_paces_at_its_cap_not_the_servers_limit():
+    """TRESTLE_QUOTA_PER_MINUTE reaches the limiter the workers share (built by the
+    factory from a feed's settings, in Redis): told the server allows 600 a minute, it
+    still paces at the cap of 50 (a burst of 2, then one every 60 s / 48)."""
+    from trestle_tasks import factory
+    from trestle_tasks.feeds import load_feeds
+
+    feeds = load_feeds({
+        "TRESTLE_FEEDS": "capped", "FEED_CAPPED_TRESTLE_CLIENT_ID": f"cap-{uuid.uuid4().hex}",
+        "FEED_CAPPED_TRESTLE_CLIENT_SECRET": "s", "FEED_CAPPED_TRESTLE_QUOTA_PER_MINUTE": "50",
+        "FEED_CAPPED_DATABASE_URL": "sqlite:///capped.sqlite3", "REDIS_URL": REDIS_URL},
+        env_file=None)
+    limiter = factory.redis_quota_limiter(feeds["capped"])
+    try:
+        limiter.observe(QuotaSnapshot(observed_at=0, minute_limit=600, minute_available=599))
+        waits = [limiter.try_acquire() for _ in range(3)]
+        assert waits[:2] == [0.0, 0.0]
+        assert waits[2] == pytest.approx(MINUTE_MS / 48, abs=200)
+        assert limiter.state()["minute_limit"] == "600.0"  # what the server said, as said
+    finally:
+        redis.Redis.from_url(REDIS_URL).delete(limiter.key)  # type: ignore[attr-defined]

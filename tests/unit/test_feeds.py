@@ -288,6 +288,8 @@ OTHER_VALUES = {
     "TRESTLE_HTTP_TIMEOUT": "20",
     "TRESTLE_RETRY_BUDGET": "90",
     "TRESTLE_PAGE_SIZE": "250",
+    "TRESTLE_QUOTA_PER_MINUTE": "120",
+    "TRESTLE_QUOTA_PER_HOUR": "5000",
     "SYNC_WINDOW_SIZE": "5000",
     "SYNC_WINDOW_LANES": "1",
     "SYNC_INTERVAL_MINUTES": "30",
@@ -350,3 +352,31 @@ def test_readme_lists_exactly_the_feed_scoped_variables():
 
 def test_feed_scoped_names_are_settings():
     assert set(FEED_SCOPED) <= {spec.env for spec in SPECS}
+
+
+def test_a_feed_may_cap_its_own_pace_below_the_quota():
+    """FEED_<NAME>_TRESTLE_QUOTA_PER_MINUTE / _PER_HOUR: the lower of the two, a minute's
+    worth, paces that feed's limiter; the other feed follows the quota headers alone."""
+    from trestle_tasks import factory
+    from trestle_tasks.coordination.quota import MINUTE_MS
+
+    feeds = load_feeds(two_feeds(FEED_NORTH_TRESTLE_QUOTA_PER_MINUTE="100",
+                                 FEED_NORTH_TRESTLE_QUOTA_PER_HOUR="3000"), env_file=None)
+    north, south = feeds["north"], feeds["south"]
+    assert (north.quota_per_minute, north.quota_per_hour) == (100, 3000)
+    assert north.quota_cap_per_minute == 50.0 and south.quota_cap_per_minute is None
+    clock = [1_700_000_000.0]
+    limiter = factory.local_quota_limiter(north)
+    limiter._clock = lambda: clock[0]  # type: ignore[attr-defined]
+    waits = [limiter.try_acquire() for _ in range(3)]
+    # A burst of two, then one request every minute / (50 - 2).
+    assert waits[:2] == [0.0, 0.0]
+    assert waits[2] == pytest.approx(MINUTE_MS / 48, rel=1e-6)
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("TRESTLE_QUOTA_PER_MINUTE", "2"), ("TRESTLE_QUOTA_PER_HOUR", "100"),
+    ("TRESTLE_QUOTA_PER_MINUTE", "lots")])
+def test_a_quota_cap_too_small_to_pace_is_an_error(variable, value):
+    [problem] = problems_of(two_feeds(**{f"FEED_SOUTH_{variable}": value}))
+    assert problem.startswith(f"FEED_SOUTH_{variable}=")

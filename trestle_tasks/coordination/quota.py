@@ -15,6 +15,10 @@ still gets 95 % of the quota. When the windows reset is unknown (Trestle sends o
 hour's reset time), the limiter assumes wall-clock minutes; a wrong guess costs one 429,
 which then blocks properly.
 
+An operator may cap a credential below what the server allows (`cap_per_minute`: a
+credential shared with another application, or a feed kept to a share of it): the pace is
+then sized from the lower of the server's limit and the cap, before any response too.
+
 `LocalQuotaLimiter` runs the same state machine in-process for `sync --local` and `demo`,
 and a test holds the two to identical decisions.
 """
@@ -41,9 +45,20 @@ BURST_SHARE = 20  # the burst is 1/BURST_SHARE of the minute limit
 DEFAULT_PENALTY_MS = 5_000
 
 
-def burst_for(minute_limit: int) -> int:
+def burst_for(minute_limit: float) -> int:
     """Requests that may go at once, before pacing, under a quota of `minute_limit`."""
-    return max(MIN_BURST, minute_limit // BURST_SHARE)
+    return max(MIN_BURST, int(minute_limit) // BURST_SHARE)
+
+
+def paced_limit(minute_limit: float, cap_per_minute: float | None) -> float:
+    """The minute limit the pace is sized from: the server's, or the operator's cap when
+    it is lower."""
+    return minute_limit if cap_per_minute is None else min(minute_limit, cap_per_minute)
+
+
+def initial_interval_ms(burst: int, cap_per_minute: float | None) -> float:
+    """The pace before any response has told the real limit."""
+    return MINUTE_MS / max(paced_limit(DEFAULT_PER_MINUTE, cap_per_minute) - burst, 1)
 
 
 # Before any response has told the real limit (which may be far below the published
@@ -78,11 +93,13 @@ class PacingState:
         minute_available: int | None,
         hour_available: int | None,
         hour_reset_ms: float | None,
+        cap_per_minute: float | None = None,
     ) -> None:
-        """Resize from one response's quota headers."""
+        """Resize from one response's quota headers (and the operator's cap, if any)."""
         if minute_limit is not None and minute_limit > 0:
-            self.burst = burst_for(minute_limit)
-            per_minute = max(minute_limit - self.burst, 1)
+            paced = paced_limit(minute_limit, cap_per_minute)
+            self.burst = burst_for(paced)
+            per_minute = max(paced - self.burst, 1)
             self.interval_ms = MINUTE_MS / per_minute
         if minute_available is not None and minute_available <= self.burst:
             self._block(next_boundary(now_ms, MINUTE_MS))
@@ -143,7 +160,7 @@ local function boundary(period)
 end
 if minute_limit and minute_limit > 0 then
   burst = tonumber(ARGV[11])
-  local per_minute = minute_limit - burst
+  local per_minute = tonumber(ARGV[12]) - burst
   if per_minute < 1 then per_minute = 1 end
   interval = 60000 / per_minute
 end
@@ -210,14 +227,15 @@ class RedisQuotaLimiter:
         key: str,
         *,
         burst: int = DEFAULT_BURST,
-        initial_per_minute: int = DEFAULT_PER_MINUTE,
+        cap_per_minute: float | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.key = key
         self._redis = client
         self._burst = burst
-        self._initial_interval = MINUTE_MS / max(initial_per_minute - burst, 1)
+        self._cap = cap_per_minute
+        self._initial_interval = initial_interval_ms(burst, cap_per_minute)
         self._acquire = client.register_script(_ACQUIRE)
         self._observe = client.register_script(_OBSERVE)
         self._clock = clock
@@ -256,14 +274,21 @@ class RedisQuotaLimiter:
             "penalize" if penalize else "observe",
             _arg(retry_after_s * 1000.0 if retry_after_s else None),
             _arg(s.hour_limit if s else None),
-            # The burst for the reported limit, sized here so both limiters share one rule.
-            burst_for(s.minute_limit) if s and s.minute_limit and s.minute_limit > 0 else "",
+            # The burst and the limit the pace follows, sized here so both limiters share
+            # one rule.
+            *(_paced(s.minute_limit, self._cap) if s and s.minute_limit and s.minute_limit > 0
+              else ("", "")),
         ])
 
     def state(self) -> dict[str, str]:
         """The raw shared state, for `status` and tests."""
         raw = self._redis.hgetall(self.key)
         return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _paced(minute_limit: float, cap_per_minute: float | None) -> tuple[int, str]:
+    paced = paced_limit(minute_limit, cap_per_minute)
+    return burst_for(paced), _arg(paced)
 
 
 def _text(value: bytes | str) -> str:
@@ -278,13 +303,14 @@ class LocalQuotaLimiter:
         self,
         *,
         burst: int = DEFAULT_BURST,
-        initial_per_minute: int = DEFAULT_PER_MINUTE,
+        cap_per_minute: float | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._state = PacingState(
-            interval_ms=MINUTE_MS / max(initial_per_minute - burst, 1), burst=burst
+            interval_ms=initial_interval_ms(burst, cap_per_minute), burst=burst
         )
+        self._cap = cap_per_minute
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
@@ -306,6 +332,7 @@ class LocalQuotaLimiter:
                 snapshot.minute_available,
                 snapshot.hour_available,
                 snapshot.hour_reset_at * 1000.0 if snapshot.hour_reset_at else None,
+                self._cap,
             )
 
     def penalize(self, retry_after_s: float | None) -> None:
