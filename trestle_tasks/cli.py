@@ -245,14 +245,27 @@ def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
     from trestle_tasks.runtime import LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
+    several = len(feeds) > 1
     problems: list[str] = []
+    failed: dict[str, TrestleTasksError] = {}
     for name, settings in feeds.items():
-        if len(feeds) > 1:
+        if several:
             click.echo(f"feed {name}:")
         runtime = LocalRuntime(settings)
-        require_database(runtime.store.engine)
-        problems += _migrate_feed(runtime, resources,
-                                  prefix=feed_variable_prefix(name) if len(feeds) > 1 else "")
+        try:
+            require_database(runtime.store.engine)
+            problems += _migrate_feed(runtime, resources,
+                                      prefix=feed_variable_prefix(name) if several else "")
+        except TrestleTasksError as error:
+            if not several:
+                raise
+            # One feed's refused credential or unreachable database: the others still go.
+            click.echo(f"  failed: {error}")
+            failed[name] = error
+    if failed:
+        first, cause = next(iter(failed.items()))
+        raise FatalError(f"{len(failed)} of {len(feeds)} feeds could not be migrated: feed "
+                         f"{first}: {cause}" + (" (and more above)" if len(failed) > 1 else ""))
     if problems:
         raise ConfigurationError(
             problems[0] if len(problems) == 1 else
@@ -441,13 +454,17 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
                          "`trestle-etl migrate` and a sync first")
     failures: dict[str, str] = {}
     skipped = False
-    click.echo(f"{'resource':<12} {'census':>9} {'missing':>8} {'stale':>6} {'gone':>6} "
+    width = max([12, *(len(_row_name(r, name if several else None)) + 1
+                       for name, runtime in runtimes.items()
+                       for r in _check_resources(runtime.settings, resources))])
+    click.echo(f"{'resource':<{width}} {'census':>9} {'missing':>8} {'stale':>6} {'gone':>6} "
                f"{'fetched':>8} {'deleted':>8} {'requests':>8}"
                + ("  (dry run: nothing changed)" if dry_run else ""))
     for name, runtime in runtimes.items():
         feed_failures, feed_skipped = _reconcile_feed(
             runtime, _check_resources(runtime.settings, resources), dry_run=dry_run,
-            max_delete_fraction=max_delete_fraction, label=name if several else None)
+            max_delete_fraction=max_delete_fraction, label=name if several else None,
+            width=width)
         failures.update(feed_failures)
         skipped = skipped or feed_skipped
     if failures:
@@ -464,7 +481,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
 
 
 def _reconcile_feed(runtime: Any, chosen: list[str], *, dry_run: bool,
-                    max_delete_fraction: float, label: str | None
+                    max_delete_fraction: float, label: str | None, width: int
                     ) -> tuple[dict[str, str], bool]:
     """One feed's resources reconciled, a row each: (failures by row name, any skipped)."""
     from trestle_tasks import alert_hooks as alerts
@@ -491,18 +508,18 @@ def _reconcile_feed(runtime: Any, chosen: list[str], *, dry_run: bool,
                     synced_resources=settings.resources, on_census=bar.update,
                 )
         except TrestleTasksError as error:
-            click.echo(f"{row:<12} failed: {error}")
+            click.echo(f"{row:<{width}} failed: {error}")
             failures[row] = str(error)
             with contextlib.suppress(Exception):  # the database may be what failed
                 alerts.after_run(runtime, store.sync_log.get_run(run_id, resource))
             continue
         if isinstance(result, Skipped):
-            click.echo(f"{row:<12} skipped: {result.reason}")
+            click.echo(f"{row:<{width}} skipped: {result.reason}")
             skipped = True
             continue
         alerts.after_run(runtime, result)  # drift over the threshold
         figures = result.details or {}
-        click.echo(f"{row:<12} {figures.get('census', 0):>9,} "
+        click.echo(f"{row:<{width}} {figures.get('census', 0):>9,} "
                    f"{figures.get('missing', 0):>8,} {figures.get('stale', 0):>6,} "
                    f"{figures.get('gone', 0):>6,} {figures.get('fetched', 0):>8,} "
                    f"{figures.get('deleted', 0):>8,} {result.api_requests:>8,}")

@@ -117,3 +117,16 @@ def test_the_demo_shows_two_feeds_each_in_its_own_file(tmp_path):
         assert f"{feed}/Property" in result.stdout
         assert f"Feed {feed} database: {tmp_path / f'demo-{feed}.sqlite3'}" in result.stdout
         assert "property" in table_names(f"sqlite:///{tmp_path / f'demo-{feed}.sqlite3'}")
+
+
+def test_migrate_goes_on_with_the_other_feeds_when_one_is_refused(sim, tmp_path):
+    env = feeds_env(sim, tmp_path, FEED_NORTH_TRESTLE_CLIENT_SECRET="not-the-secret",
+                    TRESTLE_RETRY_BUDGET="0")
+    migrated = trestle_etl("migrate", env=env, cwd=tmp_path)
+    assert migrated.returncode == 1
+    [line] = migrated.stderr.strip().splitlines()
+    assert line.startswith("trestle-etl: error: 1 of 2 feeds could not be migrated: feed "
+                           "north: "), line
+    assert "not-the-secret" not in migrated.stdout + migrated.stderr
+    assert "property" in table_names(f"sqlite:///{tmp_path / 'south'}.sqlite3")
+    assert "property" not in table_names(f"sqlite:///{tmp_path / 'north'}.sqlite3")
