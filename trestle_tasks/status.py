@@ -88,6 +88,8 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
             report["watermarks"].setdefault(resource, {"watermark": None, "lag_seconds": None})
             report["watermarks"][resource]["records_behind_feed"] = waiting
     report["quota"] = _quota(cluster)
+    # The operator's cap below the quota (TRESTLE_QUOTA_PER_MINUTE/_PER_HOUR), if any.
+    report["quota_cap_per_minute"] = cluster.settings.quota_cap_per_minute
     quota = report["quota"] or {}
     report["usage"] = usage(
         store,
@@ -167,6 +169,9 @@ def render_status(report: dict[str, Any]) -> str:
             f"available, hour {quota.get('hour_available')}/{quota.get('hour_limit')} "
             f"available, 429s seen {quota.get('rate_limited') or 0}"
         )
+    if (cap := report.get("quota_cap_per_minute")) is not None:
+        lines.append(f"Quota cap: this feed paces at most {cap:,.4g} requests a minute "
+                     "(TRESTLE_QUOTA_PER_MINUTE / TRESTLE_QUOTA_PER_HOUR)")
     use = report.get("usage")
     if use:
         line = (f"API usage: {use['last_10_minutes']:,} requests in 10 min, "

@@ -48,7 +48,8 @@ def feeds_env(sim: RunningSimulator, tmp_path: Path, **extra: str) -> dict[str, 
 
 
 def test_every_command_acts_on_every_feed_and_names_it(sim, tmp_path):
-    env = feeds_env(sim, tmp_path)
+    # South caps its pace (far above what this test needs, so nothing waits on it).
+    env = feeds_env(sim, tmp_path, FEED_SOUTH_TRESTLE_QUOTA_PER_MINUTE="600")
 
     migrated = trestle_etl("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
@@ -76,7 +77,14 @@ def test_every_command_acts_on_every_feed_and_names_it(sim, tmp_path):
 
     status = trestle_etl("status", "--json", env=env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
-    assert set(json.loads(status.stdout)["feeds"]) == set(FEEDS)
+    reports = json.loads(status.stdout)["feeds"]
+    assert set(reports) == set(FEEDS)
+    assert reports["south"]["quota_cap_per_minute"] == 600
+    assert reports["north"]["quota_cap_per_minute"] is None
+    text = trestle_etl("status", env=env, cwd=tmp_path).stdout
+    south_text = text.split("== feed south ==")[1]
+    assert "Quota cap: this feed paces at most 600 requests a minute" in south_text
+    assert text.count("Quota cap:") == 1
 
     one = trestle_etl("export", "--resource", "Property", env=env, cwd=tmp_path)
     assert one.returncode == 2 and "choose one with --feed" in one.stderr
