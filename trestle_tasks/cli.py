@@ -115,16 +115,14 @@ one_feed_option = click.option(
 def check_config(feed_name: str | None) -> None:
     """Validate settings and check that Trestle, the database and Redis answer, for every
     feed (or --feed NAME)."""
-    from trestle_tasks.feeds import load_feeds
+    from trestle_tasks.feeds import feed_variable, load_feeds
     from trestle_tasks.health import CHECK_TIMEOUT_S, check_settings, run_checks
     from trestle_tasks.logs import configure_logging
     from trestle_tasks.runtime import LocalRuntime
     from trestle_tasks.settings import FEED_SCOPED
 
     feeds = load_feeds(require_credentials=False)
-    if feed_name is not None and feed_name not in feeds:
-        raise click.BadParameter(f"{feed_name!r} is not a feed (TRESTLE_FEEDS: "
-                                 f"{', '.join(feeds)})", param_hint="--feed")
+    chosen = _chosen_feeds(feeds, feed_name)
     first = next(iter(feeds.values()))
     configure_logging("WARNING", first.log_format, first.secret_values())
     named = bool(first.feed_names)  # TRESTLE_FEEDS is set: settings per feed
@@ -133,11 +131,9 @@ def check_config(feed_name: str | None) -> None:
         if not named or name not in FEED_SCOPED:
             click.echo(f"  {name:<24} {value}")
     failures = 0
-    for name, settings in feeds.items():
-        if feed_name is not None and name != feed_name:
-            continue
+    for name, settings in chosen.items():
         if named:
-            click.echo(f"Feed {name} (its own: {feed_variable_prefix(name)}<VARIABLE>):")
+            click.echo(f"Feed {name} (its own: {feed_variable(name, '')}<VARIABLE>):")
             for variable, value in settings.masked().items():
                 if variable in FEED_SCOPED:
                     click.echo(f"  {variable:<24} {value}")
@@ -163,6 +159,17 @@ def _clear_checking() -> None:
         click.echo("\r\033[K", err=True, nl=False)
 
 
+def _chosen_feeds(feeds: dict[str, Any], feed: str | None) -> dict[str, Any]:
+    """`feed` alone (`--feed NAME`), or every feed; a name TRESTLE_FEEDS lacks is a usage
+    error."""
+    if feed is None:
+        return feeds
+    if feed not in feeds:
+        raise click.BadParameter(f"{feed!r} is not a feed (TRESTLE_FEEDS: "
+                                 f"{', '.join(feeds)})", param_hint="--feed")
+    return {feed: feeds[feed]}
+
+
 def _feed_settings(require_credentials: bool = True, *, reports_itself: bool = False,
                    feed: str | None = None) -> dict[str, Any]:
     """Each chosen feed's settings (`feed`, or every feed TRESTLE_FEEDS names; without it
@@ -177,11 +184,7 @@ def _feed_settings(require_credentials: bool = True, *, reports_itself: bool = F
     from trestle_tasks.feeds import load_feeds
     from trestle_tasks.logs import configure_logging
 
-    feeds = load_feeds(require_credentials=require_credentials)
-    if feed is not None and feed not in feeds:
-        raise click.BadParameter(f"{feed!r} is not a feed (TRESTLE_FEEDS: "
-                                 f"{', '.join(feeds)})", param_hint="--feed")
-    chosen = {feed: feeds[feed]} if feed is not None else feeds
+    chosen = _chosen_feeds(load_feeds(require_credentials=require_credentials), feed)
     settings = next(iter(chosen.values()))  # logging is cluster-wide: any feed's will do
     debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
     # On a terminal, INFO lines would drown the progress bar; the files keep them.
@@ -241,6 +244,7 @@ def _check_resources(settings: Any, resources: tuple[str, ...]) -> list[str]:
 def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
     """Read $metadata and create or evolve the tables (safe to run again), for --feed or
     for every feed."""
+    from trestle_tasks.feeds import feed_variable
     from trestle_tasks.preflight import require_database
     from trestle_tasks.runtime import LocalRuntime
 
@@ -255,7 +259,7 @@ def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
         try:
             require_database(runtime.store.engine)
             problems += _migrate_feed(runtime, resources,
-                                      prefix=feed_variable_prefix(name) if several else "")
+                                      prefix=feed_variable(name, "") if several else "")
         except TrestleTasksError as error:
             if not several:
                 raise
@@ -271,13 +275,6 @@ def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
             problems[0] if len(problems) == 1 else
             f"{len(problems)} feeds name resources their $metadata does not declare: "
             + "; ".join(problems), problems=problems)
-
-
-def feed_variable_prefix(feed: str) -> str:
-    """How a variable is named for one feed (FEED_NORTH_), for messages."""
-    from trestle_tasks.feeds import feed_variable
-
-    return feed_variable(feed, "")
 
 
 def _migrate_feed(runtime: Any, resources: tuple[str, ...], *, prefix: str) -> list[str]:
@@ -438,6 +435,8 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     # Without --local the census and repair take their turns at the cluster's quota.
     runtimes = {name: (LocalRuntime if local else ClusterRuntime)(settings)
                 for name, settings in feeds.items()}
+    chosen = {name: _check_resources(runtime.settings, resources)
+              for name, runtime in runtimes.items()}
     never_synced: list[str] = []
     for name, runtime in runtimes.items():
         require_database(runtime.store.engine)
@@ -446,8 +445,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
         except Exception:  # not even the bookkeeping tables: nothing was ever synced here
             stored = set()
         never_synced += [_row_name(r, name if several else None)
-                         for r in _check_resources(runtime.settings, resources)
-                         if r not in stored]
+                         for r in chosen[name] if r not in stored]
     if never_synced:
         # Nothing stored means nothing to compare with: say what to run instead.
         raise FatalError(f"{', '.join(never_synced)} never synced into this database: run "
@@ -455,14 +453,13 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     failures: dict[str, str] = {}
     skipped = False
     width = max([12, *(len(_row_name(r, name if several else None)) + 1
-                       for name, runtime in runtimes.items()
-                       for r in _check_resources(runtime.settings, resources))])
+                       for name, names in chosen.items() for r in names)])
     click.echo(f"{'resource':<{width}} {'census':>9} {'missing':>8} {'stale':>6} {'gone':>6} "
                f"{'fetched':>8} {'deleted':>8} {'requests':>8}"
                + ("  (dry run: nothing changed)" if dry_run else ""))
     for name, runtime in runtimes.items():
         feed_failures, feed_skipped = _reconcile_feed(
-            runtime, _check_resources(runtime.settings, resources), dry_run=dry_run,
+            runtime, chosen[name], dry_run=dry_run,
             max_delete_fraction=max_delete_fraction, label=name if several else None,
             width=width)
         failures.update(feed_failures)
