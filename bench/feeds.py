@@ -14,7 +14,9 @@ processes each) and beat sync them into one private MariaDB, each feed in its ow
    two backfills are reported apart).
 
 Prints each feed's change-to-database latency (median, worst), the backfill's time alone
-and shared (the median of the shared ones), and the 429s each feed received.
+and shared (the median of the shared ones), the CPU-seconds of the workers and the
+database beside each (the shared phase's include the other feeds' syncs), and the 429s
+each feed received.
 
     python -m bench.feeds                            # 10 feeds, 100,000 records in f0
     python -m bench.feeds --feeds 4 --records 20000 --minutes 2
@@ -38,6 +40,7 @@ import redis
 import requests
 import sqlalchemy as sa
 
+from bench.cpu import CpuMeter, per_thousand
 from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
 from trestle_tasks.feeds import load_feeds
@@ -189,9 +192,13 @@ def main() -> None:
                 etl(env, "sync", "--wait", "--feed", name)
             time.sleep(5)  # workers ready and announced
             control(sim.odata_root, "stats/reset?feed=f0", "POST")
+            # Workers (their whole process trees) and the database server.
+            workers_and_db = [process.pid for process in processes] + [server.pid]
+            meter = CpuMeter(workers_and_db).start()
             started = time.monotonic()
             etl(env, "sync", "--wait", "--full", "--feed", "f0")
             alone_s = time.monotonic() - started
+            alone_cpu_s = meter.stop()
 
             for name in names:
                 control(sim.odata_root, f"stats/reset?feed={name}", "POST")
@@ -199,6 +206,8 @@ def main() -> None:
                                    "--loglevel", "WARNING"))
             latencies = Latencies(sim.odata_root, env, names[1:], args.minutes).start()
             backfills: list[tuple[float, float]] = []  # (start, end), monotonic seconds
+            meter = CpuMeter(workers_and_db).start()
+            shared_started = time.monotonic()
             while latencies.running():
                 engine = sa.create_engine(server.url(), isolation_level="AUTOCOMMIT")
                 with engine.connect() as conn:
@@ -209,6 +218,7 @@ def main() -> None:
                 etl(env, "sync", "--wait", "--full", "--feed", "f0")
                 backfills.append((started, time.monotonic()))
             latencies.join()
+            shared_cpu_s, shared_wall_s = meter.stop(), time.monotonic() - shared_started
         finally:
             for process in processes:
                 stop(process)
@@ -219,6 +229,13 @@ def main() -> None:
         print(f"backfill of {args.records:,} records (f0): alone {alone_s:.1f} s, while the "
               f"other feeds sync {shared_s:.1f} s (median of {len(backfills)} back to back; "
               f"{alone_s / shared_s:.0%} of its speed alone)")
+
+        backfilled = args.records * len(backfills)
+        print(f"CPU-s of the workers and the database: alone {alone_cpu_s:.1f} over "
+              f"{alone_s:.1f} s ({per_thousand(alone_cpu_s, args.records):.2f} per 1,000 "
+              f"records); shared phase {shared_cpu_s:.1f} over {shared_wall_s:.1f} s, "
+              f"{len(backfills)} backfills and the other feeds' syncs "
+              f"({per_thousand(shared_cpu_s, backfilled):.2f} per 1,000 records backfilled)")
 
         def during_a_backfill(made: float) -> bool:
             return any(start <= made <= end for start, end in backfills)
