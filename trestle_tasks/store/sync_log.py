@@ -31,13 +31,16 @@ from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.schema import WINDOW_COUNTERS, bookkeeping
 from trestle_tasks.timestamps import ODataTimestamp
 
+PLANNING = "planning"  # the row exists before planning's first request; see sync/plan.py
 RUNNING = "running"
+OPEN_STATUSES = (PLANNING, RUNNING)  # a run not yet closed
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 PARTIAL = "partial"  # some windows failed; the watermark stays below them
 ABANDONED = "abandoned"  # closed by the reaper: nobody worked on it any more
 SKIPPED = "skipped"  # a trigger that found the resource busy: recorded, nothing fetched
-STATUSES = (RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED, SKIPPED)
+INTERRUPTED = "interrupted"  # stopped by its operator (Ctrl-C): its lock released at once
+STATUSES = (PLANNING, RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED, SKIPPED, INTERRUPTED)
 
 _ERROR_CHARS = 4000
 
@@ -239,8 +242,8 @@ class SyncLog:
 
         Idempotent: a run already closed is returned unchanged.
         """
-        if status not in STATUSES or status == RUNNING:
-            raise ValueError(f"a run closes as one of {STATUSES[1:]}, not {status!r}")
+        if status not in STATUSES or status in OPEN_STATUSES:
+            raise ValueError(f"a run closes as one of {STATUSES[2:]}, not {status!r}")
         log, windows = self._log, self._windows
 
         def work(conn: sa.Connection) -> None:
