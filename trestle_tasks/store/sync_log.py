@@ -184,8 +184,11 @@ class SyncLog:
     def open_run(self, run_id: str, resource: str, *, started_at: datetime | None = None,
                  windows_total: int | None = None, watermark_from: str | None = None,
                  watermark_to: str | None = None,
-                 details: Mapping[str, Any] | None = None) -> bool:
-        """Start the run's row; False (and no change) when it is already there."""
+                 details: Mapping[str, Any] | None = None, status: str = RUNNING) -> bool:
+        """Start the run's row (`running`, or `planning`); False (and no change) when it is
+        already there."""
+        if status not in OPEN_STATUSES:
+            raise ValueError(f"a run opens as one of {OPEN_STATUSES}, not {status!r}")
         log = self._log
 
         def work(conn: sa.Connection) -> bool:
@@ -195,7 +198,7 @@ class SyncLog:
                 return False
             conn.execute(log.insert().values(
                 run_id=run_id, resource=resource, started_at=started_at or _now(),
-                status=RUNNING, windows_total=windows_total, watermark_from=watermark_from,
+                status=status, windows_total=windows_total, watermark_from=watermark_from,
                 watermark_to=watermark_to,
                 details=encode_json(dict(details)) if details else None,
             ))
