@@ -53,6 +53,7 @@ RUNTIME_FIELDS = frozenset(
         "retry_after_on_429",
         "latency_ms_per_request",
         "latency_ms_per_record",
+        "extra_latency_ms",
         "replication_link_ttl_s",
         "token_ttl_s",
         "standard_query_row_cap",
@@ -118,6 +119,12 @@ class SimulatorConfig:
             behaviour is unknown); a number sends `Retry-After: <seconds>`.
         latency_ms_per_request: sleep before answering every data request.
         latency_ms_per_record: additional sleep per row returned (top-level rows).
+        extra_latency_ms: additional sleep for chosen kinds of request, kind -> ms, on top
+            of the two above: "$metadata"; "census" (a collection request with `$top`
+            over 1,000, which only key-index selects may ask); or an entity set's name
+            (every other request of that set: pages, by key, `$count`, replication).
+            For tests that must catch a client in the middle of one phase (planning's
+            census, a photo-set fetch) without slowing down everything else.
         replication_link_ttl_s: a replication nextLink unused for this long expires
             (Trestle: 5 minutes).
         rate_5xx: probability of a 500/502/503/504 with a JSON or text body.
@@ -169,6 +176,7 @@ class SimulatorConfig:
     # servers and must not be counted against the client (about 15 KB per wide record).
     prerender: bool = False
     latency_ms_per_record: float = 0.0
+    extra_latency_ms: dict[str, float] = field(default_factory=dict)
     replication_link_ttl_s: float = 300.0
     rate_5xx: float = 0.0
     rate_429: float = 0.0
@@ -209,6 +217,11 @@ class SimulatorConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 or None")
+        for kind, ms in self.extra_latency_ms.items():
+            if not isinstance(kind, str) or not kind:
+                raise ValueError("extra_latency_ms: a kind of request must be a non-empty string")
+            if isinstance(ms, bool) or not isinstance(ms, int | float) or ms < 0:
+                raise ValueError(f"extra_latency_ms[{kind!r}] must be a number >= 0")
         if self.max_query_string_chars < 1:
             raise ValueError("max_query_string_chars must be positive")
         if self.token_ttl_s <= 0 or self.replication_link_ttl_s <= 0:

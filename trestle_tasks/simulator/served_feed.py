@@ -51,6 +51,21 @@ def stats_label(segments: list[str]) -> str:
     return label
 
 
+def request_kind(request: Request, segments: list[str]) -> str:
+    """What a data request is, for `extra_latency_ms`: "$metadata", "census" (a
+    collection request with `$top` over 1,000: only key-index selects may ask that), or
+    the entity set it reads ("$service" for the service document)."""
+    if segments == ["$metadata"]:
+        return "$metadata"
+    if len(segments) == 1 and not ENTITY_BY_KEY.fullmatch(segments[0]):
+        try:
+            if int(request.args.get("$top", "0")) > 1000:
+                return "census"
+        except ValueError:
+            pass
+    return stats_label(segments[:1])
+
+
 class ServedFeed:
     def __init__(self, name: str, config: SimulatorConfig) -> None:
         self.name = name
@@ -102,7 +117,8 @@ class ServedFeed:
         self.stats.request(client, label, response.status_code)
         if rows:
             self.stats.records(label, rows)
-        delay_ms = config.latency_ms_per_request + config.latency_ms_per_record * rows
+        delay_ms = (config.latency_ms_per_request + config.latency_ms_per_record * rows
+                    + config.extra_latency_ms.get(request_kind(request, segments), 0.0))
         if delay_ms > 0:
             time.sleep(delay_ms / 1000)
         return response

@@ -95,6 +95,13 @@ def refresh_media(
     """
     changed = [r for r in listings if photos_changed(r, since_ticks) and r.get("ListingKey")]
     total = MediaRefresh()
+    if not changed:
+        return total
+    # Start and end lines (fields media_refresh="start"/"end"; run and window come from
+    # the window's log context), so a refresh can be told apart from the rest of its window.
+    log.info("refreshing the photo sets of %d listing(s)", len(changed),
+             extra={"media_refresh": "start", "listings": len(changed),
+                    "inline": expansions is not None})
     if expansions is not None:
         inline = [r for r in changed if _complete(r, expansions.get(str(r["ListingKey"]), []))]
         if inline:
@@ -107,6 +114,11 @@ def refresh_media(
     if total.incomplete:
         log.warning("%d listing(s) answered fewer Media rows than their PhotosCount; their "
                     "stored photos were kept", total.incomplete)
+    log.info("photo sets of %d listing(s) refreshed: %d row(s) fetched, %d removed, %d asked "
+             "for again", total.listings, total.fetched, total.removed, total.refetched,
+             extra={"media_refresh": "end", "listings": total.listings,
+                    "fetched": total.fetched, "removed": total.removed,
+                    "refetched": total.refetched, "incomplete": total.incomplete})
     return total
 
 
