@@ -1,4 +1,5 @@
-"""What `trestle-etl status` shows: recent runs, watermarks and their lag, quota use.
+"""What `trestle-etl status` shows: recent runs, run locks, watermarks and their lag,
+quota use.
 
 It works with runtimes (runtime.py): the cluster's, whose quota limiter in Redis is the one
 every worker paces by, and with --feed a local one for its own requests. So it sits with
@@ -13,6 +14,8 @@ from trestle_tasks.masking import mask_url
 from trestle_tasks.monitoring.cost import usage
 from trestle_tasks.monitoring.drift import latest_reconciles
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
+from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import OPEN_STATUSES, SyncRun
 
 
 def feed_backlog(runtime: LocalRuntime, resources: list[str], marks: dict[str, Any]
@@ -60,6 +63,9 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
     except Exception as error:  # no tables yet: say so rather than fail
         report["error"] = f"no sync history yet ({type(error).__name__}); run `trestle-etl migrate`"
         return report
+    # Ages of open runs and of locks by the database server's clock: leases are written by
+    # it, and hosts whose clocks disagree then report the same ages.
+    server_now = _server_now(store) or now
     report["runs"] = [
         {
             "run_id": r.run_id, "resource": r.resource, "status": r.status,
@@ -68,10 +74,11 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
             "rejected": r.records_rejected, "deleted": r.records_deleted,
             "api_requests": r.api_requests, "api_retries": r.api_retries,
             "api_rate_limited": r.api_rate_limited, "api_bytes": r.api_bytes,
-            "error": r.error,
+            "error": r.error, **_open_run(r, server_now),
         }
         for r in runs
     ]
+    report["locks"] = _run_locks(store)
     for resource, mark in marks.items():
         moment = mark.timestamp.to_datetime()
         report["watermarks"][resource] = {
@@ -99,6 +106,56 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
         cost_per_gb=settings.cost_per_gb,
     ).as_dict()
     return report
+
+
+def _server_now(store: Store) -> datetime | None:
+    from trestle_tasks.store.dbclock import read_db_now
+
+    try:
+        return read_db_now(store.engine)
+    except Exception:  # a dialect without a clock expression: the host's then
+        return None
+
+
+def _open_run(run: SyncRun, now: datetime) -> dict[str, Any]:
+    """For a run not yet closed (planning or running): how long it has been open, and
+    the worker planning it (the `planner` its row's details name)."""
+    if run.status not in OPEN_STATUSES or run.finished_at is not None:
+        return {"open_for_s": None, "planner": None}
+    details = run.details if isinstance(run.details, dict) else {}
+    planner = details.get("planner")
+    return {"open_for_s": round(max((now - run.started_at).total_seconds(), 0.0), 1),
+            "planner": planner if isinstance(planner, str) else None}
+
+
+def _run_locks(store: Store) -> list[dict[str, Any]] | dict[str, str]:
+    """Every held run lock: its owner run, fence, age and lease; `orphaned` when the lease
+    lapsed with the owner still set (the owner stopped renewing it: a killed process).
+    `owner_status` is the owner run's status in the sync log (None: no row for it)."""
+    from trestle_tasks.coordination.db_lock import DatabaseRunLock
+
+    try:
+        held = DatabaseRunLock(store.engine, schema=store.schema,
+                               retry=store.retry).held_locks()
+        owners = {(lock.owner, lock.name): store.sync_log.get_run(lock.owner, lock.name)
+                  for lock in held}
+    except Exception as error:  # the rest of the report still stands
+        return {"error": f"run locks not read: {type(error).__name__}"}
+    locks = []
+    for lock in held:
+        run = owners[(lock.owner, lock.name)]
+        held_s, left_s = lock.held_s, lock.lease_left_s
+        locks.append({
+            "resource": lock.name, "owner": lock.owner, "fence": lock.fence,
+            "acquired_at": lock.acquired_at, "expires_at": lock.expires_at,
+            "held_s": None if held_s is None else round(held_s, 1),
+            "lease_left_s": None if left_s is None else round(left_s, 1),
+            "orphaned": lock.orphaned,
+            "owner_status": None if run is None else run.status,
+            "owner_finished": run is not None and (run.finished_at is not None
+                                                   or run.status not in OPEN_STATUSES),
+        })
+    return locks
 
 
 def _int(value: Any) -> int | None:
@@ -140,8 +197,14 @@ def render_status(report: dict[str, Any]) -> str:
             f"rejected {run['rejected']:>5,}  requests {run['api_requests']:>6,}  "
             f"429s {run['api_rate_limited']:>3,}  {run['run_id']}"
         )
+        if run.get("open_for_s") is not None:
+            line = f"      {run['status']} for {_duration(run['open_for_s'])}"
+            if run.get("planner"):
+                line += f" by {run['planner']}"
+            lines.append(line)
         if run["error"]:
             lines.append(f"      error: {run['error'][:200]}")
+    lines.extend(_lock_lines(report.get("locks")))
     lines.append("")
     lines.append("Watermarks (lag behind now; with --live, records the feed holds past them):")
     if not report["watermarks"]:
@@ -186,6 +249,42 @@ def render_status(report: dict[str, Any]) -> str:
             line += f"; estimated cost over 24 h {use['estimated_cost_last_day']:,.2f}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """`42 s`, `5 min 3 s`, `2 h 10 min`: an age at a glance."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600:,} h {whole % 3600 // 60} min"
+
+
+def _lock_lines(locks: list[dict[str, Any]] | dict[str, str] | None) -> list[str]:
+    """The held run locks, each with its owner run and age; none held: no section."""
+    if not locks:
+        return []
+    lines = ["", "Run locks (held; ages by the database's clock):"]
+    if isinstance(locks, dict):
+        lines.append(f"  {locks.get('error')}")
+        return lines
+    for lock in locks:
+        held = "?" if lock["held_s"] is None else _duration(lock["held_s"])
+        line = (f"  {lock['resource']:<10} owner {lock['owner']}  fence {lock['fence']:,}  "
+                f"held for {held}")
+        left = lock["lease_left_s"]
+        if lock["orphaned"]:
+            ago = "" if left is None else f" {_duration(-left)} ago"
+            line += f"  orphaned: lease lapsed{ago} (its owner stopped renewing it)"
+        else:
+            line += f"  lease left {_duration(left)}"
+        if lock["owner_status"] is not None:
+            line += f"  owner run {lock['owner_status']}"
+        if lock["owner_finished"]:
+            line += "  (owner run finished but kept the lock)"
+        lines.append(line)
+    return lines
 
 
 def _figure(value: int | None) -> str:

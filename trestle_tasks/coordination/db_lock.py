@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +34,41 @@ from trestle_tasks.store.migrate import evolve_bookkeeping, racing_other_migrati
 from trestle_tasks.store.schema import RUN_ID_CHARS, bookkeeping
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock with an owner, as read at `now` (the database server's clock).
+
+    `orphaned`: the lease lapsed while the owner is still set, so its owner stopped
+    renewing it (a killed process, most likely); the next `acquire` takes it over.
+    """
+
+    name: str  # the resource
+    owner: str  # a run id
+    fence: int
+    acquired_at: datetime | None
+    expires_at: datetime | None
+    now: datetime
+
+    @property
+    def held_s(self) -> float | None:
+        """How long the owner has held it."""
+        if self.acquired_at is None:
+            return None
+        return (self.now - self.acquired_at).total_seconds()
+
+    @property
+    def lease_left_s(self) -> float | None:
+        """Until the lease lapses; negative once it has."""
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - self.now).total_seconds()
+
+    @property
+    def orphaned(self) -> bool:
+        left = self.lease_left_s
+        return left is None or left <= 0
 
 
 class DatabaseRunLock:
@@ -115,6 +152,20 @@ class DatabaseRunLock:
             return None
         return LockHolder(row.owner, int(row.fence),
                           max((row.expires_at - row.now).total_seconds(), 0.0))
+
+    def held_locks(self) -> list[HeldLock]:
+        """Every lock with an owner, lapsed leases included, by name; [] on a database
+        without the table (never synced: reading must not create it)."""
+        if not sa.inspect(self.engine).has_table(self._locks.name, schema=self.schema):
+            return []
+        locks = self._locks
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(
+                locks.c.name, locks.c.owner, locks.c.fence, locks.c.acquired_at,
+                locks.c.expires_at, db_now(conn.dialect).label("now"),
+            ).where(locks.c.owner.is_not(None)).order_by(locks.c.name)).all()
+        return [HeldLock(row.name, row.owner, int(row.fence), row.acquired_at,
+                         row.expires_at, row.now) for row in rows]
 
     # -- helpers --
 

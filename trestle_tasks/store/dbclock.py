@@ -13,10 +13,11 @@ uses on each dialect, so a lease written by one expression compares with another
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 
 from trestle_tasks.store.types import UTCDateTime, is_mysql
 
@@ -45,3 +46,13 @@ def db_now_plus(dialect: Dialect, seconds: float) -> sa.ColumnElement[Any]:
     else:
         raise ValueError(f"no database clock for the {dialect.name} dialect")
     return sa.type_coerce(now, UTCDateTime())
+
+
+def read_db_now(engine: Engine) -> datetime:
+    """The server's current UTC time, read (for reports that compare lease and run times
+    with one clock whichever host they run on)."""
+    with engine.connect() as conn:
+        moment = conn.execute(sa.select(db_now(conn.dialect))).scalar_one()
+    if not isinstance(moment, datetime):
+        raise TypeError(f"the database clock read as {moment!r}")
+    return moment
