@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from kombu.entity import Queue
 
+from trestle_tasks.coordination.presence import WATCHDOG_INTERVAL_S
 from trestle_tasks.feeds import DEFAULT_FEED, load_feeds
 from trestle_tasks.settings import Settings, load_settings
 
@@ -91,7 +92,6 @@ task_annotations = (
     if _settings.worker_rate_limit else {}
 )
 
-WATCHDOG_INTERVAL_S = 30
 
 
 

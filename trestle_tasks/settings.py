@@ -250,8 +250,10 @@ SPECS: tuple[SettingSpec, ...] = (
                 "the hour (a sixtieth a minute); default: what the headers say"),
     SettingSpec("SYNC_WINDOW_SIZE", "window_size", _bounded(int, 100, 10_000_000), 20_000,
                 "target records per sync window (one Celery task each)"),
-    SettingSpec("SYNC_LOCK_TTL", "lock_ttl_s", _bounded(float, 30, 86400), 900.0,
-                "seconds a run lock lives without renewal"),
+    SettingSpec("SYNC_LOCK_TTL", "lock_ttl_s", _bounded(float, 30, 86400), 60.0,
+                "the run lock's lease: seconds it outlives the last live process of its "
+                "run (renewed every third of it while the run works), so a killed worker "
+                "frees its resource this long after it died"),
     SettingSpec("SYNC_SETTLE_SECONDS", "settle_s", _bounded(float, 0, 3600), 0.0,
                 "records changed in the last N seconds before a run is planned wait for the "
                 "next run: protects against a Trestle clock behind this machine's, or late "

@@ -79,7 +79,7 @@ def test_concurrent_acquirers_make_exactly_one_holder(store_target):  # noqa: F8
     assert lock.holder("Property").owner == won[0].owner
 
 
-def test_a_lapsed_lease_is_lost_and_taken_over_with_a_newer_fence(store_target):  # noqa: F811
+def test_a_lapsed_lease_is_free_resumed_until_taken_then_lost(store_target):  # noqa: F811
     lock = a_lock(store_target)
     old = lock.acquire("Property", "paused-run", 1.0)
     row = lock_row(store_target, "Property")
@@ -88,9 +88,14 @@ def test_a_lapsed_lease_is_lost_and_taken_over_with_a_newer_fence(store_target):
     assert timedelta(seconds=0.99) <= row["expires_at"] - row["acquired_at"] \
         <= timedelta(seconds=1.01)
     time.sleep(1.3)
-    assert lock.holder("Property") is None
-    assert not lock.renew(old, 60)  # lapsed is lost, even before anyone took it
+    assert lock.holder("Property") is None  # free for the next run to take
+    # Nobody took it: its holder, only slow, resumes it with the same fence.
+    assert lock.renew(old, 1.0)
+    holder = lock.holder("Property")
+    assert (holder.owner, holder.fence) == ("paused-run", old.fence)
+    time.sleep(1.3)
     new = lock.acquire("Property", "next-run", 60)
+    assert not lock.renew(old, 60)  # taken over: lost for good
     assert new is not None and new.fence > old.fence
     assert not lock.release(old)  # the paused run never frees its successor's lock
     assert lock.holder("Property").owner == "next-run"

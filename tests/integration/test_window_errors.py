@@ -53,7 +53,7 @@ def test_an_unknown_error_fails_the_window_at_once(tmp_path, caplog, error, retr
         store = factory.store(settings)
         client = LocalRuntime(settings).trestle_client()
         plan = plan_run("Property", store=store, client=client,
-                        lock=DatabaseRunLock(store.engine), owner="bug-run", lock_ttl_s=60,
+                        lock=DatabaseRunLock(store.engine), lock_ttl_s=60,
                         sizing=WindowSizing(), run_id="bug-run",
                         prepare=lambda: ensure_tables(store, client, ["Property"]))
         broken = BrokenClient(client, error)

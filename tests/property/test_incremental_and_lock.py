@@ -69,7 +69,7 @@ def test_any_number_of_concurrent_triggers_make_exactly_one_run(synced, triggers
         trestle = LocalRuntime(config).trestle_client()
         barrier.wait()
         outcomes.append(plan_run("Property", store=store, client=trestle, lock=lock,
-                                 owner="t", lock_ttl_s=60,
+                                 lock_ttl_s=60,
                                  sizing=WindowSizing(max_records=1000)))
 
     threads = [threading.Thread(target=trigger) for _ in range(triggers)]

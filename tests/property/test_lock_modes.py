@@ -5,7 +5,8 @@ order them. Any interleaving of their phases (plan, walk the windows, finalize),
 feed changing in between and leases lapsing (a paused process), starting from a database
 whose watermark was fenced by the old file lock or not:
 - a run planned while another holds the lock is skipped, and says so in the sync log;
-- a run that lost its lease never moves the watermark; a run that kept it always does;
+- a run whose lapsed lease another run took never moves the watermark; a run that kept
+  its lease, or whose lapsed lease nobody took (it resumes it), always does;
 - the watermark only moves forward, and fences only grow;
 - afterwards one run brings every change in the feed, and an idle run fetches nothing.
 The phases are the use cases themselves (what the tasks and `sync_local` call), driven
@@ -50,6 +51,7 @@ class Run:
     mode: str
     outcomes: list[WindowOutcome] | None = None
     lapsed: bool = False
+    taken_over: bool = False  # lapsed, then another run took the lock
     finalized: bool = False
 
 
@@ -87,7 +89,7 @@ class Driver:
         client = self.client(mode)
         holder = self.live()
         planned = plan_run(RESOURCE, store=self.store, client=client, lock=self.lock,
-                           owner=mode, lock_ttl_s=60,
+                           lock_ttl_s=60,
                            sizing=WindowSizing(max_records=self.config.window_size),
                            prepare=lambda: ensure_tables(self.store, client, [RESOURCE]))
         if holder is not None:
@@ -98,6 +100,8 @@ class Driver:
             return None
         assert not isinstance(planned, Skipped), planned.reason
         assert all(planned.fence > fence for fence in self.fences)
+        for earlier in self.pending():
+            earlier.taken_over = earlier.taken_over or earlier.lapsed
         self.fences.append(planned.fence)
         run = Run(planned, mode)
         self.runs.append(run)
@@ -116,8 +120,9 @@ class Driver:
         closed = finalize_run(run.plan, run.outcomes, store=self.store, lock=self.lock)
         run.finalized = True
         after = self.store.sync_log.read_watermark(RESOURCE)
-        if run.lapsed:
-            # Its lease lapsed: it must not move the watermark behind its successor's back.
+        if run.taken_over:
+            # Its lease lapsed and another run took the lock: it must not move the
+            # watermark behind its successor's back.
             assert closed.status == FAILED and after == before
         else:
             assert closed.status == SUCCEEDED, closed.error

@@ -9,9 +9,14 @@ lock (whose fences were `time.time_ns()`, about 1.8e18) keep advancing.
 
 Each operation is one conditional UPDATE whose row count says whether it took effect, so
 two processes can never both win. Leases are measured by the database server's clock
-(store/dbclock.py): hosts whose clocks disagree still agree on when a lease lapsed. A
-lapsed lease is lost even if nobody has taken it yet: the reaper and the alerts already
-saw it as free.
+(store/dbclock.py): hosts whose clocks disagree still agree on when a lease lapsed.
+
+A lapsed lease is free for anyone to take, but until someone does, its holder may resume
+it: every acquisition changes the owner and the fence, so a renewal that still finds both
+its own proves that nobody held the lock in between. Leases are short (SYNC_LOCK_TTL, a
+minute) so that a dead holder frees its resource quickly; resuming keeps a live holder
+that was only slow (a busy worker whose renewal waited, a database restart) from failing
+its run when nobody wanted the lock meanwhile.
 """
 
 from __future__ import annotations
@@ -116,10 +121,12 @@ class DatabaseRunLock:
         self._ensure_table()
         locks = self._locks
 
+        locks = self._locks
+
         def work(conn: sa.Connection) -> bool:
-            done = conn.execute(sa.update(locks).where(
-                self._is_ours(grant), locks.c.expires_at > db_now(conn.dialect),
-            ).values(expires_at=db_now_plus(conn.dialect, ttl_s)))
+            # No condition on expires_at: a lapsed lease nobody took is resumed.
+            done = conn.execute(sa.update(locks).where(self._is_ours(grant)).values(
+                expires_at=db_now_plus(conn.dialect, ttl_s)))
             return done.rowcount == 1
 
         return bool(self._tx(work))

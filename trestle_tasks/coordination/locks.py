@@ -1,9 +1,11 @@
 """Run locks: one run per resource and database at a time, with fencing tokens.
 
-A lock has a TTL and is renewed while its run lives, so a crashed holder frees it by
-itself. Every acquisition gets a fencing token larger than any before it; the watermark
-only accepts advances from a token at least as new as the last one, so a run that lost its
-lock (a long pause, a lapsed lease) cannot move the watermark behind its successor's back.
+A lock has a short lease (SYNC_LOCK_TTL, a minute) renewed every third of it by whatever
+process of its run is alive (planner, windows, finalize, the watchdog for a run whose
+windows wait), so a crashed holder frees it by itself within a minute. Every acquisition
+gets a fencing token larger than any before it; the watermark only accepts advances from a
+token at least as new as the last one, so a run that lost its lock (a long pause, a lapsed
+lease taken over) cannot move the watermark behind its successor's back.
 
 The one implementation, `DatabaseRunLock` (db_lock.py), keeps the lock in the target
 database, so every mode (Celery workers, `sync --local`, reconcile, the demo) shares it.
@@ -47,7 +49,8 @@ class RunLock(Protocol):
         """The grant, or None when someone else holds the lock."""
 
     def renew(self, grant: LockGrant, ttl_s: float) -> bool:
-        """Extend the lock; False when it is no longer ours."""
+        """Extend the lock (or resume a lapsed lease nobody took since); False when it is
+        no longer ours."""
 
     def release(self, grant: LockGrant) -> bool:
         """Free the lock if it is still ours; False otherwise (never frees another's)."""
@@ -92,7 +95,7 @@ class LockKeeper:
 
     def ensure_held(self) -> None:
         """Raise LockLostError unless the lock is still ours. Renews on the spot, so a lease
-        that lapsed since the last background renewal is caught too, and the step that
+        taken over since the last background renewal is caught too, and the step that
         follows starts with a whole lease."""
         if not self.lost.is_set() and not self._lock.renew(self._grant, self._ttl_s):
             self.lost.set()

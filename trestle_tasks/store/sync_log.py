@@ -212,6 +212,69 @@ class SyncLog:
                 return False
             raise
 
+    def begin_planning(self, run_id: str, resource: str,
+                       details: Mapping[str, Any]) -> SyncRun:
+        """Open the run's row as `planning`, before planning's first request, or take an
+        existing `planning` row over (a planner that died is replaced under the same run
+        id): `details` (who plans, the lock's fence) are merged into it. A row that has
+        moved on (planned, or closed) is returned unchanged: the caller must not plan it."""
+        log = self._log
+
+        def work(conn: sa.Connection) -> None:
+            row = conn.execute(sa.select(log.c.status, log.c.details).where(
+                log.c.run_id == run_id, log.c.resource == resource)).first()
+            if row is None:
+                conn.execute(log.insert().values(
+                    run_id=run_id, resource=resource, started_at=_now(), status=PLANNING,
+                    details=encode_json(dict(details))))
+            elif row.status == PLANNING:
+                merged = {**(decode_json(row.details) if row.details else {}), **details}
+                conn.execute(sa.update(log).where(
+                    log.c.run_id == run_id, log.c.resource == resource,
+                    log.c.status == PLANNING).values(details=encode_json(merged)))
+
+        self._tx(work)
+        run = self.get_run(run_id, resource)
+        if run is None:  # read back what was just written: only a deleted row is missing
+            raise RuntimeError(f"run {run_id} of {resource}: its sync log row is gone")
+        return run
+
+    def mark_planned(self, conn: sa.Connection, run_id: str, resource: str, *,
+                     windows_total: int, watermark_from: str | None,
+                     watermark_to: str | None, details: Mapping[str, Any]) -> bool:
+        """In the caller's transaction: the `planning` row becomes `running` with its plan's
+        figures (`details` merged in, the planning-only keys dropped). False when the row
+        is not `planning` any more (closed meanwhile)."""
+        log = self._log
+        row = conn.execute(sa.select(log.c.details).where(
+            log.c.run_id == run_id, log.c.resource == resource,
+            log.c.status == PLANNING)).first()
+        if row is None:
+            return False
+        merged = {**(decode_json(row.details) if row.details else {}), **details}
+        merged.pop("phase", None)
+        done = conn.execute(sa.update(log).where(
+            log.c.run_id == run_id, log.c.resource == resource, log.c.status == PLANNING,
+        ).values(status=RUNNING, windows_total=windows_total, watermark_from=watermark_from,
+                 watermark_to=watermark_to, details=encode_json(merged)))
+        return done.rowcount == 1
+
+    def planned_with_fence(self, conn: sa.Connection, run_id: str,
+                           resource: str) -> int | None:
+        """The fence a planned (no longer `planning`) run was planned under; None when the
+        run is still planning, closed unplanned, or unknown."""
+        log = self._log
+        row = conn.execute(sa.select(log.c.status, log.c.details).where(
+            log.c.run_id == run_id, log.c.resource == resource)).first()
+        if row is None or row.status == PLANNING or not row.details:
+            return None
+        fence = decode_json(row.details).get("fence")
+        return int(fence) if fence is not None else None
+
+    def in_transaction(self, work: Any) -> Any:
+        """Run `work(conn)` in one transaction, retried as every write here is."""
+        return self._tx(work)
+
     def record_skipped(self, run_id: str, resource: str, reason: str,
                        details: Mapping[str, Any] | None = None) -> None:
         """One closed row for a trigger that did not run, so the sync log shows every trigger."""
@@ -311,6 +374,37 @@ class SyncLog:
             self._log.c.finished_at.is_(None), self._log.c.started_at < cutoff)
         with self.engine.connect() as conn:
             return [SyncRun.from_row(r) for r in conn.execute(query).mappings()]
+
+    def unplanned_open_runs(self) -> list[SyncRun]:
+        """Open runs that no window ledger drives: runs being planned, reconciles, and
+        runs of one process (`sync --local`). Nothing but their lock's lease shows them
+        alive, so the watchdog looks after them by that."""
+        query = sa.select(self._log).where(self._log.c.finished_at.is_(None))
+        with self.engine.connect() as conn:
+            runs = [SyncRun.from_row(r) for r in conn.execute(query).mappings()]
+        return [r for r in runs if "plan" not in (r.details or {})]
+
+    def note_replan(self, run_id: str, resource: str, replans_seen: int) -> bool:
+        """Count one more re-plan of a `planning` run whose planner died; False when it
+        was counted already (two watchdogs at once: only one sends the plan again)."""
+        log = self._log
+
+        def work(conn: sa.Connection) -> bool:
+            text = conn.execute(sa.select(log.c.details).where(
+                log.c.run_id == run_id, log.c.resource == resource,
+                log.c.status == PLANNING)).scalar()
+            details = decode_json(text) if text else {}
+            if int(details.get("replans", 0)) != replans_seen:
+                return False
+            details["replans"] = replans_seen + 1
+            # Compare-and-set on the whole text: a concurrent count changed it.
+            done = conn.execute(sa.update(log).where(
+                log.c.run_id == run_id, log.c.resource == resource,
+                log.c.status == PLANNING, log.c.details == text,
+            ).values(details=encode_json(details)))
+            return done.rowcount == 1
+
+        return bool(self._tx(work))
 
     # -- windows --
 

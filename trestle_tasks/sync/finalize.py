@@ -39,6 +39,9 @@ def finished_prefix_upper(plan: RunPlan, outcomes: Iterable[WindowOutcome]) -> i
     return upper
 
 
+# Enough for the few statements of a finalize; the lock is released at its end.
+LEASE_TO_FINALIZE_S = 60.0
+
 # Given the status a run closes with and its outcomes, more details to close it with (the
 # Celery layer's scheduled whole-run retry, written in the same statement that closes it).
 ExtraDetails = Callable[[str, list[WindowOutcome]], Mapping[str, Any]]
@@ -68,8 +71,10 @@ def finalize_run(
 def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, lock: RunLock,
               phase: Phase, extra_details: ExtraDetails | None = None) -> SyncRun | None:
     grant = LockGrant(plan.lock_name, plan.lock_owner, plan.fence)
-    holder = lock.holder(plan.lock_name)
-    lock_kept = holder is not None and holder.fence == plan.fence
+    # Renewed, not only read: a lease that lapsed while the finalize waited in a queue is
+    # resumed when nobody took the lock meanwhile (the fence proves it), and the watermark
+    # moves only under a lease that has just been extended.
+    lock_kept = lock.renew(grant, LEASE_TO_FINALIZE_S)
     failed = [o for o in outcomes if o.status != SUCCEEDED]
     errors = [f"{o.window_id}: {o.error}" for o in failed if o.error]
 

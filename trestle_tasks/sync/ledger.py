@@ -82,30 +82,30 @@ class WindowLedger:
     def record_plan(self, plan: RunPlan) -> None:
         """Keep the plan's header with the run and each window as `pending` (once: a
         planning task delivered twice adds nothing)."""
+        self._tx(lambda conn: self.record_plan_in(conn, plan))
+
+    def record_plan_in(self, conn: sa.Connection, plan: RunPlan) -> None:
+        """`record_plan` in the caller's transaction (the one that marks the run planned)."""
         log_table, rows = self._log, self._rows
-
-        def work(conn: sa.Connection) -> None:
-            details = conn.execute(sa.select(log_table.c.details).where(
-                log_table.c.run_id == plan.run_id, log_table.c.resource == plan.resource)
-            ).scalar()
-            merged = {**(decode_json(details) if details else {}), "plan": plan.header()}
-            conn.execute(sa.update(log_table).where(
-                log_table.c.run_id == plan.run_id, log_table.c.resource == plan.resource
-            ).values(details=encode_json(merged)))
-            present = set(conn.execute(sa.select(rows.c.window_id).where(
-                self._this(plan.run_id, plan.resource))).scalars())
-            fresh = [w for w in plan.windows if w.window_id not in present]
-            if fresh:  # started_at is overwritten when the window really starts
-                now = datetime.now(UTC)
-                conn.execute(rows.insert(), [
-                    {"run_id": plan.run_id, "resource": plan.resource,
-                     "window_id": w.window_id, "window_index": w.index, "status": PENDING,
-                     "attempts": 0, "started_at": now, "lower_ticks": w.lower_ticks,
-                     "upper_ticks": w.upper_ticks, "expected": w.expected,
-                     "lanes": encode_json(list(w.lanes)) if w.lanes else None, "token": 0}
-                    for w in fresh])
-
-        self._tx(work)
+        details = conn.execute(sa.select(log_table.c.details).where(
+            log_table.c.run_id == plan.run_id, log_table.c.resource == plan.resource)
+        ).scalar()
+        merged = {**(decode_json(details) if details else {}), "plan": plan.header()}
+        conn.execute(sa.update(log_table).where(
+            log_table.c.run_id == plan.run_id, log_table.c.resource == plan.resource
+        ).values(details=encode_json(merged)))
+        present = set(conn.execute(sa.select(rows.c.window_id).where(
+            self._this(plan.run_id, plan.resource))).scalars())
+        fresh = [w for w in plan.windows if w.window_id not in present]
+        if fresh:  # started_at is overwritten when the window really starts
+            now = datetime.now(UTC)
+            conn.execute(rows.insert(), [
+                {"run_id": plan.run_id, "resource": plan.resource,
+                 "window_id": w.window_id, "window_index": w.index, "status": PENDING,
+                 "attempts": 0, "started_at": now, "lower_ticks": w.lower_ticks,
+                 "upper_ticks": w.upper_ticks, "expected": w.expected,
+                 "lanes": encode_json(list(w.lanes)) if w.lanes else None, "token": 0}
+                for w in fresh])
 
     def header(self, run_id: str, resource: str) -> dict[str, Any] | None:
         """The plan without its windows (RunPlan.header); None for a run planned without

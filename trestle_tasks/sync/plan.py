@@ -9,12 +9,20 @@ windows. A small resource is planned without asking Trestle anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+import socket
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
-from trestle_tasks.coordination.locks import RunLock, lock_name
+import sqlalchemy as sa
+
+from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock, lock_name
+from trestle_tasks.errors import LockLostError
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log import FAILED, INTERRUPTED, PLANNING
 from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.model import new_run_id as new_run_id  # planning names runs
 from trestle_tasks.sync.phases import Phase
@@ -65,6 +73,14 @@ class Skipped:
     resource: str
     reason: str
     run_id: str | None = None
+    # The trigger was this same run again (a redelivered or repeated plan): nothing to
+    # record, the run goes on without it.
+    same_run: bool = False
+
+
+def this_process(role: str) -> str:
+    """Who plans a run, as its `planning` row names it (`status` shows it)."""
+    return f"{role} on {socket.gethostname()} pid {os.getpid()}"
 
 
 def record_skip(store: Store, skipped: Skipped) -> Skipped:
@@ -91,13 +107,17 @@ def is_small(store: Store, resource: str, max_window: int) -> bool:
         max_window // 2
 
 
+# Writes the caller adds to the transaction that records the plan (the Celery layer's
+# window ledger), so a plan is either wholly recorded or not at all.
+RecordPlan = Callable[[sa.Connection, RunPlan], None]
+
+
 def plan_run(
     resource: str,
     *,
     store: Store,
     client: TrestleClient,
     lock: RunLock,
-    owner: str,
     lock_ttl_s: float,
     sizing: WindowSizing,
     full: bool = False,
@@ -105,66 +125,130 @@ def plan_run(
     now: Callable[[], ODataTimestamp] = ODataTimestamp.now,
     settle_s: float = 0.0,
     prepare: Callable[[], None] | None = None,
+    planner: str = "",
+    record: RecordPlan | None = None,
+    watched: Mapping[str, Any] | None = None,
 ) -> RunPlan | Skipped:
-    """Take the lock, fix the upper bound, cut the windows and open the run's sync-log row.
+    """Take the lock, open the run's row as `planning`, fix the upper bound, cut the
+    windows and record the plan (the row becomes `running`).
 
-    `prepare` runs once the lock is held (creating missing tables, so that two triggers
-    never migrate at once). On any failure after the lock was taken, the lock is released
-    again: a planning error must not block the next trigger for a whole TTL.
+    The row exists before the first request, naming its `planner`, and the lock's lease is
+    renewed while planning goes on: a planner that dies is seen (its lease lapses) and
+    replaced under the same run id by the watchdog, which calls this again. `prepare` runs
+    once the lock is held (creating missing tables, so that two triggers never migrate at
+    once). A failed plan closes its row `failed` with the reason (`interrupted` on Ctrl-C)
+    and releases the lock at once: a planning error must not block the next trigger.
+    `watched` (the Celery layer's attempt and feed) marks a run the watchdog re-plans
+    should its planner die; a run without it (`sync --local`) is closed instead.
     """
     run_id = run_id or new_run_id()
     name = lock_name(resource)
     grant = lock.acquire(name, owner=run_id, ttl_s=lock_ttl_s)
     if grant is None:
         holder = lock.holder(name)
+        if holder is not None and holder.owner == run_id:
+            # A second delivery of this run's plan while the first still renews its lease.
+            return Skipped(resource, f"run {run_id} is being planned by another delivery",
+                           run_id, same_run=True)
         held_by = f"run {holder.owner}" if holder else "another run"
         return record_skip(store, Skipped(resource, f"{resource} is already being synced by "
                                                     f"{held_by}", run_id))
     context = {"run_id": run_id, "resource": resource}
     phase = Phase(log, "plan", stats=client.stats, context=context).start(
-        "planning run %s (%s)", run_id, "full" if full else "incremental", full=full)
+        "planning run %s (%s)", run_id, "full" if full else "incremental", full=full,
+        planner=planner)
     try:
-        if prepare is not None:
-            prepare()
-        key_field = layout_of(store.engine, resource, store.schema).key_field.name
-        # The newest `settle_s` seconds are left to the next run: a record stamped by a
-        # server whose clock runs behind ours, or committed late, would otherwise land
-        # below a watermark that has already moved past it.
-        upper = now().ticks - int(settle_s * TICKS_PER_SECOND)
-        mark = None if full else store.sync_log.read_watermark(resource)
-        lower = mark.ticks if mark is not None else None
-        phase.count_from_here()
-        notes: tuple[str, ...] = ()
-        if lower is not None and is_small(store, resource, sizing.max_records):
-            # A census would cost a request to learn what the one window's first page
-            # tells anyway: a small resource is walked whole, with no planning request.
-            windows = [Window(0, lower, upper, None)]
-            notes = ("small resource: one window, planned without a census",)
-        else:
-            windows = plan_windows(client, resource, key_field, lower, upper, sizing)
-        figures = phase.figures()
-        plan = RunPlan(
-            run_id=run_id, resource=resource, key_field=key_field, lower_ticks=lower,
-            upper_ticks=upper, windows=tuple(windows), lock_name=name, lock_owner=run_id,
-            fence=grant.fence, planning_requests=figures.requests, full=full, notes=notes,
-        )
-        store.sync_log.open_run(
-            run_id, resource, windows_total=len(windows),
-            watermark_from=mark.text if mark is not None else None,
-            watermark_to=ODataTimestamp(upper).to_odata(),
-            details={"expected_records": sum(w.expected or 0 for w in windows),
-                     "fence": grant.fence, "full": full},
-        )
-        store.sync_log.add_counts(run_id, resource, api_requests=figures.requests,
-                                 retries=figures.retries, rate_limited=figures.rate_limited,
-                                 api_bytes=figures.api_bytes)
+        row = store.sync_log.begin_planning(run_id, resource, {
+            "phase": PLANNING, "planner": planner, "fence": grant.fence, "full": full,
+            **({"watched": dict(watched)} if watched is not None else {})})
+        if row.status != PLANNING:  # closed by the watchdog a moment ago: not ours to plan
+            lock.release(grant)
+            phase.end("run %s is %s already: not planned again", run_id, row.status,
+                      figures=phase.figures(), outcome="skipped")
+            return Skipped(resource, f"run {run_id} is {row.status} already", run_id,
+                           same_run=True)
+        with LockKeeper(lock, grant, lock_ttl_s) as keeper:
+            plan = _plan(resource, store=store, client=client, grant=grant, sizing=sizing,
+                         full=full, run_id=run_id, now=now, settle_s=settle_s,
+                         prepare=prepare, phase=phase)
+            keeper.ensure_held()  # a planner replaced while it was slow records nothing
+            _record(store, plan, record)
+    except LockLostError as error:
+        # Another delivery of this run plans it now: its row is that one's to close.
+        phase.end("planning run %s stopped: %s", run_id, error, figures=phase.figures(),
+                  outcome="superseded")
+        raise
     except BaseException as error:
         lock.release(grant)
-        phase.end("planning run %s failed: %s", run_id, error or type(error).__name__,
+        with suppress(Exception):  # the database may be what failed; the watchdog will see
+            store.sync_log.close_run(
+                run_id, resource, error=f"planning failed: {_reason(error)}",
+                status=INTERRUPTED if isinstance(error, KeyboardInterrupt) else FAILED)
+        phase.end("planning run %s failed: %s", run_id, _reason(error),
                   figures=phase.figures(), outcome="failed")
         raise
-    expected = sum(w.expected or 0 for w in windows)
-    phase.end("run %s planned: %d window(s), about %d records", run_id, len(windows),
-              expected, figures=figures, outcome="planned", windows=len(windows),
-              expected_records=expected)
+    figures = phase.figures()
+    store.sync_log.add_counts(run_id, resource, api_requests=figures.requests,
+                             retries=figures.retries, rate_limited=figures.rate_limited,
+                             api_bytes=figures.api_bytes)
+    expected = sum(w.expected or 0 for w in plan.windows)
+    phase.end("run %s planned: %d window(s), about %d records", run_id, len(plan.windows),
+              expected, figures=figures, outcome="planned",
+              windows=len(plan.windows), expected_records=expected)
     return plan
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _plan(resource: str, *, store: Store, client: TrestleClient, grant: LockGrant,
+          sizing: WindowSizing, full: bool, run_id: str, now: Callable[[], ODataTimestamp],
+          settle_s: float, prepare: Callable[[], None] | None, phase: Phase) -> RunPlan:
+    if prepare is not None:
+        prepare()
+    key_field = layout_of(store.engine, resource, store.schema).key_field.name
+    # The newest `settle_s` seconds are left to the next run: a record stamped by a
+    # server whose clock runs behind ours, or committed late, would otherwise land
+    # below a watermark that has already moved past it.
+    upper = now().ticks - int(settle_s * TICKS_PER_SECOND)
+    mark = None if full else store.sync_log.read_watermark(resource)
+    lower = mark.ticks if mark is not None else None
+    phase.count_from_here()
+    notes: tuple[str, ...] = ()
+    if lower is not None and is_small(store, resource, sizing.max_records):
+        # A census would cost a request to learn what the one window's first page
+        # tells anyway: a small resource is walked whole, with no planning request.
+        windows = [Window(0, lower, upper, None)]
+        notes = ("small resource: one window, planned without a census",)
+    else:
+        windows = plan_windows(client, resource, key_field, lower, upper, sizing)
+    return RunPlan(
+        run_id=run_id, resource=resource, key_field=key_field, lower_ticks=lower,
+        upper_ticks=upper, windows=tuple(windows), lock_name=grant.name,
+        lock_owner=grant.owner, fence=grant.fence,
+        planning_requests=phase.figures().requests, full=full, notes=notes,
+    )
+
+
+def _record(store: Store, plan: RunPlan, record: RecordPlan | None) -> None:
+    """The plan, in one transaction: the row `running` with its figures, and whatever the
+    caller keeps beside it (idempotent, so a retried transaction that had in fact
+    committed finds its own plan and adds nothing)."""
+    sync_log = store.sync_log
+    lower = plan.lower_ticks
+
+    def work(conn: sa.Connection) -> None:
+        moved = sync_log.mark_planned(
+            conn, plan.run_id, plan.resource, windows_total=len(plan.windows),
+            watermark_from=ODataTimestamp(lower).to_odata() if lower is not None else None,
+            watermark_to=ODataTimestamp(plan.upper_ticks).to_odata(),
+            details={"expected_records": sum(w.expected or 0 for w in plan.windows),
+                     "fence": plan.fence, "full": plan.full})
+        if not moved and sync_log.planned_with_fence(conn, plan.run_id, plan.resource) \
+                != plan.fence:
+            raise LockLostError(f"run {plan.run_id} is no longer being planned here")
+        if record is not None:
+            record(conn, plan)
+
+    sync_log.in_transaction(work)
