@@ -9,13 +9,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from trestle_tasks.cli_errors import EXIT_BAD_CONFIG, EXIT_SKIPPED, describe, one_line
+from trestle_tasks.cli_errors import (
+    EXIT_BAD_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_SKIPPED,
+    describe,
+    one_line,
+)
 from trestle_tasks.errors import ConfigurationError, FatalError, TrestleTasksError
 
 if TYPE_CHECKING:
@@ -50,6 +57,8 @@ class _Group(click.Group):
             ctx.exit(EXIT_BAD_CONFIG)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except KeyboardInterrupt as interrupt:
+            _interrupted(ctx, interrupt)
         except Exception as error:
             if _closed_pipe(error):
                 # `export … | head`: the reader has all it wanted. Unix tools end quietly
@@ -75,6 +84,24 @@ def _silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def _interrupted(ctx: click.Context, interrupt: KeyboardInterrupt) -> None:
+    """Ctrl-C: one line saying what became of the run under way (`sync --local` and
+    `reconcile` close it `interrupted` and release its lock first), exit status 130."""
+    from trestle_tasks.sync.interrupt import RunInterrupted
+
+    # Everything worth doing is done: a further Ctrl-C (the exit waiting for a window
+    # thread's last request, say) ends the process at once, without a traceback.
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if ctx.obj and ctx.obj.get("debug"):
+        traceback.print_exception(interrupt, file=sys.stderr)
+    what = (interrupt.describe() if isinstance(interrupt, RunInterrupted)
+            else "stopped by Ctrl-C")
+    with contextlib.suppress(OSError):  # stderr already gone: the status still says it
+        click.echo(f"trestle-etl: interrupted: {what}", err=True)
+    ctx.exit(EXIT_INTERRUPTED)
 
 
 def _fail(ctx: click.Context, error: BaseException) -> None:

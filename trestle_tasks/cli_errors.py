@@ -15,6 +15,8 @@ EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2  # also click's code for usage errors
 # Nothing ran because another run of the resource holds its lock: try again later.
 EXIT_SKIPPED = 3
+# Stopped by Ctrl-C (SIGINT): 128 + 2, what a shell reports for a program SIGINT ended.
+EXIT_INTERRUPTED = 130
 
 
 def one_line(text: str) -> str:

@@ -10,8 +10,10 @@ trestle_tasks/local.py builds them from the settings, as tasks.py does for the w
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock
@@ -20,7 +22,8 @@ from trestle_tasks.settings import Settings
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import SyncRun
 from trestle_tasks.sync.finalize import finalize_run
-from trestle_tasks.sync.model import RunPlan, WindowOutcome
+from trestle_tasks.sync.interrupt import WalkStopped, sigint_deferred, stop_run
+from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, WindowSizing, new_run_id, plan_run
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import media_since, sync_window
@@ -127,28 +130,46 @@ def _sync_resource(
     on_records: Callable[[int], None] | None,
 ) -> LocalRunResult:
     store, lock = services.store, services.lock
-    planned = plan_run(
-        resource, store=store, client=client, lock=lock, owner="local",
-        lock_ttl_s=in_process_lease(settings), full=full,
-        sizing=WindowSizing.for_cluster(slots=max(1, concurrency), page_size=settings.page_size,
-                                        max_records=settings.window_size,
-                                        lanes=settings.window_lanes),
-        settle_s=settings.settle_s,
-        run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
-    )
+    try:
+        planned = plan_run(
+            resource, store=store, client=client, lock=lock, owner="local",
+            lock_ttl_s=in_process_lease(settings), full=full,
+            sizing=WindowSizing.for_cluster(slots=max(1, concurrency),
+                                            page_size=settings.page_size,
+                                            max_records=settings.window_size,
+                                            lanes=settings.window_lanes),
+            settle_s=settings.settle_s,
+            run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
+        )
+    except KeyboardInterrupt:
+        # Planning releases the lock it took; its row, if written, is closed here.
+        raise stop_run(store, lock, resource=resource, run_id=run_id, grant=None) from None
     if isinstance(planned, Skipped):
         return LocalRunResult(resource, None, planned)
     grant = LockGrant(planned.lock_name, planned.lock_owner, planned.fence)
+    stopped = None
     try:
         if on_plan is not None:
             on_plan(planned)
         outcomes = _walk_windows(settings, planned, services, grant, concurrency, on_records)
-        return LocalRunResult(resource, finalize_run(planned, outcomes, store=store,
-                                                     lock=lock))
+        # Finalize moves the watermark, then closes the row: a Ctrl-C waits for its end
+        # (a few statements), so a run closed `interrupted` never moved its watermark.
+        with sigint_deferred():
+            run = finalize_run(planned, outcomes, store=store, lock=lock)
+        return LocalRunResult(resource, run)
+    except KeyboardInterrupt:
+        stopped = stop_run(store, lock, resource=resource, run_id=run_id, grant=grant)
+        raise stopped from None
     finally:
-        # Finalize released it already; after a crash or Ctrl-C the next cron run must not
-        # wait out the lease (this process has no reaper).
-        lock.release(grant)
+        # Finalize released it already; after a crash the next cron run must not wait out
+        # the lease (this process has no reaper). After a Ctrl-C, stop_run released it.
+        if stopped is None:
+            lock.release(grant)
+
+
+# After a Ctrl-C, how long the window threads get to notice it (at their next page) and
+# record their windows failed, before the run's row is closed without them.
+STOP_WAIT_S = 10.0
 
 
 def _walk_windows(settings: Settings, planned: RunPlan, services: LocalServices,
@@ -156,16 +177,46 @@ def _walk_windows(settings: Settings, planned: RunPlan, services: LocalServices,
                   on_records: Callable[[int], None] | None) -> list[WindowOutcome]:
     store, lock = services.store, services.lock
     photos_since = media_since(planned, settings.resources, store)
+    # A Ctrl-C reaches the main thread only: the windows see it through this event, at
+    # their next page, and end failed (WalkStopped), never recorded as succeeded.
+    stop = threading.Event()
+
+    def on_page(records: int) -> None:
+        if stop.is_set():
+            raise WalkStopped
+        if on_records is not None:
+            on_records(records)
+
+    def walk(window: Window) -> WindowOutcome:
+        if stop.is_set():  # handed to a thread after the Ctrl-C: not started at all
+            raise WalkStopped
+        # A client per window: its request count is that window's own.
+        return sync_window(planned, window, store=store, client=services.new_client(),
+                           page_size=settings.page_size, on_page=on_page,
+                           media_since=photos_since,
+                           replication_min=settings.replication_min_records)
+
     # The lease lapses unless renewed: a long local run renews it as the workers' windows
     # do, and finalize notices if it was lost all the same.
-    with LockKeeper(lock, grant, in_process_lease(settings)), \
-            ThreadPoolExecutor(max(1, concurrency)) as pool:
-        return list(pool.map(
-            # A client per window: its request count is that window's own.
-            lambda window: sync_window(
-                planned, window, store=store,
-                client=services.new_client(),
-                page_size=settings.page_size, on_page=on_records, media_since=photos_since,
-                replication_min=settings.replication_min_records),
-            planned.windows,
-        ))
+    with LockKeeper(lock, grant, in_process_lease(settings)):
+        pool = ThreadPoolExecutor(max(1, concurrency))
+        walks: list[Future[WindowOutcome]] = []
+        interrupted = False
+        try:
+            walks = [pool.submit(walk, window) for window in planned.windows]
+            return [done.result() for done in walks]
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            # Windows not started never start; those under way end at their next page,
+            # waited for a while so that their rows are closed before the run's.
+            pool.shutdown(wait=False, cancel_futures=True)
+            # (A cancelled future never counts as done for `wait`: only the others.)
+            wait_for([w for w in walks if not w.cancelled()], timeout=STOP_WAIT_S)
+            raise
+        except BaseException:
+            for pending in walks:  # as `pool.map` did: windows not started are dropped
+                pending.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=not interrupted)

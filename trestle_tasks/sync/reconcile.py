@@ -18,6 +18,7 @@ deleted, census_requests, repair_requests).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from array import array
 from collections.abc import Callable, Sequence
@@ -29,8 +30,9 @@ from trestle_tasks.errors import FatalError, StoreError
 from trestle_tasks.logs import log_context
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
-from trestle_tasks.store.sync_log import FAILED, SUCCEEDED, SyncRun
+from trestle_tasks.store.sync_log import FAILED, INTERRUPTED, SUCCEEDED, SyncRun
 from trestle_tasks.sync.drift import Drift, compare
+from trestle_tasks.sync.interrupt import sigint_shielded, stop_run
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, new_run_id, record_skip
 from trestle_tasks.sync.repair import Children, RepairOutcome, repair
@@ -88,13 +90,21 @@ def reconcile(
         if grant is None:
             return record_skip(store, Skipped(
                 resource, f"{resource} is busy with another run; reconcile later", run_id))
+        stopped = None
         try:
             with LockKeeper(lock, grant, lock_ttl_s) as keeper:
                 return _reconcile(resource, store=store, client=client, options=options,
                                   run_id=run_id, keeper=keeper, on_census=on_census,
                                   on_repair=on_repair)
+        except KeyboardInterrupt:
+            # A Ctrl-C (the census or the repair of `reconcile` on the command line): the
+            # row closed `interrupted`, the lock released at once. What was repaired stays.
+            stopped = stop_run(store, lock, resource=resource, run_id=run_id, grant=grant,
+                               kind="reconcile")
+            raise stopped from None
         finally:
-            lock.release(grant)
+            if stopped is None:
+                lock.release(grant)
 
 
 def take_census(client: TrestleClient, resource: str, key_field: str, *,
@@ -149,6 +159,18 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
                                           - census_requests)
     except Exception as error:
         _close_failed(store, run_id, resource, phase, details, error)
+        raise
+    except KeyboardInterrupt:
+        # The requests made so far are counted (usage, cost) before the caller closes the
+        # row `interrupted` (stop_run); a Ctrl-C meanwhile does not cut this short.
+        with sigint_shielded(), contextlib.suppress(Exception):
+            figures = phase.figures()
+            store.sync_log.add_counts(run_id, resource, api_requests=figures.requests,
+                                     retries=figures.retries,
+                                     rate_limited=figures.rate_limited,
+                                     api_bytes=figures.api_bytes)
+            phase.end("reconcile run %s interrupted by its operator", run_id,
+                      figures=figures, outcome=INTERRUPTED)
         raise
     figures = phase.figures(details["census"])
     store.sync_log.add_counts(run_id, resource, api_requests=figures.requests,
