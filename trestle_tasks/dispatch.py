@@ -4,15 +4,16 @@ Celery demo: the Celery layer's job, beside tasks.py, not a use case of sync/.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trestle_tasks.errors import FatalError, is_retriable
 from trestle_tasks.sync.model import new_run_id
 
 if TYPE_CHECKING:
+    from trestle_tasks.coordination.locks import RunLock
     from trestle_tasks.store.store import Store
     from trestle_tasks.store.sync_log import SyncRun
 
@@ -48,6 +49,9 @@ class Finished:
     resource: str
     run: SyncRun | None
     skipped_reason: str | None = None
+    label: str | None = None  # the feed, when several are followed at once
+    # Why `sync --wait` stopped following a run that had not closed (nobody will).
+    orphaned: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,73 +62,243 @@ class _Attempt:
     task_id: str | None
 
 
+class Liveness(Protocol):
+    """What tells a run that will finish from one that cannot: the workers and the
+    watchdog announce themselves in Redis, a run's process renews its lease."""
+
+    def workers_alive(self) -> bool: ...
+
+    def watchdog_alive(self) -> bool: ...
+
+    def lock_owner(self, resource: str) -> str | None: ...
+
+
+class ClusterLiveness:
+    """`Liveness` from the cluster's Redis and the run lock in the database."""
+
+    def __init__(self, redis: Any, lock: RunLock) -> None:
+        self._redis, self._lock = redis, lock
+
+    def workers_alive(self) -> bool:
+        from trestle_tasks.coordination.worker_slots import live_slots
+
+        return live_slots(self._redis) > 0
+
+    def watchdog_alive(self) -> bool:
+        from trestle_tasks.coordination.presence import watchdog_alive
+
+        return watchdog_alive(self._redis)
+
+    def lock_owner(self, resource: str) -> str | None:
+        from trestle_tasks.coordination.locks import lock_name
+
+        holder = self._lock.holder(lock_name(resource))
+        return holder.owner if holder is not None else None
+
+
+@dataclass(frozen=True)
+class Followed:
+    """One feed's dispatched runs, where to read them and how to tell they can finish."""
+
+    dispatched: Dispatched
+    store: Store
+    label: str | None = None
+    liveness: Liveness | None = None
+
+
 Note = Callable[[str], None]
 
+# With no worker announced for this long, `sync --wait` says so and stops: the runs stay
+# queued and start when a worker does.
+NO_WORKER_GRACE_S = 10.0
+# An open run whose lease nobody renews, with no watchdog to re-plan or close it, is
+# reported as orphaned after this long (a lease between two renewals is not orphaned).
+ORPHAN_GRACE_S = 20.0
+_LIVENESS_EVERY_S = 2.0
 
-def wait(
-    dispatched: Dispatched,
-    store: Store,
+
+def wait(dispatched: Dispatched, store: Store, *, timeout_s: float, poll_s: float = 0.5,
+         closing_poll_s: float = 0.1, on_progress: Callable[[int, int], None] | None = None,
+         on_note: Note | None = None, liveness: Liveness | None = None,
+         on_finished: Callable[[Finished], None] | None = None) -> list[Finished]:
+    """`wait_all` for one feed."""
+    return wait_all([Followed(dispatched, store, liveness=liveness)], timeout_s=timeout_s,
+                    poll_s=poll_s, closing_poll_s=closing_poll_s, on_progress=on_progress,
+                    on_note=on_note, on_finished=on_finished)
+
+
+def wait_all(
+    followed: Sequence[Followed],
     *,
     timeout_s: float,
     poll_s: float = 0.5,  # one indexed read per resource: the end is told within 0.5 s
     closing_poll_s: float = 0.1,
     on_progress: Callable[[int, int], None] | None = None,
     on_note: Note | None = None,
+    on_finished: Callable[[Finished], None] | None = None,
 ) -> list[Finished]:
-    """Follow every resource's run to its true end, as the sync log tells it.
+    """Follow every feed's runs to their true end, as the sync log tells it, side by side:
+    each resource is reported (`on_finished`) as it ends, whatever the others do.
 
     A run retried as a whole is followed into its next attempt (`on_note` says when that
     is due); a database or Redis that stops answering for a while (a restart) is waited
-    out, not taken for the end of the run. Only errors that are not transient end it early.
+    out, not taken for the end of the run. A run that cannot finish is not waited on: with
+    no worker alive `sync --wait` stops after NO_WORKER_GRACE_S, and an open run whose
+    lease nobody renews, with no watchdog to replace its process, is reported orphaned.
+    A run the watchdog re-plans keeps its run id: it is simply followed on.
 
     Once every record the runs expected has been fetched, only loading the last pages and
     finalizing are left: the sync log is then read every `closing_poll_s`, so a short run
     is not reported up to `poll_s` after it closed.
     """
-    from trestle_tasks.store.sync_log import RUNNING
-
     deadline = time.monotonic() + timeout_s
     note = on_note or (lambda _text: None)
-    following = {r: _Attempt(dispatched.run_id, t) for r, t in dispatched.task_ids.items()}
-    finished: dict[str, Finished] = {}
+    tracks = [_Track(f) for f in followed]
     outage = _Outage(note)
-    sync_log = _SyncLog(store)
     while True:
         fetched = expected = 0
-        for resource, attempt in following.items():
-            if resource in finished:
-                continue
+        for track in tracks:
             try:
-                run = _look(sync_log, resource, attempt,
-                            planning_overdue=time.monotonic() > deadline)
+                done, expecting = track.look(note, time.monotonic() > deadline)
             except Exception as error:
                 if not is_retriable(error):
                     raise
                 outage.seen(error)
                 continue
             outage.over()
+            fetched, expected = fetched + done, expected + expecting
+            for ended in track.newly_finished():
+                if on_finished is not None:
+                    on_finished(ended)
+        if on_progress is not None:
+            on_progress(fetched, expected)
+        if all(track.done for track in tracks):
+            return [ended for track in tracks for ended in track.in_order()]
+        if time.monotonic() > deadline:
+            waiting = "; ".join(w for track in tracks for w in track.waiting())
+            raise FatalError(f"still not finished after {timeout_s:.0f} s: {waiting}; see "
+                             "`trestle-etl status`")
+        time.sleep(closing_poll_s if 0 < expected <= fetched else poll_s)
+
+
+class _Track:
+    """One feed's resources being followed."""
+
+    def __init__(self, followed: Followed) -> None:
+        self.followed = followed
+        self.sync_log = _SyncLog(followed.store)
+        self.following = {r: _Attempt(followed.dispatched.run_id, t)
+                          for r, t in followed.dispatched.task_ids.items()}
+        self.finished: dict[str, Finished] = {}
+        self._reported: set[str] = set()
+        self._runs: dict[str, SyncRun] = {}
+        self._orphan_since: dict[str, float] = {}
+        self._no_worker_since: float | None = None
+        self._checked_at = -_LIVENESS_EVERY_S
+
+    @property
+    def done(self) -> bool:
+        return all(r in self.finished for r in self.following)
+
+    def in_order(self) -> list[Finished]:
+        return [self.finished[r] for r in self.followed.dispatched.task_ids]
+
+    def newly_finished(self) -> list[Finished]:
+        fresh = [f for r, f in self.finished.items() if r not in self._reported]
+        self._reported.update(f.resource for f in fresh)
+        return fresh
+
+    def waiting(self) -> list[str]:
+        label = f"{self.followed.label}/" if self.followed.label else ""
+        texts = []
+        for resource, attempt in self.following.items():
+            if resource in self.finished:
+                continue
+            run = self._runs.get(resource)
+            state = (f"{run.status}, {run.records_fetched:,} records fetched"
+                     if run is not None else "not started yet")
+            texts.append(f"{label}{resource} (run {attempt.run_id}: {state})")
+        return texts
+
+    def look(self, note: Note, planning_overdue: bool) -> tuple[int, int]:
+        """Read every unfinished resource's run; (records fetched, records expected)."""
+        from trestle_tasks.store.sync_log import OPEN_STATUSES
+
+        fetched = expected = 0
+        for resource, attempt in self.following.items():
+            if resource in self.finished:
+                continue
+            run = _look(self.sync_log, resource, attempt, planning_overdue=planning_overdue)
             if run is None:
                 continue  # not planned yet
             if isinstance(run, Finished):
-                finished[resource] = run
-            elif run.status == RUNNING:
+                self._finish(run)
+                continue
+            self._runs[resource] = run
+            if run.status in OPEN_STATUSES:
                 fetched += run.records_fetched
                 expected += int((run.details or {}).get("expected_records", 0))
             elif (retry := (run.details or {}).get("retry")) is not None:
-                note(_retry_note(run, retry))
-                following[resource] = _Attempt(retry["run_id"], retry.get("task_id"))
+                note(self._named(_retry_note(run, retry)))
+                self.following[resource] = _Attempt(retry["run_id"], retry.get("task_id"))
             else:
-                finished[resource] = Finished(resource, run)
-        if on_progress is not None:
-            on_progress(fetched, expected)
-        if all(resource in finished for resource in dispatched.task_ids):
-            return [finished[r] for r in dispatched.task_ids]
-        if time.monotonic() > deadline:
-            waiting = ", ".join(f"{r} (run {following[r].run_id})"
-                                for r in dispatched.task_ids if r not in finished)
-            raise FatalError(f"still running after {timeout_s:.0f} s: {waiting}; see "
-                             "`trestle-etl status`")
-        time.sleep(closing_poll_s if 0 < expected <= fetched else poll_s)
+                self._finish(Finished(resource, run))
+        self._check_liveness(note)
+        return fetched, expected
+
+    def _finish(self, ended: Finished) -> None:
+        self.finished[ended.resource] = replace(ended, label=self.followed.label)
+
+    def _named(self, text: str) -> str:
+        return f"feed {self.followed.label}: {text}" if self.followed.label else text
+
+    def _check_liveness(self, note: Note) -> None:
+        """Stop following what cannot finish (read every couple of seconds: Redis and the
+        lock table, not the sync log)."""
+        liveness = self.followed.liveness
+        now = time.monotonic()
+        if liveness is None or self.done or now - self._checked_at < _LIVENESS_EVERY_S:
+            return
+        self._checked_at = now
+        try:
+            workers = liveness.workers_alive()
+            open_runs = {r: run for r, run in self._runs.items()
+                         if r not in self.finished and run.status in _open_statuses()}
+            owners = {r: liveness.lock_owner(r) for r in open_runs}
+            watchdog = liveness.watchdog_alive() if open_runs else True
+        except Exception as error:  # Redis or the database away a moment: look again later
+            if not is_retriable(error):
+                raise
+            return
+        if workers:
+            self._no_worker_since = None
+        elif self._no_worker_since is None:
+            self._no_worker_since = now
+            note(self._named("no worker is running (none has announced itself in Redis); "
+                             f"waiting {NO_WORKER_GRACE_S:.0f} s for one to start"))
+        elif now - self._no_worker_since > NO_WORKER_GRACE_S:
+            raise FatalError(self._named(
+                f"no worker is running: none announced itself for {NO_WORKER_GRACE_S:.0f} s; "
+                "start one (`celery -A trestle_tasks worker`): the runs stay queued and "
+                "start then; `trestle-etl status` follows them"))
+        for resource, run in open_runs.items():
+            if owners[resource] == run.run_id or watchdog:
+                # Alive, or the watchdog will replace its process (same run id) or close it.
+                self._orphan_since.pop(resource, None)
+                continue
+            since = self._orphan_since.setdefault(resource, now)
+            if now - since > ORPHAN_GRACE_S:
+                who = (run.details or {}).get("planner") or "its process"
+                self._finish(Finished(resource, run, orphaned=(
+                    f"run {run.run_id} is orphaned: {who} stopped renewing its lease while "
+                    f"it was {run.status}, and no watchdog is running to take it over "
+                    "(start `celery -A trestle_tasks beat`)")))
+
+
+def _open_statuses() -> tuple[str, ...]:
+    from trestle_tasks.store.sync_log import OPEN_STATUSES
+
+    return OPEN_STATUSES
 
 
 def _look(sync_log: _SyncLog, resource: str, attempt: _Attempt, *,

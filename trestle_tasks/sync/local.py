@@ -24,7 +24,7 @@ from trestle_tasks.store.sync_log import SyncRun
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.interrupt import WalkStopped, sigint_deferred, stop_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
-from trestle_tasks.sync.plan import Skipped, WindowSizing, new_run_id, plan_run
+from trestle_tasks.sync.plan import Skipped, WindowSizing, new_run_id, plan_run, this_process
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import media_since, sync_window
 from trestle_tasks.trestle.client import TrestleClient
@@ -132,7 +132,7 @@ def _sync_resource(
     store, lock = services.store, services.lock
     try:
         planned = plan_run(
-            resource, store=store, client=client, lock=lock, owner="local",
+            resource, store=store, client=client, lock=lock, planner=this_process("sync --local"),
             lock_ttl_s=in_process_lease(settings), full=full,
             sizing=WindowSizing.for_cluster(slots=max(1, concurrency),
                                             page_size=settings.page_size,
