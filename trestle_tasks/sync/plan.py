@@ -23,6 +23,7 @@ from trestle_tasks.errors import LockLostError
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import FAILED, INTERRUPTED, PLANNING
+from trestle_tasks.sync.interrupt import INTERRUPTED_ERROR
 from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.model import new_run_id as new_run_id  # planning names runs
 from trestle_tasks.sync.phases import Phase
@@ -143,13 +144,15 @@ def plan_run(
     """
     run_id = run_id or new_run_id()
     name = lock_name(resource)
+    holder = lock.holder(name)
+    if holder is not None and holder.owner == run_id:
+        # A second delivery of this run's plan while the first still renews its lease (an
+        # acquire would hand it the same grant: the owner is the run).
+        return Skipped(resource, f"run {run_id} holds its lock already: planned or being "
+                                 "planned by another delivery", run_id, same_run=True)
     grant = lock.acquire(name, owner=run_id, ttl_s=lock_ttl_s)
     if grant is None:
         holder = lock.holder(name)
-        if holder is not None and holder.owner == run_id:
-            # A second delivery of this run's plan while the first still renews its lease.
-            return Skipped(resource, f"run {run_id} is being planned by another delivery",
-                           run_id, same_run=True)
         held_by = f"run {holder.owner}" if holder else "another run"
         return record_skip(store, Skipped(resource, f"{resource} is already being synced by "
                                                     f"{held_by}", run_id))
@@ -180,10 +183,11 @@ def plan_run(
         raise
     except BaseException as error:
         lock.release(grant)
+        interrupted = isinstance(error, KeyboardInterrupt)
         with suppress(Exception):  # the database may be what failed; the watchdog will see
             store.sync_log.close_run(
-                run_id, resource, error=f"planning failed: {_reason(error)}",
-                status=INTERRUPTED if isinstance(error, KeyboardInterrupt) else FAILED)
+                run_id, resource, status=INTERRUPTED if interrupted else FAILED,
+                error=INTERRUPTED_ERROR if interrupted else f"planning failed: {_reason(error)}")
         phase.end("planning run %s failed: %s", run_id, _reason(error),
                   figures=phase.figures(), outcome="failed")
         raise
@@ -245,9 +249,10 @@ def _record(store: Store, plan: RunPlan, record: RecordPlan | None) -> None:
             watermark_to=ODataTimestamp(plan.upper_ticks).to_odata(),
             details={"expected_records": sum(w.expected or 0 for w in plan.windows),
                      "fence": plan.fence, "full": plan.full})
-        if not moved and sync_log.planned_with_fence(conn, plan.run_id, plan.resource) \
-                != plan.fence:
-            raise LockLostError(f"run {plan.run_id} is no longer being planned here")
+        if not moved:
+            if sync_log.planned_with_fence(conn, plan.run_id, plan.resource) != plan.fence:
+                raise LockLostError(f"run {plan.run_id} is no longer being planned here")
+            return  # recorded already, with all the rest of this transaction
         if record is not None:
             record(conn, plan)
 
