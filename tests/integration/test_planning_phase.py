@@ -112,7 +112,7 @@ def lapse(store) -> None:
 
 
 def test_a_dead_planner_is_replaced_under_the_same_run_id(world):
-    sim, settings, store = world
+    _sim, settings, store = world
     lock = DatabaseRunLock(store.engine, schema=store.schema)
     # What a planner killed mid-census leaves: its lock and its `planning` row.
     dead = lock.acquire("Property", "run-d", 60)
@@ -134,7 +134,7 @@ def test_a_dead_planner_is_replaced_under_the_same_run_id(world):
 
 
 def test_a_planner_replaced_while_slow_records_nothing(world):
-    sim, settings, store = world
+    _sim, settings, store = world
     replaced = {}
 
     def stall_then_get_replaced():
