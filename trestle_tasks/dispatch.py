@@ -115,6 +115,7 @@ NO_WORKER_GRACE_S = 10.0
 # reported as orphaned after this long (a lease between two renewals is not orphaned).
 ORPHAN_GRACE_S = 20.0
 _LIVENESS_EVERY_S = 2.0
+_RETRIES_EVERY_S = 5.0
 
 
 def wait(dispatched: Dispatched, store: Store, *, timeout_s: float, poll_s: float = 0.5,
@@ -194,6 +195,8 @@ class _Track:
         self._runs: dict[str, SyncRun] = {}
         self._orphan_since: dict[str, float] = {}
         self._no_worker_since: float | None = None
+        self._retries_read_at: dict[str, float] = {}
+        self._told: set[tuple[str, str, int]] = set()
         self._checked_at = -_LIVENESS_EVERY_S
 
     @property
@@ -238,6 +241,7 @@ class _Track:
             if run.status in OPEN_STATUSES:
                 fetched += run.records_fetched
                 expected += int((run.details or {}).get("expected_records", 0))
+                self._tell_retries(run, note)
             elif (retry := (run.details or {}).get("retry")) is not None:
                 note(self._named(_retry_note(run, retry)))
                 self.following[resource] = _Attempt(retry["run_id"], retry.get("task_id"))
@@ -245,6 +249,29 @@ class _Track:
                 self._finish(Finished(resource, run))
         self._check_liveness(note)
         return fetched, expected
+
+    def _tell_retries(self, run: SyncRun, note: Note) -> None:
+        """Say once per attempt which window failed transiently and when it is retried:
+        the workers' retries are otherwise silent here."""
+        now = time.monotonic()
+        if "plan" not in (run.details or {}) or \
+                now - self._retries_read_at.get(run.resource, -_RETRIES_EVERY_S) \
+                < _RETRIES_EVERY_S:
+            return
+        self._retries_read_at[run.resource] = now
+        from trestle_tasks.sync.ledger import WindowLedger
+
+        store = self.followed.store
+        ledger = WindowLedger(store.engine, schema=store.schema)
+        for window_id, retries, not_before, error in ledger.retrying(run.run_id,
+                                                                      run.resource):
+            if (run.run_id, window_id, retries) in self._told:
+                continue
+            self._told.add((run.run_id, window_id, retries))
+            when = not_before.astimezone(UTC).strftime("%H:%M:%S UTC")
+            note(self._named(f"{run.resource}: window {window_id} failed transiently "
+                             f"({error[:160] or 'no reason recorded'}); retried at {when} "
+                             f"(retry {retries})"))
 
     def _finish(self, ended: Finished) -> None:
         self.finished[ended.resource] = replace(ended, label=self.followed.label)

@@ -192,7 +192,7 @@ def render_status(report: dict[str, Any]) -> str:
     for run in report["runs"]:
         started = run["started_at"].strftime("%Y-%m-%d %H:%M:%S") if run["started_at"] else "?"
         lines.append(
-            f"  {started}  {run['resource']:<10} {run['status']:<10} "
+            f"  {started}  {run['resource']:<10} {run['status']:<11} "
             f"fetched {run['fetched']:>8,}  upserted {run['upserted']:>8,}  "
             f"rejected {run['rejected']:>5,}  requests {run['api_requests']:>6,}  "
             f"429s {run['api_rate_limited']:>3,}  {run['run_id']}"

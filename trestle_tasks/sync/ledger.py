@@ -235,6 +235,17 @@ class WindowLedger:
 
         return bool(self._tx(work))
 
+    def retrying(self, run_id: str, resource: str) -> list[tuple[str, int, datetime, str]]:
+        """Windows waiting to be retried after a transient failure: (window id, retries so
+        far, not before, the failure), for `sync --wait` to say what is retried and when."""
+        rows = self._rows
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(
+                rows.c.window_id, rows.c.retries, rows.c.not_before, rows.c.error,
+            ).where(self._this(run_id, resource), rows.c.status == PENDING,
+                    rows.c.retries > 0, rows.c.not_before.is_not(None))).all()
+        return [(r.window_id, int(r.retries), r.not_before, r.error or "") for r in found]
+
     # -- the watchdog's view --
 
     def requeue_stale(self, run_id: str, resource: str, *, running_stale_s: float,
