@@ -222,8 +222,18 @@ def _feed_settings(require_credentials: bool = True, *, reports_itself: bool = F
         for handler in logging.getLogger().handlers:
             if getattr(handler, "_trestle_tasks", False) and \
                     type(handler) is logging.StreamHandler:
-                handler.setLevel(logging.ERROR)
+                # Errors only; but a request that starts waiting out an outage says so
+                # (once, with until when), rather than leaving minutes of silence.
+                handler.addFilter(_errors_and_retry_notes)
     return chosen
+
+
+def _errors_and_retry_notes(record: Any) -> bool:
+    import logging
+
+    from trestle_tasks.trestle.retry_notes import NOTES_LOGGER
+
+    return bool(record.levelno >= logging.ERROR or record.name == NOTES_LOGGER)
 
 
 def _settings(require_credentials: bool = True, *, reports_itself: bool = False,

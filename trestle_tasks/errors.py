@@ -98,6 +98,15 @@ class RetriesExhaustedError(RetriableError):
     """
 
 
+class NoProgressError(RetriesExhaustedError):
+    """Trestle gave no successful answer for a whole retry budget (TRESTLE_RETRY_BUDGET):
+    the service, or the way to it, is gone. The message names the host and what was tried.
+
+    Still retriable (a later run may find it back), but a window or run that made no
+    progress is not retried at once: that would only spend another budget before anyone
+    is told (sync/run_retry.py)."""
+
+
 class ODataRequestError(HTTPStatusError, FatalError):
     """A 4xx other than 401/429: the request itself is wrong and is never retried."""
 

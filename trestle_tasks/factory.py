@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from trestle_tasks.coordination.quota import LocalQuotaLimiter, QuotaLimiter
 from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.retry import NoProgressDeadline, RetryPolicy
 from trestle_tasks.settings import Settings
 from trestle_tasks.trestle.auth import TokenProvider, credential_fingerprint
 from trestle_tasks.trestle.client import TrestleClient, new_session
@@ -72,6 +72,11 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(budget_s=settings.retry_budget_s)
 
 
+def no_progress_deadline(settings: Settings) -> NoProgressDeadline:
+    """A fresh budget of no progress (TRESTLE_RETRY_BUDGET), for the requests that share it."""
+    return NoProgressDeadline(settings.retry_budget_s)
+
+
 def memory_token_cache() -> TokenCache:
     """This process's tokens, in memory (a single process: `sync --local`, the demo)."""
     return _once_per_process("memory-token-cache", MemoryTokenCache)
@@ -90,7 +95,8 @@ def redis_token_cache(settings: Settings) -> TokenCache:
     return RedisTokenCache(redis_client(settings), seal)
 
 
-def token_provider(settings: Settings, cache: TokenCache) -> TokenProvider:
+def token_provider(settings: Settings, cache: TokenCache, *,
+                   progress: NoProgressDeadline | None = None) -> TokenProvider:
     if settings.client_id is None or settings.client_secret is None:
         raise ConfigurationError(
             "TRESTLE_CLIENT_ID and TRESTLE_CLIENT_SECRET are required",
@@ -104,6 +110,7 @@ def token_provider(settings: Settings, cache: TokenCache) -> TokenProvider:
         cache=cache,
         retry=retry_policy(settings),
         timeout_s=settings.http_timeout_s,
+        progress=progress,
     )
 
 
@@ -127,9 +134,10 @@ def redis_quota_limiter(settings: Settings) -> QuotaLimiter:
                              cap_per_minute=settings.quota_cap_per_minute)
 
 
-def trestle_client(settings: Settings, *, tokens: TokenProvider,
-                   limiter: QuotaLimiter) -> TrestleClient:
-    """A client whose every request waits its turn at the credential's quota limiter."""
+def trestle_client(settings: Settings, *, tokens: TokenProvider, limiter: QuotaLimiter,
+                   progress: NoProgressDeadline | None = None) -> TrestleClient:
+    """A client whose every request waits its turn at the credential's quota limiter;
+    `progress` is the budget of no progress it shares with `tokens`."""
     return TrestleClient(
         session=http_session(),
         odata_root=settings.base_url,
@@ -139,6 +147,7 @@ def trestle_client(settings: Settings, *, tokens: TokenProvider,
         before_request=limiter.wait_turn,
         on_quota=limiter.observe,
         on_rate_limited=lambda error: limiter.penalize(error.retry_after),
+        progress=progress,
     )
 
 

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from trestle_tasks.coordination.quota import QuotaLimiter
     from trestle_tasks.monitoring.alerts.cooldown import Cooldown
     from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
+    from trestle_tasks.retry import NoProgressDeadline
     from trestle_tasks.store.store import Store
     from trestle_tasks.trestle.auth import TokenProvider
     from trestle_tasks.trestle.client import TrestleClient
@@ -90,16 +91,24 @@ class Runtime(ABC):
     @abstractmethod
     def alert_cooldown(self) -> Cooldown: ...
 
-    def token_provider(self) -> TokenProvider:
+    def no_progress(self) -> NoProgressDeadline:
+        """The budget of no progress (TRESTLE_RETRY_BUDGET) a client and the token
+        fetches its requests need share: here a fresh one per client (a window's
+        attempt); LocalRuntime shares one across the command."""
+        return factory.no_progress_deadline(self.settings)
+
+    def token_provider(self, progress: NoProgressDeadline | None = None) -> TokenProvider:
         """Raises ConfigurationError when the credentials are not set."""
-        return factory.token_provider(self.settings, self.token_cache())
+        return factory.token_provider(self.settings, self.token_cache(),
+                                      progress=progress or self.no_progress())
 
     def trestle_client(self) -> TrestleClient:
         """A fresh client (its request counts are one run's), paced by this runtime's
-        quota limiter."""
+        quota limiter; it and its token fetches share one budget of no progress."""
         limiter = self.quota_limiter()
-        return factory.trestle_client(self.settings, tokens=self.token_provider(),
-                                      limiter=limiter)
+        progress = self.no_progress()
+        return factory.trestle_client(self.settings, tokens=self.token_provider(progress),
+                                      limiter=limiter, progress=progress)
 
     def alert_dispatcher(self) -> AlertDispatcher:
         return factory.alert_dispatcher(self.settings, self.alert_cooldown())
@@ -135,6 +144,16 @@ class LocalRuntime(Runtime):
 
     def alert_cooldown(self) -> Cooldown:
         return factory.file_cooldown(self.settings)
+
+    def no_progress(self) -> NoProgressDeadline:
+        """One budget of no progress for the whole command: its requests, windows and
+        token fetches give up together once nothing succeeded for TRESTLE_RETRY_BUDGET,
+        not one budget after another."""
+        return self._command_progress
+
+    @cached_property
+    def _command_progress(self) -> NoProgressDeadline:
+        return factory.no_progress_deadline(self.settings)
 
 
 _cluster: tuple[int, dict[str, ClusterRuntime]] | None = None

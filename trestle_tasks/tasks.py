@@ -289,11 +289,12 @@ def _beat_interval(settings: Settings) -> float:
 
 def _window_retry_delay(settings: Settings, outcome: WindowOutcome,
                         retries: int) -> float | None:
-    """Seconds until a transiently failed window is handed out again; None: it is final."""
-    if outcome.status != FAILED or not outcome.retriable or retries >= WINDOW_MAX_RETRIES:
-        return None
-    delay = settings.retry_delay_s
-    return min(delay * 2 ** retries, delay * 20)
+    """Seconds until a transiently failed window is handed out again; None: it is final
+    (a window that spent its retry budget without progress too: sync/run_retry.py)."""
+    from trestle_tasks.sync.run_retry import window_retry_delay
+
+    return window_retry_delay(outcome, retries, base_delay_s=settings.retry_delay_s,
+                              max_retries=WINDOW_MAX_RETRIES)
 
 
 def _after_window(runtime: ClusterRuntime, ledger: WindowLedger, run_plan: RunPlan,
@@ -415,6 +416,10 @@ class _RunRetry:
         self.delay_s = run_retry_delay(self.plan, status, outcomes,
                                        base_delay_s=self.settings.retry_delay_s)
         extra: dict[str, Any] = {"closed_by": self.nonce}
+        from trestle_tasks.sync.run_retry import no_progress_reason
+
+        if (reason := no_progress_reason(outcomes)) is not None:
+            extra["not_retried"] = reason
         if self.delay_s is not None:
             due_at = datetime.now(UTC) + timedelta(seconds=self.delay_s)
             self.due = {"run_id": new_run_id(), "task_id": uuid.uuid4().hex,

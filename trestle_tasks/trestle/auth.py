@@ -13,13 +13,14 @@ from typing import TypeGuard
 
 from trestle_tasks.errors import BadCredentialsError, UnexpectedResponseError
 from trestle_tasks.masking import Secret, mask_url
-from trestle_tasks.retry import RetryPolicy, call_with_retries
+from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.http import (
     TRANSPORT_ERRORS,
     connection_error,
     parse_json_body,
     raise_for_status,
 )
+from trestle_tasks.trestle.retry_notes import gave_up, on_first_wait
 from trestle_tasks.trestle.sessions import HttpSession
 from trestle_tasks.trestle.token_cache import CachedToken, TokenCache
 from trestle_tasks.trestle.token_seal import secret_fingerprint
@@ -55,7 +56,11 @@ class TokenProvider:
         refresh_margin_s: float = DEFAULT_REFRESH_MARGIN_S,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        progress: NoProgressDeadline | None = None,
     ) -> None:
+        """`progress`: the budget of no progress this provider shares with the requests
+        it serves (and their client), so a token fetch inside a request never gets a
+        budget of its own on top of the request's."""
         self._session = session
         self._token_url = token_url
         self._client_id = client_id
@@ -66,6 +71,7 @@ class TokenProvider:
         self._margin_s = refresh_margin_s
         self._clock = clock
         self._sleep = sleep
+        self._progress = progress
         self.cache_key = token_cache_key(token_url, client_id, client_secret)
         self.fetches = 0  # token requests this provider made (for tests and cost figures)
 
@@ -96,7 +102,11 @@ class TokenProvider:
         self._cache.discard(self.cache_key, access_token)
 
     def _fetch(self) -> tuple[CachedToken, float]:
-        return call_with_retries(self._fetch_once, self._retry, sleep=self._sleep)
+        budget = self._retry.budget_s
+        return call_with_retries(
+            self._fetch_once, self._retry, sleep=self._sleep, shared=self._progress,
+            on_first_wait=on_first_wait("token request", self._token_url, budget),
+            gave_up=gave_up("the token request", self._token_url, budget))
 
     def _fetch_once(self) -> tuple[CachedToken, float]:
         form = {
@@ -106,8 +116,10 @@ class TokenProvider:
             "scope": "api",
         }
         self.fetches += 1
+        timeout_s = (self._timeout_s if self._progress is None
+                     else self._progress.attempt_timeout(self._timeout_s))
         try:
-            response = self._session.post(self._token_url, data=form, timeout=self._timeout_s)
+            response = self._session.post(self._token_url, data=form, timeout=timeout_s)
         except TRANSPORT_ERRORS as exc:
             raise connection_error(exc, self._token_url) from None
         if response.status_code in (400, 401):

@@ -26,7 +26,7 @@ from trestle_tasks.errors import (
     UnsafeLinkError,
 )
 from trestle_tasks.masking import mask_url
-from trestle_tasks.retry import RetryPolicy, call_with_retries
+from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.http import (
     TRANSPORT_ERRORS,
@@ -36,6 +36,7 @@ from trestle_tasks.trestle.http import (
 )
 from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.quota_headers import QuotaSnapshot, parse_quota_headers
+from trestle_tasks.trestle.retry_notes import gave_up, on_first_wait
 from trestle_tasks.trestle.sessions import HttpSession
 
 USER_AGENT = "trestle-tasks/0.1 (+https://github.com/trestle-tasks)"
@@ -101,7 +102,10 @@ class TrestleClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        progress: NoProgressDeadline | None = None,
     ) -> None:
+        """`progress`: one budget of no progress shared with the token provider (give it
+        the same one) and whatever else holds it; any successful answer restarts it."""
         self.odata_root = odata_root.rstrip("/")
         self._session = session
         self._tokens = tokens
@@ -113,6 +117,7 @@ class TrestleClient:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
+        self._progress = progress
         self._origin = _origin(self.odata_root)
         self.stats = RequestStats()
         self.last_quota: QuotaSnapshot | None = None
@@ -157,21 +162,31 @@ class TrestleClient:
             )
             return parse_json_body(response, url), url, self.last_quota
 
-        return self._with_retries(attempt)
+        return self._with_retries(attempt, url)
 
     def _send(self, url: str, *, accept: str, resource_query: bool) -> requests.Response:
         return self._with_retries(
-            lambda: self._send_once(url, accept=accept, resource_query=resource_query)
+            lambda: self._send_once(url, accept=accept, resource_query=resource_query), url
         )
 
-    def _with_retries(self, attempt: Callable[[], Any]) -> Any:
+    def _with_retries(self, attempt: Callable[[], Any], url: str) -> Any:
         def on_retry(error: RetriableError, wait_s: float) -> None:
             self.stats.add(retries=1)
 
+        what, budget = f"GET {self._entity(url)}", self._retry.budget_s
         return call_with_retries(
             attempt, self._retry, clock=self._clock, sleep=self._sleep, rng=self._rng,
-            on_retry=on_retry,
+            on_retry=on_retry, shared=self._progress,
+            on_first_wait=on_first_wait(what, url, budget), gave_up=gave_up(what, url, budget),
         )
+
+    def _entity(self, url: str) -> str:
+        """What a URL asks for, for notes and errors: `$metadata`, `Property`, … (the
+        query is left out: it is long, and says nothing an operator can act on)."""
+        path = urlsplit(url).path
+        root = urlsplit(self.odata_root).path
+        rest = path[len(root):] if path.startswith(root) else path
+        return rest.strip("/").split("/", 1)[0].split("(", 1)[0] or "the service root"
 
     def _send_once(self, url: str, *, accept: str, resource_query: bool) -> requests.Response:
         """One request, plus at most one immediate repeat with a fresh token after a 401."""
@@ -181,11 +196,13 @@ class TrestleClient:
                 self._before_request()
             self.stats.add(requests=1)
             sent = time.monotonic()
+            timeout_s = (self._timeout_s if self._progress is None
+                         else self._progress.attempt_timeout(self._timeout_s))
             try:
                 response = self._session.get(
                     url,
                     headers={"Authorization": f"Bearer {token}", "Accept": accept},
-                    timeout=(min(10.0, self._timeout_s), self._timeout_s),
+                    timeout=(min(10.0, timeout_s), timeout_s),
                 )
             except TRANSPORT_ERRORS as exc:
                 self.stats.add(connection_errors=1)

@@ -117,7 +117,8 @@ def parse_json_body(response: requests.Response, url: str) -> Any:
 def connection_error(exc: Exception, url: str) -> ConnectionFailedError:
     """A retriable error for a failed attempt, naming the URL but not echoing headers."""
     kind = type(exc).__name__
-    return ConnectionFailedError(f"{kind} talking to {mask_url(url)}", url=mask_url(url))
+    return ConnectionFailedError(f"{kind} talking to {mask_url(url)}", url=mask_url(url),
+                                 kind=kind)
 
 
 # What requests raises when the connection breaks, times out, or the body is cut short.
