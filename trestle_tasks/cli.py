@@ -368,8 +368,7 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
             for name, _cluster, run in sent:
                 click.echo(f"{name} {run.run_id}" if several else run.run_id)
             return
-        for name, cluster, run in sent:
-            rows += _wait(cluster, run, timeout=timeout, label=name if several else None)
+        rows += _wait(sent, timeout=timeout, several=several)
     _print_summary(rows)
     if any(run is not None and run.status != "succeeded" for _, run, _ in rows):
         raise FatalError("the sync did not fully succeed; see above and `trestle-etl status`")
@@ -410,19 +409,43 @@ def _dispatch(cluster: Any, resources: tuple[str, ...], *, full: bool) -> Any:
     return dispatch.dispatch(chosen, full=full, feed=settings.feed)
 
 
-def _wait(cluster: Any, sent: Any, *, timeout: float,
-          label: str | None) -> list[tuple[str, Any, str | None]]:
-    """One feed's dispatched runs followed to their end: its rows for the summary."""
+def _wait(sent: list[tuple[str, Any, Any]], *, timeout: float,
+          several: bool) -> list[tuple[str, Any, str | None]]:
+    """Every feed's dispatched runs followed to their end side by side, each resource told
+    as it ends: their rows for the summary."""
     from trestle_tasks import dispatch
     from trestle_tasks.cli_progress import follow, progress
 
-    name = f"feed {label}: " if label is not None else ""
-    click.echo(f"{name}run {sent.run_id} dispatched; waiting …", err=True)
+    followed = []
+    for name, cluster, run in sent:
+        label = name if several else None
+        prefix = f"feed {label}: " if label is not None else ""
+        click.echo(f"{prefix}run {run.run_id} dispatched; waiting …", err=True)
+        followed.append(dispatch.Followed(
+            run, cluster.store, label=label,
+            liveness=dispatch.ClusterLiveness(cluster.redis, cluster.run_lock())))
     with progress("records", 1) as bar:
-        finished = dispatch.wait(sent, cluster.store, timeout_s=timeout,
-                                 on_progress=lambda done, total: follow(bar, done, total),
-                                 on_note=lambda text: click.echo(text, err=True))
-    return [(_row_name(f.resource, label), f.run, f.skipped_reason) for f in finished]
+        finished = dispatch.wait_all(
+            followed, timeout_s=timeout,
+            on_progress=lambda done, total: follow(bar, done, total),
+            on_note=lambda text: click.echo(text, err=True),
+            on_finished=lambda ended: click.echo(_ended_line(ended), err=True))
+    return [(_row_name(f.resource, f.label), f.run, f.skipped_reason or f.orphaned)
+            for f in finished]
+
+
+def _ended_line(ended: Any) -> str:
+    """One line as each resource's run ends (the summary follows once all have)."""
+    name = _row_name(ended.resource, ended.label)
+    run = ended.run
+    if run is None:
+        return f"{name}: skipped: {ended.skipped_reason}"
+    if ended.orphaned:
+        return f"{name}: {ended.orphaned}"
+    seconds = ((run.finished_at - run.started_at).total_seconds()
+               if run.finished_at is not None else 0.0)
+    return (f"{name}: {run.status} in {seconds:.0f} s, {run.records_fetched:,} fetched "
+            f"(run {run.run_id})")
 
 
 def _row_name(resource: str, feed: str | None) -> str:
@@ -442,6 +465,8 @@ def _print_summary(rows: list[tuple[str, Any, str | None]]) -> None:
         click.echo(f"{resource:<{width}} {run.status:<10} {run.records_fetched:>9,} "
                    f"{run.records_upserted:>9,} {run.records_rejected:>8,} "
                    f"{run.api_requests:>8,}  {run.run_id}")
+        if skipped:  # a run `sync --wait` stopped following: why
+            click.echo(f"{'':<{width}} {skipped}")
         if run.error:
             click.echo(f"{'':<{width}} error: {run.error}")
 

@@ -10,8 +10,10 @@ as a chord: see `sync_window_task` and the watchdog, `watch_runs`.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,17 +24,24 @@ import sqlalchemy as sa
 from trestle_tasks import alert_hooks as alerts
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
-from trestle_tasks.coordination import worker_slots
+from trestle_tasks.coordination import presence, worker_slots
 from trestle_tasks.coordination.concurrency import window_pressure
 from trestle_tasks.coordination.heartbeat import WindowHeartbeat
+from trestle_tasks.coordination.job_lease import JobLease, take_orphaned
 from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
-from trestle_tasks.errors import RetriableError, WindowSupersededError, is_retriable
+from trestle_tasks.errors import (
+    LockLostError,
+    NoProgressError,
+    RetriableError,
+    WindowSupersededError,
+    is_retriable,
+)
 from trestle_tasks.feeds import DEFAULT_FEED
 from trestle_tasks.logs import log_context
 from trestle_tasks.runtime import ClusterRuntime, cluster_runtime, cluster_runtimes
 from trestle_tasks.settings import Settings
-from trestle_tasks.store.sync_log import ABANDONED, FAILED, RUNNING
+from trestle_tasks.store.sync_log import ABANDONED, FAILED, PLANNING, RUNNING, SyncRun
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.handout import hand_out_all, slot_holder
 from trestle_tasks.sync.ledger import (
@@ -50,6 +59,7 @@ from trestle_tasks.sync.plan import (
     new_run_id,
     plan_run,
     record_skip,
+    this_process,
 )
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.run_retry import MAX_RUN_ATTEMPTS, run_retry_delay
@@ -86,15 +96,17 @@ WINDOW_MAX_CRASHES = 3
 QUEUED_STALE_FACTOR = 2.25
 
 
-@app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200,
-          autoretry_for=(RetriableError,), retry_backoff=30, retry_backoff_max=900,
-          retry_jitter=True, max_retries=5)
+@app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200)
 def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | None = None,
               beat_interval_s: float | None = None, attempt: int = 1,
               feed: str = DEFAULT_FEED) -> dict[str, Any]:
     """Plan a run of `resource`, keep the plan in the database and hand out its first
     windows (as many as the window gate has slots for).
 
+    Safe to run twice for one run id (a redelivery, the watchdog replacing a planner that
+    died): a run already planned or closed is left alone. Not retried by Celery: the
+    client already spent its retry budget on whatever failed, and a failed plan is a
+    `failed` row that the next trigger, `status` and the alerts see.
     Beat passes `beat_interval_s`: such a trigger first claims its interval, so a second
     beat started by mistake cannot double the runs.
     """
@@ -102,14 +114,18 @@ def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | 
     with log_context(run_id=run_id, resource=resource, feed=feed):
         try:
             return _plan_sync(cluster_runtime(feed), resource, full, run_id, beat_interval_s,
-                              attempt)
+                              attempt, planner=_this_worker(self))
+        except LockLostError:
+            raise  # another delivery plans this run now: nothing to tell anyone
         except Exception as error:
-            # Alert once the error is final (fatal, or the last retry): no sync log row
-            # tells anyone about a run that was never planned. Bad credentials alert as such.
-            if not getattr(error, "retriable", False) or self.request.retries >= self.max_retries:
-                with suppress(Exception):  # bad settings: the original error tells more
-                    alerts.after_crash(cluster_runtime(feed), resource, error)
+            with suppress(Exception):  # bad settings: the original error tells more
+                alerts.after_crash(cluster_runtime(feed), resource, error)
             raise
+
+
+def _this_worker(task: BoundTask) -> str:
+    hostname = getattr(task.request, "hostname", None)
+    return f"{hostname} pid {os.getpid()}" if hostname else this_process("worker")
 
 
 def cluster_sizing(runtime: ClusterRuntime) -> WindowSizing:
@@ -145,25 +161,42 @@ def _first_of_interval(runtime: ClusterRuntime, kind: str, resource: str, run_id
 
 
 def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
-               beat_interval_s: float | None = None, attempt: int = 1) -> dict[str, Any]:
+               beat_interval_s: float | None = None, attempt: int = 1,
+               planner: str = "") -> dict[str, Any]:
     settings, store = runtime.settings, runtime.store
-    duplicate = _first_of_interval(runtime, "sync", resource, run_id, beat_interval_s)
-    if duplicate is not None:
-        record_skip(store, duplicate)
-        return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
+    replanning = False
+    if _sync_log_ready(store):
+        existing = store.sync_log.get_run(run_id, resource)
+        if existing is not None and existing.status != PLANNING:
+            # Redelivered after the run went on without this message (or the watchdog's
+            # re-plan raced a planner that finished): nothing to plan.
+            return {"status": "duplicate", "resource": resource, "run_id": run_id,
+                    "run_status": existing.status}
+        replanning = existing is not None
+    if not replanning:
+        duplicate = _first_of_interval(runtime, "sync", resource, run_id, beat_interval_s)
+        if duplicate is not None:
+            record_skip(store, duplicate)
+            return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
     client = runtime.trestle_client()
+    ledger = _ledger(store)
     planned = plan_run(
-        resource, store=store, client=client, lock=runtime.run_lock(), owner=run_id,
+        resource, store=store, client=client, lock=runtime.run_lock(),
         lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(runtime), full=full,
-        settle_s=settings.settle_s,
-        run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
+        settle_s=settings.settle_s, run_id=run_id, planner=planner,
+        watched={"attempt": attempt, "feed": settings.feed},
+        prepare=lambda: ensure_tables(store, client, [resource]),
+        # The plan lives in the database from here on: messages carry one window each,
+        # and the watchdog can finish what any lost message started.
+        record=lambda conn, plan: ledger.record_plan_in(
+            conn, replace(plan, attempt=attempt, feed=settings.feed)),
     )
     if isinstance(planned, Skipped):
+        if replanning and not planned.same_run:
+            # The dead planner's resource went to another run before this one got it back.
+            store.sync_log.close_run(run_id, resource, status=ABANDONED,
+                                     error=f"its planner stopped, and {planned.reason}")
         return {"status": "skipped", "resource": resource, "reason": planned.reason}
-    planned = replace(planned, attempt=attempt, feed=settings.feed)
-    # The plan lives in the database from here on: messages carry one window each, and
-    # the watchdog can finish what any lost message started.
-    _ledger(store).record_plan(planned)
     if not planned.windows:
         finalize_sync.delay(planned.run_id, resource, feed=settings.feed)  # nothing changed
     else:
@@ -184,12 +217,27 @@ def _hand_out(runtime: ClusterRuntime, first: tuple[str, str] | None = None) -> 
     if first is not None:
         runs = [first] + [r for r in runs if r != first]
     headers = {run: header for run in runs if (header := ledger.header(*run)) is not None}
+    _renew_leases(runtime, headers.values())
 
     def send(run_id: str, resource: str, window: Window, token: int) -> None:
         sync_window_task.apply_async((headers[(run_id, resource)], window.to_dict(), token))
 
     return hand_out_all(ledger, runtime.window_gate(), list(headers), send,
                         slot_ttl_s=runtime.settings.lock_ttl_s)
+
+
+def _renew_leases(runtime: ClusterRuntime, headers: Iterable[dict[str, Any]]) -> None:
+    """Renew the lease of every open run whose windows wait for a slot: every finishing
+    window hands out, so their lease does not hang on the watchdog alone, whose task may
+    wait behind busy workers for longer than a lease."""
+    lock = runtime.run_lock()
+    for header in headers:
+        try:
+            lock.renew(LockGrant(header["lock_name"], header["lock_owner"], header["fence"]),
+                       runtime.settings.lock_ttl_s)
+        except Exception as error:  # the watchdog renews it too
+            log.warning("could not renew the lease of run %s: %s", header.get("run_id"),
+                        type(error).__name__)
 
 
 def _sync_log_ready(store: Store) -> bool:
@@ -442,16 +490,32 @@ class _RunRetry:
                     extra={"resource": plan.resource})
 
 
+# A planner that died is replaced this many times under the same run id; a run whose
+# planner dies every time (out of memory in a huge census) fails instead of looping.
+MAX_REPLANS = 3
+
+
 @app.task(name="trestle.watch_runs", soft_time_limit=120, time_limit=300)
 def watch_runs() -> dict[str, Any]:
     """On beat every half minute: look after every open run of this database.
 
     Windows whose worker died (heartbeat stale) or whose message was lost (queued, never
     started) are handed out again; runs whose windows all finished are finalized; the run
-    lock of a run still waiting for gate slots is renewed; free slots are filled.
+    lock of a run still waiting for gate slots is renewed; free slots are filled. Runs no
+    ledger drives are watched by their lease: a planner that stopped renewing it is
+    replaced under the same run id, and a reconcile or local run whose process is gone is
+    closed, so no run waits on a process that is gone.
     """
-    report: dict[str, Any] = {"runs": 0, "requeued": [], "finalized": [], "sent": 0}
+    report: dict[str, Any] = {"runs": 0, "requeued": [], "finalized": [], "sent": 0,
+                              "replanned": [], "closed": []}
     for feed, runtime in cluster_runtimes().items():
+        with suppress(Exception):  # `sync --wait` reads it: a Redis blip must not stop this
+            presence.mark_watchdog(runtime.redis)
+            if take_orphaned(runtime.redis, _refresh_job(runtime)):
+                log.warning("watchdog: the metadata refresh of feed %s stopped half way (its "
+                            "worker died): sent again", feed)
+                refresh_metadata.delay(feed=feed)
+                report.setdefault("resent", []).append(f"refresh_metadata/{feed}")
         if not _sync_log_ready(runtime.store):
             continue
         ledger, lock = _ledger(runtime.store), runtime.run_lock()
@@ -459,8 +523,47 @@ def watch_runs() -> dict[str, Any]:
             report["runs"] += 1
             with log_context(run_id=run_id, resource=resource, feed=feed):
                 _watch_run(runtime, ledger, lock, run_id, resource, report)
+        for run in runtime.store.sync_log.unplanned_open_runs():
+            report["runs"] += 1
+            with log_context(run_id=run.run_id, resource=run.resource, feed=feed):
+                _watch_unplanned(runtime, lock, run, report)
         report["sent"] += _hand_out(runtime)
     return report
+
+
+def _watch_unplanned(runtime: ClusterRuntime, lock: RunLock, run: SyncRun,
+                     report: dict[str, Any]) -> None:
+    """A run without a ledger, alive while its lease is renewed: re-planned (a Celery
+    run's planner died) or closed (a reconcile or a local run whose process is gone)."""
+    holder = lock.holder(lock_name(run.resource))
+    if holder is not None and holder.owner == run.run_id:
+        return  # its process renews the lease: alive
+    sync_log = runtime.store.sync_log
+    details = run.details or {}
+    who = details.get("planner") or "its process"
+    watched = details.get("watched")
+    replans = int(details.get("replans", 0))
+    if run.status == PLANNING and watched is not None and replans < MAX_REPLANS:
+        if sync_log.note_replan(run.run_id, run.resource, replans):
+            plan_sync.apply_async((run.resource,), {
+                "full": bool(details.get("full")), "run_id": run.run_id,
+                "attempt": int(watched.get("attempt", 1)),
+                "feed": watched.get("feed", runtime.settings.feed)})
+            log.warning("watchdog: run %s: its planner (%s) stopped renewing its lease; "
+                        "planned again (%d of %d)", run.run_id, who, replans + 1, MAX_REPLANS)
+            report["replanned"].append(f"{run.run_id}/{run.resource}")
+        return
+    if run.status == PLANNING and watched is not None:
+        status = FAILED
+        error = (f"its planner died {replans + 1} times (the last: {who}): not planned "
+                 "again (out of memory? see CELERY_WORKER_MAX_MEMORY_MB)")
+    else:
+        status = ABANDONED
+        error = f"{who} stopped: its lease lapsed while the run was {run.status}"
+    closed = sync_log.close_run(run.run_id, run.resource, status=status, error=error)
+    log.warning("watchdog: run %s closed %s: %s", run.run_id, status, error)
+    report["closed"].append(f"{run.run_id}/{run.resource}")
+    alerts.after_run(runtime, closed)
 
 
 def _watch_run(runtime: ClusterRuntime, ledger: WindowLedger, lock: RunLock, run_id: str,
@@ -476,21 +579,21 @@ def _watch_run(runtime: ClusterRuntime, ledger: WindowLedger, lock: RunLock, run
             _release(runtime.window_gate(), slot_holder(run_id, resource,
                                                                 change.split(":")[0]))
     report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)
+    header = ledger.header(run_id, resource)
+    if header is not None:  # windows waiting for slots (or a finalize) keep their run alive
+        lock.renew(LockGrant(header["lock_name"], header["lock_owner"], header["fence"]),
+                   settings.lock_ttl_s)
     if ledger.unfinished(run_id, resource) == 0:
         finalize_sync.delay(run_id, resource, feed=settings.feed)
         report["finalized"].append(f"{run_id}/{resource}")
-        return
-    plan = ledger.plan(run_id, resource)
-    if plan is not None:  # windows waiting for slots keep their run alive
-        lock.renew(LockGrant(plan.lock_name, plan.lock_owner, plan.fence), settings.lock_ttl_s)
 
 
 @app.task(name="trestle.reap_stale_runs", soft_time_limit=300, time_limit=600)
 def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
-    """Close runs nobody works on any more: an open run older than the lock's TTL whose
-    lock is gone (or held by a newer run). A run the watchdog drives keeps its lock alive,
-    so this closes what it cannot drive: runs planned by an older version, or whose plan
-    never reached the database, and runs left open while beat was down.
+    """Close runs nobody works on any more: an open run older than the lock's lease whose
+    lock is gone (or held by a newer run). The watchdog does the same every half minute;
+    this remains for workers whose beat runs an older schedule. Runs being planned and
+    runs with a ledger are left to the watchdog, which re-plans or drives them.
     """
     reaped = []
     for feed, runtime in cluster_runtimes().items():
@@ -498,6 +601,8 @@ def reap_stale_runs(older_than_s: float | None = None) -> list[str]:
         age = timedelta(seconds=older_than_s if older_than_s is not None
                         else runtime.settings.lock_ttl_s)
         for run in store.sync_log.stale_runs(age):
+            if run.status == PLANNING or "plan" in (run.details or {}):
+                continue  # the watchdog re-plans or drives these
             holder = lock.holder(lock_name(run.resource))
             if holder is not None and holder.owner == run.run_id:
                 continue  # still renewed by its windows: alive
@@ -522,9 +627,11 @@ def check_alerts() -> list[dict[str, Any]]:
     return report
 
 
+# A census that found Trestle gone for a whole retry budget is not taken again at once:
+# one budget of no progress per command; tomorrow's trigger (or an operator) tries again.
 @app.task(name="trestle.reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
-          autoretry_for=(RetriableError,), retry_backoff=300, retry_backoff_max=3600,
-          max_retries=3)
+          autoretry_for=(RetriableError,), dont_autoretry_for=(NoProgressError,),
+          retry_backoff=300, retry_backoff_max=3600, max_retries=3)
 def reconcile_task(resource: str, beat_interval_s: float | None = None,
                    dry_run: bool = False, feed: str = DEFAULT_FEED) -> dict[str, Any]:
     """Daily: make the store equal to the feed (a census of (key, timestamp) pairs compared
@@ -559,7 +666,8 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
 
 
 @app.task(name="trestle.refresh_metadata", soft_time_limit=600, time_limit=900,
-          autoretry_for=(RetriableError,), retry_backoff=60, max_retries=5)
+          autoretry_for=(RetriableError,), dont_autoretry_for=(NoProgressError,),
+          retry_backoff=60, max_retries=5)
 def refresh_metadata(feed: str | None = None) -> dict[str, Any]:
     """Read `$metadata` and evolve the tables (new fields become columns or are kept), of
     `feed` or of every feed."""
@@ -567,10 +675,16 @@ def refresh_metadata(feed: str | None = None) -> dict[str, Any]:
     chosen = {feed: cluster_runtime(feed)} if feed is not None else runtimes
     reports = {}
     for name, runtime in chosen.items():
-        with log_context(feed=name):
+        # A lease while it runs: a refresh killed half way is sent again by the watchdog.
+        with log_context(feed=name), JobLease(runtime.redis, _refresh_job(runtime),
+                                              lease_s=runtime.settings.lock_ttl_s):
             report = migrate_from_service(runtime.store, runtime.trestle_client(),
                                           runtime.settings.resources)
         reports[name] = {"resources": list(runtime.settings.resources), "report": str(report)}
     if feed is None and list(chosen) == [DEFAULT_FEED]:
         return reports[DEFAULT_FEED]  # one feed: the shape it always had
     return reports
+
+
+def _refresh_job(runtime: ClusterRuntime) -> str:
+    return f"refresh-metadata:{runtime.credential_id}:{runtime.settings.feed}"

@@ -135,7 +135,7 @@ def test_concurrent_triggers_with_the_database_lock_make_exactly_one_run(databas
             client = LocalRuntime(settings).trestle_client()
             barrier.wait()
             outcomes.append(plan_run("Property", store=store, client=client, lock=lock,
-                                     owner="t", lock_ttl_s=60,
+                                     lock_ttl_s=60,
                                      sizing=WindowSizing(max_records=1000)))
 
         threads = [threading.Thread(target=trigger) for _ in range(8)]
