@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from tests.redis_space import celery_database, redis_url
 
-from .test_celery_sync import RABBITMQ_URL, purge_rabbitmq, start_beat, stop, worker_env
+from .test_celery_sync import RABBITMQ_URL, purge_rabbitmq, start_beat, worker_env
 
 BROKERS = ("redis", "rabbitmq")
 Line = dict[str, Any]
@@ -137,10 +137,22 @@ class Cluster:
         worker.process.wait(timeout=10)
         return killed_at
 
-    def stop(self) -> None:
-        for process in [w.process for w in self.workers] + [self.beat]:
-            if process is not None:
-                stop(process)
+    def stop(self, grace_s: float = 10) -> None:
+        """SIGTERM to every process group at once, SIGKILL to what is left after `grace_s`
+        (a warm shutdown can wait for a task; nothing of an example outlives it)."""
+        processes = [p for p in [w.process for w in self.workers] + [self.beat]
+                     if p is not None and p.poll() is None]
+        for process in processes:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for process in processes:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 def cluster_env(sim, database_url: str, broker: dict[str, str], **extra: str) -> dict[str, str]:

@@ -68,6 +68,8 @@ EXTRA_EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "0"))
 PHASES = ("planning", "window", "media", "finalize", "reconcile", "metadata")
 # CHAOS_PHASES=planning,finalize: only those phases (explicit rows and draws), by hand.
 CHOSEN = tuple(p for p in os.environ.get("CHAOS_PHASES", ",".join(PHASES)).split(",") if p)
+# CHAOS_BROKER=rabbitmq: every example on that broker (the rows alternate otherwise).
+ONLY_BROKER = os.environ.get("CHAOS_BROKER")
 
 
 @dataclass(frozen=True)
@@ -164,11 +166,15 @@ class Example:
                 try:
                     return self._run(cluster, env, sim, url, moment)
                 finally:
+                    started = time.monotonic()
                     cluster.stop()
                     factory._per_process.clear()
+                    _slow("stopping the cluster", started)
         finally:
+            started = time.monotonic()
             sim.stop()
             drop_database("mariadb", name)
+            _slow("dropping the simulator and the database", started)
 
     def _run(self, cluster: Cluster, env: dict[str, str], sim, url: str,
              moment: float) -> Outcome:
@@ -289,6 +295,11 @@ class RowHold:
         self._release()
 
 
+def _slow(what: str, since: float) -> None:
+    if (took := time.monotonic() - since) > 10:
+        print(f"\nchaos: {what} took {took:.0f} s")
+
+
 def _sync_until_not_skipped(env: dict[str, str], deadline: float):
     """`sync --wait` after a killed task: a trigger skipped because the killed task's run
     lock is still held is tried again 5 s later, as the next beat interval would, until
@@ -321,7 +332,7 @@ def _state(env: dict[str, str]) -> str:
 
 def _rows() -> list[tuple[str, str, float]]:
     """One explicit row per phase, brokers alternating, moments mid-phase."""
-    brokers = ("redis", "rabbitmq") * 3
+    brokers = (ONLY_BROKER,) * 6 if ONLY_BROKER else ("redis", "rabbitmq") * 3
     moments = (0.5, 0.3, 0.3, 0.4, 0.4, 0.3)
     return [row for row in zip(PHASES, brokers, moments, strict=True) if row[0] in CHOSEN]
 
@@ -344,7 +355,8 @@ def chaos_property(folder: Path, outcomes: list[Outcome]):
         note(f"{phase} on {broker} at {moment:.2f}: {recovery}")
         assume(outcome.hit)
 
-    test = given(phase=st.sampled_from(CHOSEN), broker=st.sampled_from(BROKERS),
+    test = given(phase=st.sampled_from(CHOSEN), broker=st.sampled_from(
+                     (ONLY_BROKER,) if ONLY_BROKER else BROKERS),
                  moment=st.floats(0.05, 0.9))(run_one)
     for phase, broker, moment in reversed(_rows()):
         test = example(phase=phase, broker=broker, moment=moment)(test)
