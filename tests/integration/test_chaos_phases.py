@@ -230,7 +230,9 @@ class Example:
             f"{scenario.phase} on {self.broker}: `sync --wait` still running "
             f"{RECOVERY_LIMIT_S:.0f} s after the kill ({outcome.detail}); its output so "
             f"far: {out}{err}; {_state(env)}")
-        assert code == 0, f"{scenario.phase} on {self.broker}: exit {code}: {out}{err}"
+        assert code == 0, (f"{scenario.phase} on {self.broker}: exit {code} "
+                           f"{recovered:.0f} s after the kill ({outcome.detail}): {out}{err}; "
+                           f"{_state(env)}")
         assert "succeeded" in out, out + err
         outcome.recovery_s = recovered
         sim.configure(extra_latency_ms={}, rate_empty_expand=0.0)
@@ -369,7 +371,7 @@ def chaos_property(folder: Path, outcomes: list[Outcome]):
     )(test)
 
 
-@pytest.mark.timeout(1200 + 300 * EXTRA_EXAMPLES)
+@pytest.mark.timeout(1500 + 300 * EXTRA_EXAMPLES)
 def test_a_worker_killed_in_any_phase_loses_nothing(tmp_path):
     outcomes: list[Outcome] = []
     chaos_property(tmp_path, outcomes)()
