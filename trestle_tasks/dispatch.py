@@ -108,9 +108,11 @@ class Followed:
 
 Note = Callable[[str], None]
 
-# With no worker announced for this long, `sync --wait` says so and stops: the runs stay
-# queued and start when a worker does.
-NO_WORKER_GRACE_S = 10.0
+# With no worker announced, `sync --wait` says so at once and stops after this long (the
+# runs stay queued and start when a worker does). Longer than two of the workers'
+# announcements (every 20 s, worker_slots.REFRESH_S): a Redis restarted empty has them
+# all back by then.
+NO_WORKER_GRACE_S = 45.0
 # An open run whose lease nobody renews, with no watchdog to re-plan or close it, is
 # reported as orphaned after this long (a lease between two renewals is not orphaned).
 ORPHAN_GRACE_S = 20.0
@@ -302,7 +304,7 @@ class _Track:
         elif self._no_worker_since is None:
             self._no_worker_since = now
             note(self._named("no worker is running (none has announced itself in Redis); "
-                             f"waiting {NO_WORKER_GRACE_S:.0f} s for one to start"))
+                             f"waiting up to {NO_WORKER_GRACE_S:.0f} s for one"))
         elif now - self._no_worker_since > NO_WORKER_GRACE_S:
             raise FatalError(self._named(
                 f"no worker is running: none announced itself for {NO_WORKER_GRACE_S:.0f} s; "
