@@ -33,6 +33,7 @@ from .test_celery_sync import (  # noqa: F401 - clean_redis and mariadb_url are 
     sync_wait_in_background,
     trestle_etl,
     wait_for_a_running_window,
+    with_store,
     worker_env,
 )
 from .test_celery_sync import start_beat as start_watchdog_beat
@@ -225,21 +226,26 @@ def test_redis_restarted_mid_run_loses_nothing(mariadb_url, tmp_path):  # noqa: 
 
 
 def test_a_run_failed_transiently_is_retried_as_a_whole(clean_redis, mariadb_url):  # noqa: F811
-    """Windows outlast their own retries during an outage; the run fails visibly and is
-    planned again by itself after a backoff; `sync --wait` says when that retry is due,
-    waits for it, and ends with its success."""
-    sim = start_simulator(records=300, seed=81)
+    """An outage starts after the run made progress: its window waits out its budget and
+    fails; the run fails visibly and is planned again by itself after a backoff; `sync
+    --wait` says when that retry is due, waits for it, and ends with its success."""
+    sim = start_simulator(records=300, seed=81, latency_ms_per_request=400)
     env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property", TRESTLE_RETRY_BUDGET="1",
-                     SYNC_RETRY_DELAY="1")
+                     SYNC_RETRY_DELAY="1", TRESTLE_PAGE_SIZE="10")
     worker = start_worker(env, "run-retry", concurrency=2)
     waiting = None
     try:
         first = trestle_etl(env, "sync", "--wait", "--timeout", "120")
         assert first.returncode == 0, first.stdout + first.stderr
         sim.mutate("Property", count=40, seed=3)
-        sim.configure(rate_5xx=1.0)  # every request fails until the outage ends
         waiting = sync_wait_in_background(env, timeout_s=180)
         deadline = time.monotonic() + 90
+        run_id = dispatched_run_id(waiting)
+        while not with_store(env, lambda store: getattr(
+                store.sync_log.get_run(run_id, "Property"), "records_fetched", 0)):
+            assert time.monotonic() < deadline, "the run never made progress"
+            time.sleep(0.05)
+        sim.configure(rate_5xx=1.0)  # every request fails until the outage ends
         while not [r for r in sync_runs(env) if r.status == "failed"]:
             assert time.monotonic() < deadline, "the first attempt never failed"
             time.sleep(0.3)
@@ -248,17 +254,44 @@ def test_a_run_failed_transiently_is_retried_as_a_whole(clean_redis, mariadb_url
         assert waiting.returncode == 0, out + err
         assert "retried as a whole at" in err and "attempt 2 of 3" in err, err
         runs = sorted(sync_runs(env), key=lambda r: r.started_at)[1:]
-        # Unknown errors are not retried; 5xx are: failed once (or twice, if the retry met
-        # the outage's tail), then succeeded.
+        # 5xx are retried: failed once (or twice, if the retry met the outage's tail),
+        # then succeeded.
         assert [r.status for r in runs][-1] == "succeeded", [(r.status, r.error) for r in runs]
         assert 2 <= len(runs) <= 3 and all(r.status == "failed" for r in runs[:-1])
         assert all((r.details or {}).get("retry") for r in runs[:-1])
-        assert sum(r.records_fetched for r in runs) >= 40
         assert_equal_to_feed(env, sim, ["Property"])
     finally:
         stop(worker)
         if waiting is not None and waiting.poll() is None:
             waiting.kill()
+        sim.stop()
+
+
+def test_a_run_that_made_no_progress_is_told_at_once_not_retried(clean_redis,  # noqa: F811
+                                                                 mariadb_url):  # noqa: F811
+    """One budget of no progress per run: a run whose every request failed for a whole
+    TRESTLE_RETRY_BUDGET fails with the reason, is not retried (by its window or as a
+    whole), and `sync --wait` says so as soon as the budget is spent."""
+    sim = start_simulator(records=300, seed=82)
+    env = worker_env(sim, mariadb_url, TRESTLE_RESOURCES="Property", TRESTLE_RETRY_BUDGET="2",
+                     SYNC_RETRY_DELAY="1")
+    worker = start_worker(env, "no-progress", concurrency=2)
+    try:
+        first = trestle_etl(env, "sync", "--wait", "--timeout", "120")
+        assert first.returncode == 0, first.stdout + first.stderr
+        sim.mutate("Property", count=40, seed=3)
+        sim.configure(rate_5xx=1.0)  # the service is gone
+        started = time.monotonic()
+        second = trestle_etl(env, "sync", "--wait", "--timeout", "120")
+        took = time.monotonic() - started
+        assert second.returncode != 0
+        assert "no successful answer from Trestle" in second.stdout, second.stdout
+        assert "retried as a whole" not in second.stderr
+        assert took < 30, took  # one budget (2 s) and the round trips, not retries
+        [run] = [r for r in sync_runs(env) if r.status == "failed"]
+        assert (run.details or {}).get("not_retried") and not (run.details or {}).get("retry")
+    finally:
+        stop(worker)
         sim.stop()
 
 

@@ -38,8 +38,7 @@ def test_a_finalize_that_fails_still_writes_its_end_line(caplog):
     plan = RunPlan(run_id="r2", resource="Property", key_field="ListingKey", lower_ticks=None,
                    upper_ticks=10, windows=(Window(0, None, 10, 1),), lock_name="c:Property",
                    lock_owner="r2", fence=1)
-    lock = SimpleNamespace(holder=lambda name: SimpleNamespace(fence=1),
-                           release=lambda grant: True)
+    lock = SimpleNamespace(renew=lambda grant, ttl_s: True, release=lambda grant: True)
 
     def database_down(*args, **kwargs):
         raise OSError("database went away")
