@@ -153,7 +153,9 @@ def plan_run(
     grant = lock.acquire(name, owner=run_id, ttl_s=lock_ttl_s)
     if grant is None:
         holder = lock.holder(name)
-        held_by = f"run {holder.owner}" if holder else "another run"
+        # The lease's end tells a live holder (renewed before then) from a dead one.
+        held_by = (f"run {holder.owner} (its lease ends in {holder.ttl_s or 0:.0f} s unless "
+                   "renewed)" if holder else "another run")
         return record_skip(store, Skipped(resource, f"{resource} is already being synced by "
                                                     f"{held_by}", run_id))
     context = {"run_id": run_id, "resource": resource}
