@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from trestle_tasks.errors import (
     BadCredentialsError,
@@ -81,10 +84,44 @@ def new_session() -> requests.Session:
     return session
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+Origin = tuple[str, str, int | None]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> Origin:
     parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def sent_origin(url: str) -> Origin | None:
+    """Where requests will really connect for `url`, or None for a link too odd to trust.
+
+    Python's `urlsplit` and urllib3 (which requests sends with) disagree on odd URLs:
+    `http://evil:1\\@api/…` is host `api` to urlsplit (userinfo runs to the last `@`) and
+    host `evil` to urllib3 (the authority ends at the first `\\`). So the URL is prepared
+    exactly as requests will prepare it and parsed by urllib3; both parsers must agree, and
+    userinfo, a control character anywhere, or a backslash or whitespace before the path
+    is refused outright: a server's link never needs them (a space in a query is fine:
+    requests encodes it)."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return None
+    scheme_end = url.find("://")
+    authority = re.split(r"[/?#]", url[scheme_end + 3:], maxsplit=1)[0] if scheme_end >= 0 else url
+    if "\\" in authority or any(ch.isspace() for ch in authority):
+        return None
+    try:
+        prepared = requests.Request("GET", url).prepare().url or ""
+        sent = parse_url(prepared)
+        told = urlsplit(url)
+        told_origin = _origin(url)
+    except (ValueError, requests.RequestException, LocationParseError):
+        return None
+    if sent.auth is not None or "@" in told.netloc or sent.scheme not in _DEFAULT_PORTS:
+        return None
+    host = (sent.host or "").lower().strip("[]")  # an IPv6 literal, as urlsplit gives it
+    origin = (sent.scheme, host, sent.port or _DEFAULT_PORTS[sent.scheme])
+    return origin if origin == told_origin and origin[1] else None
 
 
 class TrestleClient:
@@ -149,7 +186,7 @@ class TrestleClient:
     # --- the request loop ----------------------------------------------------------------
 
     def _check_origin(self, url: str) -> None:
-        if _origin(url) != self._origin:
+        if sent_origin(url) != self._origin:
             raise UnsafeLinkError(
                 f"refusing to send the access token to {mask_url(url)}: it is not on the "
                 f"configured service {mask_url(self.odata_root)}"
