@@ -108,11 +108,11 @@ def replace_view(conn: Connection, layout: ResourceLayout) -> str:
     if is_mysql(dialect):
         # SQL SECURITY INVOKER: a reader needs rights on the table, like a direct query.
         conn.exec_driver_sql(f"CREATE OR REPLACE SQL SECURITY INVOKER VIEW {qualified} AS "
-                             + _escape_percent(body))
+                             + _escape_percent(body, dialect))
         return name
     # PostgreSQL cannot drop or rename a view's columns in place; SQLite has no REPLACE.
     conn.exec_driver_sql(f"DROP VIEW IF EXISTS {qualified}")
-    conn.exec_driver_sql(f"CREATE VIEW {qualified} AS {_escape_percent(body)}")
+    conn.exec_driver_sql(f"CREATE VIEW {qualified} AS {_escape_percent(body, dialect)}")
     return name
 
 
@@ -135,9 +135,13 @@ def _qualified(dialect: Dialect, schema: str | None, name: str) -> str:
     return f"{preparer.quote_schema(schema)}.{quoted}" if schema else quoted
 
 
-def _escape_percent(sql: str) -> str:
-    # exec_driver_sql hands the text to a DBAPI that uses %-placeholders (pymysql, psycopg).
-    return sql.replace("%", "%%")
+def _escape_percent(sql: str, dialect: Dialect) -> str:
+    # exec_driver_sql hands the text to a DBAPI that uses %-placeholders (pymysql, psycopg)
+    # and turns `%%` back into `%`; sqlite3's are `?`, so there `%%` would stay doubled
+    # (a field `Pct%Done` read as `Pct%%Done`: a column of NULLs).
+    if dialect.paramstyle in ("format", "pyformat"):
+        return sql.replace("%", "%%")
+    return sql
 
 
 def ensure_pg_functions(conn: Connection, schema: str | None) -> None:
@@ -189,7 +193,10 @@ def _sql_string(text: str, *, mysql: bool = False) -> str:
 
 
 def _json_path(name: str) -> str:
-    return f"$.{name}" if _PLAIN_PATH.match(name) else "$." + json.dumps(name)
+    # Non-ASCII as itself: MariaDB's JSON_EXTRACT does not decode a `\u00e9` in a path
+    # (JSON_VALUE does), so an escaped `Café` found nothing in every non-string field.
+    return f"$.{name}" if _PLAIN_PATH.match(name) else "$." + json.dumps(name,
+                                                                       ensure_ascii=False)
 
 
 def _split_flags(quoted: str, *, concat: bool) -> str:
@@ -274,11 +281,27 @@ def _pg_expression(spec: FieldSpec, record: str, timestamp_function: str) -> str
             f"ELSE {node}::text END)")
 
 
+def _sqlite_member(record: str, name: str, column: str) -> str:
+    """`column` (value or type) of the member `name` of the JSON object `record`, found
+    by json_each's decoded key: a JSON path cannot name every key on SQLite, which
+    compares a path's label with the key's text as stored, escapes and all (`Café`
+    spelled `Caf\\u00e9` in the path, or a `"`, which ends a quoted label, found
+    nothing: a column of NULLs)."""
+    return (f"(SELECT j.{column} FROM json_each({record}) AS j "  # noqa: S608
+            f"WHERE j.key = {_sql_string(name)})")
+
+
 def _sqlite_expression(spec: FieldSpec, record: str) -> str:
-    path = _sql_string(_json_path(spec.name))
-    value = f"({record} ->> {path})"
-    node = f"({record} -> {path})"
-    typeof = f"json_type({record}, {path})"
+    if _PLAIN_PATH.match(spec.name):
+        path = _sql_string(_json_path(spec.name))
+        value = f"({record} ->> {path})"
+        node = f"({record} -> {path})"
+        typeof = f"json_type({record}, {path})"
+    else:
+        # json_each's value is what `->>` gives, and the JSON text itself for an object or
+        # an array, the only nodes read as text below (numbers are cast, as from `->`).
+        value = node = _sqlite_member(record, spec.name, "value")
+        typeof = _sqlite_member(record, spec.name, "type")
     kind = _kind(spec)
     if kind == "multi":
         flags = _split_flags(f"json_quote({value})", concat=False)
