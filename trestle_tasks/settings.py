@@ -79,6 +79,13 @@ def _database_url(text: str) -> str:
             "psycopg" else ""
         raise ValueError(f"the {url.get_backend_name()}+{dialect.driver} driver is not "
                          f"installed ({exc.name or exc}){extra}: {_DRIVER_HINT}") from None
+    if url.get_backend_name() != "sqlite" and not url.database:
+        # MySQL would connect to no database at all (migrate then fails deep inside), and
+        # PostgreSQL to one named after the user: the tables would land where nobody looks.
+        example = ("postgresql+psycopg://user:pw@host:5432/trestle"
+                   if url.get_backend_name() == "postgresql"
+                   else "mysql+pymysql://user:pw@host:3306/trestle")
+        raise ValueError(f"names no database: end it with /<database>, e.g. {example}")
     return text
 
 
