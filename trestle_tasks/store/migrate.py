@@ -44,6 +44,7 @@ from trestle_tasks.store.catalog import COLUMN, DOCUMENT, field_rows, upsert_row
 from trestle_tasks.store.dberrors import classify
 from trestle_tasks.store.jsontext import decode_json
 from trestle_tasks.store.naming import RECORD_COLUMN, table_name
+from trestle_tasks.store.ownership import check_resource_names
 from trestle_tasks.store.schema import (
     ResourceLayout,
     bookkeeping,
@@ -101,6 +102,9 @@ def migrate(
     report = MigrationReport()
     evolve_bookkeeping(engine, schema, report)
     wanted = list(resources) if resources is not None else list(metadata.resources)
+    # Before any table is created: two resources must never share a table or a view.
+    check_resource_names(engine, [r for r in wanted if r in metadata.resources], schema,
+                         table_prefix)
     for name in wanted:
         spec = metadata.resources.get(name)
         if spec is None:
