@@ -489,7 +489,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     Records missing from the store or stored older than the feed's copy are fetched and
     stored; records that left the feed are marked deleted.
     """
-    from trestle_tasks.preflight import require_database
+    from trestle_tasks.preflight import require_database, require_redis
     from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
@@ -502,6 +502,10 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     never_synced: list[str] = []
     for name, runtime in runtimes.items():
         require_database(runtime.store.engine)
+        if not local:  # the cluster's quota limiter lives in Redis: say so at once if down
+            require_redis(runtime.settings.redis_url,
+                          needed_for="`reconcile` without --local (its requests take turns "
+                                     "at the cluster's quota in Redis)")
         try:
             stored = set(runtime.store.resources())
         except Exception:  # not even the bookkeeping tables: nothing was ever synced here

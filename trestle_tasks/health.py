@@ -12,6 +12,7 @@ from pathlib import Path
 from trestle_tasks.errors import RetriesExhaustedError
 from trestle_tasks.logs import redact
 from trestle_tasks.masking import mask_url
+from trestle_tasks.preflight import broker_answers
 from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.settings import Settings
 
@@ -89,6 +90,9 @@ def run_checks(runtime: LocalRuntime, *, on_start: Starting | None = None) -> It
     yield _run("database", lambda: _check_database(settings.database_url))
     started("redis", f"pinging {mask_url(settings.redis_url)}")
     yield _run("redis", lambda: _check_redis(settings))
+    started("celery broker", f"connecting to {mask_url(settings.broker_url)}")
+    yield _run("celery broker", lambda: broker_answers(settings.broker_url,
+                                                         settings.result_backend))
 
 
 def _check_resources(wanted: tuple[str, ...], document: str) -> str:

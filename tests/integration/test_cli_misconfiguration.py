@@ -63,3 +63,62 @@ def test_a_missing_database_says_how_to_create_it(simulator, tmp_path, dialect, 
     assert_one_line_error(result, f"database {name!r} does not exist",
                           create.format(name=name), "trestle-etl migrate")
     assert name not in database_names(dialect)
+
+
+@pytest.fixture
+def migrated_sqlite(simulator, tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    result = trestle_etl("migrate", "--resource", "Office", env=pointing_at(simulator, url),
+                         cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+def test_sync_with_rabbitmq_down_names_the_broker(simulator, migrated_sqlite, tmp_path):
+    # Before: "unexpected OperationalError: [Errno 111] Connection refused".
+    env = pointing_at(simulator, migrated_sqlite,
+                      CELERY_BROKER_URL="amqp://guest:Broker-Pass-7731@127.0.0.1:1//")
+    result = trestle_etl("sync", "--wait", "--resource", "Office", env=env, cwd=tmp_path,
+                         timeout=60)
+    line = assert_one_line_error(result, "RabbitMQ at 127.0.0.1:1 did not answer",
+                                 "CELERY_BROKER_URL")
+    assert "unexpected" not in line and "Broker-Pass-7731" not in line
+    assert result.returncode == 1
+
+
+def test_reconcile_with_redis_down_names_redis(simulator, migrated_sqlite, tmp_path):
+    # Before: "unexpected ConnectionError: Error 111 connecting to 127.0.0.1:1".
+    env = pointing_at(simulator, migrated_sqlite, REDIS_URL="redis://:Redis-Pass-5519@127.0.0.1:1/0")
+    simulator.reset_stats()
+    result = trestle_etl("reconcile", "--resource", "Office", env=env, cwd=tmp_path, timeout=60)
+    line = assert_one_line_error(result, "needs Redis", "127.0.0.1:1", "did not answer")
+    assert "unexpected" not in line and "Redis-Pass-5519" not in line
+    assert int(simulator.stats()["requests"].get(simulator.client_id, {}).get("total", 0)) == 0
+
+
+@pytest.mark.parametrize(("broker", "ok"), [
+    ("amqp://guest:Broker-Pass-7731@127.0.0.1:1//", False),
+    ("redis://:Broker-Pass-7731@127.0.0.1:1/0", False),
+    ("amqp://guest:guest@127.0.0.1:5672//", True),
+], ids=["rabbitmq-down", "redis-broker-down", "rabbitmq-up"])
+def test_check_config_checks_the_broker(simulator, tmp_path, broker, ok):
+    # Before: check-config checked REDIS_URL only and said every check was ok.
+    if ok:
+        import socket
+
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex(("127.0.0.1", 5672)) != 0:
+                pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
+    env = pointing_at(simulator, f"sqlite:///{tmp_path / 'target.sqlite3'}",
+                      CELERY_BROKER_URL=broker)
+    result = trestle_etl("check-config", env=env, cwd=tmp_path, timeout=60)
+    [line] = [line for line in result.stdout.splitlines() if "celery broker" in line]
+    assert "Broker-Pass-7731" not in result.stdout + result.stderr
+    if ok:
+        assert result.returncode == 0, result.stdout
+        assert line.strip().startswith("ok")
+    else:
+        assert result.returncode == 1
+        assert line.strip().startswith("FAIL")
+        assert "127.0.0.1:1" in line and "did not answer" in line
