@@ -111,6 +111,7 @@ def token_provider(settings: Settings, cache: TokenCache, *,
         retry=retry_policy(settings),
         timeout_s=settings.http_timeout_s,
         progress=progress,
+        allow_http=settings.allow_http_token_url,
     )
 
 

@@ -226,6 +226,10 @@ SPECS: tuple[SettingSpec, ...] = (
                 "OAuth2 client secret (required, except for demo and simulator)", secret=True),
     SettingSpec("TRESTLE_TOKEN_URL", "token_url", _http_url, DEFAULT_TOKEN_URL,
                 "token endpoint"),
+    SettingSpec("TRESTLE_ALLOW_HTTP_TOKEN_URL", "allow_http_token_url", _boolean, False,
+                "post the client secret to a plain http:// TRESTLE_TOKEN_URL on another "
+                "host (a trusted private network, such as the compose simulator's); without "
+                "it only https:// or localhost is used"),
     SettingSpec("TRESTLE_BASE_URL", "base_url", _http_url, DEFAULT_BASE_URL,
                 "OData service root, the URL that $metadata and Property hang off"),
     SettingSpec("TRESTLE_RESOURCES", "resources", _resources, DEFAULT_RESOURCES,
@@ -421,6 +425,7 @@ class Settings:
     alert_lock_max_minutes: float
     # Which feed these settings are (feeds.load_feeds sets it); not read from a variable.
     feed: str = "default"
+    allow_http_token_url: bool = False
 
     @property
     def promoted_fields(self) -> dict[str, tuple[str, ...]]:

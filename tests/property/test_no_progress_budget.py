@@ -150,7 +150,7 @@ class Unreachable:
     def get(self, url, *, headers, timeout):
         return self._fail(url, timeout)
 
-    def post(self, url, *, data, timeout):
+    def post(self, url, *, data, timeout, allow_redirects=True):
         return self._fail(url, timeout)
 
     def _fail(self, url, timeout):

@@ -7,11 +7,13 @@ worker of the cluster shares it: one token fetch per credential per token lifeti
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import TypeGuard
+from urllib.parse import urlsplit
 
-from trestle_tasks.errors import BadCredentialsError, UnexpectedResponseError
+from trestle_tasks.errors import BadCredentialsError, ConfigurationError, UnexpectedResponseError
 from trestle_tasks.masking import Secret, mask_url
 from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.http import (
@@ -23,6 +25,7 @@ from trestle_tasks.trestle.http import (
 from trestle_tasks.trestle.retry_notes import gave_up, on_first_wait
 from trestle_tasks.trestle.sessions import HttpSession
 from trestle_tasks.trestle.token_cache import CachedToken, TokenCache
+from trestle_tasks.trestle.token_lifetime import token_lifetime
 from trestle_tasks.trestle.token_seal import secret_fingerprint
 
 # Refresh this long before expiry, so a token never dies in the middle of a page.
@@ -42,6 +45,31 @@ def token_cache_key(token_url: str, client_id: str, client_secret: Secret) -> st
     return f"trestle:token:{credential_fingerprint(token_url, client_id)}:{fingerprint}"
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """`localhost`, 127.0.0.0/8 or ::1: traffic that never leaves this machine."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_token_url(token_url: str, *, allow_http: bool = False) -> None:
+    """The client secret is posted to this URL: over TLS, unless it stays on this machine
+    (the simulator on 127.0.0.1) or the operator said plain http is meant (`allow_http`,
+    TRESTLE_ALLOW_HTTP_TOKEN_URL: the compose simulator, on the compose network)."""
+    parts = urlsplit(token_url)
+    if parts.scheme == "https" or allow_http or is_loopback_host(parts.hostname):
+        return
+    problem = (f"TRESTLE_TOKEN_URL: {mask_url(token_url)} would send the client secret "
+               "unencrypted: use https:// (plain http:// only to localhost / 127.0.0.1, or "
+               "set TRESTLE_ALLOW_HTTP_TOKEN_URL=true for a trusted private network)")
+    raise ConfigurationError(problem, problems=[problem])
+
+
 class TokenProvider:
     def __init__(
         self,
@@ -57,10 +85,12 @@ class TokenProvider:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         progress: NoProgressDeadline | None = None,
+        allow_http: bool = False,
     ) -> None:
         """`progress`: the budget of no progress this provider shares with the requests
         it serves (and their client), so a token fetch inside a request never gets a
-        budget of its own on top of the request's."""
+        budget of its own on top of the request's. `allow_http`: see check_token_url."""
+        check_token_url(token_url, allow_http=allow_http)
         self._session = session
         self._token_url = token_url
         self._client_id = client_id
@@ -119,9 +149,17 @@ class TokenProvider:
         timeout_s = (self._timeout_s if self._progress is None
                      else self._progress.attempt_timeout(self._timeout_s))
         try:
-            response = self._session.post(self._token_url, data=form, timeout=timeout_s)
+            # Never redirected: requests re-POSTs the form (the client secret) on a 307/308
+            # to wherever the Location says, another host or plain http included.
+            response = self._session.post(self._token_url, data=form, timeout=timeout_s,
+                                          allow_redirects=False)
         except TRANSPORT_ERRORS as exc:
             raise connection_error(exc, self._token_url) from None
+        if 300 <= response.status_code < 400:
+            problem = (f"TRESTLE_TOKEN_URL: {mask_url(self._token_url)} redirects (HTTP "
+                       f"{response.status_code}) to {mask_url(_location(response))}; the "
+                       "client secret is not sent on: set the final URL if it is trusted")
+            raise ConfigurationError(problem, problems=[problem], status=response.status_code)
         if response.status_code in (400, 401):
             # Trestle answers bad credentials with 400 text/html "Bad Request": no JSON to read.
             raise BadCredentialsError(
@@ -141,9 +179,10 @@ class TokenProvider:
             raise UnexpectedResponseError(
                 f"the token endpoint {mask_url(self._token_url)} answered without an access_token"
             )
-        try:
-            lifetime_s = float(expires_in) if expires_in is not None else 3600.0
-        except (TypeError, ValueError):
-            lifetime_s = 3600.0
-        lifetime_s = max(lifetime_s, 1.0)
+        lifetime_s = token_lifetime(expires_in)
         return CachedToken(token, self._clock() + lifetime_s, lifetime_s), lifetime_s
+
+
+def _location(response: object) -> str:
+    headers = getattr(response, "headers", None) or {}
+    return str(headers.get("Location") or "an unnamed place")

@@ -22,7 +22,8 @@ class HttpSession(Protocol):
     def get(self, url: str, *, headers: Mapping[str, str],
             timeout: tuple[float, float]) -> requests.Response: ...
 
-    def post(self, url: str, *, data: Mapping[str, str], timeout: float) -> requests.Response: ...
+    def post(self, url: str, *, data: Mapping[str, str], timeout: float,
+             allow_redirects: bool = True) -> requests.Response: ...
 
 
 class SessionPerThread:
