@@ -147,7 +147,7 @@ class Unreachable:
         self.sent: list[str] = []
         self.timeouts: list[object] = []
 
-    def get(self, url, *, headers, timeout):
+    def get(self, url, *, headers, timeout, stream=False):
         return self._fail(url, timeout)
 
     def post(self, url, *, data, timeout, allow_redirects=True):

@@ -23,6 +23,7 @@ from urllib3.util import parse_url
 
 from trestle_tasks.errors import (
     BadCredentialsError,
+    ConnectionFailedError,
     RateLimitedError,
     RetriableError,
     UnexpectedResponseError,
@@ -31,6 +32,7 @@ from trestle_tasks.errors import (
 from trestle_tasks.masking import mask_url
 from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.auth import TokenProvider
+from trestle_tasks.trestle.bounded_body import DEFAULT_MAX_BYTES, WHOLE_ANSWER_TIMEOUTS, read_body
 from trestle_tasks.trestle.http import (
     TRANSPORT_ERRORS,
     connection_error,
@@ -140,9 +142,11 @@ class TrestleClient:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         progress: NoProgressDeadline | None = None,
+        max_response_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         """`progress`: one budget of no progress shared with the token provider (give it
-        the same one) and whatever else holds it; any successful answer restarts it."""
+        the same one) and whatever else holds it; any successful answer restarts it.
+        `max_response_bytes`: the cap on one body, decompressed (TRESTLE_MAX_RESPONSE_MB)."""
         self.odata_root = odata_root.rstrip("/")
         self._session = session
         self._tokens = tokens
@@ -155,6 +159,7 @@ class TrestleClient:
         self._clock = clock
         self._rng = rng
         self._progress = progress
+        self._max_response_bytes = max_response_bytes
         self._origin = _origin(self.odata_root)
         self.stats = RequestStats()
         self.last_quota: QuotaSnapshot | None = None
@@ -240,11 +245,18 @@ class TrestleClient:
                     url,
                     headers={"Authorization": f"Bearer {token}", "Accept": accept},
                     timeout=(min(10.0, timeout_s), timeout_s),
+                    stream=True,  # the body is read below, within a size cap and a deadline
                 )
             except TRANSPORT_ERRORS as exc:
                 self.stats.add(connection_errors=1)
                 api_log.debug("GET %s failed: %s", mask_url(url), type(exc).__name__)
                 raise connection_error(exc, url) from None
+            try:
+                read_body(response, url, max_bytes=self._max_response_bytes, started=sent,
+                          total_s=WHOLE_ANSWER_TIMEOUTS * timeout_s)
+            except ConnectionFailedError:
+                self.stats.add(connection_errors=1)
+                raise
             if api_log.isEnabledFor(logging.DEBUG):
                 api_log.debug("GET %s -> %d in %.0f ms (%d bytes)", mask_url(url),
                               response.status_code, (time.monotonic() - sent) * 1000,

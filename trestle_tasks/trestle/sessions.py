@@ -19,8 +19,8 @@ class HttpSession(Protocol):
     """The requests the client and the token provider send: a `requests.Session` has them,
     and so has `SessionPerThread`."""
 
-    def get(self, url: str, *, headers: Mapping[str, str],
-            timeout: tuple[float, float]) -> requests.Response: ...
+    def get(self, url: str, *, headers: Mapping[str, str], timeout: tuple[float, float],
+            stream: bool = False) -> requests.Response: ...
 
     def post(self, url: str, *, data: Mapping[str, str], timeout: float,
              allow_redirects: bool = True) -> requests.Response: ...

@@ -1,0 +1,140 @@
+"""Reading a response body within bounds: a cap on its decompressed size, one deadline
+over the whole read.
+
+Left to requests, a body is read whole and inflated as it comes (a 1 MB gzip bomb of
+zeros becomes gigabytes in memory), and the read timeout is per socket read (a body
+trickled a byte every half second never times out). So the client asks for the body as a
+stream and reads it here: decompressed in chunks (urllib3 inflates at most about a chunk a
+step) and counted, stopping as soon as the count passes the cap; and a watchdog shuts the
+socket down when the deadline passes, which wakes a read blocked on it.
+
+Both are the server's fault and may pass (a proxy gone wrong, a bad node): the error is
+`InvalidResponseError`, retried within the budget like a body cut short.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+import urllib3
+
+from trestle_tasks.errors import InvalidResponseError
+from trestle_tasks.masking import mask_url
+from trestle_tasks.trestle.http import connection_error
+
+MEGABYTE = 1024 * 1024
+DEFAULT_MAX_BYTES = 256 * MEGABYTE
+CHUNK = 64 * 1024
+# The whole answer (headers and body) must arrive within this many read timeouts: a page
+# that streams steadily for minutes is normal (a 300,000-pair census), one that never
+# ends is not.
+WHOLE_ANSWER_TIMEOUTS = 5
+
+
+class _Watchdog:
+    """Shuts a socket down at a deadline: a read blocked on it returns at once."""
+
+    def __init__(self, sock: socket.socket | None, delay_s: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._timer: threading.Timer | None = None
+        if sock is not None:
+            self._timer = threading.Timer(max(delay_s, 0.0), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        try:
+            assert self._sock is not None
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed: the read has ended anyway
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def read_body(
+    response: requests.Response,
+    url: str,
+    *,
+    max_bytes: int,
+    started: float,
+    total_s: float,
+    limit_name: str = "TRESTLE_MAX_RESPONSE_MB",
+    clock: Callable[[], float] = time.monotonic,
+) -> bytes:
+    """The body of a streamed response (also kept as `response.content`), or an
+    `InvalidResponseError` once it passes `max_bytes` decompressed, or once `total_s`
+    have passed since `started` (a `clock()` value: when the request was sent).
+    `limit_name` names the setting of the size cap, for the message."""
+    deadline = started + total_s
+    if response._content is not False or response.raw is None:
+        # Already read (a session that does not stream, a test's canned answer).
+        body = response.content or b""
+        if len(body) > max_bytes:
+            raise _too_big(response, url, max_bytes, limit_name)
+        return body
+    watchdog = _Watchdog(_socket_of(response.raw), deadline - clock())
+    parts: list[bytes] = []
+    size = 0
+    done = False
+    try:
+        for chunk in response.raw.stream(CHUNK, decode_content=True):
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_big(response, url, max_bytes, limit_name)
+            if watchdog.fired or clock() > deadline:
+                raise _too_slow(response, url, total_s)
+            parts.append(chunk)
+        if watchdog.fired:  # a body read until the connection closes ends "normally"
+            raise _too_slow(response, url, total_s)
+        done = True
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if watchdog.fired:
+            raise _too_slow(response, url, total_s) from None
+        raise connection_error(exc, url) from None
+    finally:
+        watchdog.cancel()
+        if not done:
+            response.close()  # the rest of the body is not wanted: drop the connection
+    body = b"".join(parts)
+    response._content = body
+    response._content_consumed = True
+    return body
+
+
+def _socket_of(raw: Any) -> socket.socket | None:
+    """The socket under a urllib3 response, for the watchdog (None: the deadline is then
+    checked between chunks only)."""
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if isinstance(sock, socket.socket):
+        return sock
+    fp = getattr(getattr(getattr(raw, "_fp", None), "fp", None), "raw", None)
+    sock = getattr(fp, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _too_big(response: requests.Response, url: str, max_bytes: int,
+             limit_name: str) -> InvalidResponseError:
+    return InvalidResponseError(
+        f"HTTP {response.status_code} from {mask_url(url)}: the body is over "
+        f"{max_bytes / MEGABYTE:g} MB decompressed ({limit_name}); stopped reading it",
+        status=response.status_code, url=mask_url(url),
+    )
+
+
+def _too_slow(response: requests.Response, url: str, total_s: float) -> InvalidResponseError:
+    return InvalidResponseError(
+        f"HTTP {response.status_code} from {mask_url(url)}: the body was still arriving "
+        f"{total_s:g} s after the request was sent (the whole answer's deadline: "
+        f"{WHOLE_ANSWER_TIMEOUTS} x TRESTLE_HTTP_TIMEOUT); stopped reading it",
+        status=response.status_code, url=mask_url(url),
+    )
