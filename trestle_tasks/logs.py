@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -35,9 +36,18 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"m
 class Redactor:
     """Replaces known secret values and secret-looking patterns with the mask."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, issued_kept: int = 64) -> None:
         self._secrets: set[str] = set()
+        # Access tokens are issued all day long: the forms of the last `issued_kept` are
+        # masked (a long-lived worker would otherwise grow the list, and every redaction
+        # with it, forever; a token older than that many refreshes expired long ago).
+        self._issued: deque[frozenset[str]] = deque(maxlen=issued_kept)
         self._lock = threading.Lock()
+        self._longest_first: tuple[str, ...] = ()  # rebuilt on change, not per line
+
+    def _rebuild(self) -> None:
+        known = self._secrets.union(*self._issued)
+        self._longest_first = tuple(sorted(known, key=len, reverse=True))
 
     def add(self, values: Iterable[str | None]) -> None:
         """Mask these values, and the forms they take on their way into text: percent-
@@ -47,9 +57,25 @@ class Redactor:
         with self._lock:
             # Very short values would mask ordinary words; real secrets are longer.
             self._secrets.update(f for f in forms if len(f) >= 4)
+            self._rebuild()
+
+    def add_issued(self, value: str) -> None:
+        """Mask a credential issued at run time (an access token) by value, in this
+        process: a server echoing it (`token=…` in a 403 body) must not carry it into
+        exceptions, Celery results, the sync log or log files. Cheap when already known:
+        it is called on every token use, including one another process fetched."""
+        if len(value) < 4:  # as in `add`: would mask ordinary words
+            return
+        with self._lock:
+            if any(value in forms for forms in self._issued):
+                return
+        forms = frozenset(f for f in secret_forms(value) if len(f) >= 4)
+        with self._lock:
+            self._issued.append(forms)
+            self._rebuild()
 
     def __call__(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
+        for secret in self._longest_first:
             if secret in text:
                 text = text.replace(secret, MASK)
         for pattern in _PATTERNS:

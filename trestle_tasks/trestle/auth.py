@@ -14,6 +14,7 @@ from typing import TypeGuard
 from urllib.parse import urlsplit
 
 from trestle_tasks.errors import BadCredentialsError, ConfigurationError, UnexpectedResponseError
+from trestle_tasks.logs import redact
 from trestle_tasks.masking import Secret, mask_url
 from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.http import (
@@ -91,6 +92,9 @@ class TokenProvider:
         it serves (and their client), so a token fetch inside a request never gets a
         budget of its own on top of the request's. `allow_http`: see check_token_url."""
         check_token_url(token_url, allow_http=allow_http)
+        # Every process that holds the secret masks it by value, whatever feed it is for
+        # (configure_logging registers only the settings' own).
+        redact.add([client_secret.reveal()])
         self._session = session
         self._token_url = token_url
         self._client_id = client_id
@@ -118,14 +122,14 @@ class TokenProvider:
     def get_token(self) -> str:
         cached = self._cache.get(self.cache_key)
         if self._usable(cached):
-            return cached.access_token
+            return _registered(cached.access_token)
         with self._cache.fetch_lock(self.cache_key):
             cached = self._cache.get(self.cache_key)  # another caller may have just fetched
             if self._usable(cached):
-                return cached.access_token
+                return _registered(cached.access_token)
             fresh, lifetime_s = self._fetch()
             self._cache.put(self.cache_key, fresh, ttl_s=lifetime_s)
-            return fresh.access_token
+            return _registered(fresh.access_token)
 
     def invalidate(self, access_token: str) -> None:
         """The server refused this token (401): forget it, unless it was already replaced."""
@@ -181,6 +185,13 @@ class TokenProvider:
             )
         lifetime_s = token_lifetime(expires_in)
         return CachedToken(token, self._clock() + lifetime_s, lifetime_s), lifetime_s
+
+
+def _registered(access_token: str) -> str:
+    """The token, once this process's redactor masks it by value (see Redactor.add_issued):
+    also a token another worker fetched, read here from the shared cache."""
+    redact.add_issued(access_token)
+    return access_token
 
 
 def _location(response: object) -> str:
