@@ -25,23 +25,29 @@ PLAN_SYNC_TASK = "trestle.plan_sync"
 class Dispatched:
     run_id: str
     task_ids: dict[str, str]  # resource -> plan_sync task id
+    full: bool = False
+    feed: str = "default"
 
 
 def dispatch(resources: Iterable[str], *, full: bool, feed: str = "default") -> Dispatched:
+    run_id = new_run_id()
+    task_ids = {resource: send_plan(resource, run_id, full=full, feed=feed)
+                for resource in resources}
+    return Dispatched(run_id, task_ids, full=full, feed=feed)
+
+
+def send_plan(resource: str, run_id: str, *, full: bool, feed: str) -> str:
+    """Send the run's plan task; its task id. Safe to send again: planning is idempotent
+    on the run id (tasks.plan_sync)."""
     # Sent by name through the bare Celery app (its routes still apply): importing the
     # tasks module (the store, SQLAlchemy, the sync code) costs about half a second that
     # `sync --wait` would otherwise spend before the run even starts.
     from trestle_tasks.celery_app import app
 
-    run_id = new_run_id()
-    task_ids = {}
-    for resource in resources:
-        # The default feed's message is what it always was (an older worker reads it).
-        kwargs: dict[str, Any] = {"full": full, "run_id": run_id,
-                                  **({} if feed == "default" else {"feed": feed})}
-        result = app.send_task(PLAN_SYNC_TASK, args=(resource,), kwargs=kwargs)
-        task_ids[resource] = result.id
-    return Dispatched(run_id, task_ids)
+    # The default feed's message is what it always was (an older worker reads it).
+    kwargs: dict[str, Any] = {"full": full, "run_id": run_id,
+                              **({} if feed == "default" else {"feed": feed})}
+    return str(app.send_task(PLAN_SYNC_TASK, args=(resource,), kwargs=kwargs).id)
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,9 @@ NO_WORKER_GRACE_S = 45.0
 # An open run whose lease nobody renews, with no watchdog to re-plan or close it, is
 # reported as orphaned after this long (a lease between two renewals is not orphaned).
 ORPHAN_GRACE_S = 20.0
+# A plan no worker has started after this long is sent again: its message may have gone
+# with a killed worker (Redis returns it only after hours). A duplicate is harmless.
+PLAN_RESEND_S = 120.0
 _LIVENESS_EVERY_S = 2.0
 _RETRIES_EVERY_S = 5.0
 
@@ -198,6 +207,7 @@ class _Track:
         self._orphan_since: dict[str, float] = {}
         self._no_worker_since: float | None = None
         self._retries_read_at: dict[str, float] = {}
+        self._plan_sent_at: dict[str, float] = {}
         self._told: set[tuple[str, str, int]] = set()
         self._checked_at = -_LIVENESS_EVERY_S
 
@@ -234,8 +244,9 @@ class _Track:
             if resource in self.finished:
                 continue
             run = _look(self.sync_log, resource, attempt, planning_overdue=planning_overdue)
-            if run is None:
-                continue  # not planned yet
+            if run is None:  # not planned yet
+                self._resend_if_lost(resource, attempt, note)
+                continue
             if isinstance(run, Finished):
                 self._finish(run)
                 continue
@@ -251,6 +262,18 @@ class _Track:
                 self._finish(Finished(resource, run))
         self._check_liveness(note)
         return fetched, expected
+
+    def _resend_if_lost(self, resource: str, attempt: _Attempt, note: Note) -> None:
+        now = time.monotonic()
+        sent_at = self._plan_sent_at.setdefault(resource, now)
+        if now - sent_at < PLAN_RESEND_S or self.followed.liveness is None:
+            return
+        self._plan_sent_at[resource] = now
+        dispatched = self.followed.dispatched
+        send_plan(resource, attempt.run_id, full=dispatched.full, feed=dispatched.feed)
+        note(self._named(f"{resource}: no worker started planning run {attempt.run_id} "
+                         f"within {PLAN_RESEND_S:.0f} s (workers busy, or its message went "
+                         "with a killed worker): sent again"))
 
     def _tell_retries(self, run: SyncRun, note: Note) -> None:
         """Say once per attempt which window failed transiently and when it is retried:

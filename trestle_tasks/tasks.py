@@ -114,13 +114,21 @@ def plan_sync(self: BoundTask, resource: str, full: bool = False, run_id: str | 
     with log_context(run_id=run_id, resource=resource, feed=feed):
         try:
             return _plan_sync(cluster_runtime(feed), resource, full, run_id, beat_interval_s,
-                              attempt, planner=_this_worker(self))
+                              attempt, planner=_this_worker(self),
+                              redelivered=_redelivered(self))
         except LockLostError:
             raise  # another delivery plans this run now: nothing to tell anyone
         except Exception as error:
             with suppress(Exception):  # bad settings: the original error tells more
                 alerts.after_crash(cluster_runtime(feed), resource, error)
             raise
+
+
+def _redelivered(task: BoundTask) -> bool:
+    """The broker handed this message back after the worker that had it died (RabbitMQ
+    does so at once; Redis only after its visibility timeout)."""
+    info = getattr(task.request, "delivery_info", None) or {}
+    return bool(info.get("redelivered"))
 
 
 def _this_worker(task: BoundTask) -> str:
@@ -162,7 +170,7 @@ def _first_of_interval(runtime: ClusterRuntime, kind: str, resource: str, run_id
 
 def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
                beat_interval_s: float | None = None, attempt: int = 1,
-               planner: str = "") -> dict[str, Any]:
+               planner: str = "", redelivered: bool = False) -> dict[str, Any]:
     settings, store = runtime.settings, runtime.store
     replanning = False
     if _sync_log_ready(store):
@@ -185,6 +193,8 @@ def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
         lock_ttl_s=settings.lock_ttl_s, sizing=cluster_sizing(runtime), full=full,
         settle_s=settings.settle_s, run_id=run_id, planner=planner,
         watched={"attempt": attempt, "feed": settings.feed},
+        # Its planner died (the message came back): plan now, not after the lease lapsed.
+        take_over=replanning and redelivered,
         prepare=lambda: ensure_tables(store, client, [resource]),
         # The plan lives in the database from here on: messages carry one window each,
         # and the watchdog can finish what any lost message started.
@@ -192,11 +202,11 @@ def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
             conn, replace(plan, attempt=attempt, feed=settings.feed)),
     )
     if isinstance(planned, Skipped):
-        if replanning and not planned.same_run:
-            # The dead planner's resource went to another run before this one got it back.
-            store.sync_log.close_run(run_id, resource, status=ABANDONED,
-                                     error=f"its planner stopped, and {planned.reason}")
-        return {"status": "skipped", "resource": resource, "reason": planned.reason}
+        # The same run again (a redelivery): it goes on without this message. Another
+        # run holding the resource: this one is recorded `skipped` (a dead planner's run
+        # that lost the resource before it got it back included).
+        return {"status": "duplicate" if planned.same_run else "skipped",
+                "resource": resource, "reason": planned.reason}
     if not planned.windows:
         finalize_sync.delay(planned.run_id, resource, feed=settings.feed)  # nothing changed
     else:

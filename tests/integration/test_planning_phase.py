@@ -46,7 +46,7 @@ def world(request, tmp_path):
 
 
 def plan(settings, store, run_id: str, *, prepare=None, client=None, lock=None,
-         ttl_s: float = 60):
+         ttl_s: float = 60, take_over: bool = False):
     client = client or LocalRuntime(settings).trestle_client()
     lock = lock or DatabaseRunLock(store.engine, schema=store.schema)
 
@@ -58,7 +58,7 @@ def plan(settings, store, run_id: str, *, prepare=None, client=None, lock=None,
     return plan_run("Property", store=store, client=client, lock=lock, lock_ttl_s=ttl_s,
                     sizing=WindowSizing(max_records=50, min_records=50, wanted=2),
                     run_id=run_id, planner="test planner", prepare=prepared,
-                    watched={"attempt": 1, "feed": "default"})
+                    watched={"attempt": 1, "feed": "default"}, take_over=take_over)
 
 
 def served(sim) -> int:
@@ -131,6 +131,26 @@ def test_a_dead_planner_is_replaced_under_the_same_run_id(world):
     third = plan(settings, store, "run-d")
     assert isinstance(third, Skipped) and third.same_run
     assert store.sync_log.get_run("run-d", "Property").details["fence"] == planned.fence
+
+
+def test_a_redelivery_after_its_planner_died_plans_at_once_under_the_same_grant(world):
+    _sim, settings, store = world
+    lock = DatabaseRunLock(store.engine, schema=store.schema)
+    dead = lock.acquire("Property", "run-g", 60)
+    store.sync_log.begin_planning("run-g", "Property", {"phase": PLANNING, "planner": "gone",
+                                                       "fence": dead.fence})
+    # RabbitMQ handed the dead worker's message back: no waiting for the lease to lapse.
+    planned = plan(settings, store, "run-g", take_over=True)
+    assert not isinstance(planned, Skipped) and planned.fence == dead.fence
+    run = store.sync_log.get_run("run-g", "Property")
+    assert run.status == RUNNING and run.details["planner"] == "test planner"
+    # Had the first planner lived after all, it finds the run planned and leaves it,
+    # and its lock, alone.
+    again = plan(settings, store, "run-g", take_over=True)
+    assert isinstance(again, Skipped) and again.same_run
+    holder = lock.holder("Property")
+    assert holder is not None and (holder.owner, holder.fence) == ("run-g", dead.fence)
+    assert store.sync_log.get_run("run-g", "Property").windows_total == len(planned.windows)
 
 
 def test_a_planner_replaced_while_slow_records_nothing(world):

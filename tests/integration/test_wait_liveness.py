@@ -133,6 +133,27 @@ def test_each_resource_is_told_as_it_ends(store, quick):
     assert told[0][1] < 1.2  # Member was told before Property closed
 
 
+def test_a_plan_no_worker_started_is_sent_again(store, quick, monkeypatch):
+    """Its message went with a killed worker (Redis gives it back only hours later): the
+    waiting command sends the plan again, under the same run id, and follows it."""
+    monkeypatch.setattr(dispatch, "PLAN_RESEND_S", 0.5)
+    resent: list[tuple[str, str]] = []
+
+    def send_plan(resource, run_id, *, full, feed):
+        resent.append((resource, run_id))
+        store.sync_log.open_run(run_id, resource)  # the new message is planned...
+        store.sync_log.close_run(run_id, resource, status=SUCCEEDED)  # ...and runs
+        return "task-2"
+
+    monkeypatch.setattr(dispatch, "send_plan", send_plan)
+    notes: list[str] = []
+    [only] = dispatch.wait(sent("Property"), store, timeout_s=30, poll_s=0.05,
+                           liveness=Seen(), on_note=notes.append)
+    assert resent == [("Property", "run-1")]
+    assert only.run.status == SUCCEEDED
+    assert any("sent again" in n for n in notes)
+
+
 def test_a_timeout_while_planning_names_the_run_not_a_missing_worker(store, quick):
     store.sync_log.begin_planning("run-1", "Property", {"planner": "celery@busy pid 8"})
     with pytest.raises(FatalError) as raised:

@@ -277,12 +277,26 @@ class SyncLog:
 
     def record_skipped(self, run_id: str, resource: str, reason: str,
                        details: Mapping[str, Any] | None = None) -> None:
-        """One closed row for a trigger that did not run, so the sync log shows every trigger."""
+        """One closed row for a trigger that did not run, so the sync log shows every trigger
+        (a run still open under that id, whose planner died, is closed `skipped` so)."""
+        log = self._log
         now = _now()
         row = dict(run_id=run_id, resource=resource, started_at=now, finished_at=now,
                    status=SKIPPED, error=redact(reason),
                    details=encode_json(dict(details)) if details else None)
-        self._tx(lambda conn: conn.execute(self._log.insert().values(row)))
+
+        def work(conn: sa.Connection) -> None:
+            status = conn.execute(sa.select(log.c.status).where(
+                log.c.run_id == run_id, log.c.resource == resource)).scalar()
+            if status is None:
+                conn.execute(log.insert().values(row))
+            elif status in OPEN_STATUSES:
+                conn.execute(sa.update(log).where(
+                    log.c.run_id == run_id, log.c.resource == resource,
+                    log.c.finished_at.is_(None)).values(
+                    status=SKIPPED, finished_at=now, error=redact(reason)))
+
+        self._tx(work)
 
     def add_counts(self, run_id: str, resource: str, *, fetched: int = 0, upserted: int = 0,
                    rejected: int = 0, deleted: int = 0, duplicate: int = 0,

@@ -129,6 +129,7 @@ def plan_run(
     planner: str = "",
     record: RecordPlan | None = None,
     watched: Mapping[str, Any] | None = None,
+    take_over: bool = False,
 ) -> RunPlan | Skipped:
     """Take the lock, open the run's row as `planning`, fix the upper bound, cut the
     windows and record the plan (the row becomes `running`).
@@ -141,11 +142,15 @@ def plan_run(
     and releases the lock at once: a planning error must not block the next trigger.
     `watched` (the Celery layer's attempt and feed) marks a run the watchdog re-plans
     should its planner die; a run without it (`sync --local`) is closed instead.
+    `take_over`: this delivery knows the one before it died (RabbitMQ hands a dead
+    worker's message back at once): it plans under the run's live lease instead of
+    waiting for it to lapse. Should that one live after all, both plan under one grant and
+    only the first plan is recorded.
     """
     run_id = run_id or new_run_id()
     name = lock_name(resource)
     holder = lock.holder(name)
-    if holder is not None and holder.owner == run_id:
+    if holder is not None and holder.owner == run_id and not take_over:
         # A second delivery of this run's plan while the first still renews its lease (an
         # acquire would hand it the same grant: the owner is the run).
         return Skipped(resource, f"run {run_id} holds its lock already: planned or being "
@@ -166,8 +171,9 @@ def plan_run(
         row = store.sync_log.begin_planning(run_id, resource, {
             "phase": PLANNING, "planner": planner, "fence": grant.fence, "full": full,
             **({"watched": dict(watched)} if watched is not None else {})})
-        if row.status != PLANNING:  # closed by the watchdog a moment ago: not ours to plan
-            lock.release(grant)
+        if row.status != PLANNING:  # planned or closed a moment ago: not ours to plan
+            if (row.details or {}).get("fence") != grant.fence:
+                lock.release(grant)  # not the grant the run goes on with
             phase.end("run %s is %s already: not planned again", run_id, row.status,
                       figures=phase.figures(), outcome="skipped")
             return Skipped(resource, f"run {run_id} is {row.status} already", run_id,
