@@ -55,17 +55,21 @@ def wait_for(url: str, timeout_s: float = 30) -> None:
 
 def test_flower_as_the_readme_runs_it_serves_pages_and_api_behind_basic_auth(celery_redis,
                                                                              tmp_path):
-    documented = "celery -A trestle_tasks flower --address=127.0.0.1 --basic-auth=user:password"
+    documented = "FLOWER_BASIC_AUTH=user:password celery -A trestle_tasks flower --address=127.0.0.1"
     assert documented in README
+    assert "flower --address=127.0.0.1 --basic-auth" not in README  # `ps` would show it
     port = free_port()
     flower = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "trestle_tasks", "flower", "--address=127.0.0.1",
-         f"--port={port}", "--basic-auth=ops:Flower-Pw-5531"],
-        env=clean_env(REDIS_URL=SHELL_REDIS_URL), cwd=tmp_path, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
+         f"--port={port}"],
+        env=clean_env(REDIS_URL=SHELL_REDIS_URL, FLOWER_BASIC_AUTH="ops:Flower-Pw-5531"),
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/healthcheck")
+        # What `ps` shows any user of the machine: the password is not there.
+        assert b"Flower-Pw-5531" not in Path(f"/proc/{flower.pid}/cmdline").read_bytes()
         login = ("ops", "Flower-Pw-5531")
         for page in ("/", "/tasks", "/api/workers", "/api/tasks"):
             assert requests.get(base + page, auth=login, timeout=10).status_code == 200, page

@@ -50,7 +50,9 @@ def test_compose_file_has_every_service_with_health_and_safe_flower():
     assert services["mysql"]["image"].startswith("mysql:8")
     flower = services["flower"]
     assert all(port.startswith("127.0.0.1:") for port in flower["ports"])
-    assert any("--basic-auth" in part for part in flower["entrypoint"])
+    # The login from the environment (Flower reads it), never on the command line (`ps`).
+    assert not any("basic-auth" in part or "BASIC_AUTH" in part for part in flower["entrypoint"])
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     for name in ("worker", "beat", "flower", "metrics"):
         assert services[name]["env_file"] == [".env"]
         assert "SECRET" not in str(services[name].get("environment", {}))
