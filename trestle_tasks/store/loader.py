@@ -25,6 +25,7 @@ SQLite's 32,766 bind parameters.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -337,24 +338,65 @@ def _batches(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def raw_record_text(record: Any) -> str:
+def raw_record_text(record: Any, limit: int | None = None) -> str:
     """The record as received, as JSON that any database can store: ASCII-only (lone
     surrogates and U+0000 escaped), exact decimals; NaN and objects without a JSON form
-    are written the way Python shows them rather than lost."""
+    are written the way Python shows them rather than lost.
+
+    With `limit`, a longer text is replaced by a bounded stand-in (`bounded_raw_text`):
+    the reject row of an oversized record must fit the server's packet, or the whole
+    batch — its good records with it — fails on every retry."""
     try:
-        return encode_json(record, ensure_ascii=True)
-    except (TypeError, ValueError):
-        return json.dumps(record, default=repr, ensure_ascii=True)
+        text = encode_json(record, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            text = json.dumps(record, default=repr, ensure_ascii=True)
+        except (TypeError, ValueError, RecursionError):
+            text = json.dumps(repr(record)[:limit or RAW_RECORD_CHARS], ensure_ascii=True)
+    if limit is not None and len(text) > limit:
+        return bounded_raw_text(record, text, limit)
+    return text
+
+
+# Reject rows keep at most this much of a record (ASCII characters, so bytes too).
+RAW_RECORD_CHARS = 64 * 1024
+TRUNCATED_MARK = "@etl.truncated"
+_SHORT_VALUE_CHARS = 128
+
+
+def bounded_raw_text(record: Any, text: str, limit: int) -> str:
+    """A JSON object of at most `limit` characters standing for `text`, the whole record:
+    its SHA-256 and length, its first characters, and — so the key and timestamps stay
+    readable (reconcile reads a rejected version's ModificationTimestamp from here) — the
+    record's short top-level scalar values, as many as fit in a quarter of the room."""
+    digest = hashlib.sha256(text.encode("ascii")).hexdigest()
+    kept: dict[str, Any] = {}
+    room = limit // 4
+    if isinstance(record, dict):
+        for name, value in record.items():
+            if not isinstance(name, str) or not isinstance(value, str | int | bool):
+                continue
+            piece = json.dumps({name: value}, ensure_ascii=True)
+            if len(piece) > _SHORT_VALUE_CHARS or len(piece) > room:
+                continue
+            kept[name] = value
+            room -= len(piece)
+    head = {"sha256": digest, "chars": len(text), "prefix": ""}
+    shell = json.dumps({TRUNCATED_MARK: head, **kept}, ensure_ascii=True)
+    # Each prefix character is at most itself escaped again (`\` or `\"`: 2 characters).
+    prefix = text[:max((limit - len(shell)) // 2, 0)]
+    head["prefix"] = prefix
+    return json.dumps({TRUNCATED_MARK: head, **kept}, ensure_ascii=True)
 
 
 def reject_row(rejection: Rejection, run_id: str | None, window_id: str | None,
-               now: datetime) -> dict[str, Any]:
+               now: datetime, raw_limit: int = RAW_RECORD_CHARS) -> dict[str, Any]:
     return {
         "run_id": run_id, "window_id": window_id, "resource": rejection.resource,
         "record_key": rejection.record_key,
         "field": rejection.field[:512] if rejection.field else None,
         "reason": rejection.reason, "detail": rejection.detail[:_DETAIL_CHARS],
-        "raw_record": raw_record_text(rejection.raw_record), "rejected_at": now,
+        "raw_record": raw_record_text(rejection.raw_record, raw_limit), "rejected_at": now,
     }
 
 
@@ -395,6 +437,8 @@ class RecordLoader:
                                       max_bytes=max_statement_bytes or server_bytes)
         # A row alone in its statement must still fit what the server accepts.
         self._max_row_bytes = server_bytes // 2 - _ROW_OVERHEAD
+        # And so must a reject row, whatever the record it keeps (see bounded_raw_text).
+        self._raw_limit = max(min(RAW_RECORD_CHARS, server_bytes // 8), 1024)
 
     @classmethod
     def open(cls, engine: Engine, resource: str, *, schema: str | None = None,
@@ -546,7 +590,8 @@ class RecordLoader:
         tables = bookkeeping(self.layout.schema)
         if rejections:
             conn.execute(tables["etl_rejects"].insert(),
-                         [reject_row(r, run_id, window_id, now) for r in rejections])
+                         [reject_row(r, run_id, window_id, now, self._raw_limit)
+                          for r in rejections])
         if new_fields:
             track_undeclared(conn, self.resource, new_fields, now, self.layout.schema)
         if run_id is None:
