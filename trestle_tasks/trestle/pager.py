@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from trestle_tasks.errors import UnexpectedResponseError
-from trestle_tasks.timestamps import ODataTimestamp, common_timestamp_ticks
+from trestle_tasks.masking import mask_url
+from trestle_tasks.timestamps import ODataTimestamp, census_ticks, common_timestamp_ticks
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.query import Expr, ODataQuery, after_keyset, all_of, gt, le
 
@@ -34,18 +35,37 @@ def range_filter(lower_ticks: int | None, upper_ticks: int) -> Expr | None:
 
 
 def walk_links(client: TrestleClient, first: ODataQuery | str) -> Iterator[Page]:
-    """Every page of one query, following each nextLink as the server built it."""
+    """Every page of one query, following each nextLink as the server built it.
+
+    A link sent twice, or a page whose records are those of the page before under a new
+    link, means the server is not moving through the collection: the walk would never
+    end (a 3-hour soft limit on a worker, forever under `--local`), so it stops."""
     page = client.get_page(first)
     yield page
     seen = {page.url}
     while page.next_link is not None:
         if page.next_link in seen:
             raise UnexpectedResponseError(
-                "the server sent a nextLink it had already sent: the walk would never end"
+                f"{mask_url(page.url)} sent a nextLink it had already sent "
+                f"({mask_url(page.next_link)}): the server is not advancing through the "
+                "collection and the walk would never end; stopped it"
             )
         seen.add(page.next_link)
-        page = client.get_page(page.next_link)
+        previous, page = page, client.get_page(page.next_link)
+        if page.records and _same_records(previous.records, page.records):
+            raise UnexpectedResponseError(
+                f"{mask_url(page.url)} answered the records of the page before it again: "
+                "the server is not advancing through the collection and the walk would "
+                "never end; stopped it"
+            )
         yield page
+
+
+def _same_records(before: list[dict[str, object]], after: list[dict[str, object]]) -> bool:
+    """Whether a page repeats the one before (first and last record: cheap, and two pages
+    of one walk never share both)."""
+    return (len(before) == len(after) and before[0] == after[0]
+            and before[-1] == after[-1])
 
 
 def replication_query(query: ODataQuery, top: int = MAX_TOP) -> ODataQuery:
@@ -88,12 +108,14 @@ def walk_keyset(
     )
     ceiling = le(window.timestamp_field, window.upper) if window.upper is not None else None
     cursor: tuple[ODataTimestamp, str | None] | None = window.lower
+    passed: set[tuple[int, str | None]] = set()  # every cursor of this walk so far
     while True:
         after = (
             after_keyset(window.timestamp_field, window.key_field, cursor)
             if cursor is not None else None
         )
         page = client.get_page(query.with_(filter=all_of(query.filter, ceiling, after)))
+        _check_in_window(page, window, cursor)
         yield page
         if page.next_link is None:
             return
@@ -102,8 +124,10 @@ def walk_keyset(
                 f"{page.url} returned an empty page with a nextLink; the walk cannot advance"
             )
         last = page.records[-1]
+        previous = cursor
         cursor = (_timestamp_of(last, window.timestamp_field, page.url),
                   _key_of(last, window.key_field, page.url))
+        _check_advanced(page.url, previous, cursor, passed, window)
         # nextLink on a full page may lead to an empty last page; asking after the cursor
         # gives the same answer, so we never follow the $skip link itself.
 
@@ -127,12 +151,16 @@ def census_versions(
     query = ODataQuery(resource, select=(key_field, timestamp_field),
                        orderby=((key_field, False),), top=page_size)
     after: str | None = None
+    passed: set[str] = set()  # every key cursor of this census so far
     while True:
         page = client.get_page(query.with_(filter=all_of(
             within, gt(key_field, after) if after is not None else None)))
         versions = [(_key_of(record, key_field, page.url),
                      _optional_ticks(record, timestamp_field, page.url))
                     for record in page.records]
+        if after is not None and versions and versions[0][0] == after:
+            raise _not_advancing(page.url, f"{key_field} gt {after!r}",
+                                 f"the record {after!r} itself")
         yield versions
         if page.next_link is None:
             return
@@ -140,7 +168,78 @@ def census_versions(
             raise UnexpectedResponseError(
                 f"{page.url} returned an empty page with a nextLink; the census cannot advance"
             )
+        # Keys are compared by the server's collation, which Python cannot know: a key
+        # seen before as the last of a page is the sure sign the census goes round.
+        if versions[-1][0] in passed or versions[-1][0] == after:
+            raise _not_advancing(page.url, f"{key_field} gt {after!r}",
+                                 f"again up to {versions[-1][0]!r}")
         after = versions[-1][0]
+        passed.add(after)
+
+
+def _check_in_window(page: Page, window: KeysetWindow,
+                     cursor: tuple[ODataTimestamp, str | None] | None) -> None:
+    """Every record of a keyset page is inside what was asked for: after the cursor and
+    at most `upper`. A server that ignores the filter answers the same records whatever
+    the cursor, and the walk would go round them until a time limit (forever under
+    `--local`). Timestamps are compared; keys only for equality (a key's order is the
+    server's collation). A record whose timestamp does not parse is the loader's to
+    reject, not a reason to stop the walk."""
+    lower = cursor[0].ticks if cursor is not None else None
+    upper = window.upper.ticks if window.upper is not None else None
+    for record in page.records:
+        ticks = _ticks_or_none(record.get(window.timestamp_field))
+        if ticks is None:
+            continue
+        if upper is not None and ticks > upper:
+            raise _outside(page.url, window, record, f"after the window's end {window.upper}")
+        if cursor is None or lower is None or ticks > lower:
+            continue
+        if ticks < lower or cursor[1] is None or record.get(window.key_field) == cursor[1]:
+            raise _outside(page.url, window, record,
+                           f"not after the cursor ({cursor[0]}, {cursor[1]!r})")
+
+
+def _check_advanced(url: str, previous: tuple[ODataTimestamp, str | None] | None,
+                    cursor: tuple[ODataTimestamp, str | None],
+                    passed: set[tuple[int, str | None]], window: KeysetWindow) -> None:
+    """The cursor moved past every earlier one (by timestamp; by key within one tick,
+    where only a repeat can be told without the server's collation)."""
+    mark = (cursor[0].ticks, cursor[1])
+    if mark in passed or (previous is not None and cursor[0].ticks < previous[0].ticks):
+        raise _not_advancing(
+            url, f"after ({previous[0] if previous else None}, "
+                 f"{previous[1] if previous else None!r})",
+            f"a page ending at ({cursor[0]}, {cursor[1]!r}) again")
+    passed.add(mark)
+
+
+def _not_advancing(url: str, asked: str, got: str) -> UnexpectedResponseError:
+    return UnexpectedResponseError(
+        f"{mask_url(url)}: asked for records {asked}, the server answered {got}: it ignores "
+        "the filter and the cursor does not advance, so the walk would never end; stopped "
+        "it (not retried: the server must be fixed)"
+    )
+
+
+def _outside(url: str, window: KeysetWindow, record: dict[str, object],
+             where: str) -> UnexpectedResponseError:
+    return UnexpectedResponseError(
+        f"{mask_url(url)} answered a record outside the range asked for "
+        f"({window.key_field} {record.get(window.key_field)!r}, {window.timestamp_field} "
+        f"{record.get(window.timestamp_field)!r}: {where}): the server ignores the filter "
+        "and the walk would never end; stopped it (not retried: the server must be fixed)"
+    )
+
+
+def _ticks_or_none(value: object) -> int | None:
+    ticks = common_timestamp_ticks(value)  # the fast path: every record of a page
+    if ticks is not None or value is None:
+        return ticks
+    try:
+        return ODataTimestamp.parse(value).ticks
+    except (ValueError, OverflowError):
+        return None
 
 
 def _optional_ticks(record: dict[str, object], field: str, url: str) -> int | None:
@@ -148,7 +247,12 @@ def _optional_ticks(record: dict[str, object], field: str, url: str) -> int | No
     if value is None:
         return None
     ticks = common_timestamp_ticks(value)  # a census reads 300,000 of them a request
-    return ticks if ticks is not None else _timestamp_of(record, field, url).ticks
+    if ticks is not None:
+        return ticks
+    # One record's unreadable timestamp (`0000-00-00T00:00:00Z`, or an instant past year
+    # 9999) must not fail the census, or the resource never reconciles or plans again: it
+    # counts as unknown, so the record is fetched by key and the loader rejects it alone.
+    return census_ticks(value)
 
 
 def _key_of(record: dict[str, object], key_field: str, url: str) -> str:
