@@ -208,10 +208,31 @@ def _split_flags(quoted: str, *, concat: bool) -> str:
     return f"REPLACE(REPLACE(REPLACE({array}, ',\"\"', ''), '[\"\",', '['), '[\"\"]', '[]')"
 
 
+def _mysql_member(record: str, name: str) -> str:
+    """The member `name` of the JSON object `record` as JSON text, found by its key among
+    JSON_KEYS (compared byte for byte) and taken by position from `$.*` (both in the
+    document's order). For names a path cannot reach: MariaDB reads `$."-x"`, a key
+    starting with `-`, as nothing (JSON_EXTRACT, JSON_VALUE alike), so the field's
+    column was all NULLs."""
+    return (f"(SELECT JSON_EXTRACT(JSON_EXTRACT({record}, '$.*'), "  # noqa: S608
+            "CONCAT('$[', k.i - 1, ']')) "
+            f"FROM JSON_TABLE(JSON_KEYS({record}), '$[*]' COLUMNS (i FOR ORDINALITY, "
+            "k TEXT CHARACTER SET utf8mb4 PATH '$')) AS k "
+            f"WHERE k.k COLLATE utf8mb4_bin = {_sql_string(name, mysql=True)} LIMIT 1)")
+
+
 def _mysql_expression(spec: FieldSpec, record: str) -> str:
+    if spec.name.startswith("-"):
+        raw = _mysql_member(record, spec.name)
+        return _mysql_conversion(spec, record=raw, path="'$'", raw=raw)
     path = _sql_string(_json_path(spec.name), mysql=True)
+    return _mysql_conversion(spec, record=record, path=path,
+                             raw=f"JSON_EXTRACT({record}, {path})")
+
+
+def _mysql_conversion(spec: FieldSpec, *, record: str, path: str, raw: str) -> str:
+    """The field at `path` of the JSON text `record` (`raw`: its JSON text) in its type."""
     value = f"JSON_VALUE({record}, {path})"
-    raw = f"JSON_EXTRACT({record}, {path})"
     kind = _kind(spec)
     if kind == "multi":
         flags = _split_flags(f"JSON_QUOTE({value})", concat=True)
