@@ -43,6 +43,12 @@ def describe_migration(report: MigrationReport) -> list[str]:
                         "for a column)", "field")
     if report.views:
         lines.append(f"Views (rebuilt every time): {_names(report.views)}")
+    # Every one, not the first few: a user looking for a field's column must find it here
+    # (or in etl_field_map.view_column).
+    for view, renamed in sorted(report.renamed_view_columns.items()):
+        lines.append(f"  {view}: {count(len(renamed), 'field')} under another column name "
+                     "(too long, punctuation, or a case twin): "
+                     + ", ".join(f"{name!r} as {column}" for name, column in renamed.items()))
     if report.missing_resources:
         lines.append(f"Not in $metadata (no table): {_names(report.missing_resources)}")
     return lines

@@ -23,6 +23,7 @@ from trestle_tasks.store.schema import (
     bookkeeping,
 )
 from trestle_tasks.store.types import is_mysql, on_conflict_insert
+from trestle_tasks.store.views import view_columns
 from trestle_tasks.trestle.metadata import (
     KIND_OF_EDM,
     EnumSpec,
@@ -49,6 +50,7 @@ def field_rows(layout: ResourceLayout, now: datetime) -> list[dict[str, Any]]:
     """etl_field_map rows for every declared field and navigation of `layout`."""
     spec = layout.spec
     key = layout.key_field.name
+    in_view = view_columns(layout)
     rows: list[dict[str, Any]] = []
     for position, field in enumerate(spec.fields):
         column = layout.columns.get(field.name)
@@ -60,7 +62,7 @@ def field_rows(layout: ResourceLayout, now: datetime) -> list[dict[str, Any]]:
             "is_flags": bool(field.enum and field.enum.is_flags),
             "max_length": field.max_length, "precision": field.precision,
             "scale": field.scale, "nullable": field.nullable, "position": position,
-            "first_seen_at": now, "updated_at": now,
+            "view_column": in_view.get(field.name), "first_seen_at": now, "updated_at": now,
         })
     for position, nav in enumerate(spec.navigations, start=len(spec.fields)):
         rows.append({
@@ -70,7 +72,8 @@ def field_rows(layout: ResourceLayout, now: datetime) -> list[dict[str, Any]]:
             else nav.target_type,
             "kind": "navigation", "is_collection": nav.is_collection, "is_flags": False,
             "max_length": None, "precision": None, "scale": None, "nullable": True,
-            "position": position, "first_seen_at": now, "updated_at": now,
+            "position": position, "view_column": None, "first_seen_at": now,
+            "updated_at": now,
         })
     return rows
 

@@ -53,7 +53,7 @@ from trestle_tasks.store.schema import (
 )
 from trestle_tasks.store.transform import field_check, field_converter
 from trestle_tasks.store.types import is_mysql
-from trestle_tasks.store.views import drop_view, replace_view
+from trestle_tasks.store.views import drop_view, replace_view, view_columns
 from trestle_tasks.trestle.metadata import ResourceSpec, ServiceMetadata
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,9 @@ class MigrationReport:
     backfilled_rows: dict[str, int] = field(default_factory=dict)  # table -> rows
     missing_resources: list[str] = field(default_factory=list)  # asked for, not declared
     views: list[str] = field(default_factory=list)  # recreated every time: not a change
+    # view -> {field: view column} for the fields whose view column is not their own
+    # name (etl_field_map.view_column has them all): said every time, like `views`.
+    renamed_view_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -266,7 +269,7 @@ def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
                 .where(field_map.c.resource == spec.name, field_map.c.field_name.in_(gone))
                 .values(declared=False, storage=sa.case(
                     (field_map.c.column_name.is_(None), DOCUMENT), else_=COLUMN),
-                    updated_at=now)
+                    view_column=None, updated_at=now)
             )
             report.undeclared_fields[spec.name] = gone
     fresh = [f.name for f in spec.fields if f.name not in was_declared]
@@ -277,7 +280,11 @@ def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
         if count:
             report.backfilled_rows[layout.table_name] = count
     with engine.begin() as conn:
-        report.views.append(replace_view(conn, layout))
+        view = replace_view(conn, layout)
+    report.views.append(view)
+    renamed = {f: c for f, c in view_columns(layout).items() if f != c}
+    if renamed:
+        report.renamed_view_columns[view] = renamed
 
 
 def _drop_columns(engine: Engine, layout: ResourceLayout, columns: Sequence[str],

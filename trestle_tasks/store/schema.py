@@ -323,6 +323,11 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("position", sa.Integer(), nullable=True),
         sa.Column("first_seen_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
+        # The field's column in the view `<table>_fields`: its own name, or a shortened one
+        # when no database could take that (over 63 characters, punctuation, a case twin
+        # such as HOAName/HoaName). NULL: not in the view (undeclared, navigation). Added
+        # later: `evolve_bookkeeping` adds it to older databases.
+        sa.Column("view_column", sa.String(64), nullable=True),
         **opts,
     )
     def counters(*names: str) -> list[sa.Column[Any]]:
