@@ -7,16 +7,22 @@ tried again by its next occurrence instead of being silenced for a whole cooldow
 - `RedisCooldown` serves the Celery workers: `SET key token NX PX` is atomic cluster-wide.
 - `FileCooldown` serves `sync --local` without Redis. Process memory would not do: a cron
   job is a new process every five minutes, exactly the repeat a cooldown must stop. A file
-  per key under LOCK_DIR with flock around the check-and-set covers every process on the
-  machine.
+  per key with flock around the check-and-set covers every process of this user on the
+  machine. The files live in a private folder (0700, this user's) under LOCK_DIR or the
+  temp dir, never in the shared folder itself: there, anyone could plant a symlink where a
+  cooldown file will be opened (and have it truncate another file) or a file that silences
+  an alert for years.
 - `MemoryCooldown` is for tests and embedding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import logging
 import os
+import stat
 import threading
 import time
 import uuid
@@ -87,20 +93,57 @@ class MemoryCooldown:
                 del self._until[key]
 
 
+log = logging.getLogger(__name__)
+
+
+def private_folder(parent: Path) -> Path | None:
+    """`parent/trestle-etl-alerts-<uid>`, made 0700; None unless it is a real folder of
+    this user that nobody else can write to (someone may have made it first, or put a
+    symlink there: the parent may be the shared temp dir)."""
+    folder = parent / f"trestle-etl-alerts-{os.geteuid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        info = folder.lstat()
+    except OSError:
+        return None
+    if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid()
+            or info.st_mode & 0o077):
+        return None
+    return folder
+
+
 class FileCooldown:
-    """`<expiry epoch seconds> <token>` in one small file per key, changed under flock."""
+    """`<expiry epoch seconds> <token>` in one small file per key, changed under flock.
+
+    Where no private folder can be had (see private_folder), the cooldown is this
+    process's only, with a warning: an alert may then repeat, but is never silenced."""
 
     def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
-        self._directory = directory
+        self._parent = directory
+        self._directory: Path | None = None
+        self._fallback: MemoryCooldown | None = None
         self._clock = clock
 
-    def _path(self, key: str) -> Path:
-        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-        return self._directory / f"trestle-etl-alert-{digest}.cooldown"
+    def _folder(self) -> Path | None:
+        if self._directory is None and self._fallback is None:
+            self._directory = private_folder(self._parent)
+            if self._directory is None:
+                log.warning("alert cooldowns kept in this process only: %s/trestle-etl-"
+                            "alerts-%d is not a private folder of this user (set LOCK_DIR "
+                            "to a folder of its own)", self._parent, os.geteuid())
+                self._fallback = MemoryCooldown(clock=self._clock)
+        return self._directory
 
-    def _locked(self, key: str, change: Callable[[str], str | None]) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path(key), os.O_RDWR | os.O_CREAT, 0o644)
+    def _path(self, folder: Path, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+        return folder / f"trestle-etl-alert-{digest}.cooldown"
+
+    def _locked(self, folder: Path, key: str, change: Callable[[str], str | None]) -> None:
+        # O_NOFOLLOW: even in a private folder, never write through a symlink.
+        fd = os.open(self._path(folder, key),
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             current = os.read(fd, 256).decode(errors="replace")
@@ -116,6 +159,10 @@ class FileCooldown:
         token = _token()
         if ttl_s <= 0:
             return token
+        folder = self._folder()
+        if folder is None:
+            assert self._fallback is not None
+            return self._fallback.claim(key, ttl_s)
         granted: list[str] = []
 
         def change(current: str) -> str | None:
@@ -130,8 +177,14 @@ class FileCooldown:
             granted.append(token)
             return f"{now + ttl_s:.3f} {token}"
 
-        self._locked(key, change)
+        self._locked(folder, key, change)
         return granted[0] if granted else None
 
     def release(self, key: str, token: str) -> None:
-        self._locked(key, lambda current: "" if current.partition(" ")[2] == token else None)
+        folder = self._folder()
+        if folder is None:
+            assert self._fallback is not None
+            self._fallback.release(key, token)
+            return
+        self._locked(folder, key,
+                     lambda current: "" if current.partition(" ")[2] == token else None)
