@@ -145,6 +145,7 @@ def trestle_client(settings: Settings, *, tokens: TokenProvider, limiter: QuotaL
         tokens=tokens,
         retry=retry_policy(settings),
         timeout_s=settings.http_timeout_s,
+        max_response_bytes=settings.max_response_mb * 1024 * 1024,
         before_request=limiter.wait_turn,
         on_quota=limiter.observe,
         on_rate_limited=lambda error: limiter.penalize(error.retry_after),

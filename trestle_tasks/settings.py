@@ -248,6 +248,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 "Celery result backend (defaults to REDIS_URL)"),
     SettingSpec("TRESTLE_HTTP_TIMEOUT", "http_timeout_s", _bounded(float, 1, 600), 60.0,
                 "seconds to wait for one HTTP response"),
+    SettingSpec("TRESTLE_MAX_RESPONSE_MB", "max_response_mb", _bounded(int, 1, 100_000), 256,
+                "MB one response body may have, decompressed: a body past it (a gzip bomb, "
+                "a runaway page) is dropped and retried like a body cut short"),
     SettingSpec("TRESTLE_RETRY_BUDGET", "retry_budget_s", _bounded(float, 0, 86400), 300.0,
                 "seconds one request may spend retrying 429s, 5xx and broken connections"),
     SettingSpec("TRESTLE_PAGE_SIZE", "page_size", _bounded(int, 1, 1000), 1000,
@@ -385,6 +388,7 @@ class Settings:
     celery_broker_url: str | None
     celery_result_backend: str | None
     http_timeout_s: float
+    max_response_mb: int
     retry_budget_s: float
     page_size: int
     quota_per_minute: int | None

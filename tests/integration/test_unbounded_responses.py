@@ -20,8 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from trestle_tasks import factory
 from trestle_tasks.errors import InvalidResponseError
+from trestle_tasks.settings import load_settings
 from trestle_tasks.trestle.query import ODataQuery
+from trestle_tasks.trestle.token_cache import MemoryTokenCache
 
 from .hostile_stream import cause_of, client_for, hostile
 
@@ -162,3 +165,28 @@ def test_a_trickled_body_ends_at_the_whole_answer_deadline():
     assert error.retriable
     assert "still arriving 5 s after the request was sent" in str(error)
     assert 4.5 <= elapsed < 10, elapsed
+
+
+def test_the_cap_is_the_setting_a_worker_is_built_with():
+    """TRESTLE_MAX_RESPONSE_MB=1: a 2 MB page is refused, however well it compresses."""
+    body = json.dumps({"value": [], "padding": "0" * 2 * 1024 * 1024}).encode()
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with hostile(route) as base:
+        settings = load_settings({
+            "TRESTLE_BASE_URL": f"{base}/odata", "TRESTLE_TOKEN_URL": f"{base}/token",
+            "TRESTLE_CLIENT_ID": "id", "TRESTLE_CLIENT_SECRET": "a-long-client-secret",
+            "TRESTLE_MAX_RESPONSE_MB": "1", "TRESTLE_RETRY_BUDGET": "0",
+        }, env_file=None)
+        tokens = factory.token_provider(settings, MemoryTokenCache())
+        client = factory.trestle_client(settings, tokens=tokens,
+                                        limiter=factory.local_quota_limiter(settings))
+        with pytest.raises(Exception) as caught:
+            client.get_page(ODataQuery("Property"))
+    assert "over 1 MB decompressed (TRESTLE_MAX_RESPONSE_MB)" in str(cause_of(caught.value))
