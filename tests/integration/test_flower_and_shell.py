@@ -55,7 +55,8 @@ def wait_for(url: str, timeout_s: float = 30) -> None:
 
 def test_flower_as_the_readme_runs_it_serves_pages_and_api_behind_basic_auth(celery_redis,
                                                                              tmp_path):
-    documented = "FLOWER_BASIC_AUTH=user:password celery -A trestle_tasks flower --address=127.0.0.1"
+    documented = ("FLOWER_BASIC_AUTH=user:password "
+                  "celery -A trestle_tasks flower --address=127.0.0.1")
     assert documented in README
     assert "flower --address=127.0.0.1 --basic-auth" not in README  # `ps` would show it
     port = free_port()
