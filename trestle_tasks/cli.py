@@ -620,7 +620,7 @@ def status(as_json: bool, limit: int, live: bool, feed_name: str | None) -> None
     """Recent runs, watermarks and quota use, of every feed (or --feed NAME)."""
     from trestle_tasks.preflight import require_database
     from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-    from trestle_tasks.status import collect_status, render_status
+    from trestle_tasks.status import collect_status, database_not_created, render_status
 
     if feed_name == "":  # `status --feed` as scripts wrote it before feeds had names
         click.echo("trestle-etl: note: `status --feed` is now `status --live`", err=True)
@@ -630,6 +630,10 @@ def status(as_json: bool, limit: int, live: bool, feed_name: str | None) -> None
     for name, settings in feeds.items():
         # The quota shown is the cluster's (Redis); --live's own requests are made here.
         cluster = ClusterRuntime(settings)
+        if (missing := database_not_created(settings)) is not None:
+            # Connecting would create an empty SQLite file where nothing was configured.
+            reports[name] = missing
+            continue
         require_database(cluster.store.engine)
         reports[name] = collect_status(cluster, limit=limit,
                                        feed=LocalRuntime(settings) if live else None)

@@ -54,8 +54,9 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
     settings = cluster.settings
     store = cluster.store
     now = datetime.now(UTC)
-    report: dict[str, Any] = {"database": mask_url(settings.database_url), "runs": [],
-                              "watermarks": {}, "quota": None}
+    report: dict[str, Any] = {"database": mask_url(settings.database_url),
+                              "schema": store.schema, "runs": [], "watermarks": {},
+                              "quota": None}
     try:
         runs = store.sync_log.recent_runs(limit=limit)
         marks = store.sync_log.watermarks()
@@ -69,6 +70,7 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
     report["runs"] = [
         {
             "run_id": r.run_id, "resource": r.resource, "status": r.status,
+            "kind": run_kind(r),
             "started_at": r.started_at, "finished_at": r.finished_at,
             "fetched": r.records_fetched, "upserted": r.records_upserted,
             "rejected": r.records_rejected, "deleted": r.records_deleted,
@@ -106,6 +108,43 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
         cost_per_gb=settings.cost_per_gb,
     ).as_dict()
     return report
+
+
+def run_kind(run: SyncRun) -> str:
+    """`sync`, `reconcile` or `dry run` (a reconcile that changed nothing): the sync log
+    holds all three, and a dry run's `failed` is not a sync that failed."""
+    details = run.details if isinstance(run.details, dict) else {}
+    if details.get("kind") != "reconcile":
+        return "sync"
+    return "dry run" if details.get("dry_run") is True else "reconcile"
+
+
+def database_not_created(settings: Any) -> dict[str, Any] | None:
+    """The report for a SQLite file that does not exist yet (nothing migrated, or nothing
+    configured): `status` says so instead of connecting, which would create it empty."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).resolve()
+    if path.exists():
+        return None
+    return {"database": mask_url(settings.database_url), "schema": None, "runs": [],
+            "watermarks": {}, "quota": None,
+            "error": f"no database yet: {path} does not exist (DATABASE_URL); run "
+                     "`trestle-etl migrate` to create it"}
+
+
+def database_line(report: dict[str, Any]) -> str:
+    """Where the feed's tables are: the URL, and the schema (PostgreSQL) or database
+    (MySQL) they live in when it is not the URL's own (DATABASE_SCHEMA, feed_<name>)."""
+    line = f"Database: {report['database']}"
+    if report.get("schema"):
+        line += f" (tables in schema {report['schema']})"
+    return line
 
 
 def _server_now(store: Store) -> datetime | None:
@@ -181,7 +220,7 @@ def _quota(cluster: ClusterRuntime) -> dict[str, Any] | None:
 
 
 def render_status(report: dict[str, Any]) -> str:
-    lines = [f"Database: {report['database']}"]
+    lines = [database_line(report)]
     if report.get("error"):
         lines.append(report["error"])
         return "\n".join(lines)
@@ -191,8 +230,10 @@ def render_status(report: dict[str, Any]) -> str:
         lines.append("  (none yet)")
     for run in report["runs"]:
         started = run["started_at"].strftime("%Y-%m-%d %H:%M:%S") if run["started_at"] else "?"
+        kind = run.get("kind", "sync")
+        shown = run["status"] if kind == "sync" else f"{kind} {run['status']}"
         lines.append(
-            f"  {started}  {run['resource']:<10} {run['status']:<11} "
+            f"  {started}  {run['resource']:<10} {shown:<11} "
             f"fetched {run['fetched']:>8,}  upserted {run['upserted']:>8,}  "
             f"rejected {run['rejected']:>5,}  requests {run['api_requests']:>6,}  "
             f"429s {run['api_rate_limited']:>3,}  {run['run_id']}"

@@ -3,7 +3,9 @@ a setting to fix, and nothing changed, instead of being ignored or failing deep 
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -122,3 +124,93 @@ def test_check_config_checks_the_broker(simulator, tmp_path, broker, ok):
         assert result.returncode == 1
         assert line.strip().startswith("FAIL")
         assert "127.0.0.1:1" in line and "did not answer" in line
+
+
+def scrape_metrics(env: dict[str, str], cwd) -> dict[tuple[str, tuple[tuple[str, str], ...]],
+                                                      float]:
+    """One scrape of `trestle-etl metrics --port 0`, run as a command."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    process = subprocess.Popen([sys.executable, "-m", "trestle_tasks", "metrics", "--port",
+                                "0"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=cwd)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert "/metrics" in line, line
+        endpoint = line.split("at ", 1)[1].split(";", 1)[0]
+        with urllib.request.urlopen(endpoint, timeout=30) as response:
+            text = response.read().decode()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted({"feed": "default", **labels}.items()))))
+
+
+def test_reconciles_are_not_counted_or_shown_as_sync_runs(simulator, migrated_sqlite, tmp_path):
+    # Before: trestle_runs_total counted the reconciles (a failed dry run as a failed run),
+    # the last run's duration was the reconcile's, and `status` listed a dry run that
+    # failed as a plain `failed` run.
+    env = pointing_at(simulator, migrated_sqlite)
+    synced = trestle_etl("sync", "--local", "--resource", "Office", env=env, cwd=tmp_path)
+    assert synced.returncode == 0, synced.stderr
+    dry = trestle_etl("reconcile", "--local", "--dry-run", "--resource", "Office", env=env,
+                      cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    # A dry run whose census cannot be taken (the OData root does not answer) fails.
+    broken = {**env, "TRESTLE_BASE_URL": "http://127.0.0.1:1/odata",
+              "TRESTLE_RETRY_BUDGET": "0"}
+    failed = trestle_etl("reconcile", "--local", "--dry-run", "--resource", "Office",
+                         env=broken, cwd=tmp_path, timeout=120)
+    assert failed.returncode == 1, failed.stderr
+
+    report = json.loads(trestle_etl("status", "--json", env=env, cwd=tmp_path).stdout)
+    kinds = [(run["kind"], run["status"]) for run in report["runs"]]
+    assert kinds == [("dry run", "failed"), ("dry run", "succeeded"), ("sync", "succeeded")]
+    text = trestle_etl("status", env=env, cwd=tmp_path).stdout
+    recent = text.split("Recent runs:")[1].split("\n\n")[0]
+    assert "dry run failed" in recent and "dry run succeeded" in recent
+    assert recent.count(" succeeded ") == 2  # the sync's, and the successful dry run's
+
+    samples = scrape_metrics(env, tmp_path)
+    assert sample(samples, "trestle_runs_total", resource="Office", status="succeeded") == 1
+    assert sample(samples, "trestle_runs_total", resource="Office", status="failed") is None
+    assert sample(samples, "trestle_reconcile_runs_total", resource="Office",
+                  status="succeeded") == 1
+    assert sample(samples, "trestle_reconcile_runs_total", resource="Office",
+                  status="failed") == 1
+    sync_run = report["runs"][-1]
+    took = (datetime.fromisoformat(sync_run["finished_at"])
+            - datetime.fromisoformat(sync_run["started_at"])).total_seconds()
+    assert sample(samples, "trestle_last_run_duration_seconds", resource="Office") == \
+        pytest.approx(took, abs=0.01)
+
+
+def test_status_with_nothing_configured_creates_no_database(tmp_path):
+    # Before: `status` in an empty folder created an empty trestle.sqlite3 there.
+    result = trestle_etl("status", env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no database yet" in result.stdout and "trestle-etl migrate" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_status_names_each_feeds_schema(tmp_path):
+    # Before: every feed's report said "Database: <the URL>", as if they shared one place.
+    env = clean_env(TRESTLE_FEEDS="north,south",
+                    DATABASE_URL="mysql+pymysql://root@127.0.0.1:3306/test")
+    result = trestle_etl("status", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    north, south = result.stdout.split("== feed south ==")
+    assert "tables in schema feed_north" in north.splitlines()[1]
+    assert "tables in schema feed_south" in south.splitlines()[1]
+    reports = json.loads(trestle_etl("status", "--json", env=env, cwd=tmp_path).stdout)
+    assert {name: r["schema"] for name, r in reports["feeds"].items()} == \
+        {"north": "feed_north", "south": "feed_south"}

@@ -26,7 +26,12 @@ import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trestle_tasks.monitoring.drift import DRIFT_KINDS, ReconcileReport, latest_reconciles
+from trestle_tasks.monitoring.drift import (
+    DRIFT_KINDS,
+    RECONCILE,
+    ReconcileReport,
+    latest_reconciles,
+)
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import RUNNING, SKIPPED, SUCCEEDED
@@ -68,6 +73,9 @@ class SyncFigures:
 
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # resource -> column -> n
     runs: dict[tuple[str, str], int] = field(default_factory=dict)  # (resource, status) -> n
+    # Reconciles apart: they are not syncs, and a dry run's seconds of census are no sync's
+    # duration, nor its success the copy's freshness.
+    reconcile_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     lag_s: dict[str, float] = field(default_factory=dict)  # now - watermark
     last_success: dict[str, float] = field(default_factory=dict)  # epoch seconds
     last_duration_s: dict[str, float] = field(default_factory=dict)  # latest finished run
@@ -100,12 +108,15 @@ def read_sync_figures(store: Store, now: datetime | None = None) -> SyncFigures:
             totals = figures.counters.setdefault(row["resource"], dict.fromkeys(COUNTERS, 0))
             for column in _WINDOW_COLUMNS:
                 totals[column] += int(row[column])
-        by_status = sa.select(log_table.c.resource, log_table.c.status,
-                              sa.func.count()).group_by(log_table.c.resource,
-                                                        log_table.c.status)
-        figures.runs = {(r, s): int(n) for r, s, n in conn.execute(by_status)}
+        reconcile = _is_reconcile(log_table)
+        for target, kind in ((figures.runs, sa.not_(reconcile)),
+                             (figures.reconcile_runs, reconcile)):
+            by_status = sa.select(log_table.c.resource, log_table.c.status,
+                                  sa.func.count()).where(kind).group_by(log_table.c.resource,
+                                                                        log_table.c.status)
+            target.update({(r, s): int(n) for r, s, n in conn.execute(by_status)})
         succeeded = sa.select(log_table.c.resource, sa.func.max(log_table.c.finished_at)).where(
-            log_table.c.status == SUCCEEDED).group_by(log_table.c.resource)
+            log_table.c.status == SUCCEEDED, sa.not_(reconcile)).group_by(log_table.c.resource)
         figures.last_success = {r: _epoch(t) for r, t in conn.execute(succeeded) if t}
         figures.last_duration_s = _last_durations(conn, log_table)
     figures.reconciles = latest_reconciles(store, measured_only=True)
@@ -114,9 +125,17 @@ def read_sync_figures(store: Store, now: datetime | None = None) -> SyncFigures:
     return figures
 
 
+def _is_reconcile(log_table: sa.Table) -> sa.ColumnElement[bool]:
+    """A sync-log row written by reconcile: its details (compact JSON text, jsontext.py)
+    say `"kind":"reconcile"`; a sync's never do."""
+    return sa.and_(log_table.c.details.is_not(None),
+                   log_table.c.details.like(f'%"kind":"{RECONCILE}"%'))
+
+
 def _last_durations(conn: sa.Connection, log_table: sa.Table) -> dict[str, float]:
-    """Start-to-finish seconds of each resource's latest finished (not skipped) run."""
-    finished = sa.and_(log_table.c.finished_at.is_not(None), log_table.c.status != SKIPPED)
+    """Start-to-finish seconds of each resource's latest finished (not skipped) sync run."""
+    finished = sa.and_(log_table.c.finished_at.is_not(None), log_table.c.status != SKIPPED,
+                       sa.not_(_is_reconcile(log_table)))
     latest = (sa.select(log_table.c.resource, sa.func.max(log_table.c.started_at).label("at"))
               .where(finished).group_by(log_table.c.resource).subquery())
     query = sa.select(log_table.c.resource, log_table.c.started_at,
@@ -220,6 +239,14 @@ def sync_families(by_feed: Mapping[str, SyncFigures]) -> Iterator[Metric]:
                 finished.add_metric([feed, resource, status], count)
     yield finished
     yield running
+    reconciles = CounterMetricFamily(
+        "trestle_reconcile_runs", "Reconcile runs (dry runs included) by status; not in "
+        "trestle_runs_total.", labels=["feed", "resource", "status"])
+    for feed, figures in feeds:
+        for (resource, status), count in sorted(figures.reconcile_runs.items()):
+            if status != RUNNING:  # finished ones, as trestle_runs_total counts
+                reconciles.add_metric([feed, resource, status], count)
+    yield reconciles
     yield _gauge("trestle_sync_lag_seconds",
                  "Seconds between now and the watermark: how far the copy is behind the feed.",
                  {feed: figures.lag_s for feed, figures in feeds})
