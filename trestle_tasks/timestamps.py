@@ -49,7 +49,10 @@ class ODataTimestamp:
             if hours > 23 or minutes > 59:
                 raise ValueError(f"not an Edm.DateTimeOffset: {text!r}")
             offset = sign * timedelta(hours=hours, minutes=minutes)
-        whole_seconds = (base - offset - _EPOCH) // timedelta(seconds=1)
+        # Offset last, on the timedelta: `base - offset` overflows datetime for an instant
+        # past 9999-12-31 in UTC (`9999-12-31T23:59:59-01:00`), an OverflowError that no
+        # caller expects; the ticks are exact either way, and callers check the range.
+        whole_seconds = (base - _EPOCH - offset) // timedelta(seconds=1)
         fraction = int((match["frac"] or "").ljust(7, "0"))
         return cls(whole_seconds * TICKS_PER_SECOND + fraction)
 
@@ -101,3 +104,18 @@ def common_timestamp_ticks(value: object) -> int | None:
     fraction = value[20:-1]
     ticks = (base - _NAIVE_EPOCH) // _SECOND * TICKS_PER_SECOND
     return ticks + int(fraction.ljust(7, "0")) if fraction else ticks
+
+
+# Instants a datetime (and so every target database) can hold: years 1-9999 in UTC.
+MIN_TICKS = ODataTimestamp.from_datetime(datetime.min.replace(tzinfo=UTC)).ticks
+MAX_TICKS = ODataTimestamp.from_datetime(datetime.max.replace(tzinfo=UTC)).ticks + 9
+
+
+def census_ticks(value: object) -> int | None:
+    """The ticks of a census's timestamp; None when it is not a readable instant in years
+    1-9999 UTC (a poison value is one record's problem, never the census's)."""
+    try:
+        ticks = ODataTimestamp.parse(value).ticks
+    except (ValueError, OverflowError):
+        return None
+    return ticks if MIN_TICKS <= ticks <= MAX_TICKS else None
