@@ -15,8 +15,13 @@ from tests.store_fixtures import StoreTarget, close_target, open_target
 from trestle_tasks.store.jsontext import decode_json
 from trestle_tasks.store.loader import TRUNCATED_MARK, RecordLoader
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.store import Store
+from trestle_tasks.sync.repair import repair
+from trestle_tasks.sync.repair_plan import RepairPlan
+from trestle_tasks.trestle.by_key import fetch_by_keys
+from trestle_tasks.trestle.pager import census_versions
 
-from .poison_server import PoisonServer, poison_server
+from .poison_server import QUICK_RETRY, PoisonServer, page_body, poison_server
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +80,7 @@ def test_an_oversized_record_is_rejected_alone_and_its_reject_row_fits_mariadb(
                 "ModificationTimestamp": "2024-02-01T00:00:00Z"}
         server.serve_records([good[0], good[1], huge, good[2], good[3]])
         loader = RecordLoader.open(target.engine, "Property", schema=target.schema,
-                                   retry=_quick_retry())
+                                   retry=QUICK_RETRY)
         result = loader.load(fetch(server))
         assert (result.upserted, result.rejected) == (4, 1)
         assert stored_keys(target) == {r["ListingKey"] for r in good}
@@ -91,6 +96,56 @@ def test_an_oversized_record_is_rejected_alone_and_its_reject_row_fits_mariadb(
         close_target(target)
 
 
-def _quick_retry() -> Any:
-    from trestle_tasks.retry import RetryPolicy
-    return RetryPolicy(budget_s=5, base_delay_s=0.01, max_delay_s=0.1)
+def test_an_unreadable_timestamp_in_a_census_is_one_unknown_version_not_a_failed_census(
+        server: PoisonServer) -> None:
+    """Before: `0000-00-00T00:00:00Z` (or an instant past year 9999 in UTC) in one census
+    record raised UnexpectedResponseError / OverflowError: every reconcile and every
+    window plan of the resource failed, for good. Now that record's version is unknown
+    (so it is fetched by key, and rejected alone by the loader)."""
+    server.serve_records([
+        {"ListingKey": "a", "ModificationTimestamp": "2024-01-01T00:00:00.1234567Z"},
+        {"ListingKey": "b", "ModificationTimestamp": "0000-00-00T00:00:00Z"},
+        {"ListingKey": "c", "ModificationTimestamp": "9999-12-31T23:59:59.9999999-01:00"},
+        {"ListingKey": "d", "ModificationTimestamp": "2024-01-02T00:00:00+01:00"},
+    ])
+    pages = list(census_versions(server.client(), "Property", "ListingKey"))
+    assert pages == [[("a", 17040672001234567), ("b", None), ("c", None),
+                      ("d", 17041500000000000)]]
+
+
+def test_a_key_too_long_for_any_url_is_left_out_and_the_other_keys_are_still_fetched(
+        server: PoisonServer) -> None:
+    """Before: KeyTooLongError from the by-key query ended the whole repair."""
+    records = {k: {"ListingKey": k} for k in ("k1", "k2", "k3")}
+    server.answer = lambda path: page_body(
+        [r for k, r in records.items() if f"'{k}'" in path])
+    skipped: list[str] = []
+    long_key = "x" * 5000
+    pages = list(fetch_by_keys(server.client(), "Property", "ListingKey",
+                               ["k1", long_key, "k2", "k3"], on_too_long=skipped.append))
+    assert sorted(r["ListingKey"] for p in pages for r in p.records) == ["k1", "k2", "k3"]
+    assert skipped == [long_key]
+    assert not any(long_key in path for path in server.paths)
+
+
+def test_a_repair_with_a_key_too_long_for_any_url_repairs_the_others_and_counts_it(
+        server: PoisonServer, tmp_path: Any) -> None:
+    """Before: the reconcile's repair raised KeyTooLongError at the long key: the records
+    after it were never repaired and the reconcile failed."""
+    target = _target("sqlite", tmp_path)
+    try:
+        good = good_records(unique_prefix(), 3)
+        by_key = {r["ListingKey"]: r for r in good}
+        server.answer = lambda path: page_body(
+            [r for k, r in by_key.items() if f"'{k}'" in path])
+        long_key = "y" * 5000
+        plan = RepairPlan(by_key=[good[0]["ListingKey"], long_key,
+                                  good[1]["ListingKey"], good[2]["ListingKey"]])
+        store = Store(target.engine, schema=target.schema)
+        outcome = repair("Property", plan, key_field="ListingKey", store=store,
+                         client=server.client(), run_id="poison-run")
+        assert (outcome.upserted, outcome.rejected) == (3, 1)
+        assert outcome.unfetchable_keys == [long_key]
+        assert stored_keys(target) == set(by_key)
+    finally:
+        close_target(target)

@@ -41,6 +41,16 @@ class RepairOutcome:
     media: MediaRefresh = field(default_factory=MediaRefresh)
     open_houses_fetched: int = 0
     open_houses_removed: int = 0
+    # Keys no URL can name (see trestle/by_key.py): left out, counted as rejected.
+    unfetchable_keys: list[str] = field(default_factory=list)
+
+    def unfetchable(self, key: str) -> None:
+        """A key too long for the by-key query: one record lost to a repair, not the
+        repair of all the others."""
+        log.warning("repair: the key %r… is too long for any by-key query; that record "
+                    "is left out (rejected) and the others are repaired", key[:40])
+        self.unfetchable_keys.append(key)
+        self.rejected += 1
 
     def vanished(self, asked: Sequence[Any]) -> int:
         """Asked for and not returned: they left the feed after the census."""
@@ -81,7 +91,7 @@ def repair(resource: str, plan: RepairPlan, *, key_field: str, store: Store,
             if on_records is not None:
                 on_records(len(records))
     for page in fetch_by_keys(client, resource, key_field, [str(k) for k in plan.by_key],
-                              expand=expand):
+                              expand=expand, on_too_long=outcome.unfetchable):
         _store_page(page.records, resource, key_field, store=store, client=client,
                     run_id=run_id, children=children, outcome=outcome)
         if on_records is not None:
@@ -105,13 +115,19 @@ def _store_page(records: list[dict[str, Any]], resource: str, key_field: str, *,
                                        expansions=expansions)
     if children.open_houses:
         listing_keys = [str(r[key_field]) for r in records if r.get(key_field)]
-        fetched, removed = replace_open_houses(listing_keys, store=store, client=client)
+        fetched, removed = replace_open_houses(listing_keys, store=store, client=client,
+                                               on_too_long=_open_houses_unfetchable)
         outcome.open_houses_fetched += fetched
         outcome.open_houses_removed += removed
 
 
-def replace_open_houses(listing_keys: Sequence[str], *, store: Store, client: TrestleClient
-                        ) -> tuple[int, int]:
+def _open_houses_unfetchable(listing_key: str) -> None:
+    log.warning("repair: the listing key %r… is too long for a by-key query; its open "
+                "houses are left as they are", listing_key[:40])
+
+
+def replace_open_houses(listing_keys: Sequence[str], *, store: Store, client: TrestleClient,
+                        on_too_long: Callable[[str], None] | None = None) -> tuple[int, int]:
     """Upsert the listings' open houses and mark deleted the stored ones no longer listed.
 
     A direct query by listing key is complete (unlike an inline expansion under quota
@@ -119,7 +135,8 @@ def replace_open_houses(listing_keys: Sequence[str], *, store: Store, client: Tr
     """
     rows: list[dict[str, Any]] = []
     for page in fetch_by_keys(client, OPEN_HOUSE, OPEN_HOUSE_PARENT, listing_keys,
-                              orderby=((OPEN_HOUSE_PARENT, False), ("OpenHouseKey", False))):
+                              orderby=((OPEN_HOUSE_PARENT, False), ("OpenHouseKey", False)),
+                              on_too_long=on_too_long):
         rows.extend(page.records)
     if rows:
         store.upsert(OPEN_HOUSE, rows)
