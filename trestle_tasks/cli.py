@@ -678,7 +678,9 @@ def metrics(host: str, port: int, feed_name: str | None) -> None:
 @click.option("--records", default=2000, show_default=True, type=click.IntRange(10, 200_000),
               help="Listings the simulator serves.")
 @click.option("--database", default="trestle-demo.sqlite3", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite file to fill (replaced).")
+              type=click.Path(dir_okay=False),
+              help="SQLite file to fill (replaced if an earlier demo made it; any other "
+                   "existing file is refused).")
 @click.option("--celery", "use_celery", is_flag=True,
               help="Sync through Celery worker processes started for the demo (needs Redis; "
                    "without it the demo stops with an error, it does not fall back).")

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from trestle_tasks.demo_file import check_replaceable, create_marked
 from trestle_tasks.feeds import DEFAULT_FEED, feed_variable, load_feeds
 from trestle_tasks.local import sync_local
 from trestle_tasks.runtime import LocalRuntime
@@ -133,9 +134,10 @@ def run_demo(
     names = DEMO_FEEDS[:feeds] if feeds > 1 else (DEFAULT_FEED,)
     report = DemoReport(feeds={name: FeedDemo(feed_database(database, name, feeds > 1))
                                for name in names})
+    for outcome in report.feeds.values():  # all checked before any is replaced
+        check_replaceable(outcome.database)
     for outcome in report.feeds.values():
-        if outcome.database.exists():
-            outcome.database.unlink()  # every demo starts from an empty database
+        create_marked(outcome.database)  # every demo starts from an empty database
     config = SimulatorConfig(records=records, seed=42) if feeds == 1 else SimulatorConfig(
         records=records, seed=42, feeds={
             name: FeedConfig(credentials={f"demo-{name}": f"demo-{name}-secret"})

@@ -214,3 +214,46 @@ def test_status_names_each_feeds_schema(tmp_path):
     reports = json.loads(trestle_etl("status", "--json", env=env, cwd=tmp_path).stdout)
     assert {name: r["schema"] for name, r in reports["feeds"].items()} == \
         {"north": "feed_north", "south": "feed_south"}
+
+
+def sqlite_file_with(path, statement: str) -> bytes:
+    import sqlite3
+
+    connection = sqlite3.connect(path)
+    connection.execute(statement)
+    connection.commit()
+    connection.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["text", "foreign-sqlite", "synced-copy"])
+def test_demo_refuses_a_file_it_did_not_make(tmp_path, kind):
+    # Before: `demo --database FILE` deleted whatever FILE was and filled it with the demo.
+    target = tmp_path / "precious.db"
+    if kind == "text":
+        target.write_text("my notes, not a database\n")
+        before = target.read_bytes()
+    elif kind == "foreign-sqlite":
+        before = sqlite_file_with(target, "CREATE TABLE invoices (id INTEGER, total REAL)")
+    else:  # a real copy of the feed: our own tables, but not the demo's file
+        before = sqlite_file_with(target, "CREATE TABLE property (listing_key TEXT)")
+    result = trestle_etl("demo", "--records", "10", "--database", str(target),
+                         env=clean_env(), cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result, str(target), "name a new file")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.db"]
+
+
+def test_demo_replaces_its_own_file(tmp_path):
+    target = tmp_path / "demo.sqlite3"
+    for _ in range(2):  # the second run replaces what the first made
+        result = trestle_etl("demo", "--records", "10", "--database", str(target),
+                             env=clean_env(), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    engine = sa.create_engine(f"sqlite:///{target}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT COUNT(*) FROM property").scalar() == 10
+    finally:
+        engine.dispose()
