@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from tests.store_data import migrate_small, unique_prefix
 from tests.store_fixtures import StoreTarget, close_target, open_target
-from trestle_tasks.store.jsontext import decode_json
+from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.loader import TRUNCATED_MARK, RecordLoader
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
@@ -20,6 +20,7 @@ from trestle_tasks.sync.repair import repair
 from trestle_tasks.sync.repair_plan import RepairPlan
 from trestle_tasks.trestle.by_key import fetch_by_keys
 from trestle_tasks.trestle.pager import census_versions
+from trestle_tasks.trestle.query import ODataQuery
 
 from .poison_server import QUICK_RETRY, PoisonServer, page_body, poison_server
 
@@ -147,5 +148,41 @@ def test_a_repair_with_a_key_too_long_for_any_url_repairs_the_others_and_counts_
         assert (outcome.upserted, outcome.rejected) == (3, 1)
         assert outcome.unfetchable_keys == [long_key]
         assert stored_keys(target) == set(by_key)
+    finally:
+        close_target(target)
+
+
+def deep_array(levels: int) -> str:
+    return "[" * levels + "1" + "]" * levels
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "mariadb", "postgresql"])
+def test_records_nested_thousands_deep_are_rejected_alone_and_the_page_is_stored(
+        server: PoisonServer, tmp_path: Any, dialect: str) -> None:
+    """Before: the page's decoding raised RecursionError (msgspec and the standard parser
+    both recurse): the whole page, and the window, failed on every retry."""
+    target = _target(dialect, tmp_path)
+    try:
+        prefix = unique_prefix()
+        good = good_records(prefix, 4)
+        parts = [encode_json(good[0]),
+                 # a declared GeographyPoint, an undeclared field, deep enough for the checks
+                 f'{{"ListingKey": "{prefix}-geo", "X_Location": {{"type": "Point", '
+                 f'"coordinates": {deep_array(5000)}}}}}',
+                 encode_json(good[1]),
+                 f'{{"ListingKey": "{prefix}-extra", "X_Deep": {deep_array(50_000)}}}',
+                 encode_json(good[2]),
+                 f'{{"ListingKey": "{prefix}-900", "X_Deep": {deep_array(900)}}}',
+                 encode_json(good[3])]
+        server.body = ('{"value": [' + ", ".join(parts) + "]}").encode()
+        page = server.client().get_page(ODataQuery("Property"))
+        assert len(page.records) == 7
+        loader = RecordLoader.open(target.engine, "Property", schema=target.schema,
+                                   retry=QUICK_RETRY)
+        result = loader.load(page.records)
+        assert (result.upserted, result.rejected) == (4, 3)
+        assert stored_keys(target) == {r["ListingKey"] for r in good}
+        assert sorted((key, reason) for key, reason, _raw in rejects(target)) == [
+            (f"{prefix}-{name}", "too_deep") for name in ("900", "extra", "geo")]
     finally:
         close_target(target)

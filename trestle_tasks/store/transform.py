@@ -43,7 +43,7 @@ from typing import Annotated, Any, Final, final
 
 import msgspec
 
-from trestle_tasks.store.jsontext import encode_json, encode_plain
+from trestle_tasks.store.jsontext import TooDeeplyNested, encode_json, encode_plain
 from trestle_tasks.store.naming import (
     DELETED_COLUMN,
     LOADED_COLUMN,
@@ -65,6 +65,7 @@ INVALID_TIMESTAMP = "invalid_timestamp"
 INVALID_CHARACTER = "invalid_character"
 UNSERIALIZABLE = "unserializable"
 DATABASE_REFUSED = "database_refused"
+TOO_DEEP = "too_deep"
 
 Problem = tuple[str, str]  # (reason, detail)
 Check = Callable[[Any], Problem | None]
@@ -590,11 +591,17 @@ class RecordTransformer:
 
     def prepare(self, record: Any, loaded_at: datetime) -> PreparedRow | Rejection:
         """The row for `record`, or why it is rejected."""
-        if type(record) is dict:
-            row = self._prepare_fast(record, loaded_at)
-            if row is not None:
-                return row
-        return self._prepare_checked(record, loaded_at)
+        try:
+            if type(record) is dict:
+                row = self._prepare_fast(record, loaded_at)
+                if row is not None:
+                    return row
+            return self._prepare_checked(record, loaded_at)
+        except RecursionError:
+            # Nested deeper than the checks and encoders recurse (a value the client could
+            # still decode): this record is rejected, never its whole batch.
+            return self.reject(record, None, TOO_DEEP,
+                               "nested too deeply to check or store")
 
     def _prepare_fast(self, record: dict[str, Any], loaded_at: datetime) -> PreparedRow | None:
         """The same row `_prepare_checked` makes, for a record the fast path is sure of."""
@@ -657,6 +664,9 @@ class RecordTransformer:
                     limit is None or len(value) <= limit):
                 continue
             check = checks.get(name)
+            if type(value) is TooDeeplyNested:  # the client could not decode it at all
+                problems.append((name, (TOO_DEEP, repr(value))))
+                continue
             if check is None:
                 if name not in navigation and name not in self._known and "@" not in name:
                     undeclared.append(name)

@@ -102,6 +102,15 @@ def parse_json_body(response: requests.Response, url: str) -> Any:
         return _BODY_DECODER.decode(content)
     except (msgspec.DecodeError, ValueError):
         pass
+    except RecursionError:
+        # One record nested thousands of levels deep must not lose its whole page: only
+        # its too-deep value is replaced, and the loader rejects that record alone.
+        from trestle_tasks.store.jsontext import decode_json_bounded
+
+        try:
+            return decode_json_bounded(content)
+        except ValueError:
+            pass  # not JSON after all: the standard parser says so, below
     content_type = response.headers.get("Content-Type", "")
     try:
         return json.loads(content, parse_float=Decimal)
