@@ -69,10 +69,17 @@ class ODataTimestamp:
         return cls.from_datetime(datetime.now(UTC))
 
     def to_odata(self) -> str:
-        """`YYYY-MM-DDTHH:MM:SS.fffffffZ`, the unquoted literal Trestle accepts in $filter."""
-        seconds, fraction = divmod(self.ticks, TICKS_PER_SECOND)
+        """`YYYY-MM-DDTHH:MM:SS.fffffffZ`, the unquoted literal Trestle accepts in $filter.
+
+        An instant outside years 1-9999 in UTC (a poison record's, such as
+        `9999-12-31T23:59:59.9999999-01:00`, which can end a page and so become a keyset
+        cursor) is written as the nearest one inside: that has a literal, where the
+        instant itself would raise OverflowError and stop the walk."""
+        ticks = min(max(self.ticks, MIN_TICKS), MAX_TICKS)
+        seconds, fraction = divmod(ticks, TICKS_PER_SECOND)
         moment = _EPOCH + timedelta(seconds=seconds)
-        return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:07d}Z"
+        # The year zero-padded by hand: %Y gives `1`, not `0001`, for year 1 on glibc.
+        return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{fraction:07d}Z"
 
     def to_datetime(self) -> datetime:
         """The instant as an aware UTC datetime, truncated to microseconds (never rounded up)."""

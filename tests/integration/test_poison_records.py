@@ -19,7 +19,7 @@ from trestle_tasks.store.store import Store
 from trestle_tasks.sync.repair import repair
 from trestle_tasks.sync.repair_plan import RepairPlan
 from trestle_tasks.trestle.by_key import fetch_by_keys
-from trestle_tasks.trestle.pager import census_versions
+from trestle_tasks.trestle.pager import KeysetWindow, census_versions, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
 
 from .poison_server import QUICK_RETRY, PoisonServer, page_body, poison_server
@@ -184,5 +184,43 @@ def test_records_nested_thousands_deep_are_rejected_alone_and_the_page_is_stored
         assert stored_keys(target) == {r["ListingKey"] for r in good}
         assert sorted((key, reason) for key, reason, _raw in rejects(target)) == [
             (f"{prefix}-{name}", "too_deep") for name in ("900", "extra", "geo")]
+    finally:
+        close_target(target)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "mariadb", "postgresql"])
+def test_a_timestamp_past_year_9999_ending_a_page_is_rejected_and_the_walk_goes_on(
+        server: PoisonServer, tmp_path: Any, dialect: str) -> None:
+    """Before: `9999-12-31T23:59:59.9999999-01:00` (year 10000 in UTC) on the last record
+    of a page raised OverflowError when it became the keyset cursor: the window failed,
+    its records were never stored and the watermark never passed it."""
+    target = _target(dialect, tmp_path)
+    try:
+        prefix = unique_prefix()
+        good = good_records(prefix, 2)
+        poison = {"ListingKey": f"{prefix}-late",
+                  "ModificationTimestamp": "9999-12-31T23:59:59.9999999-01:00"}
+
+        def answer(path: str) -> bytes:
+            if "$filter" not in path:  # the first page, full: a nextLink follows
+                return encode_json({"value": [good[0], good[1], poison],
+                                    "@odata.nextLink": f"{server.url}?$skip=3"}).encode()
+            # After a cursor past year 9999 nothing legitimate is left: an empty page.
+            return page_body([])
+
+        server.answer = answer
+        records = [r for page in walk_keyset(server.client(),
+                                             KeysetWindow("Property", "ListingKey"))
+                   for r in page.records]
+        assert [r["ListingKey"] for r in records] == [
+            good[0]["ListingKey"], good[1]["ListingKey"], poison["ListingKey"]]
+        assert "9999-12-31T23:59:59.9999999Z" in server.paths[-1]
+        loader = RecordLoader.open(target.engine, "Property", schema=target.schema,
+                                   retry=QUICK_RETRY)
+        result = loader.load(records)
+        assert (result.upserted, result.rejected) == (2, 1)
+        assert stored_keys(target) == {r["ListingKey"] for r in good}
+        assert [(k, reason) for k, reason, _raw in rejects(target)] == [
+            (poison["ListingKey"], "out_of_range")]
     finally:
         close_target(target)
