@@ -213,7 +213,11 @@ def _namespace(database_url: str, database_schema: str | None) -> tuple[Any, ...
         if not path or path == ":memory:" or path.startswith("file:"):
             return None  # every engine gets a database of its own
         return ("sqlite", os.path.abspath(path))
-    host = (url.host or "localhost").lower()
+    host = (url.host or "localhost").lower().strip("[]")
+    if host == "localhost" or host == "::1" or host.startswith("127."):
+        # One server however this machine is named (the schema's owner row, etl_owner,
+        # catches the spellings no URL tells: a DNS alias, another deployment).
+        host = "loopback"
     if backend == "postgresql":
         schema = database_schema or "public"
         return ("postgresql", host, url.port or 5432, url.database,

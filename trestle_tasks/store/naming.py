@@ -33,7 +33,7 @@ RESERVED_COLUMNS: tuple[str, ...] = (RECORD_COLUMN, VERSION_COLUMN, DELETED_COLU
 # Bookkeeping tables; resource tables may not take these names.
 RESERVED_TABLES: tuple[str, ...] = (
     "etl_resource", "etl_field_map", "etl_sync_log", "etl_sync_window", "etl_watermark",
-    "etl_rejects", "etl_run_lock",
+    "etl_rejects", "etl_run_lock", "etl_owner",
 )
 
 

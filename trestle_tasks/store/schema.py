@@ -288,7 +288,7 @@ def bookkeeping(schema: str | None = None) -> dict[str, sa.Table]:
 
 def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     """etl_resource, etl_field_map, etl_sync_log, etl_sync_window, etl_watermark,
-    etl_rejects, etl_run_lock."""
+    etl_rejects, etl_run_lock, etl_owner."""
     # Dialect options, for Table(**kw: Any): as dict[str, str] mypy matches them to its
     # typed keywords (schema, quote, …) too.
     opts: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -425,6 +425,18 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("expires_at", UTCDateTime(), nullable=True),
         **opts,
     )
+    # The feed the schema belongs to (store/ownership.py): one row, written by the first
+    # migrate or run of a feed; another feed is refused. Added later: `evolve_bookkeeping`
+    # creates it in older databases, and the next migrate or run claims it.
+    owner = sa.Table(
+        "etl_owner", metadata,
+        sa.Column("name", KeyString(RESOURCE_CHARS), primary_key=True),  # always "feed"
+        sa.Column("feed", sa.String(RESOURCE_CHARS), nullable=False),
+        sa.Column("credential", sa.String(64), nullable=True),  # its fingerprint, no secret
+        sa.Column("base_url", sa.String(1024), nullable=True),
+        sa.Column("claimed_at", UTCDateTime(), nullable=False),
+        **opts,
+    )
     return {t.name: t for t in (resource, field_map, sync_log, window, watermark, rejects,
-                                run_lock)}
+                                run_lock, owner)}
 
