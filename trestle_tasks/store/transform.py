@@ -437,6 +437,16 @@ def _shape_type(spec: FieldSpec) -> Any | None:
     return None
 
 
+# msgspec refuses to rename a struct field to a name with `"`, `\` or a control
+# character; a declared field named so (any feed may send one) would fail every sync of
+# its resource when the fast path is built, so such a field is checked in Python instead.
+_NOT_RENAMABLE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _renamable(name: str) -> bool:
+    return _NOT_RENAMABLE.search(name) is None
+
+
 class FastPath:
     """The row for a record known valid, or None when unsure. Built once per layout.
 
@@ -457,7 +467,7 @@ class FastPath:
         self._checks: list[tuple[str, SureCheck]] = []
         self._datetimes: list[str] = []
         for f in spec.fields:
-            shape = _shape_type(f)
+            shape = _shape_type(f) if _renamable(f.name) else None
             if shape is not None:
                 shaped.append((f.name, shape))
                 if f.kind == "integer":

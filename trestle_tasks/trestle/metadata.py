@@ -12,12 +12,15 @@ their members and IsFlags; navigation properties with the entity set they lead t
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from trestle_tasks.errors import MetadataError
+
+log = logging.getLogger(__name__)
 
 EDMX_NS = "http://docs.oasis-open.org/odata/ns/edmx"
 EDM_NS = "http://docs.oasis-open.org/odata/ns/edm"
@@ -170,15 +173,30 @@ def _children(element: ET.Element, name: str) -> Iterable[ET.Element]:
     return (child for child in element if _tag(child) == name)
 
 
+# Facet values a column can be built from: PostgreSQL's NUMERIC allows a precision up to
+# 1,000 (MySQL's DECIMAL 65: types.py clamps); a length or precision below 1, or a negative
+# scale, has no column at all, and the DDL of the whole resource would fail on it.
+_FACET_RANGES = {"MaxLength": (1, None), "Precision": (1, 1000), "Scale": (0, 1000)}
+
+
 def _int_facet(element: ET.Element, name: str) -> int | None:
     text = element.get(name)
     if text is None:
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         # "max", "variable", "floating": no numeric bound
         return None
+    low, high = _FACET_RANGES.get(name, (None, None))
+    if (low is not None and value < low) or (high is not None and value > high):
+        # A bad facet costs its bound, not the resource: the field is stored unbounded
+        # (text, or a decimal of the database's widest form) and still checked otherwise.
+        log.warning("$metadata: %s of %s is %s=%s, outside %s..%s; the field is treated "
+                    "as having no %s", element.get("Name"), element.get("Type"), name,
+                    text, low, "" if high is None else high, name)
+        return None
+    return value
 
 
 def _split_collection(type_name: str) -> tuple[str, bool]:
