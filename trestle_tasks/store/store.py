@@ -32,7 +32,6 @@ from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, LoadResult, RecordLoader
 from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
 from trestle_tasks.store.ownership import FeedOwner, check_owner, claim_schema
-from trestle_tasks.store.promotion_check import check_promoted_names
 from trestle_tasks.store.schema import bookkeeping, promoted_fields
 from trestle_tasks.store.sync_log import SyncLog
 from trestle_tasks.store.views import view_name
@@ -98,7 +97,6 @@ class Store:
         """Create or evolve tables from `$metadata` (parsed, or the document itself)."""
         if not isinstance(metadata, ServiceMetadata):
             metadata = parse_metadata(metadata)
-        check_promoted_names(self.promote, metadata.resources, source="$metadata")
         self._claim()
         report = migrate(self.engine, metadata, resources, schema=self.schema,
                          promote=self.promote)
@@ -119,14 +117,11 @@ class Store:
         names = list(resources) if resources is not None else self.resources()
         pending: list[str] = []
         with self.engine.connect() as conn:
-            layouts = {name: read_catalog(conn, name, self.schema).layout for name in names}
-        # A misspelt field is an error, not a field quietly left out (or demoted).
-        check_promoted_names(self.promote, {n: lay.spec for n, lay in layouts.items()},
-                             source="the stored catalog")
-        for name, layout in layouts.items():
-            wanted = promoted_fields(layout.spec, self.promote.get(name, ()))
-            if set(layout.columns) != set(wanted):
-                pending.append(name)
+            for name in names:
+                layout = read_catalog(conn, name, self.schema).layout
+                wanted = promoted_fields(layout.spec, self.promote.get(name, ()))
+                if set(layout.columns) != set(wanted):
+                    pending.append(name)
         return pending
 
     def apply_promotions(self, resources: Iterable[str] | None = None) -> MigrationReport:
