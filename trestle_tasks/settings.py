@@ -510,7 +510,7 @@ def read_env_file(path: Path) -> tuple[dict[str, str], list[str]]:
 def read_source(environ: Mapping[str, str] | None, env_file: str | Path | None
                 ) -> tuple[dict[str, str], list[str]]:
     """`.env` overlaid with the environment (the environment wins), and the problems of
-    the file's lines."""
+    the file's lines. A variable named like ours that is none of ours is warned about."""
     source: dict[str, str] = {}
     problems: list[str] = []
     if env_file is not None and Path(env_file).is_file():
@@ -518,7 +518,46 @@ def read_source(environ: Mapping[str, str] | None, env_file: str | Path | None
         source.update(file_values)
         problems.extend(file_problems)
     source.update(os.environ if environ is None else environ)
+    _warn_once(unknown_variables(source))
     return source, problems
+
+
+# Prefixes of our settings: a name with one that is not a setting is most likely a typo
+# (TRESTLE_PAGESIZE), which would otherwise leave the default in force without a word.
+# FEED_<NAME>_… variables are feeds.py's to check (an unknown one is an error there).
+WATCHED_PREFIXES = ("TRESTLE_", "SYNC_", "STORE_", "DB_", "ALERT_")
+# Read by the test suite, not the application (how many records its store tests load).
+_READ_ELSEWHERE = frozenset({"STORE_SIM_RECORDS", "STORE_WIDE_RECORDS"})
+
+
+def unknown_variables(source: Mapping[str, str]) -> list[str]:
+    """One line per variable with a watched prefix that is not a setting, with the
+    closest setting's name."""
+    import difflib
+
+    known = sorted(BY_ENV)
+    lines = []
+    for name in sorted(source):
+        if not name.startswith(WATCHED_PREFIXES) or name in BY_ENV or name in _READ_ELSEWHERE:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        lines.append(f"{name} is not a setting"
+                     + (f" (did you mean {close[0]}?)" if close else "") + "; it is ignored")
+    return lines
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(lines: list[str]) -> None:
+    """Each line on stderr once per process (settings are read more than once). Logging
+    is not set up yet when settings are read: its settings are among them."""
+    import sys
+
+    for line in lines:
+        if line not in _warned:
+            _warned.add(line)
+            print(f"trestle-etl: warning: {line}", file=sys.stderr)
 
 
 # One problem with one variable: its name and what follows it ("='x': must be …" or
@@ -550,12 +589,34 @@ def parse_values(source: Mapping[str, str], *, require_credentials: bool
             if spec.attribute in _CREDENTIALS and values.get(spec.attribute) is None:
                 problems.append((spec.env, ": is required"))
 
+    problems.extend(_indexed_outside_resources(values))
     schema, url = values.get("database_schema"), values.get("database_url")
     if schema is not None and url is not None and url.startswith("sqlite"):
         # SQLite has schemas only as ATTACHed files, which the store does not attach.
         problems.append(("DATABASE_SCHEMA", f"={schema!r}: SQLite has no schemas; give "
                          "the tables a database file of their own in DATABASE_URL instead"))
     return values, problems
+
+
+def _indexed_outside_resources(values: Mapping[str, Any]) -> list[Problem]:
+    """STORE_INDEXED_FIELDS naming a resource TRESTLE_RESOURCES lacks: a typo (`Propety.`)
+    that would otherwise be skipped, and demote what the correct name had promoted."""
+    import difflib
+
+    indexed, resources = values.get("indexed_fields"), values.get("resources")
+    if not indexed or resources is None:
+        return []
+    stray = []
+    for name in indexed:
+        resource, field_name = name.split(".")
+        if resource not in resources:
+            close = difflib.get_close_matches(resource, resources, n=1, cutoff=0.6)
+            stray.append(f"{name} (did you mean {close[0]}.{field_name}?)" if close
+                         else name)
+    if not stray:
+        return []
+    return [("STORE_INDEXED_FIELDS", f"={','.join(indexed)!r}: names a resource not in "
+             f"TRESTLE_RESOURCES ({','.join(resources)}): {'; '.join(stray)}")]
 
 
 def build_settings(values: Mapping[str, Any], feed: str = "default") -> Settings:

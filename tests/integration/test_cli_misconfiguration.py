@@ -257,3 +257,71 @@ def test_demo_replaces_its_own_file(tmp_path):
             assert connection.exec_driver_sql("SELECT COUNT(*) FROM property").scalar() == 10
     finally:
         engine.dispose()
+
+
+def property_columns(url: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        return ({c["name"] for c in inspector.get_columns("property")}
+                | {i["name"] for i in inspector.get_indexes("property")})
+    finally:
+        engine.dispose()
+
+
+def sync_log_rows(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT COUNT(*) FROM etl_sync_log").scalar())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def living_area_indexed(simulator, tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    env = pointing_at(simulator, url, STORE_INDEXED_FIELDS="Property.LivingArea")
+    result = trestle_etl("migrate", "--resource", "Property", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "LivingArea" in property_columns(url)
+    return url
+
+
+@pytest.mark.parametrize(("indexed", "says"), [
+    ("Propety.LivingArea", "did you mean Property.LivingArea?"),
+    ("Teams.X", "Teams.X"),
+    ("Property.LivingAreaa", "did you mean Property.LivingArea?"),
+], ids=["misspelt-resource", "resource-not-synced", "misspelt-field"])
+@pytest.mark.parametrize("command", [("migrate",), ("sync", "--local")])
+def test_an_unknown_indexed_field_is_an_error_that_changes_nothing(
+        simulator, living_area_indexed, tmp_path, indexed, says, command):
+    # Before: exit 0, the name skipped; with `Propety.` the LivingArea column and its
+    # index, which queries used, were dropped.
+    url = living_area_indexed
+    before, runs = property_columns(url), sync_log_rows(url)
+    env = pointing_at(simulator, url, STORE_INDEXED_FIELDS=indexed)
+    result = trestle_etl(*command, "--resource", "Property", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result, "STORE_INDEXED_FIELDS", says)
+    assert property_columns(url) == before
+    assert sync_log_rows(url) == runs
+
+
+def test_a_misspelt_variable_is_warned_about(simulator, tmp_path):
+    # Before: TRESTLE_PAGESIZE (and any other misspelt name) was ignored without a word.
+    (tmp_path / ".env").write_text("SYNC_WINDOWSIZE=500\n")
+    env = pointing_at(simulator, f"sqlite:///{tmp_path / 'target.sqlite3'}",
+                      TRESTLE_PAGESIZE="10", TRESTLE_HTTP_TIMEOUT="30",
+                      TRESTLE_FEEDS="north", FEED_NORTH_TRESTLE_PAGE_SIZE="20",
+                      FEED_NORTH_DATABASE_URL=f"sqlite:///{tmp_path / 'north.sqlite3'}",
+                      STORE_SIM_RECORDS="10")
+    result = trestle_etl("migrate", "--resource", "Office", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "trestle-etl: warning: SYNC_WINDOWSIZE is not a setting (did you mean "
+        "SYNC_WINDOW_SIZE?); it is ignored",
+        "trestle-etl: warning: TRESTLE_PAGESIZE is not a setting (did you mean "
+        "TRESTLE_PAGE_SIZE?); it is ignored",
+    ]
