@@ -31,6 +31,7 @@ from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, LoadResult, RecordLoader
 from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
+from trestle_tasks.store.ownership import FeedOwner, check_owner, claim_schema
 from trestle_tasks.store.promotion_check import check_promoted_names
 from trestle_tasks.store.schema import bookkeeping, promoted_fields
 from trestle_tasks.store.sync_log import SyncLog
@@ -51,6 +52,7 @@ class Store:
         retry: RetryPolicy = DEFAULT_DB_RETRY,
         promote: Mapping[str, Sequence[str]] | None = None,
         catalog_ttl_s: float = 60.0,
+        owner: FeedOwner | None = None,
     ) -> None:
         self.engine = engine
         self.schema = schema
@@ -58,6 +60,9 @@ class Store:
         self.retry = retry
         self.promote = dict(promote or {})
         self.catalog_ttl_s = catalog_ttl_s
+        # The feed this Store writes for: migrate and every run (evolve_bookkeeping) claim
+        # the schema for it, and refuse one another feed owns (store/ownership.py).
+        self.owner = owner
         self.sync_log = SyncLog(engine, schema=schema, retry=retry)
         self._loaders: dict[str, tuple[RecordLoader, Any, float]] = {}
         self._lock = threading.Lock()
@@ -76,9 +81,14 @@ class Store:
         """One feed's Store: its database URL and schema (feeds.py keeps each feed's tables
         in a schema of its own), batch size and typed columns. `options` go to from_url
         (pool sizes) or override these."""
+        from trestle_tasks.trestle.auth import credential_fingerprint
+
+        owner = FeedOwner(settings.feed, credential_fingerprint(
+            settings.token_url, settings.client_id or ""), settings.base_url)
         chosen: dict[str, Any] = {"schema": settings.database_schema,
                                   "batch_size": settings.batch_size,
-                                  "promote": settings.promoted_fields, **options}
+                                  "promote": settings.promoted_fields, "owner": owner,
+                                  **options}
         return cls.from_url(settings.database_url, **chosen)
 
     # -- schema --
@@ -89,6 +99,7 @@ class Store:
         if not isinstance(metadata, ServiceMetadata):
             metadata = parse_metadata(metadata)
         check_promoted_names(self.promote, metadata.resources, source="$metadata")
+        self._claim()
         report = migrate(self.engine, metadata, resources, schema=self.schema,
                          promote=self.promote)
         with self._lock:
@@ -131,8 +142,19 @@ class Store:
             return view_name(read_catalog(conn, resource, self.schema).layout.table_name)
 
     def evolve_bookkeeping(self) -> list[str]:
-        """Create or complete the bookkeeping tables (no `$metadata` needed)."""
-        return evolve_bookkeeping(self.engine, self.schema)
+        """Create or complete the bookkeeping tables (no `$metadata` needed), and claim
+        the schema for this Store's feed: a sync calls it before each run."""
+        return self._claim()
+
+    def _claim(self) -> list[str]:
+        """Refuse a schema another feed owns before writing anything (not even a
+        bookkeeping column), then evolve the bookkeeping tables and record the owner."""
+        if self.owner is not None:
+            check_owner(self.engine, self.schema, self.owner)
+        added = evolve_bookkeeping(self.engine, self.schema)
+        if self.owner is not None:
+            claim_schema(self.engine, self.schema, self.owner)
+        return added
 
     def resources(self) -> list[str]:
         """Resources that have tables (from etl_resource)."""
