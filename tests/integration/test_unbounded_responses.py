@@ -23,6 +23,7 @@ import pytest
 from trestle_tasks import factory
 from trestle_tasks.errors import InvalidResponseError
 from trestle_tasks.settings import load_settings
+from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.token_cache import MemoryTokenCache
 
@@ -163,9 +164,49 @@ def test_a_trickled_body_ends_at_the_whole_answer_deadline():
     error = cause_of(outcome[0]) if outcome[0] is not None else None
     assert isinstance(error, InvalidResponseError), outcome
     assert error.retriable
-    assert "still arriving 5 s after the request was sent" in str(error)
+    assert "HTTP 200: the body was still arriving 5 s after the request was sent" in str(error)
     assert 4.5 <= elapsed < 10, elapsed
 
+
+def fetch_in_thread(client: TrestleClient, wait_s: float) -> tuple[list[BaseException | None],
+                                                                      float]:
+    """What `get_page` raised (None: it returned), and after how long; an empty list if it
+    was still reading after `wait_s`."""
+    outcome: list[BaseException | None] = []
+
+    def fetch() -> None:
+        try:
+            client.get_page(ODataQuery("Property"))
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    started = time.monotonic()
+    reader = threading.Thread(target=fetch, daemon=True)
+    reader.start()
+    reader.join(wait_s)
+    return outcome, time.monotonic() - started
+
+
+def test_trickled_headers_end_at_the_whole_answer_deadline():
+    """The status line, then a header byte every 0.5 s: inside `session.get`, before the
+    client holds a response, so only a deadline on the connection itself ends it."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(100000):
+            handler.wfile.write(b"a")
+            handler.wfile.flush()
+            time.sleep(0.5)
+
+    with hostile(route) as base:
+        outcome, elapsed = fetch_in_thread(client_for(base, timeout_s=1.0), 30)
+    # Before: still reading after 30 s (http.client takes 100 header lines of 64 KB: days).
+    assert outcome, f"the trickled headers were still being read after {elapsed:.0f} s"
+    error = cause_of(outcome[0]) if outcome[0] is not None else None
+    assert isinstance(error, InvalidResponseError), outcome
+    assert "the headers were still arriving 5 s after the request was sent" in str(error)
+    assert 4.5 <= elapsed < 10, elapsed
 
 def test_the_cap_is_the_setting_a_worker_is_built_with():
     """TRESTLE_MAX_RESPONSE_MB=1: a 2 MB page is refused, however well it compresses."""

@@ -25,6 +25,7 @@ import urllib3
 
 from trestle_tasks.errors import InvalidResponseError
 from trestle_tasks.masking import mask_url
+from trestle_tasks.trestle.deadline import AnswerDeadline
 from trestle_tasks.trestle.http import connection_error
 
 MEGABYTE = 1024 * 1024
@@ -70,11 +71,13 @@ def read_body(
     total_s: float,
     limit_name: str = "TRESTLE_MAX_RESPONSE_MB",
     clock: Callable[[], float] = time.monotonic,
+    guard: AnswerDeadline | None = None,
 ) -> bytes:
     """The body of a streamed response (also kept as `response.content`), or an
     `InvalidResponseError` once it passes `max_bytes` decompressed, or once `total_s`
     have passed since `started` (a `clock()` value: when the request was sent).
-    `limit_name` names the setting of the size cap, for the message."""
+    `limit_name` names the setting of the size cap, for the message. `guard`: the
+    caller's deadline, if it already watches this answer's socket (no second watchdog)."""
     deadline = started + total_s
     if response._content is not False or response.raw is None:
         # Already read (a session that does not stream, a test's canned answer).
@@ -82,7 +85,9 @@ def read_body(
         if len(body) > max_bytes:
             raise _too_big(response, url, max_bytes, limit_name)
         return body
-    watchdog = _Watchdog(_socket_of(response.raw), deadline - clock())
+    watchdog: _Watchdog | AnswerDeadline = (
+        guard if guard is not None and guard.watching
+        else _Watchdog(_socket_of(response.raw), deadline - clock()))
     parts: list[bytes] = []
     size = 0
     done = False
@@ -92,14 +97,14 @@ def read_body(
             if size > max_bytes:
                 raise _too_big(response, url, max_bytes, limit_name)
             if watchdog.fired or clock() > deadline:
-                raise _too_slow(response, url, total_s)
+                raise too_slow(response.status_code, url, total_s)
             parts.append(chunk)
         if watchdog.fired:  # a body read until the connection closes ends "normally"
-            raise _too_slow(response, url, total_s)
+            raise too_slow(response.status_code, url, total_s)
         done = True
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         if watchdog.fired:
-            raise _too_slow(response, url, total_s) from None
+            raise too_slow(response.status_code, url, total_s) from None
         raise connection_error(exc, url) from None
     finally:
         watchdog.cancel()
@@ -131,10 +136,12 @@ def _too_big(response: requests.Response, url: str, max_bytes: int,
     )
 
 
-def _too_slow(response: requests.Response, url: str, total_s: float) -> InvalidResponseError:
+def too_slow(status: int | None, url: str, total_s: float) -> InvalidResponseError:
+    """The answer (its headers, when `status` is None) was still arriving at the deadline."""
+    what = "the headers were" if status is None else f"HTTP {status}: the body was"
     return InvalidResponseError(
-        f"HTTP {response.status_code} from {mask_url(url)}: the body was still arriving "
-        f"{total_s:g} s after the request was sent (the whole answer's deadline: "
-        f"{WHOLE_ANSWER_TIMEOUTS} x TRESTLE_HTTP_TIMEOUT); stopped reading it",
-        status=response.status_code, url=mask_url(url),
+        f"{mask_url(url)}: {what} still arriving {total_s:g} s after the request was sent "
+        f"(the whole answer's deadline: {WHOLE_ANSWER_TIMEOUTS} x TRESTLE_HTTP_TIMEOUT); "
+        "stopped reading",
+        status=status, url=mask_url(url),
     )

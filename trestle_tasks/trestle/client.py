@@ -32,7 +32,13 @@ from trestle_tasks.errors import (
 from trestle_tasks.masking import mask_url
 from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.auth import TokenProvider
-from trestle_tasks.trestle.bounded_body import DEFAULT_MAX_BYTES, WHOLE_ANSWER_TIMEOUTS, read_body
+from trestle_tasks.trestle.bounded_body import (
+    DEFAULT_MAX_BYTES,
+    WHOLE_ANSWER_TIMEOUTS,
+    read_body,
+    too_slow,
+)
+from trestle_tasks.trestle.deadline import DeadlineAdapter, answer_deadline
 from trestle_tasks.trestle.http import (
     TRANSPORT_ERRORS,
     connection_error,
@@ -83,6 +89,8 @@ def new_session() -> requests.Session:
     """One keep-alive session per process; requests asks for gzip by default."""
     session = requests.Session()
     session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    for scheme in ("http://", "https://"):  # answers bounded by a deadline (deadline.py)
+        session.mount(scheme, DeadlineAdapter())
     return session
 
 
@@ -240,23 +248,9 @@ class TrestleClient:
             sent = time.monotonic()
             timeout_s = (self._timeout_s if self._progress is None
                          else self._progress.attempt_timeout(self._timeout_s))
-            try:
-                response = self._session.get(
-                    url,
-                    headers={"Authorization": f"Bearer {token}", "Accept": accept},
-                    timeout=(min(10.0, timeout_s), timeout_s),
-                    stream=True,  # the body is read below, within a size cap and a deadline
-                )
-            except TRANSPORT_ERRORS as exc:
-                self.stats.add(connection_errors=1)
-                api_log.debug("GET %s failed: %s", mask_url(url), type(exc).__name__)
-                raise connection_error(exc, url) from None
-            try:
-                read_body(response, url, max_bytes=self._max_response_bytes, started=sent,
-                          total_s=WHOLE_ANSWER_TIMEOUTS * timeout_s)
-            except ConnectionFailedError:
-                self.stats.add(connection_errors=1)
-                raise
+            response = self._get_bounded(
+                url, {"Authorization": f"Bearer {token}", "Accept": accept},
+                timeout_s=timeout_s, sent=sent)
             if api_log.isEnabledFor(logging.DEBUG):
                 api_log.debug("GET %s -> %d in %.0f ms (%d bytes)", mask_url(url),
                               response.status_code, (time.monotonic() - sent) * 1000,
@@ -290,6 +284,37 @@ class TrestleClient:
                 raise
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_bounded(self, url: str, headers: dict[str, str], *, timeout_s: float,
+                     sent: float) -> requests.Response:
+        """The answer, its body read whole: within `max_response_bytes` decompressed, and
+        all of it (headers too) within WHOLE_ANSWER_TIMEOUTS x the read timeout, which
+        alone is per socket read (bounded_body.py, deadline.py)."""
+        total_s = WHOLE_ANSWER_TIMEOUTS * timeout_s
+        with answer_deadline(total_s) as deadline:
+            try:
+                response = self._session.get(
+                    url, headers=headers, timeout=(min(10.0, timeout_s), timeout_s),
+                    stream=True,  # the body is read below, within the cap and the deadline
+                )
+            except TRANSPORT_ERRORS as exc:
+                self.stats.add(connection_errors=1)
+                api_log.debug("GET %s failed: %s", mask_url(url), type(exc).__name__)
+                if deadline.fired:
+                    raise too_slow(None, url, total_s) from None
+                raise connection_error(exc, url) from None
+            if deadline.fired:  # headers cut off by the deadline may parse as complete
+                response.close()
+                raise too_slow(None, url, total_s)
+            try:
+                read_body(response, url, max_bytes=self._max_response_bytes, started=sent,
+                          total_s=total_s, guard=deadline)
+            except ConnectionFailedError:
+                self.stats.add(connection_errors=1)
+                if deadline.fired:  # the deadline and the body's own watchdog race
+                    raise too_slow(response.status_code, url, total_s) from None
+                raise
+        return response
 
     def _observe_quota(self, response: requests.Response) -> None:
         snapshot = parse_quota_headers(response.headers, now=time.time())

@@ -1,0 +1,114 @@
+"""One deadline over a whole answer, headers included.
+
+requests' read timeout is per socket read: a server that sends its status line and then a
+header byte every half second never trips it (http.client allows 100 header lines of 64 KB
+each: days). The body has a watchdog of its own (bounded_body.py), but the headers are read
+inside `session.get`, before the client holds the response. So the sessions the client
+uses (`new_session`) make their connections through `DeadlineAdapter`, whose connections
+hand their socket, as they start reading an answer, to the deadline the calling thread
+has opened (`answer_deadline`); at the deadline it is shut down, which ends the read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_current = threading.local()
+
+
+class AnswerDeadline:
+    """Shuts down the socket of the answer being read once `total_s` have passed."""
+
+    def __init__(self, total_s: float) -> None:
+        self.total_s = total_s
+        self.fired = False
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._timer = threading.Timer(max(total_s, 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            fired = self.fired
+        if fired:  # already late: end the read before it starts
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sock = self._sock
+        if sock is not None:
+            _shut(sock)
+
+    @property
+    def watching(self) -> bool:
+        """Whether a socket is in its hands (the session's connections are watched ones)."""
+        return self._sock is not None
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed: the read has ended anyway
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextmanager
+def answer_deadline(total_s: float) -> Iterator[AnswerDeadline]:
+    """A deadline for the requests this thread sends inside the block."""
+    deadline = AnswerDeadline(total_s)
+    previous = getattr(_current, "deadline", None)
+    _current.deadline = deadline
+    try:
+        yield deadline
+    finally:
+        deadline.cancel()
+        _current.deadline = previous
+
+
+def _watch(conn: HTTPConnection) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None and isinstance(conn.sock, socket.socket):
+        deadline.attach(conn.sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _watch(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _watch(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connections whose answers an `answer_deadline` bounds."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPPool, "https": _WatchedHTTPSPool,
+        }
