@@ -99,9 +99,12 @@ class Store:
         if not isinstance(metadata, ServiceMetadata):
             metadata = parse_metadata(metadata)
         check_promoted_names(self.promote, metadata.resources, source="$metadata")
-        self._claim()
+        evolved = self._claim()
         report = migrate(self.engine, metadata, resources, schema=self.schema,
                          promote=self.promote)
+        for added in evolved:  # bookkeeping columns the claim's evolve_bookkeeping added
+            table, column = added.split(".", 1)
+            report.added_columns.setdefault(table, []).insert(0, column)
         with self._lock:
             self._loaders.clear()
         return report
