@@ -352,7 +352,10 @@ def raw_record_text(record: Any, limit: int | None = None) -> str:
         try:
             text = json.dumps(record, default=repr, ensure_ascii=True)
         except (TypeError, ValueError, RecursionError):
-            text = json.dumps(repr(record)[:limit or RAW_RECORD_CHARS], ensure_ascii=True)
+            # Nested too deeply for any encoder (or for repr): its top level is all there
+            # is to keep, which bounded_raw_text does from the record itself.
+            text = json.dumps(f"<a {type(record).__name__} nested too deeply to write>")
+            return bounded_raw_text(record, text, limit or RAW_RECORD_CHARS)
     if limit is not None and len(text) > limit:
         return bounded_raw_text(record, text, limit)
     return text
