@@ -19,11 +19,13 @@ import sqlalchemy as sa
 
 from tests.store_data import SMALL_EDMX
 from tests.store_fixtures import MARIADB_URL, POSTGRES_URL, server_engine
+from trestle_tasks.coordination.db_lock import DatabaseRunLock
 from trestle_tasks.errors import ConfigurationError, SchemaMismatchError
 from trestle_tasks.feeds import load_feeds
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import Watermark
+from trestle_tasks.sync.plan import WindowSizing, plan_run
 
 DIALECTS = (
     pytest.param("sqlite", id="sqlite"),
@@ -107,6 +109,27 @@ def test_another_feed_is_refused_a_schema_a_feed_owns_and_writes_nothing(
 
         north.migrate(SMALL_EDMX, ["Property", "Media"])  # its owner goes on
         assert [r["City"] for r in north.records("Property")] == ["Northfield"]
+    finally:
+        north.dispose()
+        south.dispose()
+
+
+def test_a_run_of_another_feed_is_refused_before_it_takes_a_lock_or_logs(
+        place: Place) -> None:
+    """The run's plan takes its lock and opens its sync log row before it creates
+    missing tables: the owner is asked first, so neither is written."""
+    north = Store.from_settings(feed_settings(place, "north", place.urls[0]))
+    south = Store.from_settings(feed_settings(place, "south", place.urls[1]))
+    try:
+        north.migrate(SMALL_EDMX, ["Property"])
+        before = everything(north)
+        lock = DatabaseRunLock(south.engine, schema=south.schema)
+        with pytest.raises(SchemaMismatchError, match="belongs to feed north"):
+            plan_run("Property", store=south, client=None,  # type: ignore[arg-type]
+                     lock=lock, lock_ttl_s=60,
+                     sizing=WindowSizing(max_records=50, min_records=50, wanted=2),
+                     prepare=south.evolve_bookkeeping)
+        assert everything(north) == before
     finally:
         north.dispose()
         south.dispose()

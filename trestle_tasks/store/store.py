@@ -149,11 +149,17 @@ class Store:
         the schema for this Store's feed: a sync calls it before each run."""
         return self._claim()
 
+    def check_owner(self) -> None:
+        """SchemaMismatchError when the schema belongs to another feed; reads only. A run
+        asks before it takes its lock or opens its row in the sync log, so a refused feed
+        touches neither (its tables are checked again, and claimed, by `prepare`)."""
+        if self.owner is not None:
+            check_owner(self.engine, self.schema, self.owner)
+
     def _claim(self) -> list[str]:
         """Refuse a schema another feed owns before writing anything (not even a
         bookkeeping column), then evolve the bookkeeping tables and record the owner."""
-        if self.owner is not None:
-            check_owner(self.engine, self.schema, self.owner)
+        self.check_owner()
         added = evolve_bookkeeping(self.engine, self.schema)
         if self.owner is not None:
             claim_schema(self.engine, self.schema, self.owner)

@@ -148,6 +148,7 @@ def plan_run(
     only the first plan is recorded.
     """
     run_id = run_id or new_run_id()
+    store.check_owner()  # another feed's schema: refused before its lock or log is touched
     name = lock_name(resource)
     holder = lock.holder(name)
     if holder is not None and holder.owner == run_id and not take_over:
