@@ -26,6 +26,7 @@ from trestle_tasks.settings import Settings
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import Watermark
 from trestle_tasks.sync.plan import WindowSizing, plan_run
+from trestle_tasks.sync.reconcile import reconcile
 
 DIALECTS = (
     pytest.param("sqlite", id="sqlite"),
@@ -114,7 +115,7 @@ def test_another_feed_is_refused_a_schema_a_feed_owns_and_writes_nothing(
         south.dispose()
 
 
-def test_a_run_of_another_feed_is_refused_before_it_takes_a_lock_or_logs(
+def test_a_run_or_reconcile_of_another_feed_is_refused_before_it_takes_a_lock(
         place: Place) -> None:
     """The run's plan takes its lock and opens its sync log row before it creates
     missing tables: the owner is asked first, so neither is written."""
@@ -129,6 +130,10 @@ def test_a_run_of_another_feed_is_refused_before_it_takes_a_lock_or_logs(
                      lock=lock, lock_ttl_s=60,
                      sizing=WindowSizing(max_records=50, min_records=50, wanted=2),
                      prepare=south.evolve_bookkeeping)
+        # Nor a reconcile, whose census of south's feed would soft-delete north's records.
+        with pytest.raises(SchemaMismatchError, match="belongs to feed north"):
+            reconcile("Property", store=south, client=None,  # type: ignore[arg-type]
+                      lock=lock, lock_ttl_s=60)
         assert everything(north) == before
     finally:
         north.dispose()

@@ -86,6 +86,8 @@ def reconcile(
                                census_page_size)
     # Every line of the census (pager, client, store) carries the run id.
     with log_context(run_id=run_id, resource=resource):
+        # Another feed's schema: its census would soft-delete the owner's records.
+        store.check_owner()
         grant = lock.acquire(lock_name(resource), owner=run_id, ttl_s=lock_ttl_s)
         if grant is None:
             return record_skip(store, Skipped(
