@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import requests
+
 from trestle_tasks.errors import RetriesExhaustedError
 from trestle_tasks.masking import Secret
 from trestle_tasks.retry import RetryPolicy
@@ -61,9 +63,11 @@ def send_json(handler: BaseHTTPRequestHandler, payload: object) -> None:
     handler.wfile.write(body)
 
 
-def client_for(base: str, *, timeout_s: float = 30, budget_s: float = 0.0) -> TrestleClient:
+def client_for(base: str, *, timeout_s: float = 30, budget_s: float = 0.0,
+               session: requests.Session | None = None) -> TrestleClient:
+    """A client as a worker builds it (`new_session`), or over `session`."""
     retry = RetryPolicy(budget_s=budget_s, base_delay_s=0.01, max_delay_s=0.05)
-    session = new_session()
+    session = session if session is not None else new_session()
     tokens = TokenProvider(session=session, token_url=f"{base}/token", client_id="id",
                            client_secret=Secret("a-long-client-secret"),
                            cache=MemoryTokenCache(), retry=retry, timeout_s=timeout_s)

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+import requests
 
 from trestle_tasks import factory
 from trestle_tasks.errors import InvalidResponseError
@@ -129,9 +130,11 @@ def test_a_body_under_the_cap_is_read_whole_through_gzip():
 # --- a trickled body ------------------------------------------------------------------------
 
 
-def test_a_trickled_body_ends_at_the_whole_answer_deadline():
+@pytest.mark.parametrize("session", ["the client's own", "a plain requests.Session"])
+def test_a_trickled_body_ends_at_the_whole_answer_deadline(session):
     """1 byte every 0.5 s: each socket read succeeds well within the 1 s read timeout, so
-    only a deadline over the whole answer (5 x the timeout) ends it."""
+    only a deadline over the whole answer (5 x the timeout) ends it. A session without
+    the client's watched connections is bounded too (the body's own watchdog)."""
 
     def route(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
@@ -143,22 +146,9 @@ def test_a_trickled_body_ends_at_the_whole_answer_deadline():
             handler.wfile.flush()
             time.sleep(0.5)
 
-    outcome: list[BaseException | None] = []
+    plain = requests.Session() if session.startswith("a plain") else None
     with hostile(route) as base:
-        client = client_for(base, timeout_s=1.0)
-
-        def fetch() -> None:
-            try:
-                client.get_page(ODataQuery("Property"))
-                outcome.append(None)
-            except BaseException as error:
-                outcome.append(error)
-
-        started = time.monotonic()
-        reader = threading.Thread(target=fetch, daemon=True)
-        reader.start()
-        reader.join(30)
-        elapsed = time.monotonic() - started
+        outcome, elapsed = fetch_in_thread(client_for(base, timeout_s=1.0, session=plain), 30)
     # Before: still reading after 30 s (and after 50,000 s, the whole body's trickle).
     assert outcome, f"the trickled body was still being read after {elapsed:.0f} s"
     error = cause_of(outcome[0]) if outcome[0] is not None else None

@@ -25,7 +25,7 @@ import urllib3
 
 from trestle_tasks.errors import InvalidResponseError
 from trestle_tasks.masking import mask_url
-from trestle_tasks.trestle.deadline import AnswerDeadline
+from trestle_tasks.trestle.deadline import AnswerDeadline, shut_down
 from trestle_tasks.trestle.http import connection_error
 
 MEGABYTE = 1024 * 1024
@@ -51,11 +51,8 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
-        try:
-            assert self._sock is not None
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed: the read has ended anyway
+        if self._sock is not None:
+            shut_down(self._sock)
 
     def cancel(self) -> None:
         if self._timer is not None:

@@ -42,14 +42,14 @@ class AnswerDeadline:
             self._sock = sock
             fired = self.fired
         if fired:  # already late: end the read before it starts
-            _shut(sock)
+            shut_down(sock)
 
     def _fire(self) -> None:
         with self._lock:
             self.fired = True
             sock = self._sock
         if sock is not None:
-            _shut(sock)
+            shut_down(sock)
 
     @property
     def watching(self) -> bool:
@@ -60,9 +60,12 @@ class AnswerDeadline:
         self._timer.cancel()
 
 
-def _shut(sock: socket.socket) -> None:
+def shut_down(sock: socket.socket) -> None:
+    """End any read blocked on `sock` (another thread's): it sees the end of the stream.
+    The plain socket's shutdown even for TLS: `SSLSocket.shutdown` also drops its TLS
+    state, which the reading thread is still using."""
     with contextlib.suppress(OSError):  # already closed: the read has ended anyway
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 @contextmanager
