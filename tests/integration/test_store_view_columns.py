@@ -18,6 +18,7 @@ from trestle_tasks.store.jsontext import encode_json
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.views import view_columns
 
 LONG = "TheVeryLongCustomFieldNameThatSomeMlsInventedForItsOwnPurposes_Over64"
 NAMES = ("HOAName", "HoaName", LONG, "Pct%Done", "City")
@@ -91,3 +92,34 @@ def test_a_database_made_before_gets_the_view_columns_from_migrate(
     columns = recorded(target)
     assert set(columns) == {"ThingKey", "ModificationTimestamp", *NAMES}
     assert columns["HoaName"] not in (None, "HoaName") and columns["City"] == "City"
+
+
+def test_a_field_keeps_its_view_column_when_metadata_reorders_its_case_twin(
+        store_target: StoreTarget) -> None:  # noqa: F811
+    """HOAName first gets `HOAName`; a later $metadata listing HoaName first must not hand
+    `HOAName`'s column to HoaName (a user's query would read the other field)."""
+    target = store_target
+    store = Store(target.engine, schema=target.schema)
+    store.migrate(DOCUMENT, ["Thing"])
+    first = recorded(target)
+    reordered = edmx({"Thing": [(name, STRING) for name in reversed(NAMES)]})
+    report = store.migrate(reordered, ["Thing"])
+    assert recorded(target) == first
+    assert report.renamed_view_columns["thing_fields"]["HoaName"] == first["HoaName"]
+    record = store_one(target)
+    values = view_values(target)
+    assert values["HOAName"] == record["HOAName"]
+    assert values[first["HoaName"]] == record["HoaName"]
+    layout = layout_of(target.engine, "Thing", target.schema)  # what readers are told
+    assert view_columns(layout)["HoaName"] == first["HoaName"]
+
+
+def test_a_database_not_yet_upgraded_still_reads_its_catalog(
+        store_target: StoreTarget) -> None:  # noqa: F811
+    target = store_target
+    Store(target.engine, schema=target.schema).migrate(DOCUMENT, ["Thing"])
+    with target.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {target.table('etl_field_map')} DROP COLUMN view_column")
+    layout = layout_of(target.engine, "Thing", target.schema)  # export, status: no migrate
+    assert layout.key_column == "ThingKey" and layout.view_taken == {}

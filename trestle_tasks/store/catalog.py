@@ -101,13 +101,17 @@ def read_catalog(conn: sa.Connection, resource: str, schema: str | None = None) 
             f"no table for {resource}: run `trestle-etl migrate` (is it in $metadata?)",
             resource=resource,
         )
+    # A database not yet upgraded (no migrate or run since view_column came) still reads.
+    present = [c for c in field_map.columns
+               if c.name != "view_column" or _has_view_column(conn, schema)]
     rows = conn.execute(
-        sa.select(field_map).where(field_map.c.resource == resource)
+        sa.select(*present).where(field_map.c.resource == resource)
         .order_by(field_map.c.position, field_map.c.field_name)
     ).mappings().all()
     fields: list[FieldSpec] = []
     navigations: list[NavigationSpec] = []
     columns: dict[str, str] = {}
+    in_view: dict[str, str] = {}
     retired: dict[str, str] = {}
     undeclared: set[str] = set()
     for row in rows:
@@ -127,6 +131,8 @@ def read_catalog(conn: sa.Connection, resource: str, schema: str | None = None) 
         fields.append(_field_from_row(row))
         if row["column_name"]:
             columns[name] = row["column_name"]
+        if row.get("view_column"):
+            in_view[name] = row["view_column"]
     spec = ResourceSpec(
         name=resource, entity_type=head["entity_type"], key=(head["key_field"],),
         fields=tuple(fields), navigations=tuple(navigations),
@@ -135,8 +141,23 @@ def read_catalog(conn: sa.Connection, resource: str, schema: str | None = None) 
     ordered = {key: columns.pop(key)} if key in columns else {}
     ordered.update(columns)
     layout = ResourceLayout(spec=spec, table_name=head["table_name"], columns=ordered,
-                            schema=schema, retired=retired)
+                            schema=schema, retired=retired, view_taken=in_view)
     return Catalog(layout=layout, undeclared=frozenset(undeclared))
+
+
+_UPGRADED: set[tuple[str, str | None]] = set()  # (database URL, schema) with view_column
+
+
+def _has_view_column(conn: sa.Connection, schema: str | None) -> bool:
+    """Whether etl_field_map has view_column; once seen, not inspected again."""
+    key = (str(conn.engine.url), schema)
+    if key in _UPGRADED:
+        return True
+    columns = sa.inspect(conn).get_columns("etl_field_map", schema=schema)
+    if any(c["name"].lower() == "view_column" for c in columns):
+        _UPGRADED.add(key)
+        return True
+    return False
 
 
 def _field_from_row(row: Any) -> FieldSpec:

@@ -241,7 +241,9 @@ def _migrate_resource(engine: Engine, spec: ResourceSpec, schema: str | None,
                if spec.has_field(f) and f not in wanted}
     layout = plan_layout(
         spec, existing={f: c for f, c in existing_columns.items() if f not in demoted},
-        promote=promote, schema=schema, table=name)
+        promote=promote, schema=schema, table=name,
+        view_taken={r["field_name"]: r["view_column"] for r in previous
+                    if r["declared"] and r["view_column"]})
     over_budget = [f for f in promote if spec.has_field(f) and f not in wanted]
     if over_budget:
         report.document_only[spec.name] = over_budget

@@ -182,6 +182,9 @@ class ResourceLayout:
     columns: Mapping[str, str]  # field name -> column name, for the typed columns only
     schema: str | None = None
     retired: Mapping[str, str] = field(default_factory=dict)  # columns of undeclared fields
+    # View columns given before (etl_field_map.view_column): kept, so a field's column in
+    # `<table>_fields` never changes when $metadata reorders or adds a case twin.
+    view_taken: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def resource(self) -> str:
@@ -211,8 +214,10 @@ def plan_layout(
     promote: Iterable[str] = (),
     schema: str | None = None,
     table: str | None = None,
+    view_taken: Mapping[str, str] | None = None,
 ) -> ResourceLayout:
-    """The layout for `spec`, keeping every column `existing` already assigned."""
+    """The layout for `spec`, keeping every column `existing` already assigned (and every
+    view column in `view_taken`)."""
     spec.key_field  # noqa: B018 - raises MetadataError for composite keys
     existing = dict(existing or {})
     wanted = promoted_fields(spec, promote)
@@ -226,6 +231,7 @@ def plan_layout(
         columns=declared_columns,
         schema=schema,
         retired=retired,
+        view_taken={f: c for f, c in (view_taken or {}).items() if spec.has_field(f)},
     )
 
 

@@ -62,8 +62,13 @@ def view_fields(layout: ResourceLayout) -> list[FieldSpec]:
 
 def view_columns(layout: ResourceLayout) -> dict[str, str]:
     """Field name -> view column: the RESO name itself unless no database could take it
-    (over 63 characters, punctuation, equal to another when case is ignored)."""
-    return assign_column_names([f.name for f in view_fields(layout)], reserved=())
+    (over 63 characters, punctuation, equal to another when case is ignored); a column
+    given before (`layout.view_taken`) is kept."""
+    fields = [f.name for f in view_fields(layout)]
+    present = set(fields)
+    taken = {f: c for f, c in layout.view_taken.items() if f in present}
+    return {f: c for f, c in assign_column_names(fields, taken=taken, reserved=()).items()
+            if f in present}
 
 
 def view_table(layout: ResourceLayout, metadata: sa.MetaData | None = None) -> sa.Table:
