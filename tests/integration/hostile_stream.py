@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,9 +25,9 @@ Route = Callable[[BaseHTTPRequestHandler], None]
 
 
 @contextmanager
-def hostile(route: Route) -> Iterator[str]:
+def hostile(route: Route, *, tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """A server answering the token POST itself and every GET with `route`; yields its
-    base URL (`/token`, `/odata`)."""
+    base URL (`/token`, `/odata`); over TLS with the `tls` context."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -38,7 +39,7 @@ def hostile(route: Route) -> Iterator[str]:
 
         def do_GET(self) -> None:
             # The client hanging up mid-answer is what a test wants to see.
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError, ssl.SSLError):
                 route(self)
 
         def log_message(self, *args: object) -> None:
@@ -46,9 +47,12 @@ def hostile(route: Route) -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
