@@ -130,8 +130,8 @@ def database_not_created(settings: Any) -> dict[str, Any] | None:
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
     path = Path(url.database).resolve()
-    if path.exists():
-        return None
+    if path.exists() or not path.parent.is_dir():
+        return None  # there, or not creatable: connecting says what is wrong
     return {"database": mask_url(settings.database_url), "schema": None, "runs": [],
             "watermarks": {}, "quota": None,
             "error": f"no database yet: {path} does not exist (DATABASE_URL); run "
