@@ -7,6 +7,7 @@ Every command exits 0 on success and non-zero with a one-line reason on stderr o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -370,6 +371,13 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
             return
         rows += _wait(sent, timeout=timeout, several=several)
     _print_summary(rows)
+    undeclared = [error[error.index(_UNDECLARED):] for _, run, _ in rows
+                  if run is not None and run.status == "failed"
+                  and _UNDECLARED in (error := run.error or "")]
+    if undeclared:
+        # As an unknown --resource: a setting to fix (exit 2); every outcome is above.
+        raise ConfigurationError(undeclared[0] if len(undeclared) == 1 else
+                                 "; ".join(undeclared))
     if any(run is not None and run.status != "succeeded" for _, run, _ in rows):
         raise FatalError("the sync did not fully succeed; see above and `trestle-etl status`")
     if any(run is None for _, run, _ in rows):
@@ -430,14 +438,37 @@ def _wait(sent: list[tuple[str, Any, Any]], *, timeout: float,
             on_progress=lambda done, total: follow(bar, done, total),
             on_note=lambda text: click.echo(text, err=True),
             on_finished=lambda ended: click.echo(_ended_line(ended), err=True))
-    return [(_row_name(f.resource, f.label), f.run, f.skipped_reason or f.orphaned)
+    return [(_row_name(f.resource, f.label),
+             _NeverPlanned(f.failed) if f.failed is not None else f.run,
+             f.skipped_reason or f.orphaned)
             for f in finished]
+
+
+# How sync/schema.require_declared starts its ConfigurationError, as a run's error or a
+# failed plan task's reason carries it: TRESTLE_RESOURCES names what $metadata lacks.
+_UNDECLARED = "$metadata does not declare"
+
+
+@dataclasses.dataclass(frozen=True)
+class _NeverPlanned:
+    """The summary row of a resource whose run was never planned (its plan task failed,
+    e.g. $metadata does not declare it): failed, with the reason, beside the others."""
+
+    error: str
+    status: str = "failed"
+    run_id: str = "(not planned)"
+    records_fetched: int = 0
+    records_upserted: int = 0
+    records_rejected: int = 0
+    api_requests: int = 0
 
 
 def _ended_line(ended: Any) -> str:
     """One line as each resource's run ends (the summary follows once all have)."""
     name = _row_name(ended.resource, ended.label)
     run = ended.run
+    if ended.failed is not None:
+        return f"{name}: failed: {ended.failed}"
     if run is None:
         return f"{name}: skipped: {ended.skipped_reason}"
     if ended.orphaned:
@@ -500,6 +531,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     chosen = {name: _check_resources(runtime.settings, resources)
               for name, runtime in runtimes.items()}
     never_synced: list[str] = []
+    unsynced: dict[str, list[str]] = {}
     for name, runtime in runtimes.items():
         require_database(runtime.store.engine)
         if not local:  # the cluster's quota limiter lives in Redis: say so at once if down
@@ -510,9 +542,12 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
             stored = set(runtime.store.resources())
         except Exception:  # not even the bookkeeping tables: nothing was ever synced here
             stored = set()
-        never_synced += [_row_name(r, name if several else None)
-                         for r in chosen[name] if r not in stored]
+        missing = [r for r in chosen[name] if r not in stored]
+        never_synced += [_row_name(r, name if several else None) for r in missing]
+        if stored:  # migrate ran, yet these have no table: $metadata may not declare them
+            unsynced[name] = missing
     if never_synced:
+        _refuse_undeclared(runtimes, unsynced)
         # Nothing stored means nothing to compare with: say what to run instead.
         raise FatalError(f"{', '.join(never_synced)} never synced into this database: run "
                          "`trestle-etl migrate` and a sync first")
@@ -541,6 +576,27 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
         click.echo("trestle-etl: skipped: another run holds the lock; nothing was reconciled "
                    "for the resources marked skipped", err=True)
         click.get_current_context().exit(EXIT_SKIPPED)
+
+
+def _refuse_undeclared(runtimes: dict[str, Any], unsynced: dict[str, list[str]]) -> None:
+    """A resource with no table that $metadata does not declare is a setting to fix
+    (exit 2, as in every command), not something `migrate` and a sync would cure."""
+    from trestle_tasks.trestle.metadata import parse_metadata
+
+    for name, resources in unsynced.items():
+        if not resources:
+            continue
+        try:
+            declared = set(parse_metadata(runtimes[name].trestle_client().get_metadata())
+                           .resources)
+        except Exception:  # the feed does not answer: the advice to sync first stands
+            declared = set(resources)
+        undeclared = [r for r in resources if r not in declared]
+        if undeclared:
+            raise ConfigurationError(
+                f"$metadata does not declare {', '.join(undeclared)}: remove "
+                f"{'it' if len(undeclared) == 1 else 'them'} from TRESTLE_RESOURCES (or check "
+                "that the subscription licenses it)")
 
 
 def _reconcile_feed(runtime: Any, chosen: list[str], *, dry_run: bool,

@@ -58,6 +58,8 @@ class Finished:
     label: str | None = None  # the feed, when several are followed at once
     # Why `sync --wait` stopped following a run that had not closed (nobody will).
     orphaned: str | None = None
+    # Why the run was never planned (its plan task failed): the others are still followed.
+    failed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,8 @@ def _look(sync_log: _SyncLog, resource: str, attempt: _Attempt, *,
     answer = _plan_state(resource, attempt.task_id) if attempt.task_id else None
     if answer is not None and answer.get("status") == "skipped":
         return Finished(resource, None, answer.get("reason"))
+    if answer is not None and answer.get("status") == "failed":
+        return Finished(resource, None, failed=str(answer.get("reason")))
     if planning_overdue:
         raise FatalError(f"no worker planned the {resource} run in time: is a worker "
                          "running (`celery -A trestle_tasks worker`)?")
@@ -400,7 +404,9 @@ def _plan_state(resource: str, task_id: str) -> dict[str, Any] | None:
     if state == "SUCCESS":
         return dict(meta.get("result") or {})
     if state in ("FAILURE", "REVOKED"):
-        raise FatalError(f"planning the {resource} run failed: {meta.get('result')}")
+        # One resource's outcome, not the end of the wait: the others go on.
+        return {"status": "failed", "reason": f"planning the {resource} run failed: "
+                                             f"{meta.get('result')}"}
     return None
 
 

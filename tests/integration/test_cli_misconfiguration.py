@@ -325,3 +325,54 @@ def test_a_misspelt_variable_is_warned_about(simulator, tmp_path):
         "trestle-etl: warning: TRESTLE_PAGESIZE is not a setting (did you mean "
         "TRESTLE_PAGE_SIZE?); it is ignored",
     ]
+
+
+def test_sync_wait_shows_every_outcome_when_one_resource_is_undeclared(
+        simulator, celery_redis, tmp_path):
+    # Before: `sync --wait` printed only "planning the Nope run failed: …" although
+    # Office and Member synced; now the table shows each outcome and it exits 2, as an
+    # unknown --resource does.
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.redis_space import redis_url
+
+    url = f"sqlite:///{tmp_path / 'target.sqlite3'}"
+    env = pointing_at(simulator, url, REDIS_URL=redis_url("celery"),
+                      TRESTLE_RESOURCES="Office,Nope,Member")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "trestle_tasks", "worker", "-c", "2", "-n",
+         f"misconf-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        result = trestle_etl("sync", "--wait", "--timeout", "120", env=env, cwd=tmp_path,
+                             timeout=240)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+    assert result.returncode == 2, result.stderr + result.stdout
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:]
+            if line and not line.startswith(" ")}
+    assert rows == {"Office": "succeeded", "Nope": "failed", "Member": "succeeded"}
+    assert "$metadata does not declare Nope" in result.stdout
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("trestle-etl: error: $metadata does not declare Nope"), last
+
+
+@pytest.mark.parametrize("command", [("sync", "--local"), ("reconcile", "--local"),
+                                     ("migrate",)], ids=["sync", "reconcile", "migrate"])
+def test_an_undeclared_resource_in_trestle_resources_exits_2(simulator, migrated_sqlite,
+                                                             tmp_path, command):
+    # Before: `sync --local` exited 1 (a MetadataError) and `reconcile` 1 with "never
+    # synced: run migrate and a sync first", which cannot help.
+    env = pointing_at(simulator, migrated_sqlite, TRESTLE_RESOURCES="Office,Nope")
+    result = trestle_etl(*command, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("trestle-etl: error: ")
+    assert "Nope" in result.stderr and "does not declare" in result.stderr

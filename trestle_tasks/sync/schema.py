@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from trestle_tasks.errors import MetadataError
+from trestle_tasks.errors import ConfigurationError
 from trestle_tasks.store.migrate import MigrationReport, racing_other_migrations
 from trestle_tasks.store.store import Store
 from trestle_tasks.trestle.client import TrestleClient
@@ -48,7 +48,8 @@ def require_declared(store: Store, resources: Iterable[str]) -> None:
     present = set(store.resources())
     undeclared = [r for r in resources if r not in present]
     if undeclared:
-        raise MetadataError(
+        # A setting to fix (exit 2, as an unknown --resource), not a broken $metadata.
+        raise ConfigurationError(
             f"$metadata does not declare {', '.join(undeclared)}: remove "
             f"{'it' if len(undeclared) == 1 else 'them'} from TRESTLE_RESOURCES (or check "
             "that the subscription licenses it)", resource=undeclared[0])
