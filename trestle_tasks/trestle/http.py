@@ -105,7 +105,7 @@ def parse_json_body(response: requests.Response, url: str) -> Any:
     except RecursionError:
         # One record nested thousands of levels deep must not lose its whole page: only
         # its too-deep value is replaced, and the loader rejects that record alone.
-        from trestle_tasks.store.jsontext import decode_json_bounded
+        from trestle_tasks.trestle.deep_json import decode_json_bounded
 
         try:
             return decode_json_bounded(content)
