@@ -15,7 +15,6 @@ Both are the server's fault and may pass (a proxy gone wrong, a bad node): the e
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,7 @@ import urllib3
 
 from trestle_tasks.errors import InvalidResponseError
 from trestle_tasks.masking import mask_url
-from trestle_tasks.trestle.deadline import AnswerDeadline, shut_down
+from trestle_tasks.trestle.deadline import AnswerDeadline
 from trestle_tasks.trestle.http import connection_error
 
 MEGABYTE = 1024 * 1024
@@ -35,28 +34,6 @@ CHUNK = 64 * 1024
 # that streams steadily for minutes is normal (a 300,000-pair census), one that never
 # ends is not.
 WHOLE_ANSWER_TIMEOUTS = 5
-
-
-class _Watchdog:
-    """Shuts a socket down at a deadline: a read blocked on it returns at once."""
-
-    def __init__(self, sock: socket.socket | None, delay_s: float) -> None:
-        self.fired = False
-        self._sock = sock
-        self._timer: threading.Timer | None = None
-        if sock is not None:
-            self._timer = threading.Timer(max(delay_s, 0.0), self._fire)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _fire(self) -> None:
-        self.fired = True
-        if self._sock is not None:
-            shut_down(self._sock)
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
 
 
 def read_body(
@@ -82,9 +59,8 @@ def read_body(
         if len(body) > max_bytes:
             raise _too_big(response, url, max_bytes, limit_name)
         return body
-    watchdog: _Watchdog | AnswerDeadline = (
-        guard if guard is not None and guard.watching
-        else _Watchdog(_socket_of(response.raw), deadline - clock()))
+    watchdog = guard if guard is not None and guard.watching else _own_watchdog(
+        response, deadline - clock())
     parts: list[bytes] = []
     size = 0
     done = False
@@ -111,6 +87,16 @@ def read_body(
     response._content = body
     response._content_consumed = True
     return body
+
+
+def _own_watchdog(response: requests.Response, left_s: float) -> AnswerDeadline:
+    """A deadline on this body's socket, for a session whose connections are not watched
+    (not `new_session`'s): without the socket, the deadline is checked between chunks."""
+    watchdog = AnswerDeadline(left_s)
+    sock = _socket_of(response.raw)
+    if sock is not None:
+        watchdog.attach(sock)
+    return watchdog
 
 
 def _socket_of(raw: Any) -> socket.socket | None:
