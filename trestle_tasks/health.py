@@ -111,6 +111,10 @@ def _check_resources(wanted: tuple[str, ...], document: str) -> str:
 def _check_database(url: str) -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from trestle_tasks.errors import ConfigurationError
+    from trestle_tasks.preflight import missing_database_hint
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -127,6 +131,11 @@ def _check_database(url: str) -> str:
     try:
         with engine.connect() as connection:
             version = connection.execute(text("SELECT VERSION()")).scalar()
+    except OperationalError as error:  # a database not created yet: say how to create it
+        hint = missing_database_hint(parsed, error)
+        if hint is None:
+            raise
+        raise ConfigurationError(hint) from None
     finally:
         engine.dispose()
     return f"{mask_url(url)} ({version})"

@@ -376,3 +376,15 @@ def test_an_undeclared_resource_in_trestle_resources_exits_2(simulator, migrated
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("trestle-etl: error: ")
     assert "Nope" in result.stderr and "does not declare" in result.stderr
+
+
+def test_check_config_says_how_to_create_a_missing_database(simulator, tmp_path):
+    # Before: "FAIL database OperationalError: (1049, "Unknown database …")".
+    name = f"missing_{uuid.uuid4().hex[:10]}"
+    env = pointing_at(simulator, f"mysql+pymysql://root@127.0.0.1:3306/{name}")
+    result = trestle_etl("check-config", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = [line for line in result.stdout.splitlines() if " database " in line]
+    assert line.strip().startswith("FAIL")
+    assert f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4" in line
+    assert name not in database_names("mariadb")
