@@ -160,8 +160,8 @@ def call_with_retries(
     the next wait would end past the budget (this call's own, or the `shared` budget of no
     progress, whichever ends first), `gave_up(last error, attempts, seconds tried)` is
     raised (a plain RetriesExhaustedError by default) with the last error chained.
-    `on_first_wait(error, seconds left)` is called before the first wait (once per stall
-    with `shared`), so a loop that starts waiting can say so once.
+    `on_first_wait(error, seconds left)` is called before the second wait in a row (once
+    per stall with `shared`), so a loop that keeps waiting can say so once.
     """
     started = clock()
     deadline = started + policy.budget_s
@@ -189,7 +189,9 @@ def call_with_retries(
                     f"retry budget; last error: {error}",
                     attempts=tries,
                 ) from error
-            if on_first_wait is not None and not noted:
+            # Said once the same request failed twice in a row: a single retried blip
+            # (a 429, one 5xx among thousands of pages) is no outage worth a line.
+            if on_first_wait is not None and not noted and tries >= 2:
                 noted = True
                 if shared is None or shared.first_wait():
                     on_first_wait(error, left)

@@ -119,7 +119,8 @@ def test_the_first_loop_that_waits_says_so_once():
         with pytest.raises(RetriesExhaustedError):
             call_with_retries(busy, policy, clock=clock, sleep=clock.sleep, shared=shared,
                               on_first_wait=note)
-    assert len(notes) == 1 and notes[0][1] == pytest.approx(60)
+    # Said at the second failure in a row, with what is left of the stall's budget.
+    assert len(notes) == 1 and 55 < notes[0][1] < 60
     # The later requests did not wait at all: the command's budget was spent.
     shared.progressed()
     with pytest.raises(RetriesExhaustedError):
