@@ -58,7 +58,7 @@ from .chaos_cluster import (
 )
 from .conftest import start_simulator
 from .sync_fixtures import create_database, drop_database
-from .test_celery_sync import assert_equal_to_feed
+from .test_celery_sync import assert_equal_to_feed, dispatched_run_id
 
 pytestmark = pytest.mark.integration
 
@@ -136,17 +136,6 @@ def task_line(task_id: str, word: str) -> Callable[[Line], bool]:
         word in str(line.get("message", ""))
 
 
-def dispatched_run_id(process, timeout_s: float = 60) -> str:
-    """The run id `sync --wait` prints first ("run … dispatched; waiting …")."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if line.startswith("run "):
-            return line.split()[1]
-        assert line or process.poll() is None, "sync --wait exited before dispatching"
-    raise AssertionError("sync --wait never said which run it dispatched")
-
-
 class Example:
     """One example: fresh database, simulator, Celery database, beat and two workers."""
 
@@ -197,7 +186,7 @@ class Example:
         try:
             if scenario.task is None:
                 waiting = trestle_etl(env, "sync", "--wait", "--timeout", "400")
-                run_id = dispatched_run_id(waiting)
+                run_id = dispatched_run_id(waiting, timeout_s=60)
                 victim, started, ended = self._sync_phase(cluster, run_id, row)
             else:
                 args = ("Property",) if scenario.task == "trestle.reconcile" else ()
