@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
@@ -65,7 +66,7 @@ def read_body(
     size = 0
     done = False
     try:
-        for chunk in response.raw.stream(CHUNK, decode_content=True):
+        for chunk in _decoded_chunks(response):
             size += len(chunk)
             if size > max_bytes:
                 raise _too_big(response, url, max_bytes, limit_name)
@@ -87,6 +88,41 @@ def read_body(
     response._content = body
     response._content_consumed = True
     return body
+
+
+def _decoded_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body in decompressed chunks of at most CHUNK bytes. gzip and deflate are
+    inflated here, a bounded step at a time: urllib3 inflates whatever one socket read
+    brought at once, and 64 KB of a gzip bomb of zeros is 64 MB (the whole 1 MB bomb,
+    arrived in one read, a gigabyte). Other encodings are left to urllib3."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        yield from response.raw.stream(CHUNK, decode_content=True)
+        return
+    # 47: a gzip or zlib header, told apart by the decompressor itself.
+    inflater = zlib.decompressobj(47)
+    raw_deflate = False
+    for data in response.raw.stream(CHUNK, decode_content=False):
+        while data:
+            try:
+                out = inflater.decompress(data, CHUNK)
+            except zlib.error:
+                if encoding != "deflate" or raw_deflate:
+                    raise InvalidResponseError(
+                        f"HTTP {response.status_code}: the {encoding} body does not "
+                        "decompress", status=response.status_code) from None
+                # "deflate" sent without its zlib header, as some servers do.
+                inflater, raw_deflate = zlib.decompressobj(-zlib.MAX_WBITS), True
+                continue
+            if out:
+                yield out
+            data = inflater.unconsumed_tail
+            if inflater.eof:
+                data = b""
+    while tail := inflater.decompress(b"", CHUNK) if not inflater.eof else b"":
+        yield tail
+    if rest := inflater.flush():
+        yield rest
 
 
 def _own_watchdog(response: requests.Response, left_s: float) -> AnswerDeadline:
