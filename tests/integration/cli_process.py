@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -21,6 +22,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.update(extra)
     return env
+
+
+def pointing_at(sim: Any, database_url: str, **extra: str) -> dict[str, str]:
+    return clean_env(**{"TRESTLE_CLIENT_ID": sim.client_id,
+                        "TRESTLE_CLIENT_SECRET": sim.client_secret,
+                        "TRESTLE_TOKEN_URL": sim.token_url, "TRESTLE_BASE_URL": sim.odata_root,
+                        "DATABASE_URL": database_url, **extra})
 
 
 def trestle_etl(*args: str, env: dict[str, str], cwd: Path,

@@ -11,17 +11,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from .cli_process import assert_one_line_error, clean_env, table_names, trestle_etl
+from .cli_process import assert_one_line_error, clean_env, pointing_at, table_names, trestle_etl
 from .sync_fixtures import create_database, drop_database
 
 pytestmark = pytest.mark.integration
-
-
-def pointing_at(sim, database_url: str, **extra: str) -> dict[str, str]:
-    return clean_env(**{"TRESTLE_CLIENT_ID": sim.client_id,
-                        "TRESTLE_CLIENT_SECRET": sim.client_secret,
-                        "TRESTLE_TOKEN_URL": sim.token_url, "TRESTLE_BASE_URL": sim.odata_root,
-                        "DATABASE_URL": database_url, **extra})
 
 
 def served_requests(sim) -> int:
