@@ -71,6 +71,7 @@ task_queues = (
     Queue("planning"),
     Queue("windows"),
     Queue("maintenance"),
+    Queue("polling"),
 )
 task_default_queue = "planning"
 task_routes = {
@@ -83,6 +84,7 @@ task_routes = {
     "trestle.check_alerts": {"queue": "maintenance"},
     "trestle.refresh_metadata": {"queue": "maintenance"},
     "trestle.reconcile": {"queue": "maintenance"},
+    "trestle.poll": {"queue": "polling"},
 }
 
 # A per-worker ceiling only (Celery applies rate_limit in each worker process); the
@@ -133,11 +135,29 @@ def _reconcile_entries(feed: str, settings: Settings) -> dict[str, dict[str, obj
     }
 
 
+# Beat's poll tick: each tick polls only the resources whose adaptive interval is up
+# (sync/poll_schedule.py), so a tick this often costs a Trestle request only when one is.
+POLL_TICK_S = 2.0
+
+
+def _poll_entries(feed: str, settings: Settings) -> dict[str, dict[str, object]]:
+    if settings.poll_quota_share <= 0:
+        return {}
+    return {_entry_name("poll", feed, "feed").removesuffix("-feed"): {
+        "task": "trestle.poll",
+        "schedule": timedelta(seconds=POLL_TICK_S),
+        "kwargs": _feed_kwargs(feed),
+        "options": {"expires": POLL_TICK_S * 2},
+    }}
+
+
 beat_schedule = {
     **{name: entry for feed, settings in _feeds.items()
        for name, entry in _sync_entries(feed, settings).items()},
     **{name: entry for feed, settings in _feeds.items()
        for name, entry in _reconcile_entries(feed, settings).items()},
+    **{name: entry for feed, settings in _feeds.items()
+       for name, entry in _poll_entries(feed, settings).items()},
     # The watchdog: dead workers' windows handed out again, finished runs finalized, free
     # window slots filled. In the planning queue: short tasks only, never behind a backfill.
     "watch-runs": {

@@ -164,16 +164,16 @@ def store(settings: Settings) -> Store:
 
 def window_gate(settings: Settings) -> RedisWindowGate:
     """The cluster's adaptive limit on windows running at once, per credential (one per
-    feed): SYNC_MAX_CONCURRENT_WINDOWS, and with several feeds their fair share of the
-    live worker slots (coordination/worker_slots.feed_share)."""
+    feed): SYNC_MAX_CONCURRENT_WINDOWS, and with several feeds or polling their fair
+    share of the live worker slots (coordination/worker_slots.feed_share)."""
     from trestle_tasks.coordination import worker_slots
     from trestle_tasks.coordination.concurrency import RedisWindowGate
 
     client = redis_client(settings)
     slots = settings.max_concurrent_windows
-    if len(settings.feed_names) > 1:
+    if worker_slots.sharers(settings) > 1:
         slots = worker_slots.feed_share(slots, worker_slots.live_slots(client),
-                                        len(settings.feed_names))
+                                        worker_slots.sharers(settings))
     return RedisWindowGate(client, credential_id(settings), max_slots=slots)
 
 

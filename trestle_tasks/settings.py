@@ -299,6 +299,15 @@ SPECS: tuple[SettingSpec, ...] = (
                 "(Celery's worker_max_memory_per_child; 0: never)"),
     SettingSpec("SYNC_INTERVAL_MINUTES", "sync_interval_minutes", _bounded(float, 0.1, 1440),
                 5.0, "minutes between incremental syncs on the beat schedule"),
+    SettingSpec("SYNC_POLL_QUOTA_SHARE", "poll_quota_share", _bounded(float, 0, 0.5), 0.05,
+                "share of the credential's hour quota that polling every resource for "
+                "changes may spend (the fast path; 0: no polling, runs on the beat "
+                "interval only)"),
+    SettingSpec("SYNC_POLL_MIN_SECONDS", "poll_min_s", _bounded(float, 1, 3600), 2.0,
+                "the shortest interval between two polls of one resource, whatever the "
+                "budget allows"),
+    SettingSpec("SYNC_POLL_MAX_SECONDS", "poll_max_s", _bounded(float, 1, 86400), 300.0,
+                "the longest interval between two polls of a resource that does not change"),
     SettingSpec("DB_BATCH_SIZE", "batch_size", _bounded(int, 1, 50_000), 1000,
                 "records per upsert statement and transaction"),
     SettingSpec("STORE_INDEXED_FIELDS", "indexed_fields", _indexed_fields, (),
@@ -342,6 +351,9 @@ SPECS: tuple[SettingSpec, ...] = (
                 60.0, "minutes a repeat of the same alert is suppressed (0: never)"),
     SettingSpec("ALERT_QUOTA_THRESHOLD", "alert_quota_threshold", _bounded(float, 0, 1), 0.9,
                 "alert when this fraction of the hour quota is used"),
+    SettingSpec("ALERT_FRESHNESS_SECONDS", "alert_freshness_s", _bounded(float, 1, 86400),
+                120.0, "alert when a resource's p95 change-to-commit time over the last hour "
+                "passes this many seconds"),
     SettingSpec("ALERT_REJECT_THRESHOLD", "alert_reject_threshold", _bounded(float, 0, 1), 0.01,
                 "alert when a run rejects more than this fraction of the records it fetched"),
     SettingSpec("ALERT_DRIFT_THRESHOLD", "alert_drift_threshold",
@@ -396,6 +408,9 @@ class Settings:
     window_size: int
     lock_ttl_s: float
     sync_interval_minutes: float
+    poll_quota_share: float
+    poll_min_s: float
+    poll_max_s: float
     retry_delay_s: float
     settle_s: float
     max_concurrent_windows: int
@@ -423,6 +438,7 @@ class Settings:
     alert_slack_webhook_url: Secret | None
     alert_cooldown_minutes: float
     alert_quota_threshold: float
+    alert_freshness_s: float
     alert_reject_threshold: float
     alert_drift_threshold: int
     alert_stale_after_minutes: float

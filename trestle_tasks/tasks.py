@@ -39,6 +39,7 @@ from trestle_tasks.errors import (
 )
 from trestle_tasks.feeds import DEFAULT_FEED
 from trestle_tasks.logs import log_context
+from trestle_tasks.monitoring.freshness import FreshnessRecorder
 from trestle_tasks.runtime import ClusterRuntime, cluster_runtime, cluster_runtimes
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.sync_log import ABANDONED, FAILED, PLANNING, RUNNING, SyncRun
@@ -61,6 +62,11 @@ from trestle_tasks.sync.plan import (
     record_skip,
     this_process,
 )
+from trestle_tasks.sync.poll import CHANGED as POLL_CHANGED
+from trestle_tasks.sync.poll import IDLE as POLL_IDLE
+from trestle_tasks.sync.poll_schedule import DEFAULT_HOUR_QUOTA, PollPolicy
+from trestle_tasks.sync.poll_state import PollStateStore
+from trestle_tasks.sync.poll_tick import POLL_TICK_WORK_S, TickServices, poll_tick
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.run_retry import MAX_RUN_ATTEMPTS, run_retry_delay
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
@@ -147,7 +153,7 @@ def cluster_sizing(runtime: ClusterRuntime) -> WindowSizing:
         live = 0
     return WindowSizing.for_cluster(slots=worker_slots.feed_share(
                                         settings.max_concurrent_windows, live,
-                                        max(1, len(settings.feed_names))),
+                                        worker_slots.sharers(settings)),
                                     page_size=settings.page_size,
                                     max_records=settings.window_size,
                                     lanes=settings.window_lanes)
@@ -181,6 +187,12 @@ def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
             return {"status": "duplicate", "resource": resource, "run_id": run_id,
                     "run_status": existing.status}
         replanning = existing is not None
+    if not replanning and beat_interval_s is not None and \
+            _kept_current_by_polls(runtime, resource, beat_interval_s):
+        # Polls moved the watermark within the interval: a scheduled run would only spend
+        # requests to find what they found. Not written to the sync log: nothing happened.
+        log.info("%s is kept current by polling: the scheduled run is not needed", resource)
+        return {"status": "skipped", "resource": resource, "reason": "kept current by polling"}
     if not replanning:
         duplicate = _first_of_interval(runtime, "sync", resource, run_id, beat_interval_s)
         if duplicate is not None:
@@ -213,6 +225,20 @@ def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
         _hand_out(runtime, first=(planned.run_id, resource))
     return {"status": "planned", "resource": resource, "run_id": planned.run_id,
             "windows": len(planned.windows)}
+
+
+def _kept_current_by_polls(runtime: ClusterRuntime, resource: str, interval_s: float) -> bool:
+    if runtime.settings.poll_quota_share <= 0:
+        return False
+    try:
+        polls = PollStateStore(runtime.redis, runtime.credential_id).load().resources
+    except Exception as error:  # Redis away: the run goes ahead, as without polling
+        log.warning("could not read the poll schedule: %s", type(error).__name__)
+        return False
+    state = polls.get(resource)
+    return (state is not None and state.last_poll_at is not None
+            and state.last_status in (POLL_IDLE, POLL_CHANGED)
+            and time.time() - state.last_poll_at < interval_s)
 
 
 def _ledger(store: Store) -> WindowLedger:
@@ -419,6 +445,59 @@ def _sync_window(runtime: ClusterRuntime, ledger: WindowLedger, run_plan: RunPla
                                  error=f"{type(error).__name__}: {error}",
                                  retriable=is_retriable(error),
                                  error_kind=type(error).__name__)
+
+
+@app.task(name="trestle.poll", soft_time_limit=POLL_TICK_WORK_S + 60,
+          time_limit=POLL_TICK_WORK_S + 90)
+def poll(feed: str = DEFAULT_FEED) -> dict[str, Any]:
+    """One poll tick of the feed (beat sends one every POLL_TICK_S): the resources whose
+    adaptive interval is up are asked what changed, within the polling budget, and a small
+    delta is stored at once (sync/poll.py). A tick finding another still at work leaves."""
+    runtime = cluster_runtime(feed)
+    settings = runtime.settings
+    with log_context(feed=feed):
+        if settings.poll_quota_share <= 0 or not _sync_log_ready(runtime.store):
+            return {"status": "off" if settings.poll_quota_share <= 0 else "no tables"}
+        outcomes = poll_tick(settings.resources, _poll_services(runtime), poll_policy(runtime),
+                             settle_s=settings.settle_s,
+                             with_media=lambda resource: _polls_media(runtime, resource))
+    if outcomes is None:
+        return {"status": "busy"}
+    return {"status": "polled", "polls": {o.resource: o.status for o in outcomes}}
+
+
+def poll_policy(runtime: ClusterRuntime) -> PollPolicy:
+    """The polls' budget: SYNC_POLL_QUOTA_SHARE of the hour quota the server last announced
+    (or the operator's lower cap; Trestle's published baseline before any response)."""
+    settings = runtime.settings
+    hour_quota: float = DEFAULT_HOUR_QUOTA
+    try:
+        announced = runtime.quota_limiter().state().get("hour_limit")
+        hour_quota = float(announced) if announced else hour_quota
+    except Exception as error:  # Redis away a moment: the baseline paces this tick
+        log.warning("could not read the hour quota: %s", type(error).__name__)
+    if settings.quota_per_hour:
+        hour_quota = min(hour_quota, settings.quota_per_hour)
+    return PollPolicy.for_quota(hour_quota, settings.poll_quota_share,
+                                floor_s=settings.poll_min_s, slowest_s=settings.poll_max_s)
+
+
+def _polls_media(runtime: ClusterRuntime, resource: str) -> bool:
+    """Property polls bring photo sets inline when Media is synced too (as windows do)."""
+    resources = runtime.settings.resources
+    return resource == "Property" and "Media" in resources and \
+        "Media" in runtime.store.resources()
+
+
+def _poll_services(runtime: ClusterRuntime) -> TickServices:
+    freshness = FreshnessRecorder(runtime.redis, runtime.credential_id)
+    feed = runtime.settings.feed
+    return TickServices(
+        store=runtime.store, lock=runtime.run_lock(), new_client=runtime.trestle_client,
+        states=PollStateStore(runtime.redis, runtime.credential_id),
+        record_freshness=freshness.record,
+        # A delta too large for one poll: a regular run, planned and walked in windows.
+        escalate=lambda resource: plan_sync.apply_async((resource,), {"feed": feed}))
 
 
 @app.task(name="trestle.hand_out_windows", soft_time_limit=120, time_limit=300)

@@ -41,6 +41,13 @@ def windows_wanted(allowed: int, live: int) -> int:
     return min(allowed, live) if live > 0 else allowed
 
 
+def sharers(settings: Any) -> int:
+    """Who shares the worker slots with one feed's windows: the other feeds, and the poll
+    ticks when polling is on (SYNC_POLL_QUOTA_SHARE > 0). A poll must never wait behind a
+    backfill that holds every worker process: with any sharer, one slot stays free."""
+    return max(1, len(settings.feed_names)) + (1 if settings.poll_quota_share > 0 else 0)
+
+
 def feed_share(allowed: int, live: int, feeds: int) -> int:
     """Windows one feed may run at once when `feeds` feeds share the cluster's `live` slots.
 

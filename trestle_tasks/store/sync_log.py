@@ -40,6 +40,8 @@ PARTIAL = "partial"  # some windows failed; the watermark stays below them
 ABANDONED = "abandoned"  # closed by the reaper: nobody worked on it any more
 SKIPPED = "skipped"  # a trigger that found the resource busy: recorded, nothing fetched
 INTERRUPTED = "interrupted"  # stopped by its operator (Ctrl-C): its lock released at once
+# The `details.kind` of a row that sums an hour of one resource's polls (sync/poll.py).
+POLLS_KIND = "polls"
 STATUSES = (PLANNING, RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED, SKIPPED, INTERRUPTED)
 
 _ERROR_CHARS = 4000
@@ -421,6 +423,63 @@ class SyncLog:
         return bool(self._tx(work))
 
     # -- windows --
+
+    # -- polls (sync/poll.py): one row per resource and hour, not one per poll --
+
+    def open_poll_log(self, run_id: str, resource: str, *,
+                      watermark_from: str | None) -> None:
+        """The hour's poll row, created closed (`succeeded`) so that no reaper, watchdog or
+        open-run count ever takes it for a run in progress; the loader adds the polls'
+        record counts to it. Nothing happens when it exists."""
+        log = self._log
+        now = _now()
+
+        def work(conn: sa.Connection) -> None:
+            if conn.execute(sa.select(log.c.run_id).where(
+                    log.c.run_id == run_id, log.c.resource == resource)).first() is None:
+                conn.execute(log.insert().values(
+                    run_id=run_id, resource=resource, started_at=now, finished_at=now,
+                    status=SUCCEEDED, watermark_from=watermark_from,
+                    details=encode_json({"kind": POLLS_KIND})))
+
+        try:
+            self._tx(work)
+        except Exception as exc:  # another worker's poll created it a moment ago
+            if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                raise
+
+    def record_poll(self, run_id: str, resource: str, *, failed: bool,
+                    error: str | None = None, watermark_to: str | None = None,
+                    api_requests: int = 0, retries: int = 0, rate_limited: int = 0,
+                    api_bytes: int = 0, tallies: Mapping[str, int] | None = None) -> None:
+        """Add one poll to its hour's row: its requests, its outcome counted in `details`
+        (`tallies` are added to what is there), the row's status and error those of the
+        latest poll, and `watermark_to` where it moved the watermark."""
+        log = self._log
+
+        def work(conn: sa.Connection) -> None:
+            row = conn.execute(sa.select(log.c.details).where(
+                log.c.run_id == run_id, log.c.resource == resource)).first()
+            if row is None:
+                return
+            details = decode_json(row.details) if row.details else {}
+            for name, value in (tallies or {}).items():
+                details[name] = int(details.get(name) or 0) + int(value)
+            if failed and error:
+                details["last_error"] = redact(error)
+            values: dict[str, Any] = {
+                "status": FAILED if failed else SUCCEEDED, "finished_at": _now(),
+                "error": redact(error) if failed else None, "details": encode_json(details),
+                "api_requests": log.c.api_requests + api_requests,
+                "api_retries": log.c.api_retries + retries,
+                "api_rate_limited": log.c.api_rate_limited + rate_limited,
+                "api_bytes": log.c.api_bytes + api_bytes}
+            if watermark_to is not None:
+                values["watermark_to"] = watermark_to
+            conn.execute(sa.update(log).where(
+                log.c.run_id == run_id, log.c.resource == resource).values(values))
+
+        self._tx(work)
 
     def start_window(self, run_id: str, resource: str, window_id: str) -> None:
         """(Re)start a window: zero its counters and drop rejects of an earlier attempt."""

@@ -1,0 +1,168 @@
+"""The fast path against the simulator over HTTP and a real database: a poll stores a
+small delta at once and moves the watermark past it, an idle poll costs one request,
+a large delta is left to a run, a busy resource is not touched, and a tick keeps one
+sync log row per resource and hour."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from tests.redis_space import redis_url
+from trestle_tasks import factory
+from trestle_tasks.coordination.locks import lock_name
+from trestle_tasks.local import sync_local
+from trestle_tasks.monitoring.freshness import FreshnessRecorder
+from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.sync.poll import BUSY, CHANGED, IDLE, TOO_MANY, poll_resource
+from trestle_tasks.sync.poll_schedule import PollPolicy
+from trestle_tasks.sync.poll_state import PollStateStore
+from trestle_tasks.sync.poll_tick import TickServices, poll_log_id, poll_tick
+
+from .conftest import start_simulator
+from .sync_fixtures import canonical, create_database, drop_database, settings_for
+
+pytestmark = pytest.mark.integration
+RESOURCES = ["Property", "Office", "Media"]
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def synced(request, tmp_path):
+    """A feed synced once (so it has a watermark), its runtime, and the simulator."""
+    url, name = create_database(request.param, tmp_path)
+    sim = start_simulator(records=120, seed=5)
+    settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), REDIS_URL=redis_url(),
+                            TRESTLE_RESOURCES=",".join(RESOURCES))
+    runtime = LocalRuntime(settings)
+    results = sync_local(runtime, RESOURCES)
+    assert [r.run.status for r in results] == ["succeeded"] * len(RESOURCES)
+    yield runtime, sim
+    sim.stop()
+    for key, value in list(factory._per_process.items()):
+        if key[1] == f"store:{url}":
+            value.dispose()
+            factory._per_process.pop(key, None)
+    drop_database(request.param, name)
+
+
+def stored(runtime, resource):
+    return {canonical(r) for r in runtime.store.records(resource)}
+
+
+def served(sim, resource):
+    return {canonical(r) for r in sim.records(resource)}
+
+
+def requests_served(sim):
+    return sum(client["total"] for client in sim.stats()["requests"].values())
+
+
+def poll(runtime, resource="Property", **options):
+    return poll_resource(resource, store=runtime.store, client=runtime.trestle_client(),
+                         lock=runtime.run_lock(), log_run_id="poll-test", **options)
+
+
+def test_a_small_delta_is_stored_at_once_with_its_photos(synced):
+    runtime, sim = synced
+    before = runtime.store.sync_log.read_watermark("Property")
+    changed = sim.mutate("Property", count=4, seed=11)["modified"]
+
+    outcome = poll(runtime, with_media=True)
+
+    assert outcome.status == CHANGED
+    assert outcome.fetched == 4 and outcome.upserted == 4
+    assert outcome.requests >= 1
+    assert stored(runtime, "Property") == served(sim, "Property")
+    assert stored(runtime, "Media") == served(sim, "Media")  # photo sets that moved, inline
+    after = runtime.store.sync_log.read_watermark("Property")
+    assert after > before and outcome.watermark_to == after.text
+    # Freshness: stamped a moment ago, committed now.
+    assert len(outcome.latencies_s) == len(changed)
+    assert all(-1 < latency < 30 for latency in outcome.latencies_s)
+
+
+def test_an_idle_poll_costs_one_request_and_still_moves_the_watermark(synced):
+    runtime, sim = synced
+    before = runtime.store.sync_log.read_watermark("Office")
+    sim.reset_stats()
+
+    outcome = poll(runtime, "Office")
+
+    assert outcome.status == IDLE and outcome.fetched == 0
+    assert outcome.requests == 1
+    assert requests_served(sim) == 1
+    assert runtime.store.sync_log.read_watermark("Office") > before
+
+
+def test_a_delta_larger_than_the_fast_path_is_stored_but_left_to_a_run(synced):
+    runtime, sim = synced
+    before = runtime.store.sync_log.read_watermark("Property")
+    sim.mutate("Property", count=30, seed=12)
+
+    outcome = poll(runtime, top=10, max_pages=2)
+
+    assert outcome.status == TOO_MANY
+    assert outcome.fetched == 20 and outcome.requests == 2
+    assert outcome.watermark_to is None
+    assert runtime.store.sync_log.read_watermark("Property") == before
+    # What it fetched is stored; the run that follows gets the rest and ends equal.
+    results = sync_local(runtime, ["Property"])
+    assert results[0].run.status == "succeeded"
+    assert stored(runtime, "Property") == served(sim, "Property")
+
+
+def test_a_resource_held_by_a_run_is_not_polled(synced):
+    runtime, sim = synced
+    lock = runtime.run_lock()
+    grant = lock.acquire(lock_name("Property"), owner="a-run", ttl_s=60)
+    assert grant is not None
+    sim.mutate("Property", count=2, seed=13)
+    sim.reset_stats()
+    try:
+        outcome = poll(runtime)
+    finally:
+        lock.release(grant)
+    assert outcome.status == BUSY and outcome.requests == 0
+    assert requests_served(sim) == 0
+
+
+def test_a_tick_polls_what_is_due_and_keeps_one_row_per_resource_and_hour(synced):
+    runtime, sim = synced
+    client = redis.Redis.from_url(redis_url())
+    states = PollStateStore(client, runtime.credential_id)
+    freshness = FreshnessRecorder(client, runtime.credential_id)
+    escalated: list[str] = []
+    services = TickServices(
+        store=runtime.store, lock=runtime.run_lock(), new_client=runtime.trestle_client,
+        states=states, record_freshness=freshness.record, escalate=escalated.append)
+    # A budget this test never runs out of: budgeting has its own tests.
+    policy = PollPolicy(budget_per_hour=3_600_000, floor_s=30)
+
+    sim.mutate("Property", count=3, seed=14)
+    first = poll_tick(RESOURCES, services, policy, with_media=lambda r: r == "Property")
+    assert first is not None and {o.resource: o.status for o in first} == {
+        "Property": CHANGED, "Office": IDLE, "Media": IDLE}
+    # Nothing is due again at once: the next tick polls nothing.
+    assert poll_tick(RESOURCES, services, policy) == []
+    sim.mutate("Property", count=2, seed=15)
+    schedule = states.load()
+    schedule.resources["Property"] = type(schedule.resources["Property"])(
+        **{**schedule.resources["Property"].to_dict(), "due_at": 0.0})
+    states.save(schedule)
+    second = poll_tick(RESOURCES, services, policy, with_media=lambda r: r == "Property")
+    assert [o.status for o in second or []] == [CHANGED]
+
+    assert stored(runtime, "Property") == served(sim, "Property")
+    assert escalated == []
+    rows = [r for r in runtime.store.sync_log.recent_runs(limit=50)
+            if r.run_id.startswith("poll-")]
+    by_resource = {r.resource: r for r in rows}
+    assert len(rows) == len(by_resource) == 3  # one row each, not one per poll
+    property_row = by_resource["Property"]
+    assert property_row.run_id.startswith(poll_log_id(property_row.started_at)[:13])
+    assert property_row.status == "succeeded"
+    assert property_row.records_fetched == 5
+    assert property_row.details["polls"] == 2 and property_row.details[CHANGED] == 2
+    assert property_row.api_requests >= 2
+    recent = freshness.recent("Property")
+    assert recent.samples == 5 and recent.p95_s is not None and recent.p95_s < 30
