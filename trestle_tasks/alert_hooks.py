@@ -25,12 +25,14 @@ from trestle_tasks.monitoring.alerts.rules import (
     Thresholds,
     auth_alert,
     crash_alert,
+    freshness_alerts,
     lock_alerts,
     quota_alert,
     run_alerts,
     stale_alerts,
 )
-from trestle_tasks.runtime import Runtime
+from trestle_tasks.monitoring.freshness import FreshnessRecorder
+from trestle_tasks.runtime import ClusterRuntime, Runtime
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.sync_log import SyncRun
 
@@ -44,6 +46,7 @@ def thresholds(settings: Settings) -> Thresholds:
         stale_after=timedelta(minutes=settings.alert_stale_after_minutes),
         lock_max_age=timedelta(minutes=settings.alert_lock_max_minutes),
         drift_records=settings.alert_drift_threshold,
+        freshness_p95_s=settings.alert_freshness_s,
     )
 
 
@@ -79,6 +82,19 @@ def _quota_alerts(runtime: Runtime) -> list[Alert]:
         log.warning("quota state unavailable for alerts: %s", type(error).__name__)
         return []
     return [alert] if alert is not None else []
+
+
+def _freshness_alerts(runtime: Runtime, limits: Thresholds) -> list[Alert]:
+    """Freshness is measured by the workers into Redis: a local runtime has none."""
+    if runtime.settings.client_id is None or not isinstance(runtime, ClusterRuntime):
+        return []
+    try:
+        recorder = FreshnessRecorder(runtime.redis, runtime.credential_id)
+        figures = [recorder.recent(resource) for resource in runtime.settings.resources]
+    except Exception as error:  # Redis down: the other checks still go out
+        log.warning("freshness unavailable for alerts: %s", type(error).__name__)
+        return []
+    return freshness_alerts(figures, limits)
 
 
 def after_run(runtime: Runtime, run: SyncRun | None, *,
@@ -120,6 +136,6 @@ def check(runtime: Runtime, *, now: datetime | None = None) -> list[Delivery]:
         held = checks.held_locks(store, runtime.run_lock(), runtime.credential_id,
                                  settings.resources)
         return (stale_alerts(history, moment, limits) + lock_alerts(held, moment, limits)
-                + _quota_alerts(runtime))
+                + _quota_alerts(runtime) + _freshness_alerts(runtime, limits))
 
     return _guarded("the periodic check", runtime, gather)

@@ -11,6 +11,7 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from trestle_tasks.monitoring.freshness import FreshnessRecorder
 from trestle_tasks.monitoring.metrics import FeedSource, PipelineCollector
 from trestle_tasks.runtime import ClusterRuntime
 
@@ -18,10 +19,16 @@ from trestle_tasks.runtime import ClusterRuntime
 def feed_source(runtime: ClusterRuntime) -> FeedSource:
     """Where the collector reads one feed: its store, and its limiter's state."""
     quota: Callable[[], Mapping[str, str]] | None = None
+    freshness: Callable[[], Mapping[str, Mapping[str, float]]] | None = None
     if runtime.settings.client_id is not None:  # the limiter's key belongs to a credential
         def quota() -> Mapping[str, str]:
             return runtime.quota_limiter().state()
-    return FeedSource(store=lambda: runtime.store, quota_state=quota)
+
+        def freshness() -> Mapping[str, Mapping[str, float]]:
+            recorder = FreshnessRecorder(runtime.redis, runtime.credential_id)
+            return {resource: recorder.histogram(resource)
+                    for resource in runtime.settings.resources}
+    return FeedSource(store=lambda: runtime.store, quota_state=quota, freshness=freshness)
 
 
 def build_registry(runtimes: Mapping[str, ClusterRuntime]) -> CollectorRegistry:

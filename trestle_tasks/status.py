@@ -1,5 +1,5 @@
 """What `trestle-etl status` shows: recent runs, run locks, watermarks and their lag,
-quota use.
+freshness and polling, quota use.
 
 It works with runtimes (runtime.py): the cluster's, whose quota limiter in Redis is the one
 every worker paces by, and with --feed a local one for its own requests. So it sits with
@@ -7,15 +7,18 @@ the commands, above monitoring/."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from trestle_tasks.masking import mask_url
 from trestle_tasks.monitoring.cost import usage
 from trestle_tasks.monitoring.drift import latest_reconciles
+from trestle_tasks.monitoring.freshness import FreshnessRecorder
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.store.store import Store
-from trestle_tasks.store.sync_log import OPEN_STATUSES, SyncRun
+from trestle_tasks.store.sync_log import OPEN_STATUSES, POLLS_KIND, SyncRun
+from trestle_tasks.sync.poll_state import PollStateStore
 
 
 def feed_backlog(runtime: LocalRuntime, resources: list[str], marks: dict[str, Any]
@@ -96,6 +99,7 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
         for resource, waiting in backlog.items():
             report["watermarks"].setdefault(resource, {"watermark": None, "lag_seconds": None})
             report["watermarks"][resource]["records_behind_feed"] = waiting
+    report["freshness"] = _freshness(cluster, list(settings.resources))
     report["quota"] = _quota(cluster)
     # The operator's cap below the quota (TRESTLE_QUOTA_PER_MINUTE/_PER_HOUR), if any.
     report["quota_cap_per_minute"] = cluster.settings.quota_cap_per_minute
@@ -111,9 +115,12 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
 
 
 def run_kind(run: SyncRun) -> str:
-    """`sync`, `reconcile` or `dry run` (a reconcile that changed nothing): the sync log
-    holds all three, and a dry run's `failed` is not a sync that failed."""
+    """`sync`, `reconcile`, `dry run` (a reconcile that changed nothing) or `polls` (an
+    hour of one resource's polls, summed in one row): a dry run's `failed` is not a sync
+    that failed."""
     details = run.details if isinstance(run.details, dict) else {}
+    if details.get("kind") == POLLS_KIND:
+        return "polls"
     if details.get("kind") != "reconcile":
         return "sync"
     return "dry run" if details.get("dry_run") is True else "reconcile"
@@ -197,6 +204,34 @@ def _run_locks(store: Store) -> list[dict[str, Any]] | dict[str, str]:
     return locks
 
 
+def _freshness(cluster: ClusterRuntime, resources: list[str]) -> dict[str, Any]:
+    """Per resource: change-to-commit times over the last hour, and its poll schedule."""
+    settings = cluster.settings
+    report: dict[str, Any] = {"polling_share": settings.poll_quota_share,
+                              "alert_p95_s": settings.alert_freshness_s, "resources": {}}
+    if settings.client_id is None:
+        return report
+    try:
+        recorder = FreshnessRecorder(cluster.redis, cluster.credential_id)
+        schedule = PollStateStore(cluster.redis, cluster.credential_id).load().resources
+        now = time.time()
+        for resource in resources:
+            figures = recorder.recent(resource, now=now)
+            polls = schedule.get(resource)
+            report["resources"][resource] = {
+                "samples": figures.samples, "p50_s": figures.p50_s, "p95_s": figures.p95_s,
+                "max_s": figures.max_s, "ahead": figures.ahead,
+                "ahead_max_s": figures.ahead_max_s,
+                "poll_interval_s": polls.interval_s if polls else None,
+                "last_poll_s_ago": (now - polls.last_poll_at
+                                    if polls and polls.last_poll_at else None),
+                "last_poll": polls.last_status if polls else None,
+            }
+    except Exception as error:
+        report["error"] = f"Redis did not answer: {type(error).__name__}"
+    return report
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(float(value)) if value is not None else None
@@ -262,6 +297,7 @@ def render_status(report: dict[str, Any]) -> str:
     lines.append("")
     lines.extend(_reconcile_lines(report.get("reconcile") or {}))
     lines.append("")
+    lines.extend(_freshness_lines(report.get("freshness")))
     quota = report.get("quota")
     if not quota:
         lines.append("Quota: no response observed yet")
@@ -290,6 +326,39 @@ def render_status(report: dict[str, Any]) -> str:
             line += f"; estimated cost over 24 h {use['estimated_cost_last_day']:,.2f}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _freshness_lines(fresh: dict[str, Any] | None) -> list[str]:
+    if not fresh:
+        return []
+    share = fresh.get("polling_share") or 0
+    lines = [f"Freshness (a change's timestamp to its commit here, last hour; polling "
+             f"{share:.0%} of the hour quota):" if share else
+             "Freshness (a change's timestamp to its commit here, last hour; polling off):"]
+    if fresh.get("error"):
+        return [*lines, f"  {fresh['error']}", ""]
+    ahead, ahead_by = 0, 0.0
+    for resource, item in fresh.get("resources", {}).items():
+        if item["samples"]:
+            line = (f"  {resource:<10} p50 {item['p50_s']:,.1f} s  p95 {item['p95_s']:,.1f} s  "
+                    f"max {item['max_s']:,.1f} s  ({item['samples']:,} records)")
+            if item["p95_s"] > fresh["alert_p95_s"]:
+                line += f"  over the {fresh['alert_p95_s']:,.0f} s alert threshold"
+        else:
+            line = f"  {resource:<10} no change stored by a poll in the last hour"
+        if item["poll_interval_s"] is not None:
+            line += f"; polled every {_duration(item['poll_interval_s'])}"
+            if item["last_poll_s_ago"] is not None:
+                line += (f", last {_duration(item['last_poll_s_ago'])} ago "
+                         f"({item['last_poll']})")
+        lines.append(line)
+        ahead += item["ahead"]
+        ahead_by = max(ahead_by, item["ahead_max_s"])
+    if ahead:
+        lines.append(f"  Trestle's clock looks {ahead_by:,.1f} s ahead of ours: {ahead:,} "
+                     "records were stamped after we stored them")
+    lines.append("")
+    return lines
 
 
 def _duration(seconds: float) -> str:

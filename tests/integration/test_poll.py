@@ -166,3 +166,30 @@ def test_a_tick_polls_what_is_due_and_keeps_one_row_per_resource_and_hour(synced
     assert property_row.api_requests >= 2
     recent = freshness.recent("Property")
     assert recent.samples == 5 and recent.p95_s is not None and recent.p95_s < 30
+
+
+def test_freshness_reaches_status_and_the_metrics(synced):
+    from prometheus_client import generate_latest
+
+    from trestle_tasks.metrics_http import build_registry
+    from trestle_tasks.runtime import ClusterRuntime
+    from trestle_tasks.status import collect_status, render_status
+
+    runtime, _ = synced
+    cluster = ClusterRuntime(runtime.settings)
+    recorder = FreshnessRecorder(cluster.redis, cluster.credential_id)
+    recorder.record("Property", [2.0, 4.0, 6.0, 8.0, 30.0, -1.5])
+
+    report = collect_status(cluster)
+    fresh = report["freshness"]["resources"]["Property"]
+    assert fresh["samples"] == 6 and fresh["p50_s"] == 4.0 and fresh["p95_s"] == 30.0
+    text = render_status(report)
+    assert "Property   p50 4.0 s  p95 30.0 s  max 30.0 s  (6 records)" in text
+    assert "Trestle's clock looks 1.5 s ahead of ours" in text
+    assert "Office     no change stored by a poll in the last hour" in text
+
+    exposed = generate_latest(build_registry({"default": cluster})).decode()
+    assert ('trestle_freshness_seconds_bucket{feed="default",le="5.0",resource="Property"} 3.0'
+            in exposed)
+    assert ('trestle_freshness_seconds_count{feed="default",resource="Property"} 6.0'
+            in exposed)

@@ -26,7 +26,7 @@ WINDOW_S = 3600.0
 
 
 def bucket_label(bound: float) -> str:
-    return "+Inf" if math.isinf(bound) else f"{bound:g}"
+    return "+Inf" if math.isinf(bound) else repr(float(bound))  # as Prometheus writes `le`
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from trestle_tasks.monitoring.drift import (
@@ -32,6 +37,7 @@ from trestle_tasks.monitoring.drift import (
     ReconcileReport,
     latest_reconciles,
 )
+from trestle_tasks.monitoring.freshness import BUCKETS, bucket_label
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import RUNNING, SKIPPED, SUCCEEDED
@@ -157,6 +163,8 @@ class FeedSource:
 
     store: Callable[[], Store]
     quota_state: Callable[[], Mapping[str, str]] | None = None
+    # resource -> the freshness histogram's stored buckets (monitoring/freshness.py)
+    freshness: Callable[[], Mapping[str, Mapping[str, float]]] | None = None
 
 
 class PipelineCollector(Collector):
@@ -182,6 +190,7 @@ class PipelineCollector(Collector):
         started = time.monotonic()
         figures: dict[str, SyncFigures] = {}
         quotas: dict[str, Mapping[str, Any]] = {}
+        freshness: dict[str, Mapping[str, Mapping[str, float]]] = {}
         for feed, source in self._feeds.items():
             try:
                 figures[feed] = read_sync_figures(source.store(), self._clock())
@@ -192,10 +201,16 @@ class PipelineCollector(Collector):
                     quotas[feed] = source.quota_state()
                 except Exception as error:
                     self._count_error(feed, "redis", error)
+            if source.freshness is not None:
+                try:
+                    freshness[feed] = source.freshness()
+                except Exception as error:
+                    self._count_error(feed, "redis", error)
         # One family per name, holding every feed's samples: Prometheus rejects a name
         # exposed twice in one scrape.
         yield from sync_families(figures)
         yield from quota_families(quotas)
+        yield from freshness_families(freshness)
         errors = CounterMetricFamily("trestle_metrics_scrape_errors",
                                      "Scrapes that could not read a source.",
                                      labels=["feed", "source"])
@@ -330,3 +345,21 @@ def _number(value: Any) -> float | None:
         return float(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+def freshness_families(by_feed: Mapping[str, Mapping[str, Mapping[str, float]]]
+                       ) -> Iterator[Metric]:
+    """`trestle_freshness_seconds`: a change's ModificationTimestamp to its commit, per
+    resource (stored by the workers in Redis as cumulative bucket counts)."""
+    family = HistogramMetricFamily(
+        "trestle_freshness_seconds",
+        "Seconds from a record's ModificationTimestamp to its commit in the database.",
+        labels=["feed", "resource"])
+    for feed, resources in sorted(by_feed.items()):
+        for resource, stored in sorted(resources.items()):
+            if not stored.get("count"):
+                continue
+            buckets = [(label, stored.get(label, 0.0))
+                       for label in (*(bucket_label(b) for b in BUCKETS), "+Inf")]
+            family.add_metric([feed, resource], buckets, sum_value=stored.get("sum", 0.0))
+    yield family

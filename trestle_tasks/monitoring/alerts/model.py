@@ -13,6 +13,7 @@ AUTH_FAILED = "auth_failed"
 QUOTA_HIGH = "quota_high"
 REJECTS_HIGH = "rejects_high"
 STALE = "stale"
+FRESHNESS = "freshness"  # p95 change-to-commit time over the threshold
 LOCK_HELD = "lock_held"
 DRIFT = "drift"  # a reconcile found the replica differing from the feed
 

@@ -15,6 +15,7 @@ from trestle_tasks.monitoring.alerts.model import (
     AUTH_FAILED,
     CRITICAL,
     DRIFT,
+    FRESHNESS,
     LOCK_HELD,
     QUOTA_HIGH,
     REJECTS_HIGH,
@@ -24,6 +25,7 @@ from trestle_tasks.monitoring.alerts.model import (
     Alert,
 )
 from trestle_tasks.monitoring.drift import ReconcileReport, reconcile_report
+from trestle_tasks.monitoring.freshness import Freshness
 from trestle_tasks.store.sync_log import ABANDONED, FAILED, PARTIAL, SyncRun
 
 
@@ -34,6 +36,7 @@ class Thresholds:
     stale_after: timedelta = timedelta(minutes=60)
     lock_max_age: timedelta = timedelta(minutes=360)
     drift_records: int = 100  # missing + stale + gone found by one reconcile
+    freshness_p95_s: float = 120.0  # a change's timestamp to its commit, last hour
 
 
 @dataclass(frozen=True)
@@ -235,4 +238,33 @@ def lock_alerts(held: Iterable[HeldLock], now: datetime, thresholds: Thresholds)
                   "of this resource is skipped meanwhile; a stuck run may need its worker "
                   "restarted."),
         ))
+    return alerts
+
+
+def freshness_alerts(figures: Iterable[Freshness], thresholds: Thresholds) -> list[Alert]:
+    """Resources whose changes took longer than the threshold to reach the database (p95
+    over the last hour), and a Trestle clock ahead of ours, which this measure would hide."""
+    alerts = []
+    for item in figures:
+        if item.p95_s is not None and item.p95_s > thresholds.freshness_p95_s:
+            alerts.append(Alert(
+                kind=FRESHNESS, resource=item.resource, severity=WARNING,
+                title=f"{item.resource} changes take {item.p95_s:,.0f} s to arrive (p95)",
+                text=(f"Over the last hour, 95 % of the {item.samples:,} {item.resource} "
+                      f"changes stored were in the database within {item.p95_s:,.1f} s of "
+                      f"their ModificationTimestamp (p50 {item.p50_s or 0:,.1f} s); the "
+                      f"threshold is {thresholds.freshness_p95_s:,.0f} s. A backfill holding "
+                      "the resource, a spent polling budget (SYNC_POLL_QUOTA_SHARE) or busy "
+                      "workers delay polls; `trestle-etl status` shows each resource's "
+                      "poll interval."),
+            ))
+        if item.ahead and item.ahead_max_s > 1.0:
+            alerts.append(Alert(
+                kind=FRESHNESS, resource=item.resource, severity=WARNING,
+                title=f"Trestle's clock looks {item.ahead_max_s:,.1f} s ahead of ours",
+                text=(f"{item.ahead:,} {item.resource} records were stored before the time "
+                      "their ModificationTimestamp gives. Check this machine's clock (NTP): a "
+                      "clock that is wrong the other way would let late changes slip below "
+                      "the watermark (SYNC_SETTLE_SECONDS guards against that)."),
+            ))
     return alerts
