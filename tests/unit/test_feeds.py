@@ -300,6 +300,9 @@ OTHER_VALUES = {
     "STORE_INDEXED_FIELDS": "Property.LivingArea",
     "DATABASE_URL": PG,
     "DB_BATCH_SIZE": "200",
+    "SYNC_POLL_QUOTA_SHARE": "0.02",
+    "SYNC_POLL_MIN_SECONDS": "5",
+    "SYNC_POLL_MAX_SECONDS": "600",
 }
 _PER_FEED_DRAWN = sorted(FEED_SCOPED - {"TRESTLE_CLIENT_ID", "TRESTLE_CLIENT_SECRET",
                                         "DATABASE_SCHEMA"})
