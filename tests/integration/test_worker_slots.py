@@ -71,12 +71,18 @@ def test_workers_announce_their_pools_and_the_planner_cuts_that_many_windows(cel
     url = redis_url("celery")
     env = clean_env(REDIS_URL=url, CELERY_BROKER_URL=url, CELERY_RESULT_BACKEND=url,
                     DATABASE_URL="sqlite://", TRESTLE_CLIENT_ID="id",
-                    TRESTLE_CLIENT_SECRET="secret", SYNC_MAX_CONCURRENT_WINDOWS="8")
+                    TRESTLE_CLIENT_SECRET="secret", SYNC_MAX_CONCURRENT_WINDOWS="8",
+                    SYNC_POLL_QUOTA_SHARE="0")
     cluster = ClusterRuntime(load_settings(env, env_file=None))
+    # Polling on (the default): one slot is left to the poll ticks.
+    polling = ClusterRuntime(load_settings({**env, "SYNC_POLL_QUOTA_SHARE": "0.05"},
+                                           env_file=None))
     three, two = start_worker(env, 3), start_worker(env, 2)
     try:
         assert wait_for_slots(celery_redis, 5) == 5
         assert cluster_sizing(cluster).wanted == 5  # not the 8 the setting allows
+        assert cluster_sizing(polling).wanted == 4
+        assert polling.window_gate().max_slots == 4
         os.killpg(three.pid, signal.SIGTERM)  # a warm shutdown withdraws its slots
         three.wait(timeout=30)
         assert wait_for_slots(celery_redis, 2) == 2

@@ -40,7 +40,7 @@ from trestle_tasks.monitoring.drift import (
 from trestle_tasks.monitoring.freshness import BUCKETS, bucket_label
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
-from trestle_tasks.store.sync_log import RUNNING, SKIPPED, SUCCEEDED
+from trestle_tasks.store.sync_log import POLLS_KIND, RUNNING, SKIPPED, SUCCEEDED
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,11 @@ def _is_reconcile(log_table: sa.Table) -> sa.ColumnElement[bool]:
 
 def _last_durations(conn: sa.Connection, log_table: sa.Table) -> dict[str, float]:
     """Start-to-finish seconds of each resource's latest finished (not skipped) sync run."""
+    # An hour of polls is one row, not one run: its span says nothing of a run's duration.
+    polls = sa.and_(log_table.c.details.is_not(None),
+                    log_table.c.details.like(f'%"kind":"{POLLS_KIND}"%'))
     finished = sa.and_(log_table.c.finished_at.is_not(None), log_table.c.status != SKIPPED,
-                       sa.not_(_is_reconcile(log_table)))
+                       sa.not_(_is_reconcile(log_table)), sa.not_(polls))
     latest = (sa.select(log_table.c.resource, sa.func.max(log_table.c.started_at).label("at"))
               .where(finished).group_by(log_table.c.resource).subquery())
     query = sa.select(log_table.c.resource, log_table.c.started_at,
