@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trestle_tasks.coordination.locks import RunLock, lock_name
+from trestle_tasks.coordination.locks import LockKeeper, RunLock, lock_name
 from trestle_tasks.errors import TrestleTasksError, is_retriable
 from trestle_tasks.logs import log_context, redact
 from trestle_tasks.store.records import layout_of
@@ -46,7 +46,8 @@ OUTCOMES = (IDLE, CHANGED, TOO_MANY, BUSY, NO_WATERMARK, FAILED)
 
 POLL_TOP = 200  # records a poll page; a handful is the usual delta
 POLL_MAX_PAGES = 3  # beyond this, a delta is a run's: windows, lanes, the ledger
-# Enough for a poll of three pages; the lock is released at its end.
+# The poll's lease on the run lock, renewed every third of it while it works; released at
+# its end.
 POLL_LEASE_S = 60.0
 
 
@@ -126,7 +127,11 @@ def poll_resource(
             retriable=retriable)
 
     try:
-        with log_context(resource=resource, run_id=log_run_id):
+        # Renewed while the poll works: a slow answer (retries, a long timeout) must not
+        # let a run take the resource under it. Were it lost all the same, the watermark
+        # would not move: the fence of the run that took it is newer.
+        with log_context(resource=resource, run_id=log_run_id), \
+                LockKeeper(lock, grant, POLL_LEASE_S):
             mark = store.sync_log.read_watermark(resource)
             if mark is None:
                 return outcome(NO_WATERMARK)

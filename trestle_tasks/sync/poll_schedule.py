@@ -27,6 +27,7 @@ HOUR_S = 3600.0
 # Trestle's published baseline, until a response's headers say what this account has.
 DEFAULT_HOUR_QUOTA = 7200
 BUDGET_BURST = 3  # poll requests that may go at once after a quiet spell
+ESCALATION_PAUSE_S = 30.0  # after a delta too large for a poll, while its run is planned
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,11 @@ class ResourcePolls:
             interval = min(policy.slowest_s, self.interval_s * 2)
         else:
             interval = min(policy.slowest_s, max(policy.fastest_s, self.interval_s * policy.growth))
+        # A delta handed to a run: the run takes the resource's lock a moment later (polls
+        # then find it busy); polling it again before that would fetch the same pages.
+        wait = max(interval, ESCALATION_PAUSE_S) if status == TOO_MANY else interval
         return ResourcePolls(
-            interval_s=interval, due_at=now + interval, last_poll_at=now,
+            interval_s=interval, due_at=now + wait, last_poll_at=now,
             last_change_at=now if status in (CHANGED, TOO_MANY) else self.last_change_at,
             last_status=status)
 
