@@ -25,7 +25,7 @@ from trestle_tasks import alert_hooks as alerts
 from trestle_tasks.celery_app import app
 from trestle_tasks.celery_settings import WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
 from trestle_tasks.coordination import presence, worker_slots
-from trestle_tasks.coordination.concurrency import window_pressure
+from trestle_tasks.coordination.concurrency import SlotLease, window_pressure
 from trestle_tasks.coordination.heartbeat import WindowHeartbeat
 from trestle_tasks.coordination.job_lease import JobLease, take_orphaned
 from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
@@ -100,6 +100,8 @@ WINDOW_MAX_CRASHES = 3
 # arrive, finds an old token and is dropped. Longer than a running window's limit: a
 # message may wait for a worker process that is finishing other work.
 QUEUED_STALE_FACTOR = 2.25
+# A reconcile that found every window slot taken is sent again this much later.
+RECONCILE_SLOT_WAIT_S = 60.0
 
 
 @app.task(name="trestle.plan_sync", bind=True, soft_time_limit=900, time_limit=1200)
@@ -732,14 +734,23 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
     if duplicate is not None:
         record_skip(store, duplicate)
         return {"status": "skipped", "resource": resource, "reason": duplicate.reason}
+    # A reconcile holds a worker process as long as a window: it takes a window slot, so
+    # windows and reconciles together always leave the slot that polls and planning use.
+    gate, holder = runtime.window_gate(), f"reconcile/{resource}/{run_id}"
+    if not _slot_confirmed(gate, holder, settings.lock_ttl_s):
+        reconcile_task.apply_async((resource,), {"dry_run": dry_run, "feed": feed},
+                                   countdown=RECONCILE_SLOT_WAIT_S)
+        log.info("reconcile of %s waits for a free window slot", resource)
+        return {"status": "waiting for a slot", "resource": resource}
     try:
-        result = reconcile(
-            resource, store=store, run_id=run_id,
-            client=runtime.trestle_client(),
-            lock=runtime.run_lock(),
-            lock_ttl_s=settings.lock_ttl_s, dry_run=dry_run,
-            synced_resources=settings.resources,
-        )
+        with SlotLease(gate, holder, settings.lock_ttl_s):
+            result = reconcile(
+                resource, store=store, run_id=run_id,
+                client=runtime.trestle_client(),
+                lock=runtime.run_lock(),
+                lock_ttl_s=settings.lock_ttl_s, dry_run=dry_run,
+                synced_resources=settings.resources,
+            )
     except Exception:
         # The run's row was closed as failed with what the census had found: alert on it.
         with suppress(Exception):

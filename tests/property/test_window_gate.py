@@ -99,3 +99,16 @@ def test_pressure_signals(outcome, db_s, quota_left, expected):
     pressure = window_pressure(outcome, db_seconds_per_page=db_s, quota_left_fraction=quota_left)
     assert pressure.reasons == expected
     assert bool(pressure) == bool(expected)
+
+
+def test_a_capacity_stored_under_a_larger_maximum_admits_no_more_than_today_s():
+    """Fewer live workers, or polling turned on, lower the gate's maximum below a capacity
+    grown earlier: the lower one holds."""
+    name, prefix = uuid.uuid4().hex, run_key("gate", "")
+    wide = RedisWindowGate(REDIS, name, max_slots=8, prefix=prefix)
+    for _ in range(8):
+        wide.grow()
+    narrow = RedisWindowGate(REDIS, name, max_slots=3, prefix=prefix)
+    granted = [narrow.acquire(f"w{i}", ttl_s=60) for i in range(5)]
+    assert granted == [True, True, True, False, False]
+    assert narrow.capacity() == 3

@@ -14,14 +14,20 @@ slot when the expiry passes; an hour without windows forgets the shrinking.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 _ACQUIRE = """
 local now = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local capacity = tonumber(redis.call('GET', KEYS[2]) or ARGV[4])
+-- A capacity stored while more slots were allowed (fewer live workers now, polling
+-- turned on) never lets more than today's maximum in.
+local capacity = math.min(tonumber(redis.call('GET', KEYS[2]) or ARGV[4]), tonumber(ARGV[4]))
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < capacity then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
@@ -111,7 +117,7 @@ class RedisWindowGate:
 
     def capacity(self) -> int:
         value = self._redis.get(self._keys[1])
-        return int(value) if value is not None else self.max_slots
+        return min(int(value), self.max_slots) if value is not None else self.max_slots
 
     def shrinks(self) -> int:
         """How many times pressure halved the slots (for status and metrics)."""
@@ -119,3 +125,32 @@ class RedisWindowGate:
 
     def holders(self) -> int:
         return int(self._redis.zcount(self._keys[0], int(time.time() * 1000), "+inf"))
+
+
+class SlotLease:
+    """A gate slot held by work that is not a window (a reconcile), renewed every third of
+    its TTL while the work goes on and freed at its end; a killed worker's slot expires."""
+
+    def __init__(self, gate: RedisWindowGate, holder: str, ttl_s: float) -> None:
+        self._gate, self._holder, self._ttl_s = gate, holder, ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"slot-{holder}", daemon=True)
+
+    def __enter__(self) -> SlotLease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            self._gate.release(self._holder)
+        except Exception as error:  # Redis away: the slot expires by itself
+            log.warning("could not free slot %s: %s", self._holder, type(error).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._ttl_s / 3):
+            try:
+                self._gate.acquire(self._holder, self._ttl_s)
+            except Exception as error:  # an outage: the TTL covers a missed renewal or two
+                log.warning("could not renew slot %s: %s", self._holder, type(error).__name__)
