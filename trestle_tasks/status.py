@@ -345,7 +345,7 @@ def _freshness_lines(fresh: dict[str, Any] | None) -> list[str]:
             if item["p95_s"] > fresh["alert_p95_s"]:
                 line += f"  over the {fresh['alert_p95_s']:,.0f} s alert threshold"
         else:
-            line = f"  {resource:<10} no change stored by a poll in the last hour"
+            line = f"  {resource:<10} no change stored in the last hour"
         if item["poll_interval_s"] is not None:
             line += f"; polled every {_duration(item['poll_interval_s'])}"
             if item["last_poll_s_ago"] is not None:

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -437,6 +437,7 @@ def _sync_window(runtime: ClusterRuntime, ledger: WindowLedger, run_plan: RunPla
                 page_size=settings.page_size, on_page=heartbeat.check,
                 media_since=media_since(run_plan, settings.resources, store),
                 replication_min=settings.replication_min_records,
+                on_stored=_freshness_of(runtime, run_plan),
             )
         except WindowSupersededError:
             log.warning("window %s stopped: another worker owns it now", run_window.window_id)
@@ -500,6 +501,23 @@ def _poll_services(runtime: ClusterRuntime) -> TickServices:
         record_freshness=freshness.record,
         # A delta too large for one poll: a regular run, planned and walked in windows.
         escalate=lambda resource: plan_sync.apply_async((resource,), {"feed": feed}))
+
+
+def _freshness_of(runtime: ClusterRuntime,
+                  run_plan: RunPlan) -> Callable[[list[float]], None] | None:
+    """Where an incremental run's windows add the freshness of what they store (a full
+    load's records are as old as the feed: their age says nothing of the copy's delay)."""
+    if run_plan.lower_ticks is None:
+        return None
+    recorder = FreshnessRecorder(runtime.redis, runtime.credential_id)
+
+    def record(latencies: list[float]) -> None:
+        try:
+            recorder.record(run_plan.resource, latencies)
+        except Exception as error:  # the records are stored; only the figure is lost
+            log.warning("could not record freshness: %s", type(error).__name__)
+
+    return record
 
 
 @app.task(name="trestle.hand_out_windows", soft_time_limit=120, time_limit=300)

@@ -8,6 +8,7 @@ and a tie is never split by rounding.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -126,3 +127,15 @@ def census_ticks(value: object) -> int | None:
     except (ValueError, OverflowError):
         return None
     return ticks if MIN_TICKS <= ticks <= MAX_TICKS else None
+
+
+def epoch_seconds_of(records: Iterable[Mapping[str, object]], field: str) -> list[float]:
+    """`field` of each record that holds a valid Edm.DateTimeOffset, in epoch seconds
+    (records without one are left out: the loader rejects them)."""
+    found = []
+    for record in records:
+        try:
+            found.append(ODataTimestamp.parse(record.get(field)).ticks / TICKS_PER_SECOND)
+        except ValueError:
+            continue
+    return found

@@ -186,10 +186,29 @@ def test_freshness_reaches_status_and_the_metrics(synced):
     text = render_status(report)
     assert "Property   p50 4.0 s  p95 30.0 s  max 30.0 s  (6 records)" in text
     assert "Trestle's clock looks 1.5 s ahead of ours" in text
-    assert "Office     no change stored by a poll in the last hour" in text
+    assert "Office     no change stored in the last hour" in text
 
     exposed = generate_latest(build_registry({"default": cluster})).decode()
     assert ('trestle_freshness_seconds_bucket{feed="default",le="5.0",resource="Property"} 3.0'
             in exposed)
     assert ('trestle_freshness_seconds_count{feed="default",resource="Property"} 6.0'
             in exposed)
+
+
+def test_an_incremental_run_s_windows_tell_the_freshness_of_what_they_store(synced):
+    from trestle_tasks.sync.finalize import finalize_run
+    from trestle_tasks.sync.plan import WindowSizing, plan_run
+    from trestle_tasks.sync.window import sync_window
+
+    runtime, sim = synced
+    changed = sim.mutate("Property", count=5, seed=16)["modified"]
+    lock = runtime.run_lock()
+    plan = plan_run("Property", store=runtime.store, client=runtime.trestle_client(),
+                    lock=lock, lock_ttl_s=60, sizing=WindowSizing(max_records=1000))
+    told: list[list[float]] = []
+    outcomes = [sync_window(plan, window, store=runtime.store, client=runtime.trestle_client(),
+                            on_stored=told.append) for window in plan.windows]
+    finalize_run(plan, outcomes, store=runtime.store, lock=lock)
+    latencies = [latency for page in told for latency in page]
+    assert len(latencies) == len(changed)
+    assert all(-1 < latency < 30 for latency in latencies)

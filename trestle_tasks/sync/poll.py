@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from trestle_tasks.coordination.locks import LockKeeper, RunLock, lock_name
 from trestle_tasks.errors import TrestleTasksError, is_retriable
@@ -28,7 +27,7 @@ from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import Watermark
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
-from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp
+from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp, epoch_seconds_of
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import TIMESTAMP_FIELD, KeysetWindow, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
@@ -147,7 +146,7 @@ def poll_resource(
             for number, page in enumerate(pages, start=1):
                 if page.records:
                     expansions = take_expansions(page.records) if with_media else None
-                    stamps = _stamps(page.records)
+                    stamps = epoch_seconds_of(page.records, TIMESTAMP_FIELD)
                     result = store.upsert(resource, page.records, run_id=log_run_id)
                     committed_at = clock()
                     fetched += len(page.records)
@@ -179,16 +178,3 @@ def poll_resource(
                        retriable=retriable)
     finally:
         lock.release(grant)
-
-
-def _stamps(records: list[dict[str, Any]]) -> list[float]:
-    """Each record's ModificationTimestamp in epoch seconds, read before the loader has
-    the records."""
-    found = []
-    for record in records:
-        try:
-            found.append(ODataTimestamp.parse(record.get(TIMESTAMP_FIELD)).ticks
-                         / TICKS_PER_SECOND)
-        except ValueError:
-            continue  # the loader rejects it; there is no freshness to tell
-    return found

@@ -19,7 +19,7 @@ from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_medi
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.prefetch import interleaved
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.timestamps import ODataTimestamp, epoch_seconds_of
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.pager import (
     TIMESTAMP_FIELD,
@@ -44,11 +44,14 @@ def sync_window(
     on_page: Callable[[int], None] | None = None,
     media_since: int | None = None,
     replication_min: int = 0,
+    on_stored: Callable[[list[float]], None] | None = None,
 ) -> WindowOutcome:
     """Walk and load one window; failures are recorded and returned, never lost.
 
     With `media_since` (Property windows of an incremental run), listings whose
-    PhotosChangeTimestamp moved after it get their whole Media set replaced.
+    PhotosChangeTimestamp moved after it get their whole Media set replaced. `on_stored`
+    is told, for each page committed, the seconds from each record's ModificationTimestamp
+    to its commit (the copy's freshness; the caller decides where it is kept).
     """
     context = {"run_id": plan.run_id, "resource": plan.resource, "window": window.window_id}
     # Lines from deeper down (loader, pager, client) carry the context too, whichever
@@ -56,7 +59,7 @@ def sync_window(
     with log_context(**context):
         return _sync_window(plan, window, store=store, client=client, page_size=page_size,
                             on_page=on_page, media_since=media_since,
-                            replication_min=replication_min)
+                            replication_min=replication_min, on_stored=on_stored)
 
 
 def uses_replication(window: Window, replication_min: int) -> bool:
@@ -94,7 +97,8 @@ def lane_pages(plan: RunPlan, lower: int | None, upper: int, client: TrestleClie
 
 def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: TrestleClient,
                  page_size: int, on_page: Callable[[int], None] | None,
-                 media_since: int | None, replication_min: int) -> WindowOutcome:
+                 media_since: int | None, replication_min: int,
+                 on_stored: Callable[[list[float]], None] | None = None) -> WindowOutcome:
     sync_log = store.sync_log
     sync_log.start_window(plan.run_id, plan.resource, window.window_id)
     phase = Phase(log, "window", stats=client.stats).start(
@@ -112,10 +116,14 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
             if not page.records:
                 continue
             expansions = take_expansions(page.records) if base is not None else None
+            stamps = epoch_seconds_of(page.records, TIMESTAMP_FIELD) if on_stored else []
             loading_since = time.monotonic()
             result = store.upsert(plan.resource, page.records, run_id=plan.run_id,
                                   window_id=window.window_id)
             db_seconds += time.monotonic() - loading_since
+            if on_stored is not None and stamps:
+                committed_at = time.time()
+                on_stored([committed_at - stamp for stamp in stamps])
             pages += 1
             fetched += len(page.records)
             upserted += result.upserted
