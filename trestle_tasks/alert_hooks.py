@@ -24,6 +24,7 @@ from trestle_tasks.monitoring.alerts.model import RUN_FAILED, Alert
 from trestle_tasks.monitoring.alerts.rules import (
     Thresholds,
     auth_alert,
+    clock_alert,
     crash_alert,
     freshness_alerts,
     lock_alerts,
@@ -31,7 +32,7 @@ from trestle_tasks.monitoring.alerts.rules import (
     run_alerts,
     stale_alerts,
 )
-from trestle_tasks.monitoring.freshness import FreshnessRecorder
+from trestle_tasks.monitoring.freshness import FreshnessRecorder, clock_warning
 from trestle_tasks.runtime import ClusterRuntime, Runtime
 from trestle_tasks.settings import Settings
 from trestle_tasks.store.sync_log import SyncRun
@@ -91,10 +92,11 @@ def _freshness_alerts(runtime: Runtime, limits: Thresholds) -> list[Alert]:
     try:
         recorder = FreshnessRecorder(runtime.redis, runtime.credential_id)
         figures = [recorder.recent(resource) for resource in runtime.settings.resources]
+        clock = clock_alert(clock_warning(recorder.clock(), runtime.settings.settle_s))
     except Exception as error:  # Redis down: the other checks still go out
         log.warning("freshness unavailable for alerts: %s", type(error).__name__)
         return []
-    return freshness_alerts(figures, limits)
+    return freshness_alerts(figures, limits) + ([clock] if clock is not None else [])
 
 
 def after_run(runtime: Runtime, run: SyncRun | None, *,

@@ -14,7 +14,7 @@ from typing import Any
 from trestle_tasks.masking import mask_url
 from trestle_tasks.monitoring.cost import usage
 from trestle_tasks.monitoring.drift import latest_reconciles
-from trestle_tasks.monitoring.freshness import FreshnessRecorder
+from trestle_tasks.monitoring.freshness import FreshnessRecorder, clock_warning
 from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import OPEN_STATUSES, POLLS_KIND, SyncRun
@@ -215,6 +215,9 @@ def _freshness(cluster: ClusterRuntime, resources: list[str]) -> dict[str, Any]:
         recorder = FreshnessRecorder(cluster.redis, cluster.credential_id)
         schedule = PollStateStore(cluster.redis, cluster.credential_id).load().resources
         now = time.time()
+        offset = recorder.clock(now=now)
+        report["clock_offset_s"] = offset
+        report["clock_warning"] = clock_warning(offset, settings.settle_s)
         for resource in resources:
             figures = recorder.recent(resource, now=now)
             polls = schedule.get(resource)
@@ -357,6 +360,11 @@ def _freshness_lines(fresh: dict[str, Any] | None) -> list[str]:
     if ahead:
         lines.append(f"  Trestle's clock looks {ahead_by:,.1f} s ahead of ours: {ahead:,} "
                      "records were stamped after we stored them")
+    if fresh.get("clock_warning"):
+        lines.append(f"  {fresh['clock_warning']}")
+    elif fresh.get("clock_offset_s") is not None:
+        lines.append(f"  Trestle's clock and ours agree (its Date header is "
+                     f"{fresh['clock_offset_s']:+,.1f} s from ours, whole seconds)")
     lines.append("")
     return lines
 

@@ -498,7 +498,7 @@ def _poll_services(runtime: ClusterRuntime) -> TickServices:
     return TickServices(
         store=runtime.store, lock=runtime.run_lock(), new_client=runtime.trestle_client,
         states=PollStateStore(runtime.redis, runtime.credential_id),
-        record_freshness=freshness.record,
+        record_freshness=freshness.record, record_clock=freshness.record_clock,
         # A delta too large for one poll: a regular run, planned and walked in windows.
         escalate=lambda resource: plan_sync.apply_async((resource,), {"feed": feed}))
 

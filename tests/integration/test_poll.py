@@ -134,7 +134,8 @@ def test_a_tick_polls_what_is_due_and_keeps_one_row_per_resource_and_hour(synced
     escalated: list[str] = []
     services = TickServices(
         store=runtime.store, lock=runtime.run_lock(), new_client=runtime.trestle_client,
-        states=states, record_freshness=freshness.record, escalate=escalated.append)
+        states=states, record_freshness=freshness.record, record_clock=freshness.record_clock,
+        escalate=escalated.append)
     # A budget this test never runs out of: budgeting has its own tests.
     policy = PollPolicy(budget_per_hour=3_600_000, floor_s=30)
 
@@ -166,6 +167,9 @@ def test_a_tick_polls_what_is_due_and_keeps_one_row_per_resource_and_hour(synced
     assert property_row.api_requests >= 2
     recent = freshness.recent("Property")
     assert recent.samples == 5 and recent.p95_s is not None and recent.p95_s < 30
+    # The simulator's Date header, on this machine's clock: they agree within its seconds.
+    offset = freshness.clock()
+    assert offset is not None and -3 < offset < 1
 
 
 def test_freshness_reaches_status_and_the_metrics(synced):
@@ -187,6 +191,10 @@ def test_freshness_reaches_status_and_the_metrics(synced):
     assert "Property   p50 4.0 s  p95 30.0 s  max 30.0 s  (6 records)" in text
     assert "Trestle's clock looks 1.5 s ahead of ours" in text
     assert "Office     no change stored in the last hour" in text
+    recorder.record_clock(-42.4)  # as a Date header 42 s behind ours would leave it
+    behind = render_status(collect_status(cluster))
+    assert "Trestle's clock is about 42 s behind ours" in behind
+    assert "set SYNC_SETTLE_SECONDS to 44 or more (now 0)" in behind
 
     exposed = generate_latest(build_registry({"default": cluster})).decode()
     assert ('trestle_freshness_seconds_bucket{feed="default",le="5.0",resource="Property"} 3.0'

@@ -6,8 +6,10 @@ with their time, from which `status` and the alert read p50/p95 over the last ho
 
 A negative figure is a record stamped in our future: Trestle's clock is ahead of ours by
 at least that much. It is kept as it is and reported as skew, never folded into zero.
-A clock *behind* ours shows as records arriving after the watermark passed them (found
-by reconcile); SYNC_SETTLE_SECONDS is the guard against that.
+A clock *behind* ours is the dangerous one (a change committed just after a poll is
+stamped below the bound the poll moved the watermark to); records cannot show it, so the
+polls also keep the offset the answers' Date headers give (`record_clock`), and
+SYNC_SETTLE_SECONDS is the guard.
 """
 
 from __future__ import annotations
@@ -99,8 +101,45 @@ class FreshnessRecorder:
                 continue
         return summarize(resource, latencies)
 
+    def record_clock(self, offset_s: float, *, now: float | None = None) -> None:
+        """Trestle's clock minus ours, as its last answer's Date header gave it."""
+        now = time.time() if now is None else now
+        self._client.set(f"{self._prefix}clock", f"{now:.3f}:{offset_s:.3f}",
+                         ex=int(WINDOW_S * 2))
+
+    def clock(self, *, now: float | None = None) -> float | None:
+        """The offset last recorded within the hour; None when there is none."""
+        now = time.time() if now is None else now
+        raw = self._client.get(f"{self._prefix}clock")
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        at, _, offset = (text or "").partition(":")
+        try:
+            return float(offset) if float(at) >= now - WINDOW_S else None
+        except ValueError:
+            return None
+
     def histogram(self, resource: str) -> dict[str, float]:
         """Cumulative bucket counts (`le` label → count), `sum` and `count`; empty when
         nothing was recorded."""
         raw = self._client.hgetall(f"{self._prefix}{resource}:histogram")
         return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+
+
+# The Date header has whole seconds, and an answer takes a moment: an offset within this
+# is both clocks agreeing.
+CLOCK_TOLERANCE_S = 2.0
+
+
+def clock_warning(offset_s: float | None, settle_s: float) -> str | None:
+    """What an operator must know of Trestle's clock against ours, or None."""
+    if offset_s is None:
+        return None
+    if offset_s < -(settle_s + CLOCK_TOLERANCE_S):
+        return (f"Trestle's clock is about {-offset_s:,.0f} s behind ours (its Date header): "
+                f"a change committed just after a poll can be stamped below the watermark "
+                f"it moved; set SYNC_SETTLE_SECONDS to {int(-offset_s) + 2} or more (now "
+                f"{settle_s:g}), or fix this machine's clock (NTP)")
+    if offset_s > CLOCK_TOLERANCE_S:
+        return (f"Trestle's clock is about {offset_s:,.0f} s ahead of ours (its Date header): "
+                "freshness figures read that much too low; check this machine's clock (NTP)")
+    return None

@@ -70,6 +70,8 @@ class PollOutcome:
     latencies_s: tuple[float, ...] = field(default=(), repr=False)
     error: str | None = None
     retriable: bool = False
+    # Trestle's clock minus ours, from its last answer's Date header (None: not told).
+    server_clock_offset_s: float | None = None
 
     @property
     def changed(self) -> bool:
@@ -123,7 +125,7 @@ def poll_resource(
             seconds=time.monotonic() - started, media_listings=media.listings,
             watermark_from=mark.text if mark is not None else None,
             watermark_to=watermark_to, latencies_s=tuple(latencies), error=error,
-            retriable=retriable)
+            retriable=retriable, server_clock_offset_s=client.server_clock_offset_s)
 
     try:
         # Renewed while the poll works: a slow answer (retries, a long timeout) must not

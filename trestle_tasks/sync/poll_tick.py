@@ -43,6 +43,7 @@ class TickServices:
     new_client: Callable[[], TrestleClient]  # a fresh client: its request count its own
     states: PollStateStore
     record_freshness: Callable[[str, Sequence[float]], None]
+    record_clock: Callable[[float], None]  # Trestle's clock minus ours, seconds
     escalate: Callable[[str], None]  # start a regular run of the resource
 
 
@@ -121,8 +122,10 @@ def _record(services: TickServices, log_id: str, outcome: PollOutcome) -> None:
         retries=outcome.retries, rate_limited=outcome.rate_limited,
         api_bytes=outcome.api_bytes,
         tallies={"polls": 1, outcome.status: 1, "media_listings": outcome.media_listings})
-    if outcome.latencies_s:
-        try:
+    try:
+        if outcome.latencies_s:
             services.record_freshness(outcome.resource, outcome.latencies_s)
-        except Exception as error:  # the records are stored; only the figure is lost
-            log.warning("could not record freshness: %s", type(error).__name__)
+        if outcome.server_clock_offset_s is not None:
+            services.record_clock(outcome.server_clock_offset_s)
+    except Exception as error:  # the records are stored; only the figure is lost
+        log.warning("could not record freshness: %s", type(error).__name__)

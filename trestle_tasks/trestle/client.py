@@ -7,6 +7,7 @@ request (the cluster-wide limiter) and read the quota headers after every respon
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import random
 import re
@@ -171,6 +172,9 @@ class TrestleClient:
         self._origin = _origin(self.odata_root)
         self.stats = RequestStats()
         self.last_quota: QuotaSnapshot | None = None
+        # The server's clock minus ours, from the last answer's Date header (whole seconds:
+        # within a second or two of 0 when both clocks are right). None: no usable header.
+        self.server_clock_offset_s: float | None = None
 
     # --- public ------------------------------------------------------------------------
 
@@ -258,6 +262,7 @@ class TrestleClient:
                               extra={"status": response.status_code})
             self.stats.add(api_bytes=_wire_bytes(response))
             self._observe_quota(response)
+            self._observe_clock(response)
             if response.status_code == 401 and not refreshed:
                 # Expired or revoked: drop that token (unless a peer already did) and go again.
                 self._tokens.invalidate(token)
@@ -316,6 +321,11 @@ class TrestleClient:
                 raise
         return response
 
+    def _observe_clock(self, response: requests.Response) -> None:
+        offset = clock_offset_s(response.headers.get("Date"), time.time())
+        if offset is not None:
+            self.server_clock_offset_s = offset
+
     def _observe_quota(self, response: requests.Response) -> None:
         snapshot = parse_quota_headers(response.headers, now=time.time())
         if snapshot is None:
@@ -323,6 +333,25 @@ class TrestleClient:
         self.last_quota = snapshot
         if self._on_quota is not None:
             self._on_quota(snapshot)
+
+
+# A Date header further than this from our clock is not a clock's drift but a wrong header.
+MAX_CREDIBLE_OFFSET_S = 7 * 86400
+
+
+def clock_offset_s(date_header: str | None, received_at: float) -> float | None:
+    """The server's Date (RFC 7231, whole seconds) minus our clock when the answer came;
+    None for a missing, malformed or incredible header (it is untrusted input)."""
+    if not date_header or len(date_header) > 64:
+        return None
+    try:
+        stamped = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if stamped.tzinfo is None:
+        return None
+    offset = stamped.timestamp() - received_at
+    return offset if abs(offset) <= MAX_CREDIBLE_OFFSET_S else None
 
 
 def _wire_bytes(response: requests.Response) -> int:

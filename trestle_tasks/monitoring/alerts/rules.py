@@ -268,3 +268,11 @@ def freshness_alerts(figures: Iterable[Freshness], thresholds: Thresholds) -> li
                       "the watermark (SYNC_SETTLE_SECONDS guards against that)."),
             ))
     return alerts
+
+
+def clock_alert(warning: str | None) -> Alert | None:
+    """Trestle's clock against ours, when it matters (monitoring/freshness.clock_warning)."""
+    if warning is None:
+        return None
+    return Alert(kind=FRESHNESS, severity=WARNING, title="Trestle's clock and ours disagree",
+                 text=warning)
