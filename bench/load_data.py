@@ -1,7 +1,7 @@
 """LOAD DATA LOCAL INFILE for `bench.store_load`: the bulk-load ceiling (`loaddata`) and
 the staging-table path (`staging`) the loader is measured against. Not part of the
 package: on wide rows the staging path writes every byte twice and is slower than the
-loader's multi-row upsert (see the README's benchmark figures).
+loader's multi-row upsert (see the figures in docs/benchmarks.md).
 
 The staging path keeps the guarantees of the loader's path:
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure MariaDB, PostgreSQL, Redis and RabbitMQ answer on loopback; start any that is
 # installed but not running. RabbitMQ (the second Celery broker the end-to-end tests run
-# on) is installed with apt when missing; install the others first (see README, "Running
+# on) is installed with apt when missing; install the others first (see docs/testing.md, "Running
 # the tests").
 set -uo pipefail
 

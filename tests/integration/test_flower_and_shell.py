@@ -21,7 +21,8 @@ from .cli_process import REPO_ROOT, clean_env
 from .conftest import start_simulator
 
 pytestmark = pytest.mark.integration
-README = (REPO_ROOT / "README.md").read_text()
+# The README's front page and the page it sends Celery users to.
+README = (REPO_ROOT / "README.md").read_text() + (REPO_ROOT / "docs" / "running.md").read_text()
 # The tests' Celery database (tests/redis_space.py): the worker below takes whatever is
 # queued there, so the tests below have it to themselves (the celery_redis fixture).
 SHELL_REDIS_URL = redis_url("celery")

@@ -32,6 +32,9 @@ VALID = {
     "SYNC_WINDOW_SIZE": "5000",
     "SYNC_LOCK_TTL": "600",
     "SYNC_INTERVAL_MINUTES": "2",
+    "SYNC_POLL_QUOTA_SHARE": "0.1",
+    "SYNC_POLL_MIN_SECONDS": "5",
+    "SYNC_POLL_MAX_SECONDS": "120",
     "SYNC_RETRY_DELAY": "5",
     "SYNC_SETTLE_SECONDS": "10",
     "SYNC_MAX_CONCURRENT_WINDOWS": "4",
@@ -62,6 +65,7 @@ VALID = {
     "ALERT_REJECT_THRESHOLD": "0.05",
     "ALERT_DRIFT_THRESHOLD": "0",
     "ALERT_STALE_AFTER_MINUTES": "90",
+    "ALERT_FRESHNESS_SECONDS": "30",
     "ALERT_LOCK_MAX_MINUTES": "120",
 }
 INVALID = {
@@ -84,6 +88,9 @@ INVALID = {
     "COST_PER_GB": "-1",
     "SYNC_LOCK_TTL": "forever",
     "SYNC_INTERVAL_MINUTES": "0",
+    "SYNC_POLL_QUOTA_SHARE": "0.9",
+    "SYNC_POLL_MIN_SECONDS": "0",
+    "SYNC_POLL_MAX_SECONDS": "-1",
     "SYNC_RETRY_DELAY": "-1",
     "SYNC_SETTLE_SECONDS": "forever",
     "SYNC_MAX_CONCURRENT_WINDOWS": "0",
@@ -107,6 +114,7 @@ INVALID = {
     "ALERT_REJECT_THRESHOLD": "2",
     "ALERT_DRIFT_THRESHOLD": "1.5",
     "ALERT_STALE_AFTER_MINUTES": "0",
+    "ALERT_FRESHNESS_SECONDS": "0",
     "ALERT_LOCK_MAX_MINUTES": "never",
 }
 
@@ -117,7 +125,7 @@ def test_every_setting_is_covered_by_this_test():
 
 def test_every_setting_is_documented_in_env_example_and_readme():
     example = (REPO_ROOT / ".env.example").read_text()
-    readme = (REPO_ROOT / "README.md").read_text()
+    readme = (REPO_ROOT / "docs" / "configuration.md").read_text()
     for spec in SPECS:
         assert f"{spec.env}=" in example, spec.env
         assert f"`{spec.env}`" in readme, spec.env

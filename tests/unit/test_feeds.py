@@ -346,8 +346,8 @@ def test_each_feed_is_load_settings_of_the_overlaid_environment(deployment):
 
 
 def test_readme_lists_exactly_the_feed_scoped_variables():
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("\n### Several feeds\n", 1)[1].split("\n## ", 1)[0]
+    readme = (REPO_ROOT / "docs" / "configuration.md").read_text()
+    section = readme.split("\n## Several feeds\n", 1)[1].split("\n## ", 1)[0]
     listed = section.split("Per feed (", 1)[1].split(")", 1)[0]
     assert set(re.findall(r"`([A-Z_]+)`", listed)) == set(FEED_SCOPED)
     assert "`TRESTLE_FEEDS`" in readme and "`DATABASE_SCHEMA`" in readme

@@ -2,7 +2,7 @@
 
 Every import counts, wherever it is written (module level, inside a function, under
 `if TYPE_CHECKING:`): a lazy import is still a dependency, and a cycle hidden in a function
-is still a cycle. The order, lowest first (see README, "Layout"):
+is still a cycle. The order, lowest first (see docs/layout.md):
 
 - foundation: errors, masking, logfiles, logs, settings, feeds, wording, retry, timestamps;
 - trestle/ (the HTTP client), then store/ (the database), then coordination/ (locks, quota,

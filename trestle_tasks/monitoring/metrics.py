@@ -63,7 +63,7 @@ COUNTERS: Mapping[str, tuple[str, str]] = {
 }
 # The names these two counters had before they took their columns' names. Dashboards and
 # alert rules may query them, so they are still exported, with the same values, until a
-# later release removes them (README, Metrics).
+# later release removes them (docs/monitoring.md, Metrics).
 DEPRECATED_NAMES: Mapping[str, str] = {
     "records_upserted": "trestle_records_synced",
     "api_bytes": "trestle_api_received_bytes",
