@@ -393,8 +393,9 @@ def test_sync_local_and_the_workers_take_turns_on_one_database(clean_redis, mari
         skipped = trestle_etl(env, "sync", "--local")
         assert skipped.returncode == 3, skipped.stdout + skipped.stderr
         assert "skipped" in skipped.stdout and run_id in skipped.stdout
-        wait_until(lambda: run_status(env, run_id) not in (None, "running"), timeout_s=120,
-                   what="the Celery run finishing")
+        # The lock is taken while the run is still `planning`: wait past that too.
+        wait_until(lambda: run_status(env, run_id) not in (None, "planning", "running"),
+                   timeout_s=120, what="the Celery run finishing")
         assert run_status(env, run_id) == "succeeded"
 
         # And the other way round: a `sync --local` holds it, the workers skip.
