@@ -1,8 +1,9 @@
 """Chaos through real Celery workers: two beats at once, MariaDB and Redis restarted
 mid-run, whole-run retries followed by `sync --wait`.
 
-Restarting the shared MariaDB is safe here because the suite runs its tests one at a time;
-the test waits until the server answers again before it lets the next test start.
+The servers restarted are the test's own (a mariadbd and a redis-server on free ports, their
+data in the test's tmp_path), never the shared ones: tests running beside this one (another
+pytest process, another run of the suite) keep their MariaDB and Redis.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .test_celery_sync import start_beat as start_watchdog_beat
 pytestmark = pytest.mark.integration
 INTERVAL_S = 6.0
 MARIADBD = "/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB = shutil.which("mariadb-install-db")
 
 
 def start_beat(env, tmp_path, name: str) -> subprocess.Popen:
@@ -106,57 +108,102 @@ def test_two_beats_at_once_make_one_run_per_interval(clean_redis, mariadb_url,  
         sim.stop()
 
 
-def mariadb_answers() -> bool:
+def answers(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", 3306), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
 
 
-def restart_mariadb(down_s: float) -> None:
-    subprocess.run(["start-stop-daemon", "--stop", "--oknodo", "--retry", "30",
-                    "--exec", MARIADBD], check=True, capture_output=True, timeout=60)
-    time.sleep(down_s)
-    subprocess.run(["start-stop-daemon", "--start", "--oknodo", "--background",
-                    "--exec", MARIADBD], check=True, capture_output=True, timeout=60)
-    deadline = time.monotonic() + 60
-    while not mariadb_answers():
-        assert time.monotonic() < deadline, "MariaDB did not come back"
-        time.sleep(0.3)
+class PrivateMariaDB:
+    """A mariadbd of this test's own: its data folder in `folder`, on `port`, root without
+    a password over TCP. Restarting it disturbs no other test (nor any other test run)."""
+
+    def __init__(self, folder, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.process: subprocess.Popen | None = None
+        subprocess.run([MARIADB_INSTALL_DB, "--no-defaults", f"--datadir={folder / 'data'}",
+                        "--auth-root-authentication-method=normal", "--skip-test-db",
+                        *self._user()], check=True, capture_output=True, timeout=120)
+        self.start()
+
+    @staticmethod
+    def _user() -> list[str]:
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [MARIADBD, "--no-defaults", f"--datadir={self.folder / 'data'}",
+             f"--port={self.port}", "--bind-address=127.0.0.1",
+             f"--socket={self.folder / 'mysqld.sock'}", f"--pid-file={self.folder / 'pid'}",
+             "--skip-name-resolve", "--innodb-buffer-pool-size=64M", *self._user()],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not answers(self.port):
+            assert self.process.poll() is None, "mariadbd exited"
+            assert time.monotonic() < deadline, "mariadbd did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM, as start-stop-daemon --stop sends: a clean shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def restart(self, down_s: float) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def create_database(self, name: str) -> str:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(f"mysql+pymysql://root@127.0.0.1:{self.port}/mysql",
+                                  isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+        engine.dispose()
+        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{name}"
 
 
-@pytest.mark.skipif(shutil.which("start-stop-daemon") is None or not os.path.exists(MARIADBD)
-                    or os.geteuid() != 0,
-                    reason="needs root and a local mariadbd to restart")
-def test_mariadb_restarted_mid_run_loses_nothing(clean_redis, mariadb_url,  # noqa: F811
-                                                 tmp_path):
+@pytest.mark.skipif(not os.path.exists(MARIADBD) or MARIADB_INSTALL_DB is None,
+                    reason="needs mariadbd and mariadb-install-db for a MariaDB of its own")
+def test_mariadb_restarted_mid_run_loses_nothing(clean_redis, tmp_path):  # noqa: F811
     """MariaDB down for 5 s mid-run: `sync --wait` waits it out and follows the run (or its
     whole-run retry) to a success; the database ends equal to the feed."""
-    sim = start_simulator(records=2000, seed=71, minute_quota=None, latency_ms_per_request=200)
-    env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="500", TRESTLE_PAGE_SIZE="100",
-                     TRESTLE_RESOURCES="Property", SYNC_INTERVAL_MINUTES="600")
-    worker = start_worker(env, "mariadb-restart", concurrency=2)
-    beat = start_watchdog_beat(env, tmp_path)
-    waiting = None
+    mariadb = PrivateMariaDB(tmp_path / "mariadb", free_port())
+    sim = worker = beat = waiting = None
     try:
+        sim = start_simulator(records=2000, seed=71, minute_quota=None,
+                              latency_ms_per_request=200)
+        env = worker_env(sim, mariadb.create_database("restarted"), SYNC_WINDOW_SIZE="500",
+                         TRESTLE_PAGE_SIZE="100", TRESTLE_RESOURCES="Property",
+                         SYNC_INTERVAL_MINUTES="600")
+        worker = start_worker(env, "mariadb-restart", concurrency=2)
+        beat = start_watchdog_beat(env, tmp_path)
         waiting = sync_wait_in_background(env)
         run_id = dispatched_run_id(waiting)
         wait_for_a_running_window(env, run_id)
         time.sleep(1)
-        restart_mariadb(down_s=5)
+        mariadb.restart(down_s=5)
         out, err = waiting.communicate(timeout=300)
         assert waiting.returncode == 0, out + err
         assert "succeeded" in out
         assert_equal_to_feed(env, sim, ["Property"])
     finally:
-        stop(beat)
-        stop(worker)
+        for process in (beat, worker):
+            if process is not None:
+                stop(process)
         if waiting is not None and waiting.poll() is None:
             waiting.kill()
-        sim.stop()
-        if not mariadb_answers():
-            restart_mariadb(down_s=0)
+        if sim is not None:
+            sim.stop()
+        mariadb.stop()
 
 
 def free_port() -> int:
