@@ -37,8 +37,8 @@ def check_resource_names(engine: Engine, resources: Iterable[str], schema: str |
     migration's or one the store already has (etl_resource)."""
     stored_table = bookkeeping(schema)["etl_resource"]
     with engine.connect() as conn:
-        stored = dict(conn.execute(
-            sa.select(stored_table.c.resource, stored_table.c.table_name)).tuples().all())
+        stored: dict[str, str] = {resource: table for resource, table in conn.execute(
+            sa.select(stored_table.c.resource, stored_table.c.table_name))}
     wanted = list(dict.fromkeys(resources))
     # The names each resource will use: an existing resource keeps its table's name.
     planned = dict(stored)
