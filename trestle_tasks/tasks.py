@@ -684,9 +684,8 @@ def _watch_run(runtime: ClusterRuntime, ledger: WindowLedger, lock: RunLock, run
                                    max_retries=WINDOW_MAX_RETRIES)
     for change in changes:
         log.warning("watchdog: window %s", change)
-        if "failed after" in change:  # failed for good: free the slot it can no longer use
-            _release(runtime.window_gate(), slot_holder(run_id, resource,
-                                                                change.split(":")[0]))
+        if change.gave_up:  # failed for good: free the slot it can no longer use
+            _release(runtime.window_gate(), slot_holder(run_id, resource, change.window_id))
     report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)
     header = ledger.header(run_id, resource)
     if header is not None:  # windows waiting for slots (or a finalize) keep their run alive

@@ -130,7 +130,9 @@ def test_a_dead_workers_window_is_handed_out_again_and_fails_after_crashes(
         time.sleep(0.01)  # the worker dies here: its heartbeat stops
         changes = ledger.requeue_stale("run-1", RESOURCE, running_stale_s=0,
                                        queued_stale_s=3600, max_crashes=3)
-        assert changes == ["w00000: its worker stopped beating: handed out again"]
+        assert [str(c) for c in changes] == [
+            "w00000: its worker stopped beating: handed out again"]
+        assert not changes[0].gave_up
         row, = ledger.windows("run-1", RESOURCE)
         assert (row.status, row.crashes) == (PENDING, crash)
         # The dead delivery, should its message come back, finds an old token.
@@ -155,8 +157,8 @@ def test_a_lost_message_and_a_transient_failure(store_target):  # noqa: F811
              slot_ttl_s=60)
     time.sleep(0.01)
     # Window 0's message was lost (a Redis restart): queued, never started.
-    assert ledger.requeue_stale("run-1", RESOURCE, running_stale_s=3600, queued_stale_s=0,
-                                max_crashes=3) == [
+    assert [str(c) for c in ledger.requeue_stale(
+        "run-1", RESOURCE, running_stale_s=3600, queued_stale_s=0, max_crashes=3)] == [
         "w00000: its message never started: handed out again",
         "w00001: its message never started: handed out again"]
     old_token = sent[0][1]
@@ -189,9 +191,26 @@ def test_a_window_finished_but_not_settled_is_settled_by_the_watchdog(
     sync_log.finish_window(*ids, status=SUCCEEDED, api_requests=2)
     assert ledger.unfinished("run-1", RESOURCE) == 1  # killed before it recorded its outcome
     time.sleep(0.01)
-    assert ledger.requeue_stale("run-1", RESOURCE, running_stale_s=0, queued_stale_s=0,
-                                max_crashes=3) == ["w00000: settled from its sync log row"]
+    assert [str(c) for c in ledger.requeue_stale(
+        "run-1", RESOURCE, running_stale_s=0, queued_stale_s=0, max_crashes=3)] == [
+        "w00000: settled from its sync log row"]
     assert ledger.unfinished("run-1", RESOURCE) == 0
     outcome, = ledger.outcomes("run-1", RESOURCE)
     assert (outcome.status, outcome.requests) == (SUCCEEDED, 2)
     assert sync_log.windows("run-1", RESOURCE)[0].status == SUCCEEDED != RUNNING
+
+
+def test_a_window_whose_last_allowed_crash_the_watchdog_sees_is_given_up(
+        store_target):  # noqa: F811
+    ledger, _ = planned(store_target, windows=1)
+    sent = []
+    hand_out(ledger, CountingGate(1), "run-1", RESOURCE,
+             lambda r, s, w, t: sent.append(t), slot_ttl_s=60)
+    assert ledger.claim("run-1", RESOURCE, "w00000", sent[0], stale_s=30,
+                        max_crashes=1)[0] == RUN
+    time.sleep(0.01)  # its worker dies
+    change, = ledger.requeue_stale("run-1", RESOURCE, running_stale_s=0,
+                                   queued_stale_s=3600, max_crashes=1)
+    assert (change.window_id, change.gave_up) == ("w00000", True)
+    assert str(change) == "w00000: failed after 1 crashes"
+    assert ledger.unfinished("run-1", RESOURCE) == 0

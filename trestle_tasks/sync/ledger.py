@@ -59,6 +59,18 @@ class LedgerWindow:
     crashes: int
 
 
+@dataclass(frozen=True)
+class Requeued:
+    """What the watchdog did with one window nobody worked on any more."""
+
+    window_id: str
+    verdict: str
+    gave_up: bool = False  # failed for good: its gate slot is of no more use to it
+
+    def __str__(self) -> str:
+        return f"{self.window_id}: {self.verdict}"
+
+
 class WindowLedger:
     def __init__(self, engine: Engine, *, schema: str | None = None,
                  retry: RetryPolicy = DEFAULT_DB_RETRY) -> None:
@@ -250,7 +262,7 @@ class WindowLedger:
 
     def requeue_stale(self, run_id: str, resource: str, *, running_stale_s: float,
                       queued_stale_s: float, max_crashes: int,
-                      max_retries: int = 0) -> list[str]:
+                      max_retries: int = 0) -> list[Requeued]:
         """Hand back windows nobody works on any more; returns what was done, per window.
 
         - running, heartbeat older than `running_stale_s`: its worker died. Pending again
@@ -262,7 +274,7 @@ class WindowLedger:
           otherwise the window is settled from its row.
         """
         rows = self._rows
-        changes: list[str] = []
+        changes: list[Requeued] = []
 
         def work(conn: sa.Connection) -> None:
             running_cut = db_now_plus(conn.dialect, -running_stale_s)
@@ -297,7 +309,8 @@ class WindowLedger:
                     values = {"outcome": encode_json(_outcome_from_row(found).to_dict())}
                     verdict = "settled from its sync log row"
                 if conn.execute(sa.update(rows).where(same).values(values)).rowcount:
-                    changes.append(f"{row.window.window_id}: {verdict}")
+                    changes.append(Requeued(row.window.window_id, verdict,
+                                            gave_up=verdict.startswith("failed after")))
 
         self._tx(work)
         return changes
