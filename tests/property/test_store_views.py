@@ -122,9 +122,7 @@ def test_deleted_rows_leave_the_view_and_stay_in_the_table(target: StoreTarget) 
                             .where(view.c.ListingKey == key)).scalar_one() == 0
 
 
-def test_a_field_that_leaves_metadata_leaves_the_view(module_store_target: StoreTarget  # noqa: F811
-                                                      ) -> None:
-    target = module_store_target
+def test_a_field_that_leaves_metadata_leaves_the_view(target: StoreTarget) -> None:
     spec = SMALL.resource("Property")
     narrower = ResourceSpec(
         name=spec.name, entity_type=spec.entity_type, key=spec.key,
