@@ -28,6 +28,7 @@ import os
 import tempfile
 import threading
 import traceback
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,7 +56,10 @@ pytestmark = pytest.mark.integration
 QUICK_RETRY = RetryPolicy(budget_s=0.3, base_delay_s=0.002, max_delay_s=0.02,
                           max_retry_after_s=0.02)
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/test"
-DB_NAME, DB_USER = "secret_leak_test", "leak_probe"
+# Names of this process's own: another run of the suite (or another pytest process) may
+# create, grant and drop its own pair at the same time.
+_OWN = uuid.uuid4().hex[:10]
+DB_NAME, DB_USER = f"secret_leak_{_OWN}", f"leak_probe_{_OWN}"
 SCENARIOS = ["succeeds", "credentials_refused", "server_fails", "database_down",
              "token_error_echoes_the_request"]
 # Few by default (each example is a whole run); LEAK_EXAMPLES=100 for a longer hunt.
