@@ -364,6 +364,9 @@ class ScheduleSampler:
     def __init__(self, redis_client: redis.Redis) -> None:
         self.redis = redis_client
         self.polls: list[tuple[str, float, float, str | None]] = []  # resource, at, late, status
+        # The quota limiter's stops: (first seen, blocked until), epoch seconds. It stops
+        # every request of the credential, polls included, until a quota window resets.
+        self.blocks: dict[float, float] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -384,6 +387,11 @@ class ScheduleSampler:
                 if not keys:
                     continue
                 store = PollStateStore(self.redis, keys[0][len("trestle:poll:"):-len(":state")])
+            for key in self.redis.scan_iter("trestle:quota:*"):
+                raw = self.redis.hget(key, "blocked_until_ms")
+                until = float(raw) / 1000 if raw else 0.0
+                if until > time.time() + 2:
+                    self.blocks.setdefault(until, time.time())
             for resource, state in store.load().resources.items():
                 before = known.get(resource)
                 if before is not None and state.last_poll_at is not None and \
@@ -408,6 +416,20 @@ class ScheduleSampler:
                   f"{fmt(statistics.median(gaps) if gaps else None):>6} s  late "
                   f"{fmt(statistics.median(late)):>5} s / {fmt(late[-1]):>5} s  "
                   f"changed {changed}")
+        stops: list[tuple[float, float]] = []
+        for start, end in sorted((start, end) for end, start in self.blocks.items()
+                                 if since <= start <= until):
+            if stops and start <= stops[-1][1]:  # a stop extended while it lasted
+                stops[-1] = (stops[-1][0], max(end, stops[-1][1]))
+            else:
+                stops.append((start, end))
+        if stops:
+            longest = max(stops, key=lambda s: s[1] - s[0])
+            print(f"  the quota limiter stopped every request {len(stops)} time(s) for more "
+                  f"than 2 s, {sum(u - s for s, u in stops):.0f} s in all; longest "
+                  f"{longest[1] - longest[0]:.0f} s, from "
+                  f"{time.strftime('%H:%M:%S', time.gmtime(longest[0]))} to "
+                  f"{time.strftime('%H:%M:%S', time.gmtime(longest[1]))} UTC")
 
 
 def warnings_in(logs: Path) -> Counter[str]:
@@ -658,7 +680,7 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
             backfills: list[dict[str, Any]] = []
             skipped = 0
             while not backfills or time.monotonic() - started < args.backfill_minutes * 60:
-                begun = time.time()
+                begun, before = time.time(), run_ids(engine, BACKFILLED)
                 done = etl(env, "sync", "--wait", "--full", "--resource", BACKFILLED)
                 if done.returncode == EXIT_SKIPPED:
                     skipped += 1  # a poll of Media held its lock: the run was refused
@@ -667,7 +689,7 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
                     time.sleep(1)
                     continue
                 backfills.append({"start": begun, "end": time.time(),
-                                  "run": last_run(engine, BACKFILLED)})
+                                  "run": backfill_run(engine, BACKFILLED, before)})
             mutator.stop()
             phase_s = time.monotonic() - started
             meters.stop()
@@ -694,7 +716,8 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
                 fetched = int(row["records_fetched"] or 0)
                 print(f"  backfill {number}: {wall:.1f} s, {fetched:,} records, "
                       f"{fetched / wall:,.0f} records/s, {row['api_requests']} requests, "
-                      f"{row['api_rate_limited']} x 429 ({row['status']})")
+                      f"{row['api_rate_limited']} x 429 ({row['status']}"
+                      f"{', attempts: ' + str(row['attempts']) if row['attempts'] != 1 else ''})")
             backfill_requests = sum(int(b["run"].get("api_requests") or 0) for b in backfills)
             backfill_s = sum(b["end"] - b["start"] for b in backfills)
             split = ", ".join(f"{r} {n}" for r, n in sorted(served_b.by_resource.items()))
@@ -733,10 +756,10 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
             processes += baseline
             time.sleep(5)
             served_before = Served.read(sim.odata_root)
-            begun = time.time()
+            begun, before = time.time(), run_ids(engine, BACKFILLED)
             etl(env, "sync", "--wait", "--full", "--resource", BACKFILLED)
             alone_s = time.time() - begun
-            row = last_run(engine, BACKFILLED)
+            row = backfill_run(engine, BACKFILLED, before)
             served_alone = Served.read(sim.odata_root) - served_before
             fetched = int(row["records_fetched"] or 0)
             shared_s = statistics.median(b["end"] - b["start"] for b in backfills)
@@ -754,14 +777,29 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
         admin.dispose()
 
 
-def last_run(engine: sa.Engine, resource: str) -> dict[str, Any]:
-    """The resource's latest run (not a poll row)."""
+def run_ids(engine: sa.Engine, resource: str) -> set[str]:
     log = bookkeeping(None)["etl_sync_log"]
     with engine.connect() as conn:
-        row = conn.execute(sa.select(log).where(
-            log.c.resource == resource, sa.not_(log.c.run_id.like("poll-%"))).order_by(
-            log.c.started_at.desc()).limit(1)).mappings().first()
-    return dict(row) if row is not None else {}
+        return set(conn.execute(sa.select(log.c.run_id).where(
+            log.c.resource == resource)).scalars())
+
+
+def backfill_run(engine: sa.Engine, resource: str, before: set[str]) -> dict[str, Any]:
+    """The run `sync --wait` just made: the newest row that was not there before and is
+    neither a poll row nor a skipped trigger (beat's own sync of the resource, refused
+    while the backfill holds it, leaves one of those too). `attempts` > 1: the run was
+    retried whole."""
+    log = bookkeeping(None)["etl_sync_log"]
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(log).where(
+            log.c.resource == resource, sa.not_(log.c.run_id.like("poll-%")),
+            log.c.status != "skipped").order_by(log.c.started_at)).mappings()
+            if r["run_id"] not in before]
+    if not rows:
+        return {"status": "not found", "records_fetched": 0, "api_requests": 0,
+                "api_rate_limited": 0, "attempts": 0}
+    return {**rows[-1], "attempts": len(rows),
+            "api_requests": sum(int(r["api_requests"] or 0) for r in rows)}
 
 
 if __name__ == "__main__":
