@@ -38,6 +38,23 @@ def trestle_metadata_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return trestle
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's `--dist loadgroup` (scripts/test runs two processes): the
+    tests that start Celery workers on the Celery database (the `celery_redis` fixture, or
+    the `celery_database` mark for a test that takes it itself) take turns for it anyway
+    (tests/redis_space.py), so they are one group, run one after the other by one process
+    instead of one process waiting out the other's turn; every other module is a group of
+    its own, so its module-scoped fixtures (simulators, migrated databases) are built once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        celery = ("celery_redis" in getattr(item, "fixturenames", ())
+                  or item.get_closest_marker("celery_database") is not None)
+        item.add_marker(pytest.mark.xdist_group("celery" if celery
+                                                else item.nodeid.split("::", 1)[0]))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Delete what this run left in the tests' shared Redis database: its own keys, and the
     product's keys under its own credentials (tests/redis_space.py). Nothing else."""

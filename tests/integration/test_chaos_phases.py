@@ -372,6 +372,7 @@ def chaos_property(folder: Path, outcomes: list[Outcome]):
     )(test)
 
 
+@pytest.mark.celery_database  # each example takes it (chaos_cluster.broker_env)
 @pytest.mark.timeout(1500 + 300 * EXTRA_EXAMPLES)
 def test_a_worker_killed_in_any_phase_loses_nothing(tmp_path):
     outcomes: list[Outcome] = []
