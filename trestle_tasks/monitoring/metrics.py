@@ -199,16 +199,15 @@ class PipelineCollector(Collector):
                 figures[feed] = read_sync_figures(source.store(), self._clock())
             except Exception as error:  # no tables yet, or the database is down
                 self._count_error(feed, "database", error)
-            if source.quota_state is not None:
-                try:
+            # One scrape that could not read Redis is one error, however many of its
+            # figures live there (the counter counts scrapes, not reads).
+            try:
+                if source.quota_state is not None:
                     quotas[feed] = source.quota_state()
-                except Exception as error:
-                    self._count_error(feed, "redis", error)
-            if source.freshness is not None:
-                try:
+                if source.freshness is not None:
                     freshness[feed] = source.freshness()
-                except Exception as error:
-                    self._count_error(feed, "redis", error)
+            except Exception as error:
+                self._count_error(feed, "redis", error)
         # One family per name, holding every feed's samples: Prometheus rejects a name
         # exposed twice in one scrape.
         yield from sync_families(figures)
