@@ -44,7 +44,7 @@ class FixedWindowServer:
             self.used[window] = count + 1
         available = self.limit - self.used[window]
         return QuotaSnapshot(observed_at=now_ms / 1000, minute_limit=self.limit,
-                             minute_available=available)
+                             minute_available=available, sent_at=now_ms / 1000)
 
 
 @settings(max_examples=60)
@@ -71,7 +71,8 @@ def test_paced_workers_never_exceed_a_fixed_minute_window(
         worker = min(range(workers), key=lambda w: next_free[w])
         now = max(now, next_free[worker])
         for arrival, snapshot in sorted((p for p in pending if p[0] <= now), key=lambda p: p[0]):
-            state.observe(arrival, snapshot.minute_limit, snapshot.minute_available, None, None)
+            state.observe(arrival, snapshot.minute_limit, snapshot.minute_available, None, None,
+                          sent_ms=snapshot.sent_at * 1000)
         pending = [p for p in pending if p[0] > now]
         wait = state.acquire(now)
         if wait > 0:
@@ -142,6 +143,7 @@ events = st.lists(
         st.integers(0, 1000),  # minute available
         st.one_of(st.none(), st.integers(0, 10_000)),  # hour available
         st.one_of(st.none(), st.integers(1, 30_000)),  # retry-after ms
+        st.one_of(st.none(), st.integers(0, 90_000)),  # how long ago the request was sent
     ),
     max_size=40,
 )
@@ -165,7 +167,7 @@ def test_redis_and_local_limiters_decide_alike(sequence, start_s, cap):
     shared = RedisQuotaLimiter(client, key, clock=clock, cap_per_minute=cap)
     local = LocalQuotaLimiter(clock=clock, cap_per_minute=cap)
     try:
-        for gap_ms, kind, limit, available, hour_available, retry_after_ms in sequence:
+        for gap_ms, kind, limit, available, hour_available, retry_after_ms, age_ms in sequence:
             clock.now += gap_ms / 1000
             if kind == "acquire":
                 assert shared.try_acquire() == pytest.approx(local.try_acquire(), abs=1e-3)
@@ -173,7 +175,9 @@ def test_redis_and_local_limiters_decide_alike(sequence, start_s, cap):
                 snapshot = QuotaSnapshot(observed_at=clock.now, minute_limit=limit,
                                          minute_available=available,
                                          hour_available=hour_available,
-                                         hour_reset_at=clock.now + 1800)
+                                         hour_reset_at=clock.now + 1800,
+                                         sent_at=(None if age_ms is None
+                                                  else clock.now - age_ms / 1000))
                 shared.observe(snapshot)
                 local.observe(snapshot)
             else:
@@ -184,6 +188,39 @@ def test_redis_and_local_limiters_decide_alike(sequence, start_s, cap):
     finally:
         client.delete(key)
         client.close()
+
+
+@settings(max_examples=60)
+@given(minute=st.integers(25_000_000, 30_000_000), sent_before_ms=st.integers(1, 20_000),
+       read_after_ms=st.integers(1, 50_000), available=st.integers(0, 3))
+def test_an_answer_read_after_the_minute_it_was_counted_in_does_not_stop_the_next(
+        minute, sent_before_ms, read_after_ms, available):
+    """Sent before a minute's end and read after it, an answer saying that minute is spent
+    (in a long poll, a slow page) blocks nobody: the new minute is fresh. Read before the
+    boundary, it blocks until the boundary, as before."""
+    boundary_ms = minute * MINUTE_MS
+    sent_ms = boundary_ms - sent_before_ms
+    for state in (PacingState(), None):
+        if state is None:  # the cluster's limiter, the same rule in Lua
+            client = redis.Redis.from_url(REDIS_URL)
+            key = run_key("quota", uuid.uuid4().hex)
+            clock = FakeClock((boundary_ms + read_after_ms) / 1000)
+            limiter = RedisQuotaLimiter(client, key, clock=clock)
+            try:
+                limiter.observe(QuotaSnapshot(observed_at=clock.now, minute_limit=280,
+                                              minute_available=available, hour_available=5000,
+                                              sent_at=sent_ms / 1000))
+                assert limiter.try_acquire() == 0
+            finally:
+                client.delete(key)
+                client.close()
+            continue
+        state.observe(boundary_ms + read_after_ms, 280, available, 5000, None,
+                      sent_ms=sent_ms)
+        assert state.acquire(boundary_ms + read_after_ms) == 0
+    early = PacingState()
+    early.observe(sent_ms, 280, available, 5000, None, sent_ms=sent_ms)
+    assert early.acquire(sent_ms) == pytest.approx(boundary_ms - sent_ms)
 
 
 def test_a_429_blocks_every_worker_of_the_credential():

@@ -94,18 +94,24 @@ class PacingState:
         hour_available: int | None,
         hour_reset_ms: float | None,
         cap_per_minute: float | None = None,
+        sent_ms: float | None = None,
     ) -> None:
-        """Resize from one response's quota headers (and the operator's cap, if any)."""
+        """Resize from one response's quota headers (and the operator's cap, if any).
+
+        The counts are those of the minute (hour) the request was counted in, the one it
+        was sent in: an answer sent before a boundary and read after it says the last
+        minute is spent, and must not stop every request until the end of this one."""
+        counted_ms = min(sent_ms, now_ms) if sent_ms is not None else now_ms
         if minute_limit is not None and minute_limit > 0:
             paced = paced_limit(minute_limit, cap_per_minute)
             self.burst = burst_for(paced)
             per_minute = max(paced - self.burst, 1)
             self.interval_ms = MINUTE_MS / per_minute
         if minute_available is not None and minute_available <= self.burst:
-            self._block(next_boundary(now_ms, MINUTE_MS))
+            self._block(next_boundary(counted_ms, MINUTE_MS))
         if hour_available is not None and hour_available <= self.burst:
             reset = hour_reset_ms if hour_reset_ms and hour_reset_ms > now_ms else None
-            self._block(reset or next_boundary(now_ms, HOUR_MS))
+            self._block(reset or next_boundary(counted_ms, HOUR_MS))
 
     def penalize(self, now_ms: float, retry_after_ms: float | None) -> None:
         """A 429: nobody sends until the server's advice, or the next minute, has passed."""
@@ -155,8 +161,11 @@ local function block(untilms)
   if untilms > blocked then blocked = untilms end
   if untilms > tat then tat = untilms end
 end
+-- The minute (hour) the request was counted in: the one it was sent in (see observe()).
+local counted = tonumber(ARGV[13]) or now
+if counted > now then counted = now end
 local function boundary(period)
-  return (math.floor(now / period) + 1) * period
+  return (math.floor(counted / period) + 1) * period
 end
 if minute_limit and minute_limit > 0 then
   burst = tonumber(ARGV[11])
@@ -170,7 +179,8 @@ if hour_available and hour_available <= burst then
 end
 if ARGV[8] == 'penalize' then
   local retry_after = tonumber(ARGV[9])
-  if retry_after and retry_after > 0 then block(now + retry_after) else block(boundary(60000)) end
+  if retry_after and retry_after > 0 then block(now + retry_after)
+  else block((math.floor(now / 60000) + 1) * 60000) end
 end
 redis.call('HSET', KEYS[1], 'interval_ms', exact(interval), 'burst', burst,
            'tat_ms', exact(tat), 'blocked_until_ms', exact(blocked))
@@ -278,6 +288,7 @@ class RedisQuotaLimiter:
             # one rule.
             *(_paced(s.minute_limit, self._cap) if s and s.minute_limit and s.minute_limit > 0
               else ("", "")),
+            _arg(s.sent_at * 1000.0 if s and s.sent_at else None),
         ])
 
     def state(self) -> dict[str, str]:
@@ -333,6 +344,7 @@ class LocalQuotaLimiter:
                 snapshot.hour_available,
                 snapshot.hour_reset_at * 1000.0 if snapshot.hour_reset_at else None,
                 self._cap,
+                snapshot.sent_at * 1000.0 if snapshot.sent_at else None,
             )
 
     def penalize(self, retry_after_s: float | None) -> None:

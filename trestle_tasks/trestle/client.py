@@ -250,6 +250,7 @@ class TrestleClient:
                 self._before_request()
             self.stats.add(requests=1)
             sent = time.monotonic()
+            sent_at = time.time()
             timeout_s = (self._timeout_s if self._progress is None
                          else self._progress.attempt_timeout(self._timeout_s))
             response = self._get_bounded(
@@ -261,7 +262,7 @@ class TrestleClient:
                               len(response.content),
                               extra={"status": response.status_code})
             self.stats.add(api_bytes=_wire_bytes(response))
-            self._observe_quota(response)
+            self._observe_quota(response, sent_at)
             self._observe_clock(response)
             if response.status_code == 401 and not refreshed:
                 # Expired or revoked: drop that token (unless a peer already did) and go again.
@@ -326,8 +327,8 @@ class TrestleClient:
         if offset is not None:
             self.server_clock_offset_s = offset
 
-    def _observe_quota(self, response: requests.Response) -> None:
-        snapshot = parse_quota_headers(response.headers, now=time.time())
+    def _observe_quota(self, response: requests.Response, sent_at: float) -> None:
+        snapshot = parse_quota_headers(response.headers, now=time.time(), sent_at=sent_at)
         if snapshot is None:
             return
         self.last_quota = snapshot

@@ -28,6 +28,9 @@ class QuotaSnapshot:
     hour_limit: int | None = None
     hour_available: int | None = None
     hour_reset_at: float | None = None  # epoch seconds
+    # When the request was sent (epoch seconds): the server counted it in the minute it
+    # arrived, which may be over by the time the answer is read.
+    sent_at: float | None = None
 
 
 
@@ -41,7 +44,8 @@ def _number(text: str) -> float | None:
     return value
 
 
-def parse_quota_headers(headers: Mapping[str, str], *, now: float) -> QuotaSnapshot | None:
+def parse_quota_headers(headers: Mapping[str, str], *, now: float,
+                        sent_at: float | None = None) -> QuotaSnapshot | None:
     """A snapshot from the response headers, or None when the response carried none."""
     lowered = {str(k).lower(): v for k, v in headers.items()}
     counts: dict[str, int] = {}
@@ -59,4 +63,4 @@ def parse_quota_headers(headers: Mapping[str, str], *, now: float) -> QuotaSnaps
     if not counts and reset_at is None and quota_type is None:
         return None
     return QuotaSnapshot(observed_at=now, quota_type=quota_type, hour_reset_at=reset_at,
-                         **counts)
+                         sent_at=sent_at, **counts)
