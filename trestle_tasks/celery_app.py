@@ -16,6 +16,7 @@ _config = "celeryconfig" if importlib.util.find_spec("celeryconfig") else (
 app.config_from_object(_config)
 # Each worker announces its window slots, so runs are cut for the workers really there.
 app.steps["worker"].add("trestle_tasks.celery_steps:SlotRegistration")
+app.steps["consumer"].add("trestle_tasks.celery_steps:SlotAnnouncementOnConnect")
 
 
 @setup_logging.connect

@@ -58,6 +58,10 @@ _LONGEST_TASK_S = WINDOW_HARD_LIMIT_S + 3600
 _scheme = urlsplit(broker_url).scheme
 if _scheme in ("redis", "rediss", "redis+socket"):
     broker_transport_options = {"visibility_timeout": _LONGEST_TASK_S}
+if _scheme == "redis":
+    # kombu's Redis transport, but a worker that loses Redis mid-task reconnects instead
+    # of exiting (celery_broker.py).
+    broker_transport = "trestle_tasks.celery_broker:Transport"
 elif _scheme in ("amqp", "amqps", "pyamqp"):
     # A message is only sent once the broker confirmed it: a window handed out during a
     # broker restart is never lost unnoticed.

@@ -57,8 +57,9 @@ def sync_runs(env) -> list:
     settings = load_settings(env, env_file=None)
     store = factory.store(settings)
     try:
+        # Runs only: not reconciles, nor the hourly row polls write their cycles into.
         return [r for r in store.sync_log.recent_runs(limit=500, resource="Property")
-                if (r.details or {}).get("kind") != "reconcile"]
+                if (r.details or {}).get("kind") not in ("reconcile", "polls")]
     finally:
         store.dispose()
         factory._per_process.clear()
