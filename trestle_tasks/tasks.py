@@ -12,14 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
-
-import sqlalchemy as sa
 
 from trestle_tasks import alert_hooks as alerts
 from trestle_tasks.celery_app import app
@@ -28,7 +25,7 @@ from trestle_tasks.coordination import presence, worker_slots
 from trestle_tasks.coordination.concurrency import SlotLease, window_pressure
 from trestle_tasks.coordination.heartbeat import WindowHeartbeat
 from trestle_tasks.coordination.job_lease import JobLease, take_orphaned
-from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
+from trestle_tasks.coordination.locks import LockGrant, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.errors import (
     LockLostError,
@@ -42,15 +39,14 @@ from trestle_tasks.logs import log_context
 from trestle_tasks.monitoring.freshness import FreshnessRecorder
 from trestle_tasks.runtime import ClusterRuntime, cluster_runtime, cluster_runtimes
 from trestle_tasks.settings import Settings
-from trestle_tasks.store.sync_log import ABANDONED, FAILED, PLANNING, RUNNING, SyncRun
+from trestle_tasks.store.sync_log import ABANDONED, FAILED, PLANNING, RUNNING
+from trestle_tasks.sync import delivery
+from trestle_tasks.sync.delivery import Senders
 from trestle_tasks.sync.finalize import finalize_run
-from trestle_tasks.sync.handout import hand_out_all, slot_holder
+from trestle_tasks.sync.handout import slot_holder
 from trestle_tasks.sync.ledger import (
     GAVE_UP,
     RUN,
-    STALE,
-    WAIT,
-    LedgerWindow,
     WindowLedger,
 )
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
@@ -68,7 +64,6 @@ from trestle_tasks.sync.poll_schedule import DEFAULT_HOUR_QUOTA, PollPolicy
 from trestle_tasks.sync.poll_state import PollStateStore
 from trestle_tasks.sync.poll_tick import POLL_TICK_WORK_S, TickServices, poll_tick
 from trestle_tasks.sync.reconcile import reconcile
-from trestle_tasks.sync.run_retry import MAX_RUN_ATTEMPTS, run_retry_delay
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import media_since, sync_window
 
@@ -90,16 +85,6 @@ class BoundTask(Protocol):
     max_retries: int  # Celery's None ("no limit") is set on no task here
 
 
-WINDOW_MAX_RETRIES = 3  # transient failures of one window, before its run fails it
-# Deliveries of one window whose worker died (SIGKILL, out of memory) before it is failed
-# for good: a window that kills its worker every time is not handed out forever.
-WINDOW_MAX_CRASHES = 3
-# A queued window whose message has not started after this many times
-# SYNC_WINDOW_STALE_SECONDS (90 s by default) is taken for lost (a Redis restart emptied
-# the queue, a killed worker held it) and sent again; the first message, should it still
-# arrive, finds an old token and is dropped. Longer than a running window's limit: a
-# message may wait for a worker process that is finishing other work.
-QUEUED_STALE_FACTOR = 2.25
 # A reconcile that found every window slot taken is sent again this much later.
 RECONCILE_SLOT_WAIT_S = 60.0
 
@@ -181,7 +166,7 @@ def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
                planner: str = "", redelivered: bool = False) -> dict[str, Any]:
     settings, store = runtime.settings, runtime.store
     replanning = False
-    if _sync_log_ready(store):
+    if store.has_sync_log():
         existing = store.sync_log.get_run(run_id, resource)
         if existing is not None and existing.status != PLANNING:
             # Redelivered after the run went on without this message (or the watchdog's
@@ -247,40 +232,26 @@ def _ledger(store: Store) -> WindowLedger:
     return WindowLedger(store.engine, schema=store.schema)
 
 
+def _senders(runtime: ClusterRuntime) -> Senders:
+    """How the delivery protocol's messages go out: as Celery tasks of this feed."""
+    feed = runtime.settings.feed
+    return Senders(
+        window=lambda header, window, token: sync_window_task.apply_async(
+            (dict(header), window.to_dict(), token)),
+        finalize=lambda run_id, resource: finalize_sync.delay(run_id, resource, feed=feed),
+        hand_out_later=lambda delay_s: hand_out_windows.apply_async(
+            kwargs={"feed": feed}, countdown=delay_s),
+        plan=lambda resource, options, countdown, task_id: plan_sync.apply_async(
+            (resource,), dict(options), countdown=countdown, task_id=task_id),
+    )
+
+
 def _hand_out(runtime: ClusterRuntime, first: tuple[str, str] | None = None) -> int:
     """Send windows of the feed's open runs (`first` before the others) while the feed's
     gate slots are free."""
-    ledger = _ledger(runtime.store)
-    runs = ledger.open_runs()
-    if first is not None:
-        runs = [first] + [r for r in runs if r != first]
-    headers = {run: header for run in runs if (header := ledger.header(*run)) is not None}
-    _renew_leases(runtime, headers.values())
-
-    def send(run_id: str, resource: str, window: Window, token: int) -> None:
-        sync_window_task.apply_async((headers[(run_id, resource)], window.to_dict(), token))
-
-    return hand_out_all(ledger, runtime.window_gate(), list(headers), send,
-                        slot_ttl_s=runtime.settings.lock_ttl_s)
-
-
-def _renew_leases(runtime: ClusterRuntime, headers: Iterable[dict[str, Any]]) -> None:
-    """Renew the lease of every open run whose windows wait for a slot: every finishing
-    window hands out, so their lease does not hang on the watchdog alone, whose task may
-    wait behind busy workers for longer than a lease."""
-    lock = runtime.run_lock()
-    for header in headers:
-        try:
-            lock.renew(LockGrant(header["lock_name"], header["lock_owner"], header["fence"]),
-                       runtime.settings.lock_ttl_s)
-        except Exception as error:  # the watchdog renews it too
-            log.warning("could not renew the lease of run %s: %s", header.get("run_id"),
-                        type(error).__name__)
-
-
-def _sync_log_ready(store: Store) -> bool:
-    """Whether the bookkeeping tables exist yet (a database nothing was synced into)."""
-    return sa.inspect(store.engine).has_table("etl_sync_log", schema=store.schema)
+    return delivery.hand_out(_ledger(runtime.store), runtime.window_gate(), runtime.run_lock(),
+                             _senders(runtime), lease_s=runtime.settings.lock_ttl_s,
+                             first=first)
 
 
 @app.task(name="trestle.sync_window", bind=True, soft_time_limit=WINDOW_SOFT_LIMIT_S,
@@ -300,11 +271,11 @@ def sync_window_task(self: BoundTask, plan: dict[str, Any], window: dict[str, An
     ids = (run_plan.run_id, run_plan.resource, run_window.window_id)
     with log_context(run_id=run_plan.run_id, resource=run_plan.resource,
                      window=run_window.window_id, feed=run_plan.feed):
-        verdict, row = _claim(settings, ledger, ids, token)
+        verdict, row = delivery.claim(ledger, ids, token, stale_s=settings.window_stale_s)
         gate = runtime.window_gate()
         holder = slot_holder(*ids)
         if verdict == GAVE_UP:  # failed for good: its slot and its run move on
-            _release(gate, holder)
+            delivery.release_slot(gate, holder)
             _after_window(runtime, ledger, run_plan, None)
         if verdict != RUN:
             return {"window_id": run_window.window_id, "status": verdict}
@@ -324,18 +295,11 @@ def sync_window_task(self: BoundTask, plan: dict[str, Any], window: dict[str, An
         ledger.settle(*ids, token, outcome, retry_in_s=retry_in)
         if retry_in is not None:
             log.warning("window %s failed transiently; retried in %.0f s (retry %d of %d)",
-                        run_window.window_id, retry_in, retries + 1, WINDOW_MAX_RETRIES)
-        _release(gate, holder)
+                        run_window.window_id, retry_in, retries + 1, delivery.WINDOW_MAX_RETRIES)
+        delivery.release_slot(gate, holder)
         _adapt_concurrency(runtime, gate, outcome)
         _after_window(runtime, ledger, run_plan, retry_in)
     return outcome.to_dict()
-
-
-def _release(gate: RedisWindowGate, holder: str) -> None:
-    try:
-        gate.release(holder)
-    except Exception as error:  # Redis down: the slot expires by itself
-        log.warning("could not free the window's slot: %s: %s", type(error).__name__, error)
 
 
 def _slot_confirmed(gate: RedisWindowGate, holder: str, ttl_s: float) -> bool:
@@ -348,31 +312,6 @@ def _slot_confirmed(gate: RedisWindowGate, holder: str, ttl_s: float) -> bool:
         return False
 
 
-def _claim(settings: Settings, ledger: WindowLedger, ids: tuple[str, str, str],
-           token: int) -> tuple[str, LedgerWindow | None]:
-    """Whether this delivery runs the window. A redelivery of a dispatch whose worker died
-    (RabbitMQ hands it back at once) waits until the dead worker's heartbeat is stale; if
-    the heartbeat goes on, the first delivery lives and this one is dropped."""
-    deadline = time.monotonic() + settings.window_stale_s + _beat_interval(settings)
-    while True:
-        verdict, row = ledger.claim(*ids, token, stale_s=settings.window_stale_s,
-                                    max_crashes=WINDOW_MAX_CRASHES)
-        if verdict == GAVE_UP:
-            log.error("window %s failed: its worker died %d times walking it", ids[2],
-                      WINDOW_MAX_CRASHES)
-        if verdict != WAIT:
-            return verdict, row
-        if time.monotonic() > deadline:
-            log.warning("window %s is still beating elsewhere: this delivery is dropped",
-                        ids[2])
-            return STALE, row
-        time.sleep(_beat_interval(settings))
-
-
-def _beat_interval(settings: Settings) -> float:
-    return settings.window_stale_s / 4
-
-
 def _window_retry_delay(settings: Settings, outcome: WindowOutcome,
                         retries: int) -> float | None:
     """Seconds until a transiently failed window is handed out again; None: it is final
@@ -380,22 +319,13 @@ def _window_retry_delay(settings: Settings, outcome: WindowOutcome,
     from trestle_tasks.sync.run_retry import window_retry_delay
 
     return window_retry_delay(outcome, retries, base_delay_s=settings.retry_delay_s,
-                              max_retries=WINDOW_MAX_RETRIES)
+                              max_retries=delivery.WINDOW_MAX_RETRIES)
 
 
 def _after_window(runtime: ClusterRuntime, ledger: WindowLedger, run_plan: RunPlan,
                   retry_in: float | None) -> None:
-    """The last window of a run sends its finalize; every window hands out the next ones
-    (a retried one when its delay is over). Best effort: the watchdog does all of it too."""
-    try:
-        if retry_in is not None:
-            hand_out_windows.apply_async(kwargs={"feed": run_plan.feed}, countdown=retry_in)
-        if ledger.unfinished(run_plan.run_id, run_plan.resource) == 0:
-            finalize_sync.delay(run_plan.run_id, run_plan.resource, feed=run_plan.feed)
-        _hand_out(runtime)
-    except Exception as error:
-        log.warning("could not hand out the next windows (the watchdog will): %s: %s",
-                    type(error).__name__, error)
+    delivery.after_window(ledger, run_plan, retry_in, senders=_senders(runtime),
+                          hand_out_next=lambda: _hand_out(runtime))
 
 
 def _adapt_concurrency(runtime: ClusterRuntime, gate: RedisWindowGate,
@@ -428,7 +358,8 @@ def _sync_window(runtime: ClusterRuntime, ledger: WindowLedger, run_plan: RunPla
     heartbeat = WindowHeartbeat(
         beat=lambda: ledger.heartbeat(*ids, token), gate=runtime.window_gate(),
         holder=holder, slot_ttl_s=settings.lock_ttl_s, lock=lock, grant=grant,
-        lock_ttl_s=settings.lock_ttl_s, interval_s=_beat_interval(settings))
+        lock_ttl_s=settings.lock_ttl_s,
+        interval_s=delivery.heartbeat_interval(settings.window_stale_s))
     with heartbeat:
         try:
             return sync_window(
@@ -459,7 +390,7 @@ def poll(feed: str = DEFAULT_FEED) -> dict[str, Any]:
     runtime = cluster_runtime(feed)
     settings = runtime.settings
     with log_context(feed=feed):
-        if settings.poll_quota_share <= 0 or not _sync_log_ready(runtime.store):
+        if settings.poll_quota_share <= 0 or not runtime.store.has_sync_log():
             return {"status": "off" if settings.poll_quota_share <= 0 else "no tables"}
         outcomes = poll_tick(settings.resources, _poll_services(runtime), poll_policy(runtime),
                              settle_s=settings.settle_s,
@@ -545,10 +476,11 @@ def finalize_sync(self: BoundTask, run_id: str, resource: str,
         if plan is None or run is None or run.status != RUNNING:
             return {"run_id": run_id, "resource": resource,
                     "status": run.status if run else "unknown", "retry_in_s": None}
-        retry = _RunRetry(settings, plan)
+        retry = delivery.RunRetry(plan, base_delay_s=settings.retry_delay_s,
+                                  senders=_senders(runtime))
         run = finalize_run(plan, ledger.outcomes(run_id, resource), store=store,
                            lock=runtime.run_lock(), extra_details=retry.details)
-        closed_here = run is not None and (run.details or {}).get("closed_by") == retry.nonce
+        closed_here = retry.closed_here(run)
         if closed_here:
             retry.schedule()
             # Never raises; a repeat is cooled down. An attempt that will be retried whole
@@ -557,51 +489,6 @@ def finalize_sync(self: BoundTask, run_id: str, resource: str,
     return {"run_id": run_id, "resource": resource,
             "status": run.status if run else "unknown",
             "retry_in_s": retry.delay_s if closed_here else None}
-
-
-class _RunRetry:
-    """A whole-run retry decided while the run is closed, and written with it (its run id,
-    task id and due time), so `sync --wait` can follow the run into its next attempt."""
-
-    def __init__(self, settings: Settings, plan: RunPlan) -> None:
-        self.settings, self.plan = settings, plan
-        self.nonce = uuid.uuid4().hex
-        self.delay_s: float | None = None
-        self.due: dict[str, Any] | None = None
-
-    def details(self, status: str, outcomes: list[WindowOutcome]) -> dict[str, Any]:
-        self.delay_s = run_retry_delay(self.plan, status, outcomes,
-                                       base_delay_s=self.settings.retry_delay_s)
-        extra: dict[str, Any] = {"closed_by": self.nonce}
-        from trestle_tasks.sync.run_retry import no_progress_reason
-
-        if (reason := no_progress_reason(outcomes)) is not None:
-            extra["not_retried"] = reason
-        if self.delay_s is not None:
-            due_at = datetime.now(UTC) + timedelta(seconds=self.delay_s)
-            self.due = {"run_id": new_run_id(), "task_id": uuid.uuid4().hex,
-                        "due_at": due_at.isoformat(), "delay_s": round(self.delay_s, 1),
-                        "attempt": self.plan.attempt + 1, "of": MAX_RUN_ATTEMPTS}
-            extra["retry"] = self.due
-        return extra
-
-    def schedule(self) -> None:
-        if self.due is None:
-            return
-        plan = self.plan
-        plan_sync.apply_async((plan.resource,), {"full": plan.full, "attempt": plan.attempt + 1,
-                                                 "run_id": self.due["run_id"],
-                                                 "feed": plan.feed},
-                              countdown=self.delay_s, task_id=self.due["task_id"])
-        log.warning("run %s did not finish after transient failures; retried as a whole in "
-                    "%.0f s as run %s (attempt %d of %d)", plan.run_id, self.delay_s,
-                    self.due["run_id"], plan.attempt + 1, MAX_RUN_ATTEMPTS,
-                    extra={"resource": plan.resource})
-
-
-# A planner that died is replaced this many times under the same run id; a run whose
-# planner dies every time (out of memory in a huge census) fails instead of looping.
-MAX_REPLANS = 3
 
 
 @app.task(name="trestle.watch_runs", soft_time_limit=120, time_limit=300)
@@ -625,75 +512,30 @@ def watch_runs() -> dict[str, Any]:
                             "worker died): sent again", feed)
                 refresh_metadata.delay(feed=feed)
                 report.setdefault("resent", []).append(f"refresh_metadata/{feed}")
-        if not _sync_log_ready(runtime.store):
+        if not runtime.store.has_sync_log():
             continue
         ledger, lock = _ledger(runtime.store), runtime.run_lock()
         for run_id, resource in ledger.open_runs():
             report["runs"] += 1
             with log_context(run_id=run_id, resource=resource, feed=feed):
-                _watch_run(runtime, ledger, lock, run_id, resource, report)
+                watched = delivery.watch_run(
+                    ledger, lock, runtime.window_gate(), run_id, resource,
+                    window_stale_s=runtime.settings.window_stale_s,
+                    lease_s=runtime.settings.lock_ttl_s, senders=_senders(runtime))
+                report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in watched.requeued)
+                if watched.finalized:
+                    report["finalized"].append(f"{run_id}/{resource}")
         for run in runtime.store.sync_log.unplanned_open_runs():
             report["runs"] += 1
             with log_context(run_id=run.run_id, resource=run.resource, feed=feed):
-                _watch_unplanned(runtime, lock, run, report)
+                verdict = delivery.watch_unplanned(runtime.store.sync_log, lock, run,
+                                                   feed=feed, senders=_senders(runtime))
+                if verdict.action != delivery.Unplanned.ALIVE:
+                    report[verdict.action].append(f"{run.run_id}/{run.resource}")
+                if verdict.action == delivery.Unplanned.CLOSED:
+                    alerts.after_run(runtime, verdict.closed)
         report["sent"] += _hand_out(runtime)
     return report
-
-
-def _watch_unplanned(runtime: ClusterRuntime, lock: RunLock, run: SyncRun,
-                     report: dict[str, Any]) -> None:
-    """A run without a ledger, alive while its lease is renewed: re-planned (a Celery
-    run's planner died) or closed (a reconcile or a local run whose process is gone)."""
-    holder = lock.holder(lock_name(run.resource))
-    if holder is not None and holder.owner == run.run_id:
-        return  # its process renews the lease: alive
-    sync_log = runtime.store.sync_log
-    details = run.details or {}
-    who = details.get("planner") or "its process"
-    watched = details.get("watched")
-    replans = int(details.get("replans", 0))
-    if run.status == PLANNING and watched is not None and replans < MAX_REPLANS:
-        if sync_log.note_replan(run.run_id, run.resource, replans):
-            plan_sync.apply_async((run.resource,), {
-                "full": bool(details.get("full")), "run_id": run.run_id,
-                "attempt": int(watched.get("attempt", 1)),
-                "feed": watched.get("feed", runtime.settings.feed)})
-            log.warning("watchdog: run %s: its planner (%s) stopped renewing its lease; "
-                        "planned again (%d of %d)", run.run_id, who, replans + 1, MAX_REPLANS)
-            report["replanned"].append(f"{run.run_id}/{run.resource}")
-        return
-    if run.status == PLANNING and watched is not None:
-        status = FAILED
-        error = (f"its planner died {replans + 1} times (the last: {who}): not planned "
-                 "again (out of memory? see CELERY_WORKER_MAX_MEMORY_MB)")
-    else:
-        status = ABANDONED
-        error = f"{who} stopped: its lease lapsed while the run was {run.status}"
-    closed = sync_log.close_run(run.run_id, run.resource, status=status, error=error)
-    log.warning("watchdog: run %s closed %s: %s", run.run_id, status, error)
-    report["closed"].append(f"{run.run_id}/{run.resource}")
-    alerts.after_run(runtime, closed)
-
-
-def _watch_run(runtime: ClusterRuntime, ledger: WindowLedger, lock: RunLock, run_id: str,
-               resource: str, report: dict[str, Any]) -> None:
-    settings = runtime.settings
-    changes = ledger.requeue_stale(run_id, resource, running_stale_s=settings.window_stale_s,
-                                   queued_stale_s=QUEUED_STALE_FACTOR * settings.window_stale_s,
-                                   max_crashes=WINDOW_MAX_CRASHES,
-                                   max_retries=WINDOW_MAX_RETRIES)
-    for change in changes:
-        log.warning("watchdog: window %s", change)
-        if change.gave_up:  # failed for good: free the slot it can no longer use
-            _release(runtime.window_gate(), slot_holder(run_id, resource, change.window_id))
-    report["requeued"].extend(f"{run_id}/{resource}/{c}" for c in changes)
-    header = ledger.header(run_id, resource)
-    if header is not None:  # windows waiting for slots (or a finalize) keep their run alive
-        lock.renew(LockGrant(header["lock_name"], header["lock_owner"], header["fence"]),
-                   settings.lock_ttl_s)
-    if ledger.unfinished(run_id, resource) == 0:
-        finalize_sync.delay(run_id, resource, feed=settings.feed)
-        report["finalized"].append(f"{run_id}/{resource}")
 
 
 @app.task(name="trestle.reap_stale_runs", soft_time_limit=300, time_limit=600)

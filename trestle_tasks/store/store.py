@@ -149,6 +149,11 @@ class Store:
         the schema for this Store's feed: a sync calls it before each run."""
         return self._claim()
 
+    def has_sync_log(self) -> bool:
+        """Whether the bookkeeping tables exist yet (a database nothing was synced into
+        has none)."""
+        return sa.inspect(self.engine).has_table("etl_sync_log", schema=self.schema)
+
     def check_owner(self) -> None:
         """SchemaMismatchError when the schema belongs to another feed; reads only. A run
         asks before it takes its lock or opens its row in the sync log, so a refused feed
