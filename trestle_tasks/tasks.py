@@ -392,7 +392,8 @@ def poll(feed: str = DEFAULT_FEED) -> dict[str, Any]:
     with log_context(feed=feed):
         if settings.poll_quota_share <= 0 or not runtime.store.has_sync_log():
             return {"status": "off" if settings.poll_quota_share <= 0 else "no tables"}
-        outcomes = poll_tick(settings.resources, _poll_services(runtime), poll_policy(runtime),
+        outcomes = poll_tick(_polled_resources(runtime), _poll_services(runtime),
+                             poll_policy(runtime),
                              settle_s=settings.settle_s,
                              with_media=lambda resource: _polls_media(runtime, resource))
     if outcomes is None:
@@ -414,6 +415,16 @@ def poll_policy(runtime: ClusterRuntime) -> PollPolicy:
         hour_quota = min(hour_quota, settings.quota_per_hour)
     return PollPolicy.for_quota(hour_quota, settings.poll_quota_share,
                                 floor_s=settings.poll_min_s, slowest_s=settings.poll_max_s)
+
+
+def _polled_resources(runtime: ClusterRuntime) -> list[str]:
+    """Every synced resource but Media when Property polls bring photo sets inline: its
+    own polls would fetch the same photos again, at the budget's cost of Property's
+    freshness. Its watermark then moves with its scheduled runs."""
+    resources = list(runtime.settings.resources)
+    if "Property" in resources and _polls_media(runtime, "Property"):
+        resources.remove("Media")
+    return resources
 
 
 def _polls_media(runtime: ClusterRuntime, resource: str) -> bool:

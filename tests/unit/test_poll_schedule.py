@@ -10,6 +10,7 @@ from trestle_tasks.sync.poll import BUSY, CHANGED, FAILED, IDLE, NO_WATERMARK, T
 from trestle_tasks.sync.poll_schedule import (
     BUDGET_BURST,
     ESCALATION_PAUSE_S,
+    QUIET_DIVISOR,
     PollBudget,
     PollPolicy,
     ResourcePolls,
@@ -19,6 +20,64 @@ from trestle_tasks.sync.poll_schedule import (
 from trestle_tasks.sync.poll_state import PollState
 
 DEFAULT = PollPolicy.for_quota(8400, 0.05)  # Trestle's measured hour quota, default share
+
+
+FEED = ["Property", "OpenHouse", "Member", "Office"]
+
+
+def test_by_default_listings_are_polled_about_every_ten_seconds_and_the_rest_every_two_minutes():
+    quiet = {r: ResourcePolls(interval_s=DEFAULT.slowest_s, due_at=0) for r in FEED}
+    fastest = DEFAULT.fastest_intervals(FEED, quiet)
+    # Three secondaries changing all the time take 20 % of 420 requests an hour.
+    assert fastest["Office"] == pytest.approx(3 * 3600 / 420 / 0.2)
+    assert 120 <= fastest["Office"] <= 130
+    # The others quiet (every 5 minutes): Property has the rest of 95 % of the budget.
+    assert fastest["Property"] == pytest.approx(1 / (0.95 * 420 / 3600 - 3 / 300))
+    assert 9.5 <= fastest["Property"] <= 10.5
+    busy = {r: ResourcePolls(interval_s=fastest[r], due_at=0) for r in FEED}
+    slower = DEFAULT.fastest_intervals(FEED, busy)
+    assert 10.5 <= slower["Property"] <= 11.5  # the others all changing: still ~11 s
+
+
+@given(hour_quota=st.integers(180, 100_000), share=st.floats(0.001, 0.5),
+       resources=st.lists(st.sampled_from([*FEED, "Media", "Teams", "Rooms"]), unique=True,
+                          min_size=1),
+       intervals=st.lists(st.floats(0.1, 10_000), min_size=7, max_size=7))
+def test_every_resource_at_its_fastest_fits_the_budget(hour_quota, share, resources,
+                                                       intervals):
+    """Whatever the secondaries' intervals were, if every resource changes at every poll
+    from now on, its polls plan no more than the budget (once the primary's interval is
+    recomputed with the secondaries at their fastest), unless the floor or the slowest
+    interval forces more."""
+    policy = PollPolicy.for_quota(hour_quota, share)
+    states = {r: ResourcePolls(interval_s=i, due_at=0) for r, i in zip(resources, intervals,
+                                                                       strict=False)}
+    fastest = policy.fastest_intervals(resources, states)
+    assert all(policy.floor_s <= f <= policy.slowest_s for f in fastest.values())
+    at_fastest = {r: ResourcePolls(interval_s=fastest[r], due_at=0) for r in resources}
+    settled = policy.fastest_intervals(resources, at_fastest)
+    planned = sum(3600 / f for f in settled.values())
+    forced = any(f in (policy.floor_s, policy.slowest_s) for f in settled.values())
+    assert forced or planned <= policy.budget_per_hour + 1e-6
+
+
+def test_an_idle_resource_waits_a_third_of_its_quiet_time():
+    state = ResourcePolls(interval_s=10, due_at=0, last_poll_at=50, last_change_at=0)
+    assert state.after(IDLE, DEFAULT, 60.0, fastest_s=10).interval_s == 20.0
+    assert state.after(IDLE, DEFAULT, 60.0, fastest_s=30).interval_s == 30.0
+    # Quiet for an hour: the slowest interval.
+    assert state.after(IDLE, DEFAULT, 3600.0, fastest_s=10).interval_s == DEFAULT.slowest_s
+    assert QUIET_DIVISOR == 3.0
+
+
+def test_property_goes_first_unless_another_is_a_whole_interval_later():
+    states = {
+        "Property": ResourcePolls(interval_s=10, due_at=95.0),  # 0.5 intervals late
+        "Office": ResourcePolls(interval_s=100, due_at=0.0),  # 1.0 intervals late
+    }
+    assert due_order(states, 100.0) == ["Property", "Office"]
+    states["Office"] = ResourcePolls(interval_s=100, due_at=-60.0)  # 1.6 intervals late
+    assert due_order(states, 100.0) == ["Office", "Property"]
 
 
 def test_the_default_policy_polls_a_busy_resource_about_every_ten_seconds():

@@ -82,7 +82,9 @@ def _tick(resources: Sequence[str], services: TickServices, policy: PollPolicy, 
                             with_media=with_media(resource), top=top, max_pages=max_pages)
         now = clock()
         state.budget = state.budget.charge(policy, now, outcome.requests)
-        state.resources[resource] = state.resources[resource].after(outcome.status, policy, now)
+        fastest = policy.fastest_intervals(list(resources), state.resources)[resource]
+        state.resources[resource] = state.resources[resource].after(outcome.status, policy,
+                                                                    now, fastest)
         services.states.save(state)
         outcomes.append(outcome)
         if time.monotonic() - started > work_s:
