@@ -5,6 +5,9 @@ sync log row per resource and hour."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import redis
 
@@ -14,7 +17,7 @@ from trestle_tasks.coordination.locks import lock_name
 from trestle_tasks.local import sync_local
 from trestle_tasks.monitoring.freshness import FreshnessRecorder
 from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.sync.poll import BUSY, CHANGED, IDLE, TOO_MANY, poll_resource
+from trestle_tasks.sync.poll import BUSY, CHANGED, IDLE, TOO_MANY, new_poll_owner, poll_resource
 from trestle_tasks.sync.poll_schedule import PollPolicy
 from trestle_tasks.sync.poll_state import PollStateStore
 from trestle_tasks.sync.poll_tick import TickServices, poll_log_id, poll_tick
@@ -220,3 +223,35 @@ def test_an_incremental_run_s_windows_tell_the_freshness_of_what_they_store(sync
     latencies = [latency for page in told for latency in page]
     assert len(latencies) == len(changed)
     assert all(-1 < latency < 30 for latency in latencies)
+
+
+def test_a_run_waits_out_a_poll_holding_its_resource_but_not_another_run(synced):
+    """A poll holds a resource for a request or three: a run started meanwhile (a manual
+    `sync --full`) takes it once the poll lets go instead of being refused; a run held
+    by another run is still refused at once."""
+    runtime, sim = synced
+    lock = runtime.run_lock()
+    sim.mutate("Property", count=3, seed=17)
+    held = lock.acquire(lock_name("Property"), owner=new_poll_owner(), ttl_s=60)
+    assert held is not None
+    releaser = threading.Timer(1.5, lambda: lock.release(held))
+    releaser.start()
+    started = time.monotonic()
+    try:
+        [result] = sync_local(runtime, ["Property"])
+    finally:
+        releaser.cancel()
+    assert result.run.status == "succeeded", result.run.error
+    assert time.monotonic() - started >= 1.4  # it waited for the poll, then ran
+    assert stored(runtime, "Property") == served(sim, "Property")
+
+    grant = lock.acquire(lock_name("Property"), owner="another-run", ttl_s=60)
+    assert grant is not None
+    try:
+        started = time.monotonic()
+        [result] = sync_local(runtime, ["Property"])
+        assert time.monotonic() - started < 5
+        assert result.skipped is not None and result.run is None
+        assert "another-run" in result.skipped.reason
+    finally:
+        lock.release(grant)

@@ -43,6 +43,15 @@ class LockHolder:
     fence: int
     ttl_s: float | None
 
+    @property
+    def is_poll(self) -> bool:
+        """A poll's fast path (sync/poll.py): it holds a resource for a request or three."""
+        return self.owner.startswith(POLL_OWNER_PREFIX)
+
+
+# A poll's owner name begins so (sync/poll.py new_poll_owner).
+POLL_OWNER_PREFIX = "poll-"
+
 
 class RunLock(Protocol):
     def acquire(self, name: str, owner: str, ttl_s: float) -> LockGrant | None:

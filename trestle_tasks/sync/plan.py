@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -158,6 +159,8 @@ def plan_run(
                                  "planned by another delivery", run_id, same_run=True)
     grant = lock.acquire(name, owner=run_id, ttl_s=lock_ttl_s)
     if grant is None:
+        grant = _after_a_poll(lock, name, run_id, lock_ttl_s)
+    if grant is None:
         holder = lock.holder(name)
         # The lease's end tells a live holder (renewed before then) from a dead one.
         held_by = (f"run {holder.owner} (its lease ends in {holder.ttl_s or 0:.0f} s unless "
@@ -210,6 +213,28 @@ def plan_run(
               windows=len(plan.windows), expected_records=expected)
     return plan
 
+
+
+# A poll holds its resource for a request or three; a run turned away by one would be
+# refused for nothing (a manual `sync --full` exiting 3 while polling is on).
+POLL_HOLD_WAIT_S = 30.0
+
+
+def _after_a_poll(lock: RunLock, name: str, run_id: str, ttl_s: float,
+                  sleep: Callable[[float], None] = time.sleep,
+                  clock: Callable[[], float] = time.monotonic) -> LockGrant | None:
+    """The lock once the poll holding it lets go (None: a run holds it, or the poll
+    outlasted POLL_HOLD_WAIT_S)."""
+    deadline = clock() + POLL_HOLD_WAIT_S
+    while clock() < deadline:
+        holder = lock.holder(name)
+        if holder is not None and not holder.is_poll:
+            return None
+        grant = lock.acquire(name, owner=run_id, ttl_s=ttl_s)
+        if grant is not None:
+            return grant
+        sleep(0.2)
+    return None
 
 def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from trestle_tasks.coordination.locks import LockKeeper, RunLock, lock_name
+from trestle_tasks.coordination.locks import POLL_OWNER_PREFIX, LockKeeper, RunLock, lock_name
 from trestle_tasks.errors import TrestleTasksError, is_retriable
 from trestle_tasks.logs import log_context, redact
 from trestle_tasks.store.records import layout_of
@@ -80,7 +80,7 @@ class PollOutcome:
 
 def new_poll_owner() -> str:
     """The poll's name as the run lock's owner (`status` shows it while it holds it)."""
-    return f"poll-{uuid.uuid4().hex[:12]}"
+    return f"{POLL_OWNER_PREFIX}{uuid.uuid4().hex[:12]}"
 
 
 def poll_resource(
