@@ -42,7 +42,6 @@ HOUR_MS = 3_600_000
 DEFAULT_PER_MINUTE = 180
 MIN_BURST = 2
 BURST_SHARE = 20  # the burst is 1/BURST_SHARE of the minute limit
-DEFAULT_PENALTY_MS = 5_000
 
 
 def burst_for(minute_limit: float) -> int:

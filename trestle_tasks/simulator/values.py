@@ -149,11 +149,6 @@ def _enum_converter(enum: EnumType, fill: str) -> Converter:
     return lambda value: value if value in known else None
 
 
-def conform(value: Any, prop: PropertyDef, enum: EnumType | None, fill: str) -> Any:
-    """`value` made valid for `prop` (one-off form of `make_converter`)."""
-    return make_converter(prop, enum, fill)(value)
-
-
 class ValuePool:
     """Per-field pools of plausible values for fields without a dedicated generator."""
 

@@ -83,9 +83,6 @@ class MigrationReport:
                     or self.dropped_columns or self.new_fields or self.undeclared_fields
                     or self.backfilled_rows)
 
-    def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v}
-
 
 def migrate(
     engine: Engine,
