@@ -136,9 +136,11 @@ def redis_quota_limiter(settings: Settings) -> QuotaLimiter:
 
 
 def trestle_client(settings: Settings, *, tokens: TokenProvider, limiter: QuotaLimiter,
-                   progress: NoProgressDeadline | None = None) -> TrestleClient:
+                   progress: NoProgressDeadline | None = None,
+                   priority: bool = False) -> TrestleClient:
     """A client whose every request waits its turn at the credential's quota limiter;
-    `progress` is the budget of no progress it shares with `tokens`."""
+    `progress` is the budget of no progress it shares with `tokens`; `priority` (polls)
+    may use the part of the limiter's burst runs leave free."""
     return TrestleClient(
         session=http_session(),
         odata_root=settings.base_url,
@@ -146,7 +148,7 @@ def trestle_client(settings: Settings, *, tokens: TokenProvider, limiter: QuotaL
         retry=retry_policy(settings),
         timeout_s=settings.http_timeout_s,
         max_response_bytes=settings.max_response_mb * 1024 * 1024,
-        before_request=limiter.wait_turn,
+        before_request=lambda: limiter.wait_turn(priority),
         on_quota=limiter.observe,
         on_rate_limited=lambda error: limiter.penalize(error.retry_after),
         progress=progress,

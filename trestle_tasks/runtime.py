@@ -102,13 +102,14 @@ class Runtime(ABC):
         return factory.token_provider(self.settings, self.token_cache(),
                                       progress=progress or self.no_progress())
 
-    def trestle_client(self) -> TrestleClient:
+    def trestle_client(self, priority: bool = False) -> TrestleClient:
         """A fresh client (its request counts are one run's), paced by this runtime's
-        quota limiter; it and its token fetches share one budget of no progress."""
+        quota limiter; it and its token fetches share one budget of no progress.
+        `priority`: a poll's, ahead of runs' requests at the limiter."""
         limiter = self.quota_limiter()
         progress = self.no_progress()
         return factory.trestle_client(self.settings, tokens=self.token_provider(progress),
-                                      limiter=limiter, progress=progress)
+                                      limiter=limiter, progress=progress, priority=priority)
 
     def alert_dispatcher(self) -> AlertDispatcher:
         return factory.alert_dispatcher(self.settings, self.alert_cooldown())

@@ -438,7 +438,10 @@ def _poll_services(runtime: ClusterRuntime) -> TickServices:
     freshness = FreshnessRecorder(runtime.redis, runtime.credential_id)
     feed = runtime.settings.feed
     return TickServices(
-        store=runtime.store, lock=runtime.run_lock(), new_client=runtime.trestle_client,
+        store=runtime.store, lock=runtime.run_lock(),
+        # Polls go ahead of runs' requests at the quota limiter: a backfill keeping it busy
+        # must not queue them behind its windows.
+        new_client=lambda: runtime.trestle_client(priority=True),
         states=PollStateStore(runtime.redis, runtime.credential_id),
         record_freshness=freshness.record, record_clock=freshness.record_clock,
         # A delta too large for one poll: a regular run, planned and walked in windows.

@@ -13,6 +13,7 @@ from tests.redis_space import redis_url, run_key
 from trestle_tasks.coordination.quota import (
     DEFAULT_BURST,
     MINUTE_MS,
+    PRIORITY_RESERVE,
     LocalQuotaLimiter,
     PacingState,
     RedisQuotaLimiter,
@@ -138,7 +139,7 @@ def test_full_speed_uses_the_quota(limit, start_ms, count):
 events = st.lists(
     st.tuples(
         st.integers(0, 120_000),  # ms since the previous event
-        st.sampled_from(["acquire", "observe", "penalize"]),
+        st.sampled_from(["acquire", "acquire-priority", "observe", "penalize"]),
         st.integers(1, 1000),  # minute limit
         st.integers(0, 1000),  # minute available
         st.one_of(st.none(), st.integers(0, 10_000)),  # hour available
@@ -169,8 +170,10 @@ def test_redis_and_local_limiters_decide_alike(sequence, start_s, cap):
     try:
         for gap_ms, kind, limit, available, hour_available, retry_after_ms, age_ms in sequence:
             clock.now += gap_ms / 1000
-            if kind == "acquire":
-                assert shared.try_acquire() == pytest.approx(local.try_acquire(), abs=1e-3)
+            if kind.startswith("acquire"):
+                priority = kind == "acquire-priority"
+                assert shared.try_acquire(priority) == pytest.approx(
+                    local.try_acquire(priority), abs=1e-3)
             elif kind == "observe":
                 snapshot = QuotaSnapshot(observed_at=clock.now, minute_limit=limit,
                                          minute_available=available,
@@ -223,6 +226,35 @@ def test_an_answer_read_after_the_minute_it_was_counted_in_does_not_stop_the_nex
     assert early.acquire(sent_ms) == pytest.approx(boundary_ms - sent_ms)
 
 
+@settings(max_examples=40)
+@given(limit=st.integers(10, 1000), start_ms=st.integers(0, 10**12),
+       busy_for_ms=st.integers(0, 5 * MINUTE_MS), polls=st.integers(1, 20))
+def test_a_poll_goes_ahead_of_a_backfill_keeping_the_limiter_busy(limit, start_ms,
+                                                                 busy_for_ms, polls):
+    """Runs asking without pause leave PRIORITY_RESERVE of the burst: a poll arriving at
+    any moment waits at most one pace interval (the reserve refills at the pace), and the
+    minute windows still hold no more than the pace allows, polls included."""
+    state = PacingState()
+    state.observe(start_ms, limit, limit, None, None)
+    now, sent, poll_waits = float(start_ms), {}, []
+    poll_at = [start_ms + busy_for_ms + i * 5 * state.interval_ms for i in range(polls)]
+    while poll_at or now < start_ms + busy_for_ms:
+        if poll_at and now >= poll_at[0]:
+            wait = state.acquire(now)  # a poll: priority, nothing reserved
+            if wait == 0:
+                poll_waits.append(now - poll_at.pop(0))
+                sent[int(now // MINUTE_MS)] = sent.get(int(now // MINUTE_MS), 0) + 1
+                continue
+        wait = state.acquire(now, PRIORITY_RESERVE)  # the backfill, always asking
+        if wait == 0:
+            sent[int(now // MINUTE_MS)] = sent.get(int(now // MINUTE_MS), 0) + 1
+            continue
+        now += max(min(wait, (poll_at[0] - now) if poll_at and poll_at[0] > now else wait),
+                   0.01)
+    assert max(poll_waits) <= state.interval_ms + 1.0
+    assert max(sent.values()) <= limit
+
+
 def test_a_429_blocks_every_worker_of_the_credential():
     client = redis.Redis.from_url(REDIS_URL)
     key = run_key("quota", uuid.uuid4().hex)
@@ -255,7 +287,8 @@ def test_a_capped_feeds_cluster_limiter_paces_at_its_cap_not_the_servers_limit()
     limiter = factory.redis_quota_limiter(feeds["capped"])
     try:
         limiter.observe(QuotaSnapshot(observed_at=0, minute_limit=600, minute_available=599))
-        waits = [limiter.try_acquire() for _ in range(3)]
+        # Priority requests: the whole burst (runs' requests leave part of it to polls).
+        waits = [limiter.try_acquire(priority=True) for _ in range(3)]
         assert waits[:2] == [0.0, 0.0]
         assert waits[2] == pytest.approx(MINUTE_MS / 48, abs=200)
         assert limiter.state()["minute_limit"] == "600.0"  # what the server said, as said

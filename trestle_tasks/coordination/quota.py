@@ -74,12 +74,13 @@ class PacingState:
     tat_ms: float = 0.0  # theoretical arrival time of the next request
     blocked_until_ms: float = 0.0
 
-    def acquire(self, now_ms: float) -> float:
-        """0 when a request may go now (and it is counted), else milliseconds to wait."""
+    def acquire(self, now_ms: float, reserve: int = 0) -> float:
+        """0 when a request may go now (and it is counted), else milliseconds to wait.
+        `reserve`: requests of the burst this one must leave to priority requests."""
         if now_ms < self.blocked_until_ms:
             return self.blocked_until_ms - now_ms
         tat = max(self.tat_ms, now_ms)
-        tolerance = (self.burst - 1) * self.interval_ms
+        tolerance = (self.burst - 1 - held_back(self.burst, reserve)) * self.interval_ms
         if tat - now_ms > tolerance:
             return tat - now_ms - tolerance
         self.tat_ms = tat + self.interval_ms
@@ -121,6 +122,18 @@ class PacingState:
         self.tat_ms = max(self.tat_ms, until_ms)
 
 
+# Requests of the burst a run's requests leave to polls (priority requests): a backfill
+# that keeps the limiter busy delays a poll by one pace interval at most, not by the queue
+# of windows ahead of it. The steady pace is the same for both.
+PRIORITY_RESERVE = 2
+
+
+def held_back(burst: int, reserve: int) -> int:
+    """The part of `reserve` a burst of `burst` holds back: runs keep a burst of
+    MIN_BURST at least (at the smallest caps, polls queue with them)."""
+    return max(0, min(reserve, burst - MIN_BURST))
+
+
 def next_boundary(now_ms: float, period_ms: int) -> float:
     return (now_ms // period_ms + 1) * period_ms
 
@@ -136,7 +149,11 @@ local tat = tonumber(state[3]) or 0
 local blocked = tonumber(state[4]) or 0
 if now < blocked then return exact(blocked - now) end
 if tat < now then tat = now end
-local tolerance = (burst - 1) * interval
+local reserve = tonumber(ARGV[4]) or 0
+local min_burst = tonumber(ARGV[5]) or 2
+if reserve > burst - min_burst then reserve = burst - min_burst end
+if reserve < 0 then reserve = 0 end
+local tolerance = (burst - 1 - reserve) * interval
 if tat - now > tolerance then return exact(tat - now - tolerance) end
 redis.call('HSET', KEYS[1], 'interval_ms', exact(interval), 'burst', burst,
            'tat_ms', exact(tat + interval))
@@ -197,10 +214,11 @@ return 'ok'
 
 
 class QuotaLimiter(Protocol):
-    def try_acquire(self) -> float:
-        """0 if granted now (and counted), else the milliseconds to wait before asking again."""
+    def try_acquire(self, priority: bool = False) -> float:
+        """0 if granted now (and counted), else the milliseconds to wait before asking again.
+        A priority request (a poll) may use the part of the burst others leave to it."""
 
-    def wait_turn(self) -> float:
+    def wait_turn(self, priority: bool = False) -> float:
         """Block until this credential may send one request; returns the seconds waited."""
 
     def observe(self, snapshot: QuotaSnapshot) -> None: ...
@@ -212,10 +230,11 @@ class QuotaLimiter(Protocol):
         the metrics endpoint and the quota alert."""
 
 
-def wait_turn(limiter: QuotaLimiter, sleep: Callable[[float], None]) -> float:
+def wait_turn(limiter: QuotaLimiter, sleep: Callable[[float], None],
+              priority: bool = False) -> float:
     """Block until the limiter grants a request; returns the seconds waited."""
     waited = 0.0
-    while (wait_ms := limiter.try_acquire()) > 0:
+    while (wait_ms := limiter.try_acquire(priority)) > 0:
         # Cap one sleep so a changed state (a reset, a new limit) is seen soon enough.
         pause = min(wait_ms / 1000.0, 5.0)
         sleep(pause)
@@ -253,14 +272,15 @@ class RedisQuotaLimiter:
     def _now_ms(self) -> float:
         return self._clock() * 1000.0
 
-    def try_acquire(self) -> float:
+    def try_acquire(self, priority: bool = False) -> float:
         answer = self._acquire(keys=[self.key], args=[
             _arg(self._now_ms()), _arg(self._initial_interval), self._burst,
+            0 if priority else PRIORITY_RESERVE, MIN_BURST,
         ])
         return float(answer)
 
-    def wait_turn(self) -> float:
-        return wait_turn(self, self._sleep)
+    def wait_turn(self, priority: bool = False) -> float:
+        return wait_turn(self, self._sleep, priority)
 
     def observe(self, snapshot: QuotaSnapshot) -> None:
         self._run_observe(snapshot, penalize=False, retry_after_s=None)
@@ -326,12 +346,13 @@ class LocalQuotaLimiter:
         self._sleep = sleep
         self._last: QuotaSnapshot | None = None
 
-    def try_acquire(self) -> float:
+    def try_acquire(self, priority: bool = False) -> float:
         with self._lock:
-            return self._state.acquire(self._clock() * 1000.0)
+            return self._state.acquire(self._clock() * 1000.0,
+                                       0 if priority else PRIORITY_RESERVE)
 
-    def wait_turn(self) -> float:
-        return wait_turn(self, self._sleep)
+    def wait_turn(self, priority: bool = False) -> float:
+        return wait_turn(self, self._sleep, priority)
 
     def observe(self, snapshot: QuotaSnapshot) -> None:
         with self._lock:
