@@ -33,14 +33,16 @@ def test_a_429_storm_slows_the_run_but_loses_nothing(tmp_path):
 
 
 def test_tokens_revoked_mid_run_are_replaced_and_nothing_is_lost(tmp_path):
-    sim = start_simulator(records=800, seed=29, latency_ms_per_request=60)
+    # One window walked by one lane: 16+ pages one after the other, at least 80 ms each,
+    # so the run outlives 1.28 s and three revocations however fast the machine is.
+    # Revoking more often than a page takes would revoke tokens before their first use,
+    # which the client rightly takes for credentials that may not read the service.
+    sim = start_simulator(records=800, seed=29, latency_ms_per_request=80)
     stop = threading.Event()
     revoked_live_tokens = []
 
     def revoke_repeatedly():
-        # Often enough that a run of ~16 pages meets several revocations however fast
-        # the machine is; only revocations of a token in use count.
-        while not stop.wait(0.1):
+        while not stop.wait(0.4):
             revoked = sim.revoke_tokens()
             if revoked:
                 revoked_live_tokens.append(revoked)
@@ -49,7 +51,7 @@ def test_tokens_revoked_mid_run_are_replaced_and_nothing_is_lost(tmp_path):
     try:
         url, _ = create_database("sqlite", tmp_path)
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_PAGE_SIZE="50",
-                                SYNC_WINDOW_SIZE="400")
+                                SYNC_WINDOW_SIZE="1000", SYNC_WINDOW_LANES="1")
         revoker.start()
         run = sync_local(LocalRuntime(settings), ["Property"])[0].run
         stop.set()
