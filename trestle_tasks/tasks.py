@@ -392,10 +392,12 @@ def poll(feed: str = DEFAULT_FEED) -> dict[str, Any]:
     with log_context(feed=feed):
         if settings.poll_quota_share <= 0 or not runtime.store.has_sync_log():
             return {"status": "off" if settings.poll_quota_share <= 0 else "no tables"}
-        outcomes = poll_tick(_polled_resources(runtime), _poll_services(runtime),
-                             poll_policy(runtime),
-                             settle_s=settings.settle_s,
-                             with_media=lambda resource: _polls_media(runtime, resource))
+        # Read once a tick: whether Property polls bring photo sets inline decides both
+        # which resources are polled and how Property is asked.
+        media_inline = _media_inline(runtime)
+        outcomes = poll_tick(_polled_resources(runtime, media_inline), _poll_services(runtime),
+                             poll_policy(runtime), settle_s=settings.settle_s,
+                             with_media=lambda resource: media_inline and resource == "Property")
     if outcomes is None:
         return {"status": "busy"}
     return {"status": "polled", "polls": {o.resource: o.status for o in outcomes}}
@@ -417,20 +419,20 @@ def poll_policy(runtime: ClusterRuntime) -> PollPolicy:
                                 floor_s=settings.poll_min_s, slowest_s=settings.poll_max_s)
 
 
-def _polled_resources(runtime: ClusterRuntime) -> list[str]:
+def _polled_resources(runtime: ClusterRuntime, media_inline: bool) -> list[str]:
     """Every synced resource but Media when Property polls bring photo sets inline: its
     own polls would fetch the same photos again, at the budget's cost of Property's
     freshness. Its watermark then moves with its scheduled runs."""
     resources = list(runtime.settings.resources)
-    if "Property" in resources and _polls_media(runtime, "Property"):
+    if media_inline:
         resources.remove("Media")
     return resources
 
 
-def _polls_media(runtime: ClusterRuntime, resource: str) -> bool:
+def _media_inline(runtime: ClusterRuntime) -> bool:
     """Property polls bring photo sets inline when Media is synced too (as windows do)."""
     resources = runtime.settings.resources
-    return resource == "Property" and "Media" in resources and \
+    return "Property" in resources and "Media" in resources and \
         "Media" in runtime.store.resources()
 
 

@@ -195,8 +195,7 @@ if hour_available and hour_available <= burst then
 end
 if ARGV[8] == 'penalize' then
   local retry_after = tonumber(ARGV[9])
-  if retry_after and retry_after > 0 then block(now + retry_after)
-  else block((math.floor(now / 60000) + 1) * 60000) end
+  if retry_after and retry_after > 0 then block(now + retry_after) else block(boundary(60000)) end
 end
 redis.call('HSET', KEYS[1], 'interval_ms', exact(interval), 'burst', burst,
            'tat_ms', exact(tat), 'blocked_until_ms', exact(blocked))
