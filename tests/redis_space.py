@@ -21,7 +21,10 @@ listed in DATABASES there, N and N - 1, and no other:
   left as it is. One such test runs at a time per Redis: celery_database() first takes
   CELERY_LOCK (a redis-py Lock in the shared database, expiring should a run die), so
   two suites started at once take turns for these tests instead of emptying the database
-  under each other (they also share the broker, RabbitMQ's default vhost).
+  under each other (they also share the broker, RabbitMQ's default vhost). Its token
+  names the holding process (host, pid, start time): a run killed on this host while
+  holding it (a CI job cancelled, a laptop's Ctrl-C twice) is seen dead and its turn
+  taken at once, instead of every Celery test of the next run waiting out the expiry.
 
 This module is the only place under tests/ that names a Redis database or flushes one
 (tests/unit/test_redis_space.py checks that).
@@ -31,13 +34,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
+from redis.lock import Lock
 
 from trestle_tasks.trestle.auth import credential_fingerprint
 
@@ -51,6 +58,7 @@ MARKER_TEXT = b"emptied by the trestle_tasks test suite before and after each Ce
 CELERY_LOCK = "trestle-tests:celery-database-lock"
 CELERY_LOCK_TTL_S = 1200  # longer than any one Celery test; frees the turn of a killed run
 CELERY_LOCK_WAIT_S = 3600
+CELERY_LOCK_POLL_S = 1.0  # how often a waiting run looks whether the holder has died
 
 _credentials: set[str] = set()
 _shared_used = False
@@ -152,15 +160,76 @@ def _empty(client: redis.Redis) -> None:
         pipe.execute()
 
 
+def _process_start(pid: int) -> str:
+    """The start time of process `pid` (clock ticks since boot, /proc/<pid>/stat field 22),
+    which tells a live holder from a new process that got a dead one's pid; "" where /proc
+    has no such process or is not there."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2:].split()[19]
+
+
+def _process_alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return not start or not Path("/proc").is_dir() or _process_start(pid) == start
+
+
+def lock_token() -> str:
+    """A CELERY_LOCK token naming this process: host, pid, start time, and a random part."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}:{uuid.uuid4().hex}"
+
+
+def holder_is_dead(token: bytes | None) -> bool:
+    """Whether a CELERY_LOCK token names a process of this host that no longer runs (a
+    token of another host, or not of this form, is never judged: it waits out the TTL)."""
+    if not token:
+        return False
+    parts = token.decode(errors="replace").split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    return not _process_alive(int(parts[1]), parts[2])
+
+
+# Deletes the lock only if it still holds the dead holder's token (no race with a new holder).
+_BREAK_DEAD_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def take_celery_turn(turns: redis.Redis, wait_s: float = CELERY_LOCK_WAIT_S,
+                     name: str = CELERY_LOCK) -> Lock | None:
+    """The lock `name` (CELERY_LOCK) taken, or None after `wait_s`. A holder seen dead on
+    this host loses it at once."""
+    turn = turns.lock(name, timeout=CELERY_LOCK_TTL_S)
+    give_up_at = time.monotonic() + wait_s
+    while True:
+        if turn.acquire(blocking_timeout=min(CELERY_LOCK_POLL_S, wait_s), token=lock_token()):
+            return turn
+        holder = turns.get(name)
+        if holder_is_dead(holder):
+            turns.eval(_BREAK_DEAD_LOCK, 1, name, holder)
+            continue
+        if time.monotonic() >= give_up_at:
+            return None
+
+
 @contextmanager
 def celery_database() -> Iterator[redis.Redis]:
     """The Celery database, empty, for one test; emptied again afterwards. Fails the test
     (touching nothing) when the database holds keys and not MARKER: someone else's data."""
     url = redis_url("celery")
     turns = redis.Redis.from_url(redis_url("shared"))
-    turn = turns.lock(CELERY_LOCK, timeout=CELERY_LOCK_TTL_S,
-                      blocking_timeout=CELERY_LOCK_WAIT_S)
-    if not turn.acquire():
+    turn = take_celery_turn(turns)
+    if turn is None:
         turns.close()
         pytest.fail(f"another test run held {CELERY_LOCK} for {CELERY_LOCK_WAIT_S} s",
                     pytrace=False)
