@@ -144,17 +144,22 @@ def test_a_tick_polls_what_is_due_and_keeps_one_row_per_resource_and_hour(synced
 
     sim.mutate("Property", count=3, seed=14)
     first = poll_tick(RESOURCES, services, policy, with_media=lambda r: r == "Property")
-    assert first is not None and {o.resource: o.status for o in first} == {
+    assert first is not None and {o.resource: o.status for o in first.outcomes} == {
         "Property": CHANGED, "Office": IDLE, "Media": IDLE}
-    # Nothing is due again at once: the next tick polls nothing.
-    assert poll_tick(RESOURCES, services, policy) == []
+    # Nothing is due again at once: the next tick polls nothing, and says when one is due.
+    again = poll_tick(RESOURCES, services, policy)
+    schedule = states.load()
+    assert again is not None and again.outcomes == []
+    soonest = min(s.due_at for s in schedule.resources.values())
+    assert again.next_at is not None and again.next_at >= soonest > time.time()
+    assert schedule.budget.allows(policy, again.next_at)
     sim.mutate("Property", count=2, seed=15)
     schedule = states.load()
     schedule.resources["Property"] = type(schedule.resources["Property"])(
         **{**schedule.resources["Property"].to_dict(), "due_at": 0.0})
     states.save(schedule)
     second = poll_tick(RESOURCES, services, policy, with_media=lambda r: r == "Property")
-    assert [o.status for o in second or []] == [CHANGED]
+    assert second is not None and [o.status for o in second.outcomes] == [CHANGED]
 
     assert stored(runtime, "Property") == served(sim, "Property")
     assert escalated == []

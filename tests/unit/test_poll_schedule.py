@@ -15,6 +15,7 @@ from trestle_tasks.sync.poll_schedule import (
     PollPolicy,
     ResourcePolls,
     due_order,
+    next_poll_at,
     schedules,
 )
 from trestle_tasks.sync.poll_state import PollState
@@ -152,6 +153,30 @@ def test_polls_never_spend_more_than_their_budget(hour_quota, share, gaps, costs
         window = [c for at, c in spent if begin <= at <= now]
         allowed = (now - begin) / policy.request_spacing_s + BUDGET_BURST + max(costs)
         assert sum(window) <= allowed + 1e-6, (begin - start, sum(window), allowed)
+
+
+@given(
+    dues=st.lists(st.floats(0.0, 1000.0), min_size=1, max_size=6),
+    tat=st.floats(0.0, 1000.0),
+    hour_quota=st.integers(180, 100_000),
+    probe=st.floats(0.0, 1000.0),
+)
+def test_the_next_poll_is_at_the_first_moment_one_is_due_and_the_budget_allows_it(
+        dues, tat, hour_quota, probe):
+    """What the Celery task sends its next tick for: a tick then polls something, and no
+    earlier tick could have (the due order and the budget say so at each moment)."""
+    policy = PollPolicy.for_quota(hour_quota, 0.05)
+    states = {f"R{i}": ResourcePolls(interval_s=10.0, due_at=due) for i, due in enumerate(dues)}
+    budget = PollBudget(tat=tat)
+    at = next_poll_at(states, budget, policy)
+    assert at is not None
+    assert due_order(states, at) and budget.allows(policy, at)
+    if probe < at:
+        assert not (due_order(states, probe) and budget.allows(policy, probe))
+
+
+def test_with_nothing_polled_there_is_no_next_poll():
+    assert next_poll_at({}, PollBudget(), DEFAULT) is None
 
 
 def test_the_most_overdue_resource_in_its_own_intervals_goes_first():

@@ -158,7 +158,11 @@ class PollBudget:
     tat: float = 0.0
 
     def allows(self, policy: PollPolicy, now: float) -> bool:
-        return self.tat - now <= (BUDGET_BURST - 1) * policy.request_spacing_s
+        return now >= self.allowed_from(policy)
+
+    def allowed_from(self, policy: PollPolicy) -> float:
+        """The first moment allows() holds."""
+        return self.tat - (BUDGET_BURST - 1) * policy.request_spacing_s
 
     def charge(self, policy: PollPolicy, now: float, requests: int) -> PollBudget:
         return PollBudget(max(self.tat, now) + requests * policy.request_spacing_s)
@@ -188,3 +192,12 @@ def due_order(states: Mapping[str, ResourcePolls], now: float,
     due = [name for name, state in states.items() if state.due_at <= now]
     return sorted(due, key=lambda name: (
         -(states[name].lateness(now) + (1.0 if name in primary else 0.0)), name))
+
+
+def next_poll_at(states: Mapping[str, ResourcePolls], budget: PollBudget,
+                 policy: PollPolicy) -> float | None:
+    """When the next poll may go: the soonest due resource, or, the budget being spent till
+    later, when it allows one again. None with nothing to poll."""
+    if not states:
+        return None
+    return max(min(state.due_at for state in states.values()), budget.allowed_from(policy))

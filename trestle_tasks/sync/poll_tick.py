@@ -25,7 +25,7 @@ from trestle_tasks.sync.poll import (
     PollOutcome,
     poll_resource,
 )
-from trestle_tasks.sync.poll_schedule import PollPolicy, due_order, schedules
+from trestle_tasks.sync.poll_schedule import PollPolicy, due_order, next_poll_at, schedules
 from trestle_tasks.sync.poll_state import PollStateStore
 from trestle_tasks.trestle.client import TrestleClient
 
@@ -47,6 +47,15 @@ class TickServices:
     escalate: Callable[[str], None]  # start a regular run of the resource
 
 
+@dataclass(frozen=True)
+class TickResult:
+    outcomes: list[PollOutcome]
+    # When the next poll may go (wall clock): the soonest due resource, or later if the
+    # budget is spent till then. The Celery task sends the next tick for that moment when
+    # it falls between two of beat's ticks, so a poll is not late by up to a tick.
+    next_at: float | None
+
+
 def poll_log_id(at: datetime) -> str:
     """The sync log row of the polls of one hour (UTC)."""
     return f"poll-{at.astimezone(UTC):%Y%m%dT%H}"
@@ -56,7 +65,7 @@ def poll_tick(resources: Sequence[str], services: TickServices, policy: PollPoli
               settle_s: float = 0.0, with_media: Callable[[str], bool] = lambda _: False,
               work_s: float = POLL_TICK_WORK_S, top: int = POLL_TOP,
               max_pages: int = POLL_MAX_PAGES,
-              clock: Callable[[], float] = time.time) -> list[PollOutcome] | None:
+              clock: Callable[[], float] = time.time) -> TickResult | None:
     """Poll what is due; None when another tick has the turn."""
     turn = services.states.take_turn()
     if turn is None:
@@ -70,7 +79,7 @@ def poll_tick(resources: Sequence[str], services: TickServices, policy: PollPoli
 
 def _tick(resources: Sequence[str], services: TickServices, policy: PollPolicy, *,
           settle_s: float, with_media: Callable[[str], bool], work_s: float, top: int,
-          max_pages: int, clock: Callable[[], float]) -> list[PollOutcome]:
+          max_pages: int, clock: Callable[[], float]) -> TickResult:
     state = services.states.load()
     started = time.monotonic()
     state.resources = schedules(list(resources), state.resources, policy, clock())
@@ -90,7 +99,7 @@ def _tick(resources: Sequence[str], services: TickServices, policy: PollPolicy, 
         if time.monotonic() - started > work_s:
             break
     services.states.save(state)
-    return outcomes
+    return TickResult(outcomes, next_poll_at(state.resources, state.budget, policy))
 
 
 def _poll_one(resource: str, services: TickServices, *, settle_s: float, with_media: bool,
