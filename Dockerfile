@@ -14,6 +14,8 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY pyproject.toml README.md celeryconfig.py ./
 COPY trestle_tasks ./trestle_tasks
+# The simulator's code (small); its HTTP server, Werkzeug, only in the `simulator` target.
+COPY trestle_simulator ./trestle_simulator
 RUN pip install --no-cache-dir --no-deps -e .
 
 # Workers and beat run as an unprivileged user (owning /app: `demo` and a SQLite

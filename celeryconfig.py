@@ -1,6 +1,6 @@
 """Celery settings for `celery -A trestle_tasks …`, read from the environment (.env too).
 
-Everything is defined in trestle_tasks/celery_settings.py; override a setting here.
+Everything is defined in trestle_tasks/worker/celery_settings.py; override a setting here.
 """
 
-from trestle_tasks.celery_settings import *  # noqa: F403
+from trestle_tasks.worker.celery_settings import *  # noqa: F403

@@ -41,11 +41,11 @@ from bench.cpu import CpuMeter, find_pid, per_thousand
 from bench.narrow_metadata import write_narrowed_metadata
 from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
-from trestle_tasks import factory
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.store.sync_log import peak_in_flight
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 

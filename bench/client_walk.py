@@ -22,12 +22,12 @@ from collections import Counter
 import requests
 
 from bench.simulator_process import simulator_process
-from trestle_tasks import factory
-from trestle_tasks.retry import RetryPolicy
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.retry import RetryPolicy
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 
 def main() -> None:

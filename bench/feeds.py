@@ -43,10 +43,10 @@ import sqlalchemy as sa
 from bench.cpu import CpuMeter, per_thousand
 from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
-from trestle_tasks.feeds import load_feeds
+from trestle_tasks.core.feeds import load_feeds
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.naming import VERSION_COLUMN
 from trestle_tasks.store.records import layout_of
-from trestle_tasks.timestamps import ODataTimestamp
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 

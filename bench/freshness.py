@@ -62,13 +62,13 @@ import sqlalchemy as sa
 from bench.cpu import CpuMeter, find_pid
 from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
-from trestle_tasks.cli_errors import EXIT_SKIPPED
+from trestle_tasks.cli.errors import EXIT_SKIPPED
+from trestle_tasks.core.timestamps import TICKS_PER_SECOND, ODataTimestamp
 from trestle_tasks.monitoring.freshness import FreshnessRecorder, percentile
 from trestle_tasks.store.naming import VERSION_COLUMN
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.sync.poll_state import PollStateStore
-from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp
 
 ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/mysql"
 # Not 12, which bench/backfill.py and bench/feeds.py empty when they start: another

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from trestle_tasks.errors import StoreError
+from trestle_tasks.core.errors import StoreError
 from trestle_tasks.store.loader import guarded_assignments
 from trestle_tasks.store.schema import ResourceLayout
 

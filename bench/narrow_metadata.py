@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from trestle_tasks.simulator.default_metadata import default_metadata_xml
+from trestle_simulator.default_metadata import default_metadata_xml
 
 # Declared last in Property, and needed whatever the width: the replication watermark
 # (ModificationTimestamp) and the change stamps of media, price and status.

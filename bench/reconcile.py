@@ -28,12 +28,12 @@ from pathlib import Path
 import requests
 
 from bench.simulator_process import simulator_process
-from trestle_tasks import factory
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.sync.schema import ensure_tables
-from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.pager import census_versions
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 DAY_TICKS = 864_000_000_000
 CLIENT = {"TRESTLE_CLIENT_ID": "trestle-simulator", "TRESTLE_CLIENT_SECRET": "simulator-secret"}

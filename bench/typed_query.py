@@ -46,9 +46,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from trestle_tasks.simulator.config import SimulatorConfig
-from trestle_tasks.simulator.default_metadata import default_metadata_xml
-from trestle_tasks.simulator.feed import Feed
+from trestle_simulator.config import SimulatorConfig
+from trestle_simulator.default_metadata import default_metadata_xml
+from trestle_simulator.feed import Feed
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.store import Store
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.trestle.metadata import INTEGER_RANGES, FieldSpec, ResourceSpec
 
 UNBOUNDED_STRING = 4000  # characters for strings declared without MaxLength

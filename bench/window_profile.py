@@ -28,10 +28,10 @@ import sqlalchemy as sa
 
 from bench.cpu import CpuMeter, find_pid, per_thousand
 from bench.simulator_process import simulator_process
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.store.store import Store
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.worker.runtime import LocalRuntime
 
 ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
 

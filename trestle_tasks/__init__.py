@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # `celery -A trestle_tasks` looks for `app`; build it only when asked for.
     if name in ("app", "celery"):
-        from trestle_tasks.celery_app import app
+        from trestle_tasks.worker.celery_app import app
 
         return app
     raise AttributeError(f"module 'trestle_tasks' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from trestle_tasks.cli import main
+from trestle_tasks.cli.commands import main
 
 main(prog_name="trestle-etl")

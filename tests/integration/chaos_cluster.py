@@ -170,7 +170,7 @@ def trestle_etl(env: dict[str, str], *args: str) -> subprocess.Popen:
 def send_task(env: dict[str, str], name: str, args: tuple[str, ...] = ()) -> str:
     """Send a task by name through the product's Celery app as configured by `env` (its
     broker and routes), from a process of its own; returns the task id."""
-    code = ("import json, sys; from trestle_tasks.celery_app import app; "
+    code = ("import json, sys; from trestle_tasks.worker.celery_app import app; "
             "print(app.send_task(sys.argv[1], args=json.loads(sys.argv[2])).id)")
     done = subprocess.run([sys.executable, "-c", code, name, json.dumps(list(args))],
                           env=env, capture_output=True, text=True, timeout=60, check=False)

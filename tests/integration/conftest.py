@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from tests.redis_space import celery_database, own_credential, run_key, shared_client
-from trestle_tasks.masking import Secret
-from trestle_tasks.retry import RetryPolicy
-from trestle_tasks.simulator.config import SimulatorConfig
-from trestle_tasks.simulator.server import RunningSimulator, start_in_thread
+from trestle_simulator.config import SimulatorConfig
+from trestle_simulator.server import RunningSimulator, start_in_thread
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.core.timestamps import ODataTimestamp
 
 DAY_TICKS = 864_000_000_000
 

@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
-from trestle_tasks.errors import RetriesExhaustedError
-from trestle_tasks.masking import Secret
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.errors import RetriesExhaustedError
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.token_cache import MemoryTokenCache

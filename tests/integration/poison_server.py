@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from trestle_tasks.masking import Secret
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.jsontext import encode_json
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import TrestleClient, new_session

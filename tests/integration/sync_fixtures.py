@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from trestle_tasks.settings import Settings, load_settings
+from trestle_tasks.core.settings import Settings, load_settings
 
 SERVER_URLS = {
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/{name}",

@@ -17,17 +17,17 @@ import pytest
 
 from tests.alert_receivers import HttpReceiver, SmtpReceiver
 from tests.redis_space import own_credential, redis_url
-from trestle_tasks import alert_hooks as hooks
-from trestle_tasks import factory
+from trestle_tasks.cli.local import sync_local
 from trestle_tasks.coordination.locks import lock_name
-from trestle_tasks.errors import AlertDeliveryError, BadCredentialsError
-from trestle_tasks.local import sync_local
-from trestle_tasks.masking import Secret
+from trestle_tasks.core.errors import AlertDeliveryError, BadCredentialsError
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.monitoring.alerts.channels import SmtpChannel, WebhookChannel
 from trestle_tasks.monitoring.alerts.model import Alert
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-from trestle_tasks.settings import load_settings
 from trestle_tasks.store.sync_log import FAILED, SUCCEEDED
+from trestle_tasks.worker import alert_hooks as hooks
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for
@@ -259,8 +259,8 @@ def test_webhook_errors_name_the_host_never_the_url():
 
 def test_the_beat_task_uses_the_database_lock_and_the_redis_cooldown(tmp_path, hook,
                                                                      redis_client, monkeypatch):
-    from trestle_tasks import tasks
-    from trestle_tasks.runtime import forget_cluster_runtime
+    from trestle_tasks.worker import tasks
+    from trestle_tasks.worker.runtime import forget_cluster_runtime
 
     monkeypatch.chdir(tmp_path)  # no stray .env
     environ = {"TRESTLE_CLIENT_ID": f"beat-{uuid.uuid4().hex[:8]}",

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trestle_tasks.coordination.token_cache import RedisTokenCache
-from trestle_tasks.errors import BadCredentialsError
-from trestle_tasks.masking import Secret
+from trestle_tasks.core.errors import BadCredentialsError
+from trestle_tasks.core.masking import Secret
 from trestle_tasks.trestle.auth import TokenProvider, token_cache_key
 from trestle_tasks.trestle.client import new_session
 from trestle_tasks.trestle.token_cache import MemoryTokenCache

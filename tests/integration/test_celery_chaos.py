@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from trestle_tasks import factory
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.store.sync_log import peak_in_flight
+from trestle_tasks.worker import factory
 
 from .conftest import start_simulator
 from .test_celery_sync import (  # noqa: F401 - clean_redis and mariadb_url are fixtures

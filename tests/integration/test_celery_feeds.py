@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from tests.redis_space import own_credential, redis_url
-from trestle_tasks import factory
-from trestle_tasks.feeds import load_feeds
-from trestle_tasks.simulator.config import FeedConfig, SimulatorConfig
-from trestle_tasks.simulator.server import start_in_thread
+from trestle_simulator.config import FeedConfig, SimulatorConfig
+from trestle_simulator.server import start_in_thread
+from trestle_tasks.core.feeds import load_feeds
+from trestle_tasks.worker import factory
 
 from .sync_fixtures import ADMIN_URLS, canonical, create_database, drop_database
 from .test_celery_sync import clean_redis, start_worker, stop, trestle_etl  # noqa: F401

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from trestle_tasks import factory
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
+from trestle_tasks.worker import factory
 
 from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database

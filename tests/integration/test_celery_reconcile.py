@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from tests.redis_space import redis_url
-from trestle_tasks import factory
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
+from trestle_tasks.worker import factory
 
 from .conftest import start_simulator
 from .drift_fixtures import DAY_TICKS, arrive_below, change_below
@@ -40,7 +40,7 @@ def watermark_ticks(env) -> int:
 
 def reconcile_on_workers(env, resource: str) -> dict:
     """Send `trestle.reconcile` to the workers and wait for its result."""
-    code = ("import json; from trestle_tasks.tasks import reconcile_task; "
+    code = ("import json; from trestle_tasks.worker.tasks import reconcile_task; "
             f"print(json.dumps(reconcile_task.delay({resource!r}).get(timeout=180)))")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=240)

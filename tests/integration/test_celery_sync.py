@@ -12,9 +12,9 @@ import uuid
 import pytest
 
 from tests.redis_space import redis_url
-from trestle_tasks import factory
-from trestle_tasks.runtime import ClusterRuntime
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for

@@ -50,8 +50,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, example, given, note, settings
 from hypothesis import strategies as st
 
-from trestle_tasks import factory
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
+from trestle_tasks.worker import factory
 
 from .chaos_cluster import (
     BROKERS,

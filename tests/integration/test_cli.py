@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 
 from bench.simulator_process import simulator_process
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.worker.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
 

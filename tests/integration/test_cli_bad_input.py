@@ -122,7 +122,7 @@ def test_debug_adds_the_traceback(tmp_path):
 
 
 def test_every_command_has_help(tmp_path):
-    from trestle_tasks.cli import main
+    from trestle_tasks.cli.commands import main
 
     assert len(main.commands) >= 8
     for name in sorted(main.commands):

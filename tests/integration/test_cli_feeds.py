@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.redis_space import own_credential, redis_url
-from trestle_tasks.simulator.config import FeedConfig, SimulatorConfig
-from trestle_tasks.simulator.server import RunningSimulator, start_in_thread
+from trestle_simulator.config import FeedConfig, SimulatorConfig
+from trestle_simulator.server import RunningSimulator, start_in_thread
 
 from .cli_process import clean_env, table_names, trestle_etl
 

@@ -6,12 +6,12 @@ from collections import Counter
 
 import pytest
 
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     ODataRequestError,
     RetriesExhaustedError,
     UnlicensedResourceError,
 )
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
 

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from trestle_tasks.errors import UnexpectedResponseError
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.core.errors import UnexpectedResponseError
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.trestle.pager import KeysetWindow, census_versions, walk_keyset, walk_links
 from trestle_tasks.trestle.query import ODataQuery
 

@@ -18,13 +18,13 @@ import pytest
 
 from tests.alert_receivers import HttpReceiver
 from tests.redis_space import redis_url
-from trestle_tasks import alert_hooks as hooks
-from trestle_tasks import factory
-from trestle_tasks.metrics_http import start_metrics_server
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-from trestle_tasks.settings import Settings, load_settings
-from trestle_tasks.status import collect_status, render_status
+from trestle_tasks.cli.metrics_http import start_metrics_server
+from trestle_tasks.cli.status import collect_status, render_status
+from trestle_tasks.core.settings import Settings, load_settings
 from trestle_tasks.store.sync_log import FAILED, SUCCEEDED, SyncLog, SyncRun
+from trestle_tasks.worker import alert_hooks as hooks
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 from .sync_fixtures import DIALECTS, create_database, drop_database
 from .test_metrics import dispose_store, scrape, value

@@ -86,11 +86,11 @@ def test_flower_as_the_readme_runs_it_serves_pages_and_api_behind_basic_auth(cel
 # The README's Python-shell example, run as a script (the REPL lines, in order).
 SHELL_SESSION = textwrap.dedent("""
     import json, time
-    from trestle_tasks.tasks import plan_sync
+    from trestle_tasks.worker.tasks import plan_sync
     result = plan_sync.delay("Property")
     plan = result.get(timeout=120)
-    from trestle_tasks import factory
-    from trestle_tasks.settings import load_settings
+    from trestle_tasks.worker import factory
+    from trestle_tasks.core.settings import load_settings
     store = factory.store(load_settings())
     run = store.sync_log.get_run(plan["run_id"], "Property")
     while run.status == "running":

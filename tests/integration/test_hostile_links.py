@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from urllib3.util import parse_url
 
 from tests.hostile_http import Answer, HostileServer, Seen, hostile_server
-from trestle_tasks.errors import UnsafeLinkError
-from trestle_tasks.masking import Secret
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.errors import UnsafeLinkError
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import TrestleClient, new_session, sent_origin
 from trestle_tasks.trestle.query import ODataQuery

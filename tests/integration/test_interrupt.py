@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
 from trestle_tasks.store.sync_log import SyncLog, SyncRun
+from trestle_tasks.worker import factory
 
 from .cli_process import clean_env, trestle_etl
 from .conftest import start_simulator

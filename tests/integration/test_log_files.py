@@ -29,7 +29,7 @@ LINES = 300
 # small size limit and room for every backup, then writes LINES lines tagged with its pid.
 WRITER = textwrap.dedent(f"""
     import logging, os, sys
-    from trestle_tasks import logs
+    from trestle_tasks.core import logs
 
     logs.LOG_FILE_BYTES, logs.LOG_FILE_BACKUPS = {MAX_BYTES}, 500
 

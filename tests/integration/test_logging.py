@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from trestle_tasks.local import sync_local
-from trestle_tasks.logs import API_LOGGER, configure_logging
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.core.logs import API_LOGGER, configure_logging
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for

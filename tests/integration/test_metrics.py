@@ -15,14 +15,14 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_space import redis_url
-from trestle_tasks import factory
-from trestle_tasks.local import sync_local
-from trestle_tasks.masking import Secret
-from trestle_tasks.metrics_http import start_metrics_server
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.cli.metrics_http import start_metrics_server
+from trestle_tasks.core.masking import Secret
 from trestle_tasks.sync.schema import migrate_from_service
 from trestle_tasks.trestle.auth import token_cache_key
 from trestle_tasks.trestle.query import ODataQuery
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, drop_database, settings_for

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
-from trestle_tasks.errors import BadCredentialsError, LockLostError
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.core.errors import BadCredentialsError, LockLostError
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.sync_log import FAILED, PLANNING, RUNNING
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 from trestle_tasks.sync.schema import ensure_tables
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, drop_database, settings_for

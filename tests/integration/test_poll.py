@@ -12,15 +12,15 @@ import pytest
 import redis
 
 from tests.redis_space import redis_url
-from trestle_tasks import factory
+from trestle_tasks.cli.local import sync_local
 from trestle_tasks.coordination.locks import lock_name
-from trestle_tasks.local import sync_local
 from trestle_tasks.monitoring.freshness import FreshnessRecorder
-from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.sync.poll import BUSY, CHANGED, IDLE, TOO_MANY, new_poll_owner, poll_resource
 from trestle_tasks.sync.poll_schedule import PollPolicy
 from trestle_tasks.sync.poll_state import PollStateStore
 from trestle_tasks.sync.poll_tick import TickServices, poll_log_id, poll_tick
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database, settings_for
@@ -183,9 +183,9 @@ def test_a_tick_polls_what_is_due_and_keeps_one_row_per_resource_and_hour(synced
 def test_freshness_reaches_status_and_the_metrics(synced):
     from prometheus_client import generate_latest
 
-    from trestle_tasks.metrics_http import build_registry
-    from trestle_tasks.runtime import ClusterRuntime
-    from trestle_tasks.status import collect_status, render_status
+    from trestle_tasks.cli.metrics_http import build_registry
+    from trestle_tasks.cli.status import collect_status, render_status
+    from trestle_tasks.worker.runtime import ClusterRuntime
 
     runtime, _ = synced
     cluster = ClusterRuntime(runtime.settings)

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trestle_tasks.simulator import odata_filter as sim_parser
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_simulator import odata_filter as sim_parser
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.trestle import query as q
 
 from .conftest import build_client

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from trestle_tasks import factory
-from trestle_tasks.errors import RetriesExhaustedError
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.core.errors import RetriesExhaustedError
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.sync.reconcile import CensusRefusedError, reconcile
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .drift_fixtures import DAY_TICKS, arrive_below, change_below, stamp

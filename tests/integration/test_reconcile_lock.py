@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from trestle_tasks import factory
-from trestle_tasks.errors import LockLostError
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.core.errors import LockLostError
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.schema import ensure_tables
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for

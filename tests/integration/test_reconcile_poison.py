@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from trestle_tasks import factory
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import sync_local
 from trestle_tasks.sync.reconcile import reconcile
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from tests.redis_space import redis_url
-from trestle_tasks import factory
+from trestle_tasks.cli.local import sync_local
 from trestle_tasks.coordination.concurrency import RedisWindowGate
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime, cluster_runtime, forget_cluster_runtime
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime, cluster_runtime, forget_cluster_runtime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, drop_database, settings_for
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_reconcile_waits_for_a_free_slot_and_frees_the_one_it_took(tmp_path, monkeypatch):
-    from trestle_tasks import tasks
+    from trestle_tasks.worker import tasks
 
     url, name = create_database("sqlite", tmp_path)
     sim = start_simulator(records=50, seed=3)

@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from trestle_tasks.simulator.config import SimulatorConfig
-from trestle_tasks.simulator.server import start_in_thread
+from trestle_simulator.config import SimulatorConfig
+from trestle_simulator.server import start_in_thread
 
 from .test_simulator_http import Api
 

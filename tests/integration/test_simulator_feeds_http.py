@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from tests.integration.cli_process import clean_env
-from trestle_tasks.simulator.config import FeedConfig, SimulatorConfig
-from trestle_tasks.simulator.server import RunningSimulator, start_in_thread
+from trestle_simulator.config import FeedConfig, SimulatorConfig
+from trestle_simulator.server import RunningSimulator, start_in_thread
 
 pytestmark = pytest.mark.integration
 

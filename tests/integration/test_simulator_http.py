@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from trestle_tasks.simulator.config import SimulatorConfig
-from trestle_tasks.simulator.server import RunningSimulator, serve, start_in_thread
+from trestle_simulator.config import SimulatorConfig
+from trestle_simulator.server import RunningSimulator, serve, start_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -20,13 +20,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.store.jsontext import encode_json
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import FAILED, PLANNING, RUNNING, SUCCEEDED
+from trestle_tasks.worker import factory
 
 from .sync_fixtures import DIALECTS, create_database, drop_database
 from .test_metrics import dispose_store

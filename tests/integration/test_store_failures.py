@@ -19,8 +19,8 @@ from tests.store_fixtures import (
     open_target,
     store_target,  # noqa: F401
 )
-from trestle_tasks.errors import RetriesExhaustedError
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.errors import RetriesExhaustedError
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.export import export_records
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.sync_log import SyncLog

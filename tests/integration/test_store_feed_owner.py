@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from tests.store_data import SMALL_EDMX
 from tests.store_fixtures import MARIADB_URL, POSTGRES_URL, server_engine
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
-from trestle_tasks.errors import ConfigurationError, SchemaMismatchError
-from trestle_tasks.feeds import load_feeds
-from trestle_tasks.settings import Settings
+from trestle_tasks.core.errors import ConfigurationError, SchemaMismatchError
+from trestle_tasks.core.feeds import load_feeds
+from trestle_tasks.core.settings import Settings
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import Watermark
 from trestle_tasks.sync.plan import WindowSizing, plan_run

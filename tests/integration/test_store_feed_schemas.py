@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from tests.store_data import SMALL_EDMX
 from tests.store_fixtures import MARIADB_URL, POSTGRES_URL, server_engine
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
-from trestle_tasks.errors import StoreError
-from trestle_tasks.feeds import load_feeds
-from trestle_tasks.settings import Settings
+from trestle_tasks.core.errors import StoreError
+from trestle_tasks.core.feeds import load_feeds
+from trestle_tasks.core.settings import Settings
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.migrate import ensure_schema
 from trestle_tasks.store.store import Store

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tests.edmx_builder import edmx
 from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
-from trestle_tasks.errors import SchemaMismatchError
+from trestle_tasks.core.errors import SchemaMismatchError
 from trestle_tasks.store.store import Store
 
 DOCUMENT = edmx({"OpenHouse": [], "Open_House": [], "Property": [], "PropertyFields": [],

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from tests.edmx_builder import STRING, edmx
 from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
-from trestle_tasks.cli_render import describe_migration
+from trestle_tasks.cli.render import describe_migration
 from trestle_tasks.store.jsontext import encode_json
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.schema import bookkeeping

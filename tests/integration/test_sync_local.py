@@ -13,10 +13,10 @@ from collections import Counter
 import pytest
 
 from tests.redis_space import redis_url
-from trestle_tasks import factory
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
+from trestle_tasks.cli.local import sync_local
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import DIALECTS, canonical, create_database, drop_database, settings_for
@@ -194,7 +194,7 @@ def test_a_photo_set_answered_short_is_kept(tmp_path):
 
 def test_status_counts_exactly_the_requests_the_simulator_served(tmp_path):
     """Cost tracking accuracy: counted requests equal the requests served."""
-    from trestle_tasks.status import collect_status, render_status
+    from trestle_tasks.cli.status import collect_status, render_status
 
     sim = start_simulator(records=600, seed=13, rate_5xx=0.05, rate_429=0.05, fault_seed=2)
     try:

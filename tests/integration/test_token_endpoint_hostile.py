@@ -24,9 +24,9 @@ from tests.hostile_http import Answer, HostileServer, Seen, hostile_server
 from tests.integration.cli_process import clean_env, trestle_etl
 from tests.redis_space import own_credential, shared_client
 from trestle_tasks.coordination.token_cache import RedisTokenCache
-from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.masking import Secret
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import new_session
 from trestle_tasks.trestle.token_cache import MemoryTokenCache, TokenCache

@@ -20,10 +20,10 @@ import pytest
 from tests.hostile_http import Answer, HostileServer, Seen, hostile_server
 from tests.integration.cli_process import clean_env, trestle_etl
 from tests.integration.conftest import build_client, start_simulator
-from trestle_tasks.errors import UnlicensedResourceError
-from trestle_tasks.logs import redact
-from trestle_tasks.masking import MASK, Secret
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.errors import UnlicensedResourceError
+from trestle_tasks.core.logs import redact
+from trestle_tasks.core.masking import MASK, Secret
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.query import ODataQuery

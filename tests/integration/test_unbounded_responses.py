@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from trestle_tasks import factory
-from trestle_tasks.errors import InvalidResponseError
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.errors import InvalidResponseError
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.token_cache import MemoryTokenCache
+from trestle_tasks.worker import factory
 
 from .hostile_stream import cause_of, client_for, hostile
 
@@ -56,8 +56,8 @@ def gzip_bomb(inflated_mb: int) -> bytes:
 # the read's alone.
 CHILD = """
 import json, sys
-from trestle_tasks.masking import Secret
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.query import ODataQuery

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from trestle_tasks.errors import InvalidResponseError
+from trestle_tasks.core.errors import InvalidResponseError
 from trestle_tasks.trestle.client import new_session
 from trestle_tasks.trestle.query import ODataQuery
 

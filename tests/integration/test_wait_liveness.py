@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from trestle_tasks import dispatch
-from trestle_tasks.errors import FatalError
+from trestle_tasks.core.errors import FatalError
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import ABANDONED, PLANNING, RUNNING, SUCCEEDED
+from trestle_tasks.worker import dispatch
 
 from .conftest import start_simulator
 from .test_celery_sync import clean_redis, mariadb_url, worker_env  # noqa: F401

@@ -18,10 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.alert_receivers import HttpReceiver
 from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
-from trestle_tasks import factory
+from trestle_tasks.cli.local import sync_local
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import PARTIAL, SUCCEEDED, Watermark
@@ -29,6 +27,8 @@ from trestle_tasks.sync import local as local_mode
 from trestle_tasks.sync.finalize import finalize_run
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.run_retry import run_retry_delay
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import create_database, settings_for
@@ -135,7 +135,7 @@ def test_sync_local_says_so_everywhere_when_its_watermark_is_held(tmp_path, hook
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
         monkeypatch.chdir(tmp_path)
-        from trestle_tasks.cli import main
+        from trestle_tasks.cli.commands import main
 
         result = CliRunner().invoke(main, ["sync", "--local", "--resource", "Property"])
         monkeypatch.undo()
@@ -149,7 +149,7 @@ def test_sync_local_says_so_everywhere_when_its_watermark_is_held(tmp_path, hook
         alerts = [body for _, body in hook.requests if body["kind"] == "run_failed"]
         assert len(alerts) == 1 and "newer fence" in alerts[0]["text"]
         # status, text and JSON.
-        from trestle_tasks.status import collect_status, render_status
+        from trestle_tasks.cli.status import collect_status, render_status
 
         report = collect_status(ClusterRuntime(settings))
         text = render_status(report)

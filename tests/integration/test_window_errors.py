@@ -8,15 +8,15 @@ import logging
 
 import pytest
 
-from trestle_tasks import factory
 from trestle_tasks.coordination.db_lock import DatabaseRunLock
-from trestle_tasks.errors import TransientServerError
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.core.errors import TransientServerError
 from trestle_tasks.store.sync_log import FAILED
 from trestle_tasks.sync.plan import WindowSizing, plan_run
 from trestle_tasks.sync.run_retry import run_retry_delay
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import sync_window
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import settings_for

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from trestle_tasks import factory
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
 from .sync_fixtures import canonical, create_database, drop_database, settings_for

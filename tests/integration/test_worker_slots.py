@@ -15,9 +15,9 @@ import redis
 
 from tests.redis_space import RUN_PREFIX, redis_url
 from trestle_tasks.coordination import worker_slots
-from trestle_tasks.runtime import ClusterRuntime
-from trestle_tasks.settings import load_settings
-from trestle_tasks.tasks import cluster_sizing
+from trestle_tasks.core.settings import load_settings
+from trestle_tasks.worker.runtime import ClusterRuntime
+from trestle_tasks.worker.tasks import cluster_sizing
 
 from .cli_process import clean_env
 

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from tests.alert_receivers import HttpReceiver, SmtpReceiver
 from tests.redis_space import run_key, shared_client
-from trestle_tasks.logs import redact
-from trestle_tasks.masking import Secret
+from trestle_tasks.core.logs import redact
+from trestle_tasks.core.masking import Secret
 from trestle_tasks.monitoring.alerts.channels import (
     SlackChannel,
     SmtpChannel,

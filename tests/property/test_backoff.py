@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     ODataRequestError,
     RateLimitedError,
     RetriesExhaustedError,
     TransientServerError,
 )
-from trestle_tasks.retry import RetryPolicy, call_with_retries, parse_retry_after
+from trestle_tasks.core.retry import RetryPolicy, call_with_retries, parse_retry_after
 
 policies = st.builds(
     RetryPolicy,

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.hostile_stream import client_for, hostile, send_json
-from trestle_tasks.errors import UnexpectedResponseError
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.core.errors import UnexpectedResponseError
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
 

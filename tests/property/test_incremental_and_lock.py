@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
-from trestle_tasks import factory
+from trestle_tasks.cli.local import sync_local
 from trestle_tasks.coordination.locks import LockGrant
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
 FIXTURE_OK = [HealthCheck.function_scoped_fixture]

@@ -30,8 +30,6 @@ from hypothesis import strategies as st
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
 from tests.redis_space import redis_url
-from trestle_tasks import factory
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.sync_log import FAILED, SKIPPED, SUCCEEDED, Watermark
 from trestle_tasks.sync.finalize import finalize_run
@@ -39,6 +37,8 @@ from trestle_tasks.sync.model import RunPlan, WindowOutcome
 from trestle_tasks.sync.plan import Skipped, WindowSizing, plan_run
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.sync.window import sync_window
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 pytestmark = pytest.mark.integration
 RESOURCE = "Property"

@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import settings_for
-from trestle_tasks import factory
-from trestle_tasks.local import sync_local
-from trestle_tasks.logs import ContextFilter, JsonFormatter
-from trestle_tasks.retry import RetryPolicy
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.core.logs import ContextFilter, JsonFormatter
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.sync.phases import FIGURE_FIELDS
 from trestle_tasks.sync.reconcile import reconcile
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
 FAST_RETRY = RetryPolicy(budget_s=60, base_delay_s=0.002, max_delay_s=0.02,

@@ -15,14 +15,14 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     ConnectionFailedError,
     NoProgressError,
     RetriesExhaustedError,
     TransientServerError,
 )
-from trestle_tasks.masking import Secret
-from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
+from trestle_tasks.core.masking import Secret
+from trestle_tasks.core.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.retry_notes import NOTES_LOGGER

@@ -54,16 +54,16 @@ from hypothesis import strategies as st
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
 from tests.redis_space import redis_url
-from trestle_tasks import factory
-from trestle_tasks.local import local_services, sync_local
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import local_services, sync_local
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.sync_log import SyncRun
 from trestle_tasks.sync.local import run_locally
 from trestle_tasks.sync.plan import Skipped
 from trestle_tasks.sync.poll import BUSY, CHANGED, IDLE, TOO_MANY, PollOutcome, poll_resource
 from trestle_tasks.sync.reconcile import reconcile
-from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.client import Page, TrestleClient
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
 

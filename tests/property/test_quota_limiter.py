@@ -276,8 +276,8 @@ def test_a_capped_feeds_cluster_limiter_paces_at_its_cap_not_the_servers_limit()
     """TRESTLE_QUOTA_PER_MINUTE reaches the limiter the workers share (built by the
     factory from a feed's settings, in Redis): told the server allows 600 a minute, it
     still paces at the cap of 50 (a burst of 2, then one every 60 s / 48)."""
-    from trestle_tasks import factory
-    from trestle_tasks.feeds import load_feeds
+    from trestle_tasks.core.feeds import load_feeds
+    from trestle_tasks.worker import factory
 
     feeds = load_feeds({
         "TRESTLE_FEEDS": "capped", "FEED_CAPPED_TRESTLE_CLIENT_ID": f"cap-{uuid.uuid4().hex}",

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import canonical, create_database, settings_for
-from trestle_tasks import factory
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.naming import DELETED_COLUMN, RECORD_COLUMN, VERSION_COLUMN
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.sync.reconcile import reconcile
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
 FIXTURE_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

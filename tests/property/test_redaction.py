@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.secret_strategies import leaked_forms, secrets
-from trestle_tasks.logs import JsonFormatter, Redactor
-from trestle_tasks.settings import load_settings
+from trestle_tasks.core.logs import JsonFormatter, Redactor
+from trestle_tasks.core.settings import load_settings
 
 ENCODINGS = {
     "as is": lambda s: s,

@@ -7,7 +7,7 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     InvalidResponseError,
     ODataRequestError,
     RateLimitedError,

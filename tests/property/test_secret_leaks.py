@@ -44,13 +44,13 @@ from tests.integration.conftest import start_simulator
 from tests.integration.sync_fixtures import settings_for
 from tests.redis_space import redis_url
 from tests.secret_strategies import leaked_forms, secrets
-from trestle_tasks import factory
-from trestle_tasks.local import sync_local
-from trestle_tasks.logs import API_LOGGER, ContextFilter, JsonFormatter, redact
-from trestle_tasks.retry import RetryPolicy
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-from trestle_tasks.status import collect_status, render_status
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.cli.status import collect_status, render_status
+from trestle_tasks.core.logs import API_LOGGER, ContextFilter, JsonFormatter, redact
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.worker import factory
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 pytestmark = pytest.mark.integration
 QUICK_RETRY = RetryPolicy(budget_s=0.3, base_delay_s=0.002, max_delay_s=0.02,
@@ -159,7 +159,7 @@ def celery_arguments(plans: list, results: list) -> str:
     """What tasks.py would send for these runs: the real signatures, as Celery encodes them."""
     from kombu.utils.json import dumps
 
-    from trestle_tasks.tasks import finalize_sync, plan_sync, sync_window_task
+    from trestle_tasks.worker.tasks import finalize_sync, plan_sync, sync_window_task
 
     sent = []
     for plan in plans:

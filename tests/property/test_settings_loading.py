@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import REPO_ROOT
-from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.settings import SPECS, load_settings
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.settings import SPECS, load_settings
 
 VALID = {
     "TRESTLE_FEEDS": "north,south",

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
-from trestle_tasks.simulator.app import CONTROL_PATH, ODATA_PATH, TOKEN_PATH, SimulatorApp
-from trestle_tasks.simulator.config import FeedConfig, SimulatorConfig
+from trestle_simulator.app import CONTROL_PATH, ODATA_PATH, TOKEN_PATH, SimulatorApp
+from trestle_simulator.config import FeedConfig, SimulatorConfig
 
 FEEDS = ("a", "b", "c")
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from trestle_tasks.simulator.odata_filter import (
+from trestle_simulator.odata_filter import (
     Call,
     Compare,
     ExpandItem,

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from tests.store_data import PROPERTY, migrate_small, records, unique_prefix
 from tests.store_fixtures import StoreTarget, module_store_target  # noqa: F401
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.records import layout_of
-from trestle_tasks.timestamps import ODataTimestamp
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from tests.store_data import migrate_small, unique_prefix
 from tests.store_fixtures import StoreTarget, module_store_target  # noqa: F401
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.export import export_records
 from trestle_tasks.store.loader import RecordLoader
-from trestle_tasks.timestamps import ODataTimestamp
 
 BASE = ODataTimestamp.parse("2024-03-01T00:00:00Z").ticks
 

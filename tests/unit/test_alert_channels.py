@@ -51,8 +51,8 @@ class _Open:
     ((), None), (("north", "south"), "north"), (("north",), "north"),
 ], ids=["one-feed", "two-feeds", "one-named-feed"])
 def test_with_named_feeds_every_alert_names_its_feed(feed_names, named):
-    from trestle_tasks import factory
-    from trestle_tasks.settings import load_settings
+    from trestle_tasks.core.settings import load_settings
+    from trestle_tasks.worker import factory
 
     settings = load_settings({"TRESTLE_CLIENT_ID": "id", "TRESTLE_CLIENT_SECRET": "secret"},
                              env_file=None)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trestle_tasks.errors import BadCredentialsError
+from trestle_tasks.core.errors import BadCredentialsError
 from trestle_tasks.monitoring.alerts.model import CRITICAL, WARNING, Alert
 from trestle_tasks.monitoring.alerts.rules import (
     HeldLock,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.settings import load_settings
 from trestle_tasks.monitoring.alerts.channels import SlackChannel, SmtpChannel, WebhookChannel
 from trestle_tasks.monitoring.alerts.cooldown import FileCooldown, MemoryCooldown
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import load_settings
+from trestle_tasks.worker.runtime import LocalRuntime
 
 BASE = {"TRESTLE_CLIENT_ID": "c", "TRESTLE_CLIENT_SECRET": "secret-1"}
 WEBHOOK = "https://hooks.example.com/services/T1/B2/sup3rtoken"

@@ -9,9 +9,9 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from trestle_tasks.cli_errors import EXIT_BAD_CONFIG, EXIT_FAILURE, describe
-from trestle_tasks.cli_progress import QuietBar, follow, grow
-from trestle_tasks.errors import BadCredentialsError, ConfigurationError
+from trestle_tasks.cli.errors import EXIT_BAD_CONFIG, EXIT_FAILURE, describe
+from trestle_tasks.cli.progress import QuietBar, follow, grow
+from trestle_tasks.core.errors import BadCredentialsError, ConfigurationError
 
 
 def db_error(orig: Exception) -> sa.exc.OperationalError:

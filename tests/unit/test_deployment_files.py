@@ -303,7 +303,8 @@ def test_dockerignore_keeps_secrets_history_and_databases_out(path):
 
 @pytest.mark.parametrize("path", ["requirements.txt", "requirements-simulator.txt",
                                   "pyproject.toml", "README.md",
-                                  "celeryconfig.py", "trestle_tasks/cli.py", ".env.example"])
+                                  "celeryconfig.py", "trestle_tasks/cli/commands.py",
+                                  "trestle_simulator/server.py", ".env.example"])
 def test_dockerignore_keeps_what_the_image_needs(path):
     assert not dockerignored(path, dockerignore_patterns())
 

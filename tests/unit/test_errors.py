@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from trestle_tasks import errors
+from trestle_tasks.core import errors
 from trestle_tasks.store import dberrors  # noqa: F401  (it registers how database errors retry)
 
 ALL = [
@@ -29,7 +29,7 @@ def test_every_error_is_either_retriable_or_fatal(cls):
 
 
 def test_mysql_says_whether_a_password_was_sent_and_that_is_kept():
-    from trestle_tasks.logs import redact
+    from trestle_tasks.core.logs import redact
 
     message = "(1045, \"Access denied for user 'etl'@'localhost' (using password: YES)\")"
     assert redact(message) == message
@@ -77,7 +77,7 @@ def test_importing_any_part_of_the_store_registers_how_database_errors_are_read(
     import sys
 
     code = ("import pymysql, sqlalchemy.exc as e; import trestle_tasks.store.engine; "
-            "from trestle_tasks.errors import is_retriable; "
+            "from trestle_tasks.core.errors import is_retriable; "
             "print(is_retriable(e.OperationalError('SELECT 1', {}, "
             "pymysql.err.OperationalError(2013, 'Lost connection'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO_ROOT
-from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.feeds import DEFAULT_FEED, feed_variable, load_feeds
-from trestle_tasks.settings import BY_ENV, FEED_SCOPED, SPECS, load_settings
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.feeds import DEFAULT_FEED, feed_variable, load_feeds
+from trestle_tasks.core.settings import BY_ENV, FEED_SCOPED, SPECS, load_settings
 
 MYSQL = "mysql+pymysql://etl:dbpass@127.0.0.1:3306/trestle"
 PG = "postgresql+psycopg://etl:dbpass@127.0.0.1:5432/trestle"
@@ -360,8 +360,8 @@ def test_feed_scoped_names_are_settings():
 def test_a_feed_may_cap_its_own_pace_below_the_quota():
     """FEED_<NAME>_TRESTLE_QUOTA_PER_MINUTE / _PER_HOUR: the lower of the two, a minute's
     worth, paces that feed's limiter; the other feed follows the quota headers alone."""
-    from trestle_tasks import factory
     from trestle_tasks.coordination.quota import MINUTE_MS
+    from trestle_tasks.worker import factory
 
     feeds = load_feeds(two_feeds(FEED_NORTH_TRESTLE_QUOTA_PER_MINUTE="100",
                                  FEED_NORTH_TRESTLE_QUOTA_PER_HOUR="3000"), env_file=None)

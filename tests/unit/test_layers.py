@@ -2,19 +2,18 @@
 
 Every import counts, wherever it is written (module level, inside a function, under
 `if TYPE_CHECKING:`): a lazy import is still a dependency, and a cycle hidden in a function
-is still a cycle. The order, lowest first (see docs/layout.md):
+is still a cycle. A module's layer is its folder (see docs/layout.md), lowest first:
 
-- foundation: errors, masking, logfiles, logs, settings, feeds, wording, retry, timestamps;
+- core/ (errors, settings, logs, masking, timestamps…);
 - trestle/ (the HTTP client), then store/ (the database), then coordination/ (locks, quota,
   window gate);
 - sync/ (the use cases) and monitoring/ (metrics, drift, alert rules) side by side: each
   may read the layers below, neither imports the other;
-- the Celery and command layer: every other top-level module (tasks, celery_app, cli*,
-  demo*, factory, runtime, dispatch, local, alert_hooks, status, metrics_http, health,
-  preflight).
+- worker/ (Celery: the app, the tasks, the runtime), then cli/ (the commands).
 
-simulator/ stands apart: it imports nothing of the pipeline (foundation at most), and only
-the top layer starts it.
+The package root holds only `__init__` (which builds the Celery app when asked) and
+`__main__`. The simulator is a package of its own, `trestle_simulator`: it imports nothing
+of `trestle_tasks`, and only cli/ starts it.
 """
 
 from __future__ import annotations
@@ -27,22 +26,25 @@ from pathlib import Path
 import pytest
 
 ROOT = "trestle_tasks"
-PACKAGE_DIR = Path(__file__).resolve().parents[2] / ROOT
+SIMULATOR = "trestle_simulator"
+REPO_DIR = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = REPO_DIR / ROOT
 
-FOUNDATION = {"errors", "masking", "logfiles", "logs", "settings", "feeds", "wording", "retry",
-              "timestamps"}
-BELOW_COORDINATION = {"coordination", "store", "trestle", "foundation"}
-# What each layer may import besides itself; "app" (the top) may import anything.
+BELOW_COORDINATION = {"coordination", "store", "trestle", "core"}
+BELOW_WORKER = BELOW_COORDINATION | {"sync", "monitoring"}
+# What each folder may import besides itself; the root (`__init__`, `__main__`) anything.
 MAY_IMPORT: dict[str, set[str]] = {
-    "foundation": set(),
-    "simulator": {"foundation"},
-    "trestle": {"foundation"},
-    "store": {"trestle", "foundation"},
-    "coordination": {"store", "trestle", "foundation"},
+    "core": set(),
+    "trestle": {"core"},
+    "store": {"trestle", "core"},
+    "coordination": {"store", "trestle", "core"},
     "sync": BELOW_COORDINATION,
     "monitoring": BELOW_COORDINATION,
+    "worker": BELOW_WORKER,
+    "cli": BELOW_WORKER | {"worker", "simulator"},
+    "simulator": set(),
 }
-SUBPACKAGES = {"trestle", "store", "coordination", "sync", "monitoring", "simulator"}
+ROOT_MODULES = {ROOT, f"{ROOT}.__main__"}
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,15 @@ class Edge:
         return f"{self.source} (line {self.line}) imports {self.target}"
 
 
-def module_files(package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
+def module_files(package_dirs: tuple[Path, ...] = (PACKAGE_DIR, REPO_DIR / SIMULATOR),
+                 ) -> dict[str, Path]:
     modules = {}
-    for path in sorted(package_dir.rglob("*.py")):
-        parts = (ROOT, *path.relative_to(package_dir).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts = parts[:-1]
-        modules[".".join(parts)] = path
+    for package_dir in package_dirs:
+        for path in sorted(package_dir.rglob("*.py")):
+            parts = (package_dir.name, *path.relative_to(package_dir).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            modules[".".join(parts)] = path
     return modules
 
 
@@ -91,22 +95,21 @@ def import_edges(modules: dict[str, Path]) -> list[Edge]:
 
 def layer_of(module: str) -> str:
     parts = module.split(".")
-    if len(parts) == 1:
-        return "app"  # the package itself: its __init__ only builds the Celery app on demand
-    if parts[1] in FOUNDATION and len(parts) == 2:
-        return "foundation"
-    if parts[1] in SUBPACKAGES:
+    if parts[0] == SIMULATOR:
+        return "simulator"
+    if module in ROOT_MODULES:
+        return "root"
+    if len(parts) >= 2 and parts[1] in MAY_IMPORT:
         return parts[1]
-    if len(parts) == 2:
-        return "app"
-    raise AssertionError(f"{module}: a new subpackage; give it a layer in {__file__}")
+    raise AssertionError(f"{module}: not in a layer's folder; give it one "
+                         f"({', '.join(sorted(MAY_IMPORT))}) or a new layer in {__file__}")
 
 
 def layer_violations(edges: list[Edge]) -> list[str]:
     wrong = []
     for edge in edges:
         source, target = layer_of(edge.source), layer_of(edge.target)
-        if source == "app" or source == target or target in MAY_IMPORT[source]:
+        if source == "root" or source == target or target in MAY_IMPORT[source]:
             continue
         wrong.append(f"{edge}: {source} may import only "
                      f"{', '.join(sorted(MAY_IMPORT[source] | {source}))}, not {target}")
@@ -188,19 +191,24 @@ def test_imports_only_go_down_the_layers(edges):
     assert not wrong, "imports against the layer order:\n" + "\n".join(wrong)
 
 
-def test_every_foundation_module_exists():
+def test_every_module_is_in_a_layer_s_folder():
     modules = module_files()
-    assert {f"{ROOT}.{name}" for name in FOUNDATION} <= set(modules)
+    assert f"{ROOT}.core.errors" in modules and f"{SIMULATOR}.server" in modules
+    for module in modules:
+        layer_of(module)  # raises for a module outside every folder
+    with pytest.raises(AssertionError, match="not in a layer's folder"):
+        layer_of(f"{ROOT}.heap")
 
 
 def test_the_checks_catch_a_cycle_and_an_upward_import():
     made_up = [Edge("trestle_tasks.sync.a", "trestle_tasks.sync.b", 3),
                Edge("trestle_tasks.sync.b", "trestle_tasks.monitoring.c", 5),
                Edge("trestle_tasks.monitoring.c", "trestle_tasks.sync.a", 7),
-               Edge("trestle_tasks.store.d", "trestle_tasks.factory", 9)]
+               Edge("trestle_tasks.store.d", "trestle_tasks.worker.factory", 9)]
     [chain] = cycles(made_up)
     assert describe(chain).startswith("trestle_tasks.monitoring.c -> trestle_tasks.sync.a"
                                       " -> trestle_tasks.sync.b -> trestle_tasks.monitoring.c")
     wrong = layer_violations(made_up)
     assert len(wrong) == 3
-    assert wrong[-1].startswith("trestle_tasks.store.d (line 9) imports trestle_tasks.factory")
+    assert wrong[-1].startswith(
+        "trestle_tasks.store.d (line 9) imports trestle_tasks.worker.factory")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper
-from trestle_tasks.errors import LockLostError, is_retriable
+from trestle_tasks.core.errors import LockLostError, is_retriable
 
 GRANT = LockGrant("c:Property", "run-1", 7)
 

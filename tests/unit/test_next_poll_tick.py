@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestle_tasks import tasks
-from trestle_tasks.celery_settings import POLL_TICK_S
+from trestle_tasks.worker import tasks
+from trestle_tasks.worker.celery_settings import POLL_TICK_S
 
 
 class Sent:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from trestle_tasks.tasks import _polled_resources
+from trestle_tasks.worker.tasks import _polled_resources
 
 
 def runtime_of(*resources: str) -> SimpleNamespace:

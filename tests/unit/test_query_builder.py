@@ -4,7 +4,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.trestle import query as q
 
 

@@ -20,7 +20,7 @@ def a_plan(windows: int) -> RunPlan:
 
 
 def window_message(plan: RunPlan, window: Window) -> str:
-    from trestle_tasks.tasks import sync_window_task
+    from trestle_tasks.worker.tasks import sync_window_task
 
     return dumps(dict(sync_window_task.s(plan.header(), window.to_dict(), 1)))
 

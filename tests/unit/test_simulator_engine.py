@@ -11,10 +11,10 @@ from collections import Counter
 
 import pytest
 
-from trestle_tasks.simulator.config import SimulatorConfig
-from trestle_tasks.simulator.engine import Search, find
-from trestle_tasks.simulator.feed import Feed
-from trestle_tasks.simulator.odata_filter import evaluate, parse_filter, sort_key
+from trestle_simulator.config import SimulatorConfig
+from trestle_simulator.engine import Search, find
+from trestle_simulator.feed import Feed
+from trestle_simulator.odata_filter import evaluate, parse_filter, sort_key
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +121,8 @@ def test_light_records_agree_with_full_records(feed: Feed) -> None:
 
 
 def test_prerendered_records_are_the_generated_ones_and_all_kept():
-    from trestle_tasks.simulator.config import SimulatorConfig
-    from trestle_tasks.simulator.feed import Feed
+    from trestle_simulator.config import SimulatorConfig
+    from trestle_simulator.feed import Feed
 
     plain = Feed(SimulatorConfig(records=120, seed=7))
     rendered = Feed(SimulatorConfig(records=120, seed=7, prerender=True))

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from trestle_tasks.cli import main
-from trestle_tasks.simulator.config import (
+from trestle_simulator.config import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     FeedConfig,
     SimulatorConfig,
 )
-from trestle_tasks.simulator.feed_spec import FeedSpec, feeds_from_specs, parse_feed_spec
-from trestle_tasks.simulator.plan import build_plan
+from trestle_simulator.feed_spec import FeedSpec, feeds_from_specs, parse_feed_spec
+from trestle_simulator.plan import build_plan
+from trestle_tasks.cli.commands import main
 
 
 def two_feeds(**overrides: object) -> SimulatorConfig:

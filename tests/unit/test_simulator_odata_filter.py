@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from trestle_tasks.simulator.odata_filter import (
+from trestle_simulator.odata_filter import (
     MAX_DEPTH,
     MAX_LENGTH,
     And,

@@ -18,7 +18,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BLOCK = "import sys\nsys.modules['werkzeug'] = None\n"
-NOT_PIPELINE = ("trestle_tasks.simulator", "trestle_tasks.demo", "trestle_tasks.__main__")
+NOT_PIPELINE = ("trestle_simulator", "trestle_tasks.cli.demo", "trestle_tasks.__main__")
 
 
 def run_blocked(code: str) -> subprocess.CompletedProcess[str]:
@@ -39,8 +39,8 @@ def pipeline_modules() -> list[str]:
 
 def test_the_cli_and_the_tasks_import_without_werkzeug():
     result = run_blocked("""
-        import trestle_tasks.cli, trestle_tasks.tasks
-        loaded = sorted(m for m in sys.modules if m.startswith("trestle_tasks.simulator"))
+        import trestle_tasks.cli.commands, trestle_tasks.worker.tasks
+        loaded = sorted(m for m in sys.modules if m.startswith("trestle_simulator"))
         assert not loaded, loaded
     """)
     assert result.returncode == 0, result.stderr
@@ -48,12 +48,12 @@ def test_the_cli_and_the_tasks_import_without_werkzeug():
 
 def test_no_pipeline_module_imports_the_simulator_or_werkzeug():
     names = pipeline_modules()
-    assert "trestle_tasks.store.loader" in names and "trestle_tasks.cli" in names
+    assert "trestle_tasks.store.loader" in names and "trestle_tasks.cli.commands" in names
     result = run_blocked(f"""
         import importlib
         for name in {names!r}:
             importlib.import_module(name)
-        loaded = sorted(m for m in sys.modules if m.startswith("trestle_tasks.simulator"))
+        loaded = sorted(m for m in sys.modules if m.startswith("trestle_simulator"))
         assert not loaded, loaded
     """)
     assert result.returncode == 0, result.stderr
@@ -62,7 +62,7 @@ def test_no_pipeline_module_imports_the_simulator_or_werkzeug():
 @pytest.mark.parametrize("command", [["demo"], ["simulator", "--port", "0"]])
 def test_the_simulator_commands_without_werkzeug_say_how_to_install_it(command):
     result = run_blocked(f"""
-        from trestle_tasks.cli import main
+        from trestle_tasks.cli.commands import main
         main({command!r}, prog_name="trestle-etl")
     """)
     assert result.returncode == 2, result.stderr

@@ -16,7 +16,7 @@ from tests.wide_metadata import (
     reso_dd_metadata_xml,
     trestle_metadata_xml,
 )
-from trestle_tasks.errors import MetadataError
+from trestle_tasks.core.errors import MetadataError
 from trestle_tasks.trestle.metadata import parse_metadata
 
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from tests.store_data import PROPERTY
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store import transform as t
 from trestle_tasks.store.schema import plan_layout
-from trestle_tasks.timestamps import ODataTimestamp
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 

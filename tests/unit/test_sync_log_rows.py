@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from trestle_tasks.errors import SchemaMismatchError, StoreUnavailableError
+from trestle_tasks.core.errors import SchemaMismatchError, StoreUnavailableError
 from trestle_tasks.store.sync_log import Watermark, redact
 
 

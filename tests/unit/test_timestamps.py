@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.core.timestamps import ODataTimestamp
 
 MIN_TICKS = ODataTimestamp.parse("1900-01-01T00:00:00Z").ticks
 MAX_TICKS = ODataTimestamp.parse("2999-12-31T23:59:59.9999999Z").ticks

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.coordination.locks import LockGrant, LockHolder
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.catalog import upsert_rows
 from trestle_tasks.store.dbclock import db_now, db_now_plus
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from trestle_tasks.coordination.locks import LockGrant, RunLock
-from trestle_tasks.errors import WindowSupersededError
+from trestle_tasks.core.errors import WindowSupersededError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from trestle_tasks.errors import LockLostError
+from trestle_tasks.core.errors import LockLostError
 
 log = logging.getLogger(__name__)
 

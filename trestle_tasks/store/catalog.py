@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from trestle_tasks.errors import SchemaMismatchError
+from trestle_tasks.core.errors import SchemaMismatchError
 from trestle_tasks.store.schema import (
     FIELD_NAME_CHARS,
     ResourceLayout,

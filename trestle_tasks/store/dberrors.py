@@ -16,8 +16,8 @@ from typing import Literal, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.errors import StoreError, StoreUnavailableError, register_classifier
-from trestle_tasks.retry import RetryPolicy, call_with_retries
+from trestle_tasks.core.errors import StoreError, StoreUnavailableError, register_classifier
+from trestle_tasks.core.retry import RetryPolicy, call_with_retries
 from trestle_tasks.store.engine import SQLITE_IMMEDIATE
 
 Verdict = Literal["retry", "data", "fatal"]

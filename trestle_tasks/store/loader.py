@@ -41,8 +41,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.errors import StoreError
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.errors import StoreError
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.catalog import read_catalog, track_undeclared
 from trestle_tasks.store.dberrors import (
     DEFAULT_DB_RETRY,

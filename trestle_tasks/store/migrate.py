@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateColumn
 
-from trestle_tasks.errors import MetadataError, StoreError
+from trestle_tasks.core.errors import MetadataError, StoreError
 from trestle_tasks.store.catalog import COLUMN, DOCUMENT, field_rows, upsert_rows
 from trestle_tasks.store.dberrors import classify
 from trestle_tasks.store.jsontext import decode_json

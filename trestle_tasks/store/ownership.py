@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.errors import SchemaMismatchError
-from trestle_tasks.masking import mask_url
+from trestle_tasks.core.errors import SchemaMismatchError
+from trestle_tasks.core.masking import mask_url
 from trestle_tasks.store.catalog import upsert_rows
 from trestle_tasks.store.naming import table_name
 from trestle_tasks.store.schema import bookkeeping

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 
-from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.core.errors import ConfigurationError
 from trestle_tasks.trestle.metadata import ResourceSpec
 
 

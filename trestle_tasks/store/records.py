@@ -15,12 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.retry import RetryPolicy
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.naming import DELETED_COLUMN, VERSION_COLUMN
 from trestle_tasks.store.schema import ResourceLayout, bookkeeping
-from trestle_tasks.timestamps import ODataTimestamp
 
 KEYS_PER_STATEMENT = 1000
 KEYS_PER_PAGE = 10_000

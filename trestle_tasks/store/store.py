@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store import export as export_module
 from trestle_tasks.store import records as records_module
 from trestle_tasks.store.catalog import read_catalog
@@ -39,7 +39,7 @@ from trestle_tasks.store.views import view_name
 from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
 
 if TYPE_CHECKING:
-    from trestle_tasks.settings import Settings
+    from trestle_tasks.core.settings import Settings
 
 
 class Store:

@@ -24,12 +24,12 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.logs import redact as redact_secrets
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.logs import redact as redact_secrets
+from trestle_tasks.core.retry import RetryPolicy
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.schema import WINDOW_COUNTERS, bookkeeping
-from trestle_tasks.timestamps import ODataTimestamp
 
 PLANNING = "planning"  # the row exists before planning's first request; see sync/plan.py
 RUNNING = "running"

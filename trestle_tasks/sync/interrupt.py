@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from trestle_tasks.coordination.locks import LockGrant, RunLock, lock_name
-from trestle_tasks.errors import FatalError
+from trestle_tasks.core.errors import FatalError
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import INTERRUPTED
 

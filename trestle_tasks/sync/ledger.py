@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from trestle_tasks.retry import RetryPolicy
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.dbclock import db_now, db_now_plus
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.jsontext import decode_json, encode_json

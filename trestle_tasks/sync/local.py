@@ -5,7 +5,7 @@ limiter instead of Redis, and windows walked by a small thread pool. The run loc
 workers' own, in the database, so a cron job and the cluster take turns.
 
 What it runs with (store, lock, clients, the alert calls) is passed in as `LocalServices`:
-trestle_tasks/local.py builds them from the settings, as tasks.py does for the workers.
+trestle_tasks/cli/local.py builds them from the settings, as tasks.py does for the workers.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock
-from trestle_tasks.logs import log_context
-from trestle_tasks.settings import Settings
+from trestle_tasks.core.logs import log_context
+from trestle_tasks.core.settings import Settings
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import SyncRun
 from trestle_tasks.sync.finalize import finalize_run

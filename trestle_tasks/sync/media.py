@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.store import Store
-from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import walk_links
 from trestle_tasks.trestle.query import Expand, Expr, ODataQuery, eq

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from trestle_tasks.core.wording import count
 from trestle_tasks.trestle.client import RequestStats
-from trestle_tasks.wording import count
 
 FIGURE_FIELDS = ("duration_s", "records", "requests", "retries", "rate_limited",
                  "records_per_s")

@@ -20,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock, lock_name
-from trestle_tasks.errors import LockLostError
+from trestle_tasks.core.errors import LockLostError
+from trestle_tasks.core.timestamps import TICKS_PER_SECOND, ODataTimestamp
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import FAILED, INTERRUPTED, PLANNING
@@ -29,7 +30,6 @@ from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.model import new_run_id as new_run_id  # planning names runs
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.windows import cut_windows, range_ticks
-from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import range_filter
 

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from trestle_tasks.coordination.locks import POLL_OWNER_PREFIX, LockKeeper, RunLock, lock_name
-from trestle_tasks.errors import TrestleTasksError, is_retriable
-from trestle_tasks.logs import log_context, redact
+from trestle_tasks.core.errors import TrestleTasksError, is_retriable
+from trestle_tasks.core.logs import log_context, redact
+from trestle_tasks.core.timestamps import TICKS_PER_SECOND, ODataTimestamp, epoch_seconds_of
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import Watermark
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
-from trestle_tasks.timestamps import TICKS_PER_SECOND, ODataTimestamp, epoch_seconds_of
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import TIMESTAMP_FIELD, KeysetWindow, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery

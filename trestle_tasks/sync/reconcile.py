@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trestle_tasks.coordination.locks import LockKeeper, RunLock, lock_name
-from trestle_tasks.errors import FatalError, StoreError
-from trestle_tasks.logs import log_context
+from trestle_tasks.core.errors import FatalError, StoreError
+from trestle_tasks.core.logs import log_context
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import FAILED, INTERRUPTED, SUCCEEDED, SyncRun

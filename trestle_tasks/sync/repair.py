@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.store.store import Store
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.sync.repair_plan import RepairPlan
-from trestle_tasks.timestamps import ODataTimestamp
 from trestle_tasks.trestle.by_key import fetch_by_keys
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.core.errors import ConfigurationError
 from trestle_tasks.store.migrate import MigrationReport, racing_other_migrations
 from trestle_tasks.store.store import Store
 from trestle_tasks.trestle.client import TrestleClient

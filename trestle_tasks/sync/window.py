@@ -11,15 +11,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from trestle_tasks.errors import ReplicationLinkExpiredError, TrestleTasksError, is_retriable
-from trestle_tasks.logs import log_context, redact
+from trestle_tasks.core.errors import ReplicationLinkExpiredError, TrestleTasksError, is_retriable
+from trestle_tasks.core.logs import log_context, redact
+from trestle_tasks.core.timestamps import ODataTimestamp, epoch_seconds_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import FAILED, SUCCEEDED
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.prefetch import interleaved
-from trestle_tasks.timestamps import ODataTimestamp, epoch_seconds_of
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.pager import (
     TIMESTAMP_FIELD,

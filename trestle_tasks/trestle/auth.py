@@ -13,10 +13,14 @@ from collections.abc import Callable
 from typing import TypeGuard
 from urllib.parse import urlsplit
 
-from trestle_tasks.errors import BadCredentialsError, ConfigurationError, UnexpectedResponseError
-from trestle_tasks.logs import redact
-from trestle_tasks.masking import Secret, mask_url
-from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
+from trestle_tasks.core.errors import (
+    BadCredentialsError,
+    ConfigurationError,
+    UnexpectedResponseError,
+)
+from trestle_tasks.core.logs import redact
+from trestle_tasks.core.masking import Secret, mask_url
+from trestle_tasks.core.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.http import (
     TRANSPORT_ERRORS,
     connection_error,

@@ -23,8 +23,8 @@ from typing import Any
 import requests
 import urllib3
 
-from trestle_tasks.errors import InvalidResponseError
-from trestle_tasks.masking import mask_url
+from trestle_tasks.core.errors import InvalidResponseError
+from trestle_tasks.core.masking import mask_url
 from trestle_tasks.trestle.deadline import AnswerDeadline
 from trestle_tasks.trestle.http import connection_error
 

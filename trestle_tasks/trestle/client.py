@@ -22,7 +22,7 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     BadCredentialsError,
     ConnectionFailedError,
     RateLimitedError,
@@ -30,8 +30,8 @@ from trestle_tasks.errors import (
     UnexpectedResponseError,
     UnsafeLinkError,
 )
-from trestle_tasks.masking import mask_url
-from trestle_tasks.retry import NoProgressDeadline, RetryPolicy, call_with_retries
+from trestle_tasks.core.masking import mask_url
+from trestle_tasks.core.retry import NoProgressDeadline, RetryPolicy, call_with_retries
 from trestle_tasks.trestle.auth import TokenProvider
 from trestle_tasks.trestle.bounded_body import (
     DEFAULT_MAX_BYTES,

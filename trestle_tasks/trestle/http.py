@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import requests
 
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     ConnectionFailedError,
     InvalidResponseError,
     ODataRequestError,
@@ -25,9 +25,9 @@ from trestle_tasks.errors import (
     TransientServerError,
     UnlicensedResourceError,
 )
-from trestle_tasks.logs import redact
-from trestle_tasks.masking import mask_url
-from trestle_tasks.retry import parse_retry_after
+from trestle_tasks.core.logs import redact
+from trestle_tasks.core.masking import mask_url
+from trestle_tasks.core.retry import parse_retry_after
 
 # Numbers with a fraction or an exponent become exact Decimals built from the digits sent.
 _BODY_DECODER = msgspec.json.Decoder(float_hook=Decimal)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from trestle_tasks.errors import MetadataError
+from trestle_tasks.core.errors import MetadataError
 
 log = logging.getLogger(__name__)
 

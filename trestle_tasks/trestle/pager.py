@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from trestle_tasks.errors import UnexpectedResponseError
-from trestle_tasks.masking import mask_url
-from trestle_tasks.timestamps import ODataTimestamp, census_ticks, common_timestamp_ticks
+from trestle_tasks.core.errors import UnexpectedResponseError
+from trestle_tasks.core.masking import mask_url
+from trestle_tasks.core.timestamps import ODataTimestamp, census_ticks, common_timestamp_ticks
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.query import Expr, ODataQuery, after_keyset, all_of, gt, le
 

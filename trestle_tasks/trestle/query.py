@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TypedDict, Unpack
 from urllib.parse import quote
 
-from trestle_tasks.timestamps import ODataTimestamp
+from trestle_tasks.core.timestamps import ODataTimestamp
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _QUALIFIED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     ConnectionFailedError,
     HTTPStatusError,
     InvalidResponseError,

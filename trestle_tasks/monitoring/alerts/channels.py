@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from trestle_tasks.errors import AlertDeliveryError
-from trestle_tasks.masking import Secret
+from trestle_tasks.core.errors import AlertDeliveryError
+from trestle_tasks.core.masking import Secret
 from trestle_tasks.monitoring.alerts.model import Alert
 
 DEFAULT_TIMEOUT_S = 10.0

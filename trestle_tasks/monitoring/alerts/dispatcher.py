@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from trestle_tasks.logs import redact
+from trestle_tasks.core.logs import redact
 from trestle_tasks.monitoring.alerts.channels import Channel
 from trestle_tasks.monitoring.alerts.cooldown import Cooldown
 from trestle_tasks.monitoring.alerts.model import Alert

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from trestle_tasks.errors import BadCredentialsError
+from trestle_tasks.core.errors import BadCredentialsError
+from trestle_tasks.core.settings import Settings
 from trestle_tasks.monitoring.alerts import checks
 from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher, Delivery
 from trestle_tasks.monitoring.alerts.model import RUN_FAILED, Alert
@@ -33,9 +34,8 @@ from trestle_tasks.monitoring.alerts.rules import (
     stale_alerts,
 )
 from trestle_tasks.monitoring.freshness import FreshnessRecorder, clock_warning
-from trestle_tasks.runtime import ClusterRuntime, Runtime
-from trestle_tasks.settings import Settings
 from trestle_tasks.store.sync_log import SyncRun
+from trestle_tasks.worker.runtime import ClusterRuntime, Runtime
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from trestle_tasks import alert_hooks
-from trestle_tasks.runtime import LocalRuntime
 from trestle_tasks.store.sync_log import SyncRun
 from trestle_tasks.sync.local import LocalAlerts, LocalRunResult, LocalServices, run_locally
 from trestle_tasks.sync.model import RunPlan
+from trestle_tasks.worker import alert_hooks
+from trestle_tasks.worker.runtime import LocalRuntime
 
 
 def local_services(runtime: LocalRuntime) -> LocalServices:

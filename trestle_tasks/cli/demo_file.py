@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from trestle_tasks.errors import ConfigurationError
+from trestle_tasks.core.errors import ConfigurationError
 
 # "TRLD" in the SQLite header's application_id (offset 68): a trestle-etl demo database.
 DEMO_APPLICATION_ID = 0x54524C44

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from trestle_tasks.coordination.quota import LocalQuotaLimiter, QuotaLimiter
-from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.retry import NoProgressDeadline, RetryPolicy
-from trestle_tasks.settings import Settings
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.retry import NoProgressDeadline, RetryPolicy
+from trestle_tasks.core.settings import Settings
 from trestle_tasks.trestle.auth import TokenProvider, credential_fingerprint
 from trestle_tasks.trestle.client import TrestleClient, new_session
 from trestle_tasks.trestle.sessions import SessionPerThread

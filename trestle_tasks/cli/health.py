@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from trestle_tasks.errors import RetriesExhaustedError
-from trestle_tasks.logs import redact
-from trestle_tasks.masking import mask_url
-from trestle_tasks.preflight import broker_answers
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import Settings
+from trestle_tasks.cli.preflight import broker_answers
+from trestle_tasks.core.errors import RetriesExhaustedError
+from trestle_tasks.core.logs import redact
+from trestle_tasks.core.masking import mask_url
+from trestle_tasks.core.settings import Settings
+from trestle_tasks.worker.runtime import LocalRuntime
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ def _check_database(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
-    from trestle_tasks.errors import ConfigurationError
-    from trestle_tasks.preflight import missing_database_hint
+    from trestle_tasks.cli.preflight import missing_database_hint
+    from trestle_tasks.core.errors import ConfigurationError
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from trestle_tasks.core.wording import count
 from trestle_tasks.store.migrate import MigrationReport
-from trestle_tasks.wording import count
 
 _LISTED = 8  # names shown before "and N more"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from trestle_tasks.errors import ConfigurationError, FatalError
-from trestle_tasks.masking import mask_url
+from trestle_tasks.core.errors import ConfigurationError, FatalError
+from trestle_tasks.core.masking import mask_url
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 

@@ -40,10 +40,10 @@ from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from trestle_tasks import factory
-from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.feeds import DEFAULT_FEED, load_feeds
-from trestle_tasks.settings import Settings
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.feeds import DEFAULT_FEED, load_feeds
+from trestle_tasks.core.settings import Settings
+from trestle_tasks.worker import factory
 
 if TYPE_CHECKING:
     import redis
@@ -51,9 +51,9 @@ if TYPE_CHECKING:
     from trestle_tasks.coordination.concurrency import RedisWindowGate
     from trestle_tasks.coordination.locks import RunLock
     from trestle_tasks.coordination.quota import QuotaLimiter
+    from trestle_tasks.core.retry import NoProgressDeadline
     from trestle_tasks.monitoring.alerts.cooldown import Cooldown
     from trestle_tasks.monitoring.alerts.dispatcher import AlertDispatcher
-    from trestle_tasks.retry import NoProgressDeadline
     from trestle_tasks.store.store import Store
     from trestle_tasks.trestle.auth import TokenProvider
     from trestle_tasks.trestle.client import TrestleClient

@@ -20,8 +20,8 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
-from trestle_tasks.logfiles import SharedRotatingFileHandler
-from trestle_tasks.masking import MASK
+from trestle_tasks.core.logfiles import SharedRotatingFileHandler
+from trestle_tasks.core.masking import MASK
 
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*"),

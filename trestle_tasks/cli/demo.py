@@ -23,14 +23,14 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from trestle_tasks.demo_file import check_replaceable, create_marked
-from trestle_tasks.feeds import DEFAULT_FEED, feed_variable, load_feeds
-from trestle_tasks.local import sync_local
-from trestle_tasks.runtime import LocalRuntime
-from trestle_tasks.settings import Settings
-from trestle_tasks.simulator.config import FeedConfig, SimulatorConfig
-from trestle_tasks.simulator.server import start_in_thread
+from trestle_simulator.config import FeedConfig, SimulatorConfig
+from trestle_simulator.server import start_in_thread
+from trestle_tasks.cli.demo_file import check_replaceable, create_marked
+from trestle_tasks.cli.local import sync_local
+from trestle_tasks.core.feeds import DEFAULT_FEED, feed_variable, load_feeds
+from trestle_tasks.core.settings import Settings
 from trestle_tasks.sync.local import LocalRunResult
+from trestle_tasks.worker.runtime import LocalRuntime
 
 RESOURCES = ("Property", "Member", "Office", "OpenHouse", "Media")
 SAMPLE_QUERY = (

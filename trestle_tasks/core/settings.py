@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from dotenv.parser import parse_stream
 
-from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.masking import Secret, mask_url, url_password
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.masking import Secret, mask_url, url_password
 
 DEFAULT_TOKEN_URL = "https://api.cotality.com/trestle/oidc/connect/token"
 DEFAULT_BASE_URL = "https://api.cotality.com/trestle/odata"

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from trestle_tasks.monitoring.freshness import FreshnessRecorder
 from trestle_tasks.monitoring.metrics import FeedSource, PipelineCollector
-from trestle_tasks.runtime import ClusterRuntime
+from trestle_tasks.worker.runtime import ClusterRuntime
 
 
 def feed_source(runtime: ClusterRuntime) -> FeedSource:

@@ -9,7 +9,7 @@ through the log redactor first.
 
 from __future__ import annotations
 
-from trestle_tasks.errors import ConfigurationError, TrestleTasksError
+from trestle_tasks.core.errors import ConfigurationError, TrestleTasksError
 
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2  # also click's code for usage errors
@@ -42,7 +42,7 @@ def describe(error: BaseException) -> tuple[str, int]:
         if error.filename:
             text = f"{text}: {error.filename}"
         return one_line(text), EXIT_FAILURE
-    from trestle_tasks.logs import redact
+    from trestle_tasks.core.logs import redact
 
     database = _database_message(error)
     if database is not None:

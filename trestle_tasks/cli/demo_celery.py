@@ -27,15 +27,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import trestle_tasks
-from trestle_tasks.demo import Progress, SyncerFactory, demo_feeds
-from trestle_tasks.errors import FatalError
-from trestle_tasks.feeds import DEFAULT_FEED
-from trestle_tasks.masking import mask_url
-from trestle_tasks.preflight import require_redis
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
+from trestle_tasks.cli.demo import Progress, SyncerFactory, demo_feeds
+from trestle_tasks.cli.preflight import require_redis
+from trestle_tasks.core.errors import FatalError
+from trestle_tasks.core.feeds import DEFAULT_FEED
+from trestle_tasks.core.masking import mask_url
 from trestle_tasks.sync.local import LocalRunResult
 from trestle_tasks.sync.plan import Skipped
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 QUEUES = ("planning", "windows", "maintenance")
 # Windows small enough that the demo's listings are spread over both workers.
@@ -61,7 +60,7 @@ class CelerySyncer:
 
     def sync(self, resources: Sequence[str], on_progress: Progress | None = None,
              feed: str = DEFAULT_FEED) -> list[LocalRunResult]:
-        from trestle_tasks import dispatch
+        from trestle_tasks.worker import dispatch
 
         store = self.runtimes[feed].store
         sent = dispatch.dispatch(resources, full=False, feed=feed)
@@ -152,7 +151,7 @@ def _workers(redis_url: str, environ: Mapping[str, str], count: int, concurrency
 
 def _point_app_at(redis_url: str) -> Any:
     """The Celery app of this process, sending to and reading from the demo's Redis."""
-    from trestle_tasks.celery_app import app
+    from trestle_tasks.worker.celery_app import app
 
     app.conf.update(broker_url=redis_url, result_backend=redis_url)
     return app
@@ -176,7 +175,7 @@ def _worker_env(environ: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
     # The workers run in a scratch folder (so no stray .env is read); they must still find
     # this package when it is run from a checkout rather than installed.
-    package_root = str(Path(trestle_tasks.__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])  # holds trestle_tasks/
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.update(environ)
     env.update({"LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"})

@@ -30,8 +30,8 @@ class _Announcer:
     def announce(self, worker: Any) -> None:
         try:
             if self._client is None:
-                from trestle_tasks.runtime import ClusterRuntime
-                from trestle_tasks.settings import load_settings
+                from trestle_tasks.core.settings import load_settings
+                from trestle_tasks.worker.runtime import ClusterRuntime
 
                 # Not cluster_runtime(): its settings must name the credentials.
                 self._client = ClusterRuntime(load_settings(require_credentials=False)).redis

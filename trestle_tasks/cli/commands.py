@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from trestle_tasks.cli_errors import (
+from trestle_tasks.cli.errors import (
     EXIT_BAD_CONFIG,
     EXIT_INTERRUPTED,
     EXIT_SKIPPED,
     describe,
     one_line,
 )
-from trestle_tasks.errors import ConfigurationError, FatalError, TrestleTasksError
+from trestle_tasks.core.errors import ConfigurationError, FatalError, TrestleTasksError
 
 if TYPE_CHECKING:
-    from trestle_tasks.runtime import Runtime
+    from trestle_tasks.worker.runtime import Runtime
 
     _R = TypeVar("_R", bound=Runtime)
 
@@ -143,11 +143,11 @@ one_feed_option = click.option(
 def check_config(feed_name: str | None) -> None:
     """Validate settings and check that Trestle, the database and Redis answer, for every
     feed (or --feed NAME)."""
-    from trestle_tasks.feeds import feed_variable, load_feeds
-    from trestle_tasks.health import CHECK_TIMEOUT_S, check_settings, run_checks
-    from trestle_tasks.logs import configure_logging
-    from trestle_tasks.runtime import LocalRuntime
-    from trestle_tasks.settings import FEED_SCOPED
+    from trestle_tasks.cli.health import CHECK_TIMEOUT_S, check_settings, run_checks
+    from trestle_tasks.core.feeds import feed_variable, load_feeds
+    from trestle_tasks.core.logs import configure_logging
+    from trestle_tasks.core.settings import FEED_SCOPED
+    from trestle_tasks.worker.runtime import LocalRuntime
 
     feeds = load_feeds(require_credentials=False)
     chosen = _chosen_feeds(feeds, feed_name)
@@ -209,8 +209,8 @@ def _feed_settings(require_credentials: bool = True, *, reports_itself: bool = F
     """
     import logging
 
-    from trestle_tasks.feeds import load_feeds
-    from trestle_tasks.logs import configure_logging
+    from trestle_tasks.core.feeds import load_feeds
+    from trestle_tasks.core.logs import configure_logging
 
     chosen = _chosen_feeds(load_feeds(require_credentials=require_credentials), feed)
     settings = next(iter(chosen.values()))  # logging is cluster-wide: any feed's will do
@@ -259,7 +259,7 @@ def _runtime(kind: type[_R], require_credentials: bool = True, *,
     """
     runtime = kind(_settings(require_credentials, reports_itself=reports_itself, feed=feed))
     if reports_itself:  # fail at once, in one line, if the database won't answer
-        from trestle_tasks.preflight import require_database
+        from trestle_tasks.cli.preflight import require_database
 
         require_database(runtime.store.engine)
     return runtime
@@ -282,9 +282,9 @@ def _check_resources(settings: Any, resources: tuple[str, ...]) -> list[str]:
 def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
     """Read $metadata and create or evolve the tables (safe to run again), for --feed or
     for every feed."""
-    from trestle_tasks.feeds import feed_variable
-    from trestle_tasks.preflight import require_database
-    from trestle_tasks.runtime import LocalRuntime
+    from trestle_tasks.cli.preflight import require_database
+    from trestle_tasks.core.feeds import feed_variable
+    from trestle_tasks.worker.runtime import LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
     several = len(feeds) > 1
@@ -318,7 +318,7 @@ def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
 def _migrate_feed(runtime: Any, resources: tuple[str, ...], *, prefix: str) -> list[str]:
     """One feed's tables created or evolved; a problem line if its TRESTLE_RESOURCES names
     a resource its $metadata does not declare (the other resources are migrated)."""
-    from trestle_tasks.cli_render import describe_migration
+    from trestle_tasks.cli.render import describe_migration
     from trestle_tasks.sync.schema import migrate_from_service
 
     settings = runtime.settings
@@ -347,8 +347,8 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
          timeout: float, feed_name: str | None) -> None:
     """Sync resources: dispatch a run to the workers (or run it here with --local), for
     --feed or for every feed."""
-    from trestle_tasks.preflight import require_database
-    from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
+    from trestle_tasks.cli.preflight import require_database
+    from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
     several = len(feeds) > 1
@@ -390,8 +390,8 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
 def _sync_here(here: Any, resources: tuple[str, ...], *, full: bool,
                label: str | None) -> list[tuple[str, Any, str | None]]:
     """One feed synced in this process (`sync --local`): its rows for the summary."""
-    from trestle_tasks.cli_progress import grow, progress
-    from trestle_tasks.local import sync_local
+    from trestle_tasks.cli.local import sync_local
+    from trestle_tasks.cli.progress import grow, progress
 
     chosen = _check_resources(here.settings, resources)
     if label is not None:
@@ -407,8 +407,8 @@ def _sync_here(here: Any, resources: tuple[str, ...], *, full: bool,
 
 def _dispatch(cluster: Any, resources: tuple[str, ...], *, full: bool) -> Any:
     """One feed's runs sent to the workers."""
-    from trestle_tasks import dispatch
-    from trestle_tasks.preflight import require_broker
+    from trestle_tasks.cli.preflight import require_broker
+    from trestle_tasks.worker import dispatch
 
     settings = cluster.settings
     chosen = _check_resources(settings, resources)
@@ -421,8 +421,8 @@ def _wait(sent: list[tuple[str, Any, Any]], *, timeout: float,
           several: bool) -> list[tuple[str, Any, str | None]]:
     """Every feed's dispatched runs followed to their end side by side, each resource told
     as it ends: their rows for the summary."""
-    from trestle_tasks import dispatch
-    from trestle_tasks.cli_progress import follow, progress
+    from trestle_tasks.cli.progress import follow, progress
+    from trestle_tasks.worker import dispatch
 
     followed = []
     for name, cluster, run in sent:
@@ -520,8 +520,8 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     Records missing from the store or stored older than the feed's copy are fetched and
     stored; records that left the feed are marked deleted.
     """
-    from trestle_tasks.preflight import require_database, require_redis
-    from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
+    from trestle_tasks.cli.preflight import require_database, require_redis
+    from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
     several = len(feeds) > 1
@@ -603,11 +603,11 @@ def _reconcile_feed(runtime: Any, chosen: list[str], *, dry_run: bool,
                     max_delete_fraction: float, label: str | None, width: int
                     ) -> tuple[dict[str, str], bool]:
     """One feed's resources reconciled, a row each: (failures by row name, any skipped)."""
-    from trestle_tasks import alert_hooks as alerts
-    from trestle_tasks.cli_progress import progress
+    from trestle_tasks.cli.progress import progress
     from trestle_tasks.sync.local import in_process_lease
     from trestle_tasks.sync.plan import Skipped, new_run_id
     from trestle_tasks.sync.reconcile import reconcile as reconcile_resource
+    from trestle_tasks.worker import alert_hooks as alerts
 
     settings, store = runtime.settings, runtime.store
     failures: dict[str, str] = {}
@@ -651,7 +651,7 @@ def _reconcile_feed(runtime: Any, chosen: list[str], *, dry_run: bool,
 @one_feed_option
 def export(resource: str, include_deleted: bool, feed_name: str | None) -> None:
     """Write the stored records of a resource to stdout as NDJSON."""
-    from trestle_tasks.runtime import LocalRuntime
+    from trestle_tasks.worker.runtime import LocalRuntime
 
     runtime = _runtime(LocalRuntime, require_credentials=False, reports_itself=True,
                        feed=feed_name)
@@ -674,9 +674,9 @@ def export(resource: str, include_deleted: bool, feed_name: str | None) -> None:
                    "`--feed` without a name is the former spelling of --live.")
 def status(as_json: bool, limit: int, live: bool, feed_name: str | None) -> None:
     """Recent runs, watermarks and quota use, of every feed (or --feed NAME)."""
-    from trestle_tasks.preflight import require_database
-    from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
-    from trestle_tasks.status import collect_status, database_not_created, render_status
+    from trestle_tasks.cli.preflight import require_database
+    from trestle_tasks.cli.status import collect_status, database_not_created, render_status
+    from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
     if feed_name == "":  # `status --feed` as scripts wrote it before feeds had names
         click.echo("trestle-etl: note: `status --feed` is now `status --live`", err=True)
@@ -715,8 +715,8 @@ def metrics(host: str, port: int, feed_name: str | None) -> None:
     Read from the sync log and the shared quota limiter on each scrape, so one endpoint
     covers every worker of every feed; each series has a `feed` label.
     """
-    from trestle_tasks.metrics_http import start_metrics_server
-    from trestle_tasks.runtime import ClusterRuntime
+    from trestle_tasks.cli.metrics_http import start_metrics_server
+    from trestle_tasks.worker.runtime import ClusterRuntime
 
     # One endpoint for every feed, each series labelled with its feed (--feed NAME: one).
     chosen = _feed_settings(require_credentials=False, feed=feed_name)
@@ -759,13 +759,13 @@ def demo(records: int, database: str, use_celery: bool, redis_url: str, workers:
     """
     from pathlib import Path
 
-    from trestle_tasks.cli_progress import follow, progress
-    from trestle_tasks.demo import SAMPLE_QUERY, SyncerFactory, local_syncer, run_demo
-    from trestle_tasks.wording import count
+    from trestle_tasks.cli.demo import SAMPLE_QUERY, SyncerFactory, local_syncer, run_demo
+    from trestle_tasks.cli.progress import follow, progress
+    from trestle_tasks.core.wording import count
 
     syncer: SyncerFactory = local_syncer
     if use_celery:
-        from trestle_tasks.demo_celery import celery_syncer, check_redis
+        from trestle_tasks.cli.demo_celery import celery_syncer, check_redis
 
         check_redis(redis_url)
         syncer = celery_syncer(redis_url, workers=workers,
@@ -837,9 +837,9 @@ def simulator(**options: Any) -> None:
     set, otherwise client id `trestle-simulator` and secret `simulator-secret`. With
     --feed, each feed accepts only its own credentials (the variables are not read).
     """
-    from trestle_tasks.simulator.config import SimulatorConfig
-    from trestle_tasks.simulator.feed_spec import feeds_from_specs
-    from trestle_tasks.simulator.server import serve
+    from trestle_simulator.config import SimulatorConfig
+    from trestle_simulator.feed_spec import feeds_from_specs
+    from trestle_simulator.server import serve
 
     latency = options.pop("latency_ms")
     feed_specs: tuple[str, ...] = options.pop("feed_specs")

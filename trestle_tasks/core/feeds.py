@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trestle_tasks.errors import ConfigurationError
-from trestle_tasks.masking import mask_url
-from trestle_tasks.settings import (
+from trestle_tasks.core.errors import ConfigurationError
+from trestle_tasks.core.masking import mask_url
+from trestle_tasks.core.settings import (
     BY_ENV,
     FEED_SCOPED,
     Problem,

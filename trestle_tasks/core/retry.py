@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from trestle_tasks.errors import RetriableError, RetriesExhaustedError
+from trestle_tasks.core.errors import RetriableError, RetriesExhaustedError
 
 
 def parse_retry_after(value: str | None, *, now: datetime, cap_s: float) -> float | None:

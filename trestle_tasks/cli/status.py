@@ -11,14 +11,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from trestle_tasks.masking import mask_url
+from trestle_tasks.core.masking import mask_url
 from trestle_tasks.monitoring.cost import usage
 from trestle_tasks.monitoring.drift import latest_reconciles
 from trestle_tasks.monitoring.freshness import FreshnessRecorder, clock_warning
-from trestle_tasks.runtime import ClusterRuntime, LocalRuntime
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import OPEN_STATUSES, POLLS_KIND, SyncRun
 from trestle_tasks.sync.poll_state import PollStateStore
+from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 
 def feed_backlog(runtime: LocalRuntime, resources: list[str], marks: dict[str, Any]
@@ -28,8 +28,8 @@ def feed_backlog(runtime: LocalRuntime, resources: list[str], marks: dict[str, A
     This is the lag behind the feed itself (what the next run will fetch), as opposed to
     the watermark's age; it costs a request per resource, so `status` asks only when told.
     """
+    from trestle_tasks.core.timestamps import ODataTimestamp
     from trestle_tasks.store.records import layout_of
-    from trestle_tasks.timestamps import ODataTimestamp
     from trestle_tasks.trestle.pager import range_filter
     from trestle_tasks.trestle.query import ODataQuery
 

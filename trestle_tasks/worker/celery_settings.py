@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from kombu.entity import Queue
 
 from trestle_tasks.coordination.presence import WATCHDOG_INTERVAL_S
-from trestle_tasks.feeds import DEFAULT_FEED, load_feeds
-from trestle_tasks.settings import Settings, load_settings
+from trestle_tasks.core.feeds import DEFAULT_FEED, load_feeds
+from trestle_tasks.core.settings import Settings, load_settings
 
 _settings = load_settings(require_credentials=False)
 # Beat triggers each feed's resources at the feed's own interval (TRESTLE_FEEDS).
@@ -61,7 +61,7 @@ if _scheme in ("redis", "rediss", "redis+socket"):
 if _scheme == "redis":
     # kombu's Redis transport, but a worker that loses Redis mid-task reconnects instead
     # of exiting (celery_broker.py).
-    broker_transport = "trestle_tasks.celery_broker:Transport"
+    broker_transport = "trestle_tasks.worker.celery_broker:Transport"
 elif _scheme in ("amqp", "amqps", "pyamqp"):
     # A message is only sent once the broker confirmed it: a window handed out during a
     # broker restart is never lost unnoticed.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trestle_tasks.errors import FatalError, is_retriable
+from trestle_tasks.core.errors import FatalError, is_retriable
 from trestle_tasks.sync.model import new_run_id
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def send_plan(resource: str, run_id: str, *, full: bool, feed: str) -> str:
     # Sent by name through the bare Celery app (its routes still apply): importing the
     # tasks module (the store, SQLAlchemy, the sync code) costs about half a second that
     # `sync --wait` would otherwise spend before the run even starts.
-    from trestle_tasks.celery_app import app
+    from trestle_tasks.worker.celery_app import app
 
     # The default feed's message is what it always was (an older worker reads it).
     kwargs: dict[str, Any] = {"full": full, "run_id": run_id,
@@ -397,7 +397,7 @@ class _SyncLog:
 def _plan_state(resource: str, task_id: str) -> dict[str, Any] | None:
     """The plan_sync task's return value once it succeeded (None before that), read from
     the result backend by polling: no subscription is left open when the command exits."""
-    from trestle_tasks.celery_app import app
+    from trestle_tasks.worker.celery_app import app
 
     meta = app.backend.get_task_meta(task_id)
     state = meta.get("status")

@@ -18,27 +18,23 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trestle_tasks import alert_hooks as alerts
-from trestle_tasks.celery_app import app
-from trestle_tasks.celery_settings import POLL_TICK_S, WINDOW_HARD_LIMIT_S, WINDOW_SOFT_LIMIT_S
 from trestle_tasks.coordination import presence, worker_slots
 from trestle_tasks.coordination.concurrency import SlotLease, window_pressure
 from trestle_tasks.coordination.heartbeat import WindowHeartbeat
 from trestle_tasks.coordination.job_lease import JobLease, take_orphaned
 from trestle_tasks.coordination.locks import LockGrant, lock_name
 from trestle_tasks.coordination.triggers import claim_interval, interval_owner
-from trestle_tasks.errors import (
+from trestle_tasks.core.errors import (
     LockLostError,
     NoProgressError,
     RetriableError,
     WindowSupersededError,
     is_retriable,
 )
-from trestle_tasks.feeds import DEFAULT_FEED
-from trestle_tasks.logs import log_context
+from trestle_tasks.core.feeds import DEFAULT_FEED
+from trestle_tasks.core.logs import log_context
+from trestle_tasks.core.settings import Settings
 from trestle_tasks.monitoring.freshness import FreshnessRecorder
-from trestle_tasks.runtime import ClusterRuntime, cluster_runtime, cluster_runtimes
-from trestle_tasks.settings import Settings
 from trestle_tasks.store.sync_log import ABANDONED, FAILED, PLANNING, RUNNING
 from trestle_tasks.sync import delivery
 from trestle_tasks.sync.delivery import Senders
@@ -66,6 +62,14 @@ from trestle_tasks.sync.poll_tick import POLL_TICK_WORK_S, TickServices, poll_ti
 from trestle_tasks.sync.reconcile import reconcile
 from trestle_tasks.sync.schema import ensure_tables, migrate_from_service
 from trestle_tasks.sync.window import media_since, sync_window
+from trestle_tasks.worker import alert_hooks as alerts
+from trestle_tasks.worker.celery_app import app
+from trestle_tasks.worker.celery_settings import (
+    POLL_TICK_S,
+    WINDOW_HARD_LIMIT_S,
+    WINDOW_SOFT_LIMIT_S,
+)
+from trestle_tasks.worker.runtime import ClusterRuntime, cluster_runtime, cluster_runtimes
 
 if TYPE_CHECKING:
     from trestle_tasks.coordination.concurrency import RedisWindowGate
