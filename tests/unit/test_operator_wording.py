@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from trestle_tasks.cli.commands import progress as cli_progress
+from trestle_tasks.cli import progress as cli_progress
 from trestle_tasks.cli.status import render_status
 from trestle_tasks.core.errors import FatalError
 from trestle_tasks.core.wording import count
@@ -52,7 +52,8 @@ def test_no_empty_progress_bar_before_there_is_work(monkeypatch):
 
 
 def test_the_demo_hint_names_the_demo_database(monkeypatch):
-    from trestle_tasks.cli.commands import demo_celery, dispatch, factory
+    from trestle_tasks.cli import demo_celery
+    from trestle_tasks.worker import dispatch, factory
 
     def never_finishes(*_args, **_kwargs):
         raise FatalError("still running after 600 s: Property (run r1); see "
