@@ -38,11 +38,11 @@ from sqlalchemy.engine import Engine
 from bench.load_data import load_data_statement, stage_and_upsert, write_tsv
 from bench.wide_records import typical_records, wide_records
 from tests.wide_metadata import trestle_metadata_xml
+from trestle_tasks.edm.metadata import ResourceSpec, ServiceMetadata, parse_metadata
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.loader import RecordLoader, collapse_duplicates
 from trestle_tasks.store.migrate import migrate
 from trestle_tasks.store.transform import PreparedRow, RecordTransformer
-from trestle_tasks.trestle.metadata import ResourceSpec, ServiceMetadata, parse_metadata
 
 METHODS = ("loader", "row", "loaddata", "staging")
 SHAPES = {"max": wide_records, "typical": typical_records}

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from trestle_tasks.core.timestamps import ODataTimestamp
-from trestle_tasks.trestle.metadata import INTEGER_RANGES, FieldSpec, ResourceSpec
+from trestle_tasks.edm.metadata import INTEGER_RANGES, FieldSpec, ResourceSpec
 
 UNBOUNDED_STRING = 4000  # characters for strings declared without MaxLength
 FILLER = "Wide row filler: café, naïve, 東京, 😀 emoji, quotes ' \" and back\\slash. "

@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from trestle_tasks.core.timestamps import TICKS_PER_SECOND, ODataTimestamp
+from trestle_tasks.edm.metadata import FieldSpec, ResourceSpec, parse_metadata
 from trestle_tasks.store.migrate import migrate
-from trestle_tasks.trestle.metadata import FieldSpec, ResourceSpec, parse_metadata
 
 SMALL_EDMX = """<?xml version="1.0" encoding="utf-8"?>
 <edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">

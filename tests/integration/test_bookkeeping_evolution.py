@@ -10,10 +10,10 @@ import sqlalchemy as sa
 
 from tests.store_data import SMALL_EDMX
 from tests.store_fixtures import StoreTarget, store_target  # noqa: F401
+from trestle_tasks.edm.metadata import parse_metadata
 from trestle_tasks.store.migrate import evolve_bookkeeping, migrate
 from trestle_tasks.store.sync_log import SyncLog
 from trestle_tasks.store.types import UTCDateTime
-from trestle_tasks.trestle.metadata import parse_metadata
 
 NEW_COLUMNS = ("api_retries", "api_rate_limited")
 

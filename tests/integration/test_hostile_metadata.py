@@ -16,12 +16,12 @@ import sqlalchemy as sa
 
 from tests.store_data import SMALL_EDMX, unique_prefix
 from tests.store_fixtures import close_target, open_target
+from trestle_tasks.edm.metadata import parse_metadata
 from trestle_tasks.store.jsontext import decode_json
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.migrate import migrate
 from trestle_tasks.store.naming import RECORD_COLUMN
 from trestle_tasks.store.schema import bookkeeping
-from trestle_tasks.trestle.metadata import parse_metadata
 from trestle_tasks.trestle.query import ODataQuery
 
 from .poison_server import QUICK_RETRY, PoisonServer, page_body, poison_server
@@ -72,7 +72,7 @@ def test_hostile_field_names_and_facets_migrate_and_load_through_the_checked_pat
 
     server.answer = answer
     client = server.client()
-    with caplog.at_level(logging.WARNING, "trestle_tasks.trestle.metadata"):
+    with caplog.at_level(logging.WARNING, "trestle_tasks.edm.metadata"):
         metadata = parse_metadata(client.get_metadata())
     warned = caplog.text
     for facet in ("MaxLength=-5", "Precision=-3", "Scale=-2", "Precision=5000"):

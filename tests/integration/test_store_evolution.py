@@ -11,12 +11,12 @@ import sqlalchemy as sa
 
 from tests.store_data import SMALL_EDMX
 from tests.store_fixtures import StoreTarget, count_rows, store_target  # noqa: F401
+from trestle_tasks.edm.metadata import parse_metadata
 from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.export import export_records
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.migrate import migrate
 from trestle_tasks.store.schema import bookkeeping
-from trestle_tasks.trestle.metadata import parse_metadata
 
 V2 = parse_metadata(SMALL_EDMX)
 V1 = parse_metadata(

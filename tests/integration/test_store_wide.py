@@ -34,12 +34,12 @@ from tests.wide_metadata import (
     reso_dd_metadata_xml,
     trestle_metadata_xml,
 )
+from trestle_tasks.edm.metadata import ServiceMetadata, parse_metadata
 from trestle_tasks.store.export import iter_documents, write_ndjson
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.migrate import migrate
 from trestle_tasks.store.schema import sql_type
-from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.store_data import PROPERTY, SMALL, records, unique_prefix
 from tests.store_fixtures import StoreTarget, module_store_target  # noqa: F401
+from trestle_tasks.edm.metadata import FieldSpec, ResourceSpec
 from trestle_tasks.store.jsontext import decode_json
 from trestle_tasks.store.loader import RecordLoader
 from trestle_tasks.store.migrate import migrate
@@ -22,7 +23,6 @@ from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.schema import ResourceLayout, sql_type
 from trestle_tasks.store.transform import field_converter
 from trestle_tasks.store.views import select_sql, view_columns, view_fields, view_table
-from trestle_tasks.trestle.metadata import FieldSpec, ResourceSpec
 
 # One promoted field of every kind the defaults do not already cover.
 PROMOTED = ("Latitude", "LotSizeAcres", "Appliances", "InteriorFeatures", "Tags",
@@ -128,7 +128,7 @@ def test_a_field_that_leaves_metadata_leaves_the_view(target: StoreTarget) -> No
         name=spec.name, entity_type=spec.entity_type, key=spec.key,
         fields=tuple(f for f in spec.fields if f.name not in ("PublicRemarks", "Latitude")),
         navigations=spec.navigations)
-    from trestle_tasks.trestle.metadata import ServiceMetadata
+    from trestle_tasks.edm.metadata import ServiceMetadata
 
     key = unique_prefix()
     record = {"ListingKey": key, "ModificationTimestamp": "2024-01-01T00:00:00Z",

@@ -5,6 +5,7 @@ Every import counts, wherever it is written (module level, inside a function, un
 is still a cycle. A module's layer is its folder (see docs/layout.md), lowest first:
 
 - core/ (errors, settings, logs, masking, timestamps…);
+- edm/ (the `$metadata` model, which the client fetches and the store builds tables from);
 - trestle/ (the HTTP client), then store/ (the database), then coordination/ (locks, quota,
   window gate);
 - sync/ (the use cases) and monitoring/ (metrics, drift, alert rules) side by side: each
@@ -30,14 +31,15 @@ SIMULATOR = "trestle_simulator"
 REPO_DIR = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_DIR / ROOT
 
-BELOW_COORDINATION = {"coordination", "store", "trestle", "core"}
+BELOW_COORDINATION = {"coordination", "store", "trestle", "edm", "core"}
 BELOW_WORKER = BELOW_COORDINATION | {"sync", "monitoring"}
 # What each folder may import besides itself; the root (`__init__`, `__main__`) anything.
 MAY_IMPORT: dict[str, set[str]] = {
     "core": set(),
-    "trestle": {"core"},
-    "store": {"trestle", "core"},
-    "coordination": {"store", "trestle", "core"},
+    "edm": {"core"},
+    "trestle": {"edm", "core"},
+    "store": {"trestle", "edm", "core"},
+    "coordination": {"store", "trestle", "edm", "core"},
     "sync": BELOW_COORDINATION,
     "monitoring": BELOW_COORDINATION,
     "worker": BELOW_WORKER,

@@ -17,7 +17,7 @@ from tests.wide_metadata import (
     trestle_metadata_xml,
 )
 from trestle_tasks.core.errors import MetadataError
-from trestle_tasks.trestle.metadata import parse_metadata
+from trestle_tasks.edm.metadata import parse_metadata
 
 
 @pytest.fixture(scope="module")

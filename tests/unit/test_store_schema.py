@@ -9,6 +9,7 @@ from sqlalchemy.schema import CreateTable
 
 from tests.store_data import PROPERTY, SMALL
 from tests.wide_metadata import trestle_metadata_xml
+from trestle_tasks.edm.metadata import parse_metadata
 from trestle_tasks.store.naming import RESERVED_COLUMNS
 from trestle_tasks.store.schema import (
     TYPED_COLUMNS_BYTE_BUDGET,
@@ -17,7 +18,6 @@ from trestle_tasks.store.schema import (
     promoted_fields,
     sql_type,
 )
-from trestle_tasks.trestle.metadata import parse_metadata
 
 
 def mariadb_dialect() -> mysql.dialect:

@@ -581,7 +581,7 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
 def _refuse_undeclared(runtimes: dict[str, Any], unsynced: dict[str, list[str]]) -> None:
     """A resource with no table that $metadata does not declare is a setting to fix
     (exit 2, as in every command), not something `migrate` and a sync would cure."""
-    from trestle_tasks.trestle.metadata import parse_metadata
+    from trestle_tasks.edm.metadata import parse_metadata
 
     for name, resources in unsynced.items():
         if not resources:

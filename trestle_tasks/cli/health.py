@@ -98,7 +98,7 @@ def run_checks(runtime: LocalRuntime, *, on_start: Starting | None = None) -> It
 def _check_resources(wanted: tuple[str, ...], document: str) -> str:
     """TRESTLE_RESOURCES against the entity sets `$metadata` declares: an unknown name
     would otherwise surface only when its turn comes in a sync."""
-    from trestle_tasks.trestle.metadata import parse_metadata
+    from trestle_tasks.edm.metadata import parse_metadata
 
     declared = list(parse_metadata(document).resources)
     unknown = [name for name in wanted if name not in declared]

@@ -17,6 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from trestle_tasks.core.errors import SchemaMismatchError
+from trestle_tasks.edm.metadata import (
+    KIND_OF_EDM,
+    EnumSpec,
+    FieldSpec,
+    NavigationSpec,
+    ResourceSpec,
+)
 from trestle_tasks.store.schema import (
     FIELD_NAME_CHARS,
     ResourceLayout,
@@ -24,13 +31,6 @@ from trestle_tasks.store.schema import (
 )
 from trestle_tasks.store.types import is_mysql, on_conflict_insert
 from trestle_tasks.store.views import view_columns
-from trestle_tasks.trestle.metadata import (
-    KIND_OF_EDM,
-    EnumSpec,
-    FieldSpec,
-    NavigationSpec,
-    ResourceSpec,
-)
 
 KEY = "key"
 COLUMN = "column"

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.schema import CreateColumn
 
 from trestle_tasks.core.errors import MetadataError, StoreError
+from trestle_tasks.edm.metadata import ResourceSpec, ServiceMetadata
 from trestle_tasks.store.catalog import COLUMN, DOCUMENT, field_rows, upsert_rows
 from trestle_tasks.store.dberrors import classify
 from trestle_tasks.store.jsontext import decode_json
@@ -54,7 +55,6 @@ from trestle_tasks.store.schema import (
 from trestle_tasks.store.transform import field_check, field_converter
 from trestle_tasks.store.types import is_mysql
 from trestle_tasks.store.views import drop_view, replace_view, view_columns
-from trestle_tasks.trestle.metadata import ResourceSpec, ServiceMetadata
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 
 from trestle_tasks.core.errors import ConfigurationError
-from trestle_tasks.trestle.metadata import ResourceSpec
+from trestle_tasks.edm.metadata import ResourceSpec
 
 
 def check_promoted_names(promote: Mapping[str, Sequence[str]],

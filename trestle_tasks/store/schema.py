@@ -32,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from trestle_tasks.edm.metadata import FieldSpec, ResourceSpec
 from trestle_tasks.store.naming import (
     DELETED_COLUMN,
     LOADED_COLUMN,
@@ -49,7 +50,6 @@ from trestle_tasks.store.types import (
     MediumString,
     UTCDateTime,
 )
-from trestle_tasks.trestle.metadata import FieldSpec, ResourceSpec
 
 VERSION_FIELD = "ModificationTimestamp"
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.core.retry import RetryPolicy
+from trestle_tasks.edm.metadata import ServiceMetadata, parse_metadata
 from trestle_tasks.store import export as export_module
 from trestle_tasks.store import records as records_module
 from trestle_tasks.store.catalog import read_catalog
@@ -36,7 +37,6 @@ from trestle_tasks.store.promotion_check import check_promoted_names
 from trestle_tasks.store.schema import bookkeeping, promoted_fields
 from trestle_tasks.store.sync_log import SyncLog
 from trestle_tasks.store.views import view_name
-from trestle_tasks.trestle.metadata import ServiceMetadata, parse_metadata
 
 if TYPE_CHECKING:
     from trestle_tasks.core.settings import Settings

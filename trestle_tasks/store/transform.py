@@ -44,6 +44,7 @@ from typing import Annotated, Any, Final, final
 import msgspec
 
 from trestle_tasks.core.timestamps import ODataTimestamp, common_timestamp_ticks
+from trestle_tasks.edm.metadata import INTEGER_RANGES, FieldSpec
 from trestle_tasks.store.jsontext import TooDeeplyNested, encode_json, encode_plain
 from trestle_tasks.store.naming import (
     DELETED_COLUMN,
@@ -52,7 +53,6 @@ from trestle_tasks.store.naming import (
     VERSION_COLUMN,
 )
 from trestle_tasks.store.schema import ENUM_CHARS, UNBOUNDED_KEY_CHARS, ResourceLayout
-from trestle_tasks.trestle.metadata import INTEGER_RANGES, FieldSpec
 
 # Reasons recorded in etl_rejects.reason
 NOT_AN_OBJECT = "not_an_object"

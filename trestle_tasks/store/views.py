@@ -29,6 +29,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from trestle_tasks.edm.metadata import FieldSpec
 from trestle_tasks.store.naming import (
     DELETED_COLUMN,
     MAX_IDENTIFIER,
@@ -38,7 +39,6 @@ from trestle_tasks.store.naming import (
 )
 from trestle_tasks.store.schema import ResourceLayout, sql_type
 from trestle_tasks.store.types import is_mysql
-from trestle_tasks.trestle.metadata import FieldSpec
 
 VIEW_SUFFIX = "_fields"
 PG_TIMESTAMP_FUNCTION = "etl_utc_timestamp"
