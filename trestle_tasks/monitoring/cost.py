@@ -10,10 +10,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-
-from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
+from trestle_tasks.store.sync_log_reports import counter_since
 
 
 @dataclass(frozen=True)
@@ -36,21 +34,8 @@ GIGABYTE = 1024 ** 3
 
 
 def requests_since(store: Store, since: datetime, counter: str = "api_requests") -> int:
-    """Requests (or another counter: `api_bytes`) of the runs started since `since`: a
-    closed run holds its windows' counts; a run still open has them only in its windows."""
-    tables = bookkeeping(store.schema)
-    log, windows = tables["etl_sync_log"], tables["etl_sync_window"]
-    open_windows = (
-        sa.select(sa.func.coalesce(sa.func.sum(windows.c[counter]), 0))
-        .select_from(windows.join(log, sa.and_(windows.c.run_id == log.c.run_id,
-                                               windows.c.resource == log.c.resource)))
-        .where(log.c.started_at >= since, log.c.finished_at.is_(None))
-    )
-    with store.engine.connect() as conn:
-        logged = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(log.c[counter]), 0))
-                              .where(log.c.started_at >= since)).scalar()
-        in_flight = conn.execute(open_windows).scalar()
-    return int(logged or 0) + int(in_flight or 0)
+    """Requests (or another counter: `api_bytes`) of the runs started since `since`."""
+    return counter_since(store, since, counter)
 
 
 def usage(

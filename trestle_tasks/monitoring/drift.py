@@ -10,22 +10,17 @@ and the drift alert all read the rows through `reconcile_report`, so they agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from trestle_tasks.store.schema import bookkeeping
-from trestle_tasks.store.sync_log import RUNNING, SKIPPED, SyncRun
+from trestle_tasks.store.sync_log import RECONCILE_KIND, SyncRun
 
 if TYPE_CHECKING:  # the alert rules import this module: keep it free of the store's imports
     from trestle_tasks.store.store import Store
 
-RECONCILE = "reconcile"
+RECONCILE = RECONCILE_KIND
 DRIFT_KINDS = ("missing", "stale", "gone")
-_PAGE = 20  # rows read at a time while looking for a resource's latest reconcile
 
 
 @dataclass(frozen=True)
@@ -101,36 +96,12 @@ def latest_reconciles(store: Store, *, measured_only: bool = False
     `measured_only`: the latest whose census finished, so a reconcile that failed part way
     does not hide the last drift that was measured.
     """
-    log = bookkeeping(store.schema)["etl_sync_log"]
-    # The LIKE only narrows the rows read; each is confirmed by decoding its details.
-    candidates = sa.and_(log.c.finished_at.is_not(None),
-                         log.c.status.not_in((RUNNING, SKIPPED)),
-                         log.c.details.like(f"%{RECONCILE}%"))
-    accept: Callable[[ReconcileReport], bool] = (
-        (lambda report: report.measured) if measured_only else (lambda report: True))
-    latest: dict[str, ReconcileReport] = {}
-    with store.engine.connect() as conn:
-        resources = [r for (r,) in conn.execute(
-            sa.select(log.c.resource).where(candidates).distinct())]
-        for resource in sorted(resources):
-            found = _latest_of(conn, log, sa.and_(candidates, log.c.resource == resource),
-                               accept)
-            if found is not None:
-                latest[resource] = found
-    return latest
+    from trestle_tasks.store.sync_log_reports import latest_finished_runs
 
+    def accept(run: SyncRun) -> bool:
+        report = reconcile_report(run)
+        return report is not None and (report.measured or not measured_only)
 
-def _latest_of(conn: sa.Connection, log: sa.Table, where: sa.ColumnElement[bool],
-               accept: Callable[[ReconcileReport], bool]) -> ReconcileReport | None:
-    """Newest first, a page at a time: usually the first row is the answer."""
-    query = sa.select(log).where(where).order_by(log.c.started_at.desc(), log.c.run_id.desc())
-    offset = 0
-    while True:
-        rows = conn.execute(query.offset(offset).limit(_PAGE)).mappings().all()
-        for row in rows:
-            report = reconcile_report(SyncRun.from_row(row))
-            if report is not None and accept(report):
-                return report
-        if len(rows) < _PAGE:
-            return None
-        offset += _PAGE
+    runs = latest_finished_runs(store, RECONCILE, accept)
+    return {resource: report for resource, run in runs.items()
+            if (report := reconcile_report(run)) is not None}

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -33,14 +32,13 @@ from prometheus_client.registry import Collector
 
 from trestle_tasks.monitoring.drift import (
     DRIFT_KINDS,
-    RECONCILE,
     ReconcileReport,
     latest_reconciles,
 )
 from trestle_tasks.monitoring.freshness import BUCKETS, bucket_label
-from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
-from trestle_tasks.store.sync_log import POLLS_KIND, RUNNING, SKIPPED, SUCCEEDED
+from trestle_tasks.store.sync_log import RUNNING
+from trestle_tasks.store.sync_log_reports import sync_log_totals
 
 log = logging.getLogger(__name__)
 
@@ -91,67 +89,15 @@ class SyncFigures:
 
 def read_sync_figures(store: Store, now: datetime | None = None) -> SyncFigures:
     now = now or datetime.now(UTC)
-    tables = bookkeeping(store.schema)
-    log_table, windows = tables["etl_sync_log"], tables["etl_sync_window"]
-    figures = SyncFigures()
-    with store.engine.connect() as conn:
-        logged = sa.select(log_table.c.resource, *[
-            sa.func.coalesce(sa.func.sum(log_table.c[c]), 0).label(c) for c in COUNTERS
-        ]).group_by(log_table.c.resource)
-        for row in conn.execute(logged).mappings():
-            figures.counters[row["resource"]] = {c: int(row[c]) for c in COUNTERS}
-        live = (
-            sa.select(log_table.c.resource, *[
-                sa.func.coalesce(sa.func.sum(windows.c[c]), 0).label(c) for c in _WINDOW_COLUMNS
-            ])
-            .select_from(windows.join(log_table, sa.and_(
-                windows.c.run_id == log_table.c.run_id,
-                windows.c.resource == log_table.c.resource)))
-            .where(log_table.c.finished_at.is_(None))
-            .group_by(log_table.c.resource)
-        )
-        for row in conn.execute(live).mappings():
-            totals = figures.counters.setdefault(row["resource"], dict.fromkeys(COUNTERS, 0))
-            for column in _WINDOW_COLUMNS:
-                totals[column] += int(row[column])
-        reconcile = _is_reconcile(log_table)
-        for target, kind in ((figures.runs, sa.not_(reconcile)),
-                             (figures.reconcile_runs, reconcile)):
-            by_status = sa.select(log_table.c.resource, log_table.c.status,
-                                  sa.func.count()).where(kind).group_by(log_table.c.resource,
-                                                                        log_table.c.status)
-            target.update({(r, s): int(n) for r, s, n in conn.execute(by_status)})
-        succeeded = sa.select(log_table.c.resource, sa.func.max(log_table.c.finished_at)).where(
-            log_table.c.status == SUCCEEDED, sa.not_(reconcile)).group_by(log_table.c.resource)
-        figures.last_success = {r: _epoch(t) for r, t in conn.execute(succeeded) if t}
-        figures.last_duration_s = _last_durations(conn, log_table)
+    totals = sync_log_totals(store, list(COUNTERS), _WINDOW_COLUMNS)
+    figures = SyncFigures(
+        counters=totals.counters, runs=totals.runs, reconcile_runs=totals.reconcile_runs,
+        last_success={r: _epoch(t) for r, t in totals.last_success.items()},
+        last_duration_s=totals.last_duration_s)
     figures.reconciles = latest_reconciles(store, measured_only=True)
     for resource, mark in store.sync_log.watermarks().items():
         figures.lag_s[resource] = max((now - mark.timestamp.to_datetime()).total_seconds(), 0.0)
     return figures
-
-
-def _is_reconcile(log_table: sa.Table) -> sa.ColumnElement[bool]:
-    """A sync-log row written by reconcile: its details (compact JSON text, jsontext.py)
-    say `"kind":"reconcile"`; a sync's never do."""
-    return sa.and_(log_table.c.details.is_not(None),
-                   log_table.c.details.like(f'%"kind":"{RECONCILE}"%'))
-
-
-def _last_durations(conn: sa.Connection, log_table: sa.Table) -> dict[str, float]:
-    """Start-to-finish seconds of each resource's latest finished (not skipped) sync run."""
-    # An hour of polls is one row, not one run: its span says nothing of a run's duration.
-    polls = sa.and_(log_table.c.details.is_not(None),
-                    log_table.c.details.like(f'%"kind":"{POLLS_KIND}"%'))
-    finished = sa.and_(log_table.c.finished_at.is_not(None), log_table.c.status != SKIPPED,
-                       sa.not_(_is_reconcile(log_table)), sa.not_(polls))
-    latest = (sa.select(log_table.c.resource, sa.func.max(log_table.c.started_at).label("at"))
-              .where(finished).group_by(log_table.c.resource).subquery())
-    query = sa.select(log_table.c.resource, log_table.c.started_at,
-                      log_table.c.finished_at).join(latest, sa.and_(
-                          log_table.c.resource == latest.c.resource,
-                          log_table.c.started_at == latest.c.at)).where(finished)
-    return {r: max((f - s).total_seconds(), 0.0) for r, s, f in conn.execute(query)}
 
 
 def _epoch(moment: datetime) -> float:

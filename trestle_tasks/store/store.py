@@ -152,7 +152,11 @@ class Store:
     def has_sync_log(self) -> bool:
         """Whether the bookkeeping tables exist yet (a database nothing was synced into
         has none)."""
-        return sa.inspect(self.engine).has_table("etl_sync_log", schema=self.schema)
+        return self.has_table("etl_sync_log")
+
+    def has_table(self, name: str) -> bool:
+        """Whether the table exists in this store's schema."""
+        return sa.inspect(self.engine).has_table(name, schema=self.schema)
 
     def check_owner(self) -> None:
         """SchemaMismatchError when the schema belongs to another feed; reads only. A run

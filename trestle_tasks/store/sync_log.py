@@ -41,7 +41,8 @@ ABANDONED = "abandoned"  # closed by the reaper: nobody worked on it any more
 SKIPPED = "skipped"  # a trigger that found the resource busy: recorded, nothing fetched
 INTERRUPTED = "interrupted"  # stopped by its operator (Ctrl-C): its lock released at once
 # The `details.kind` of a row that sums an hour of one resource's polls (sync/poll.py).
-POLLS_KIND = "polls"
+POLLS_KIND = "polls"  # details["kind"] of an hour's row of polls
+RECONCILE_KIND = "reconcile"  # details["kind"] of a reconcile's row
 STATUSES = (PLANNING, RUNNING, SUCCEEDED, FAILED, PARTIAL, ABANDONED, SKIPPED, INTERRUPTED)
 
 _ERROR_CHARS = 4000

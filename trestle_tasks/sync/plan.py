@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock, lock_name
 from trestle_tasks.core.errors import LockLostError
@@ -32,6 +30,9 @@ from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.windows import cut_windows, range_ticks
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import range_filter
+
+if TYPE_CHECKING:  # the transaction's connection, handed in by the store
+    import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def is_small(store: Store, resource: str, max_window: int) -> bool:
 
 # Writes the caller adds to the transaction that records the plan (the Celery layer's
 # window ledger), so a plan is either wholly recorded or not at all.
-RecordPlan = Callable[[sa.Connection, RunPlan], None]
+RecordPlan = Callable[["sa.Connection", RunPlan], None]
 
 
 def plan_run(

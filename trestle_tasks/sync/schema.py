@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import sqlalchemy as sa
-
 from trestle_tasks.core.errors import ConfigurationError
 from trestle_tasks.store.migrate import MigrationReport, racing_other_migrations
 from trestle_tasks.store.store import Store
@@ -27,7 +25,7 @@ def ensure_tables(store: Store, client: TrestleClient, resources: Iterable[str])
     columns a newer version needs (so an upgrade without `migrate` keeps working), and
     apply a changed STORE_INDEXED_FIELDS from the stored catalog (no request to Trestle)."""
     wanted = list(resources)
-    catalogued = sa.inspect(store.engine).has_table("etl_resource", schema=store.schema)
+    catalogued = store.has_table("etl_resource")
     present = set(store.resources()) if catalogued else set()
     missing = [r for r in wanted if r not in present]
     if missing:

@@ -386,11 +386,8 @@ class _SyncLog:
         self._exists = False
 
     def run(self, run_id: str, resource: str) -> SyncRun | None:
-        import sqlalchemy as sa
-
         if not self._exists:
-            self._exists = sa.inspect(self._store.engine).has_table(
-                "etl_sync_log", schema=self._store.schema)
+            self._exists = self._store.has_sync_log()
         return self._store.sync_log.get_run(run_id, resource) if self._exists else None
 
 

@@ -3,46 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-
-import sqlalchemy as sa
 
 from trestle_tasks.coordination.locks import RunLock, lock_name
 from trestle_tasks.monitoring.alerts.rules import HeldLock, ResourceHistory
-from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
-from trestle_tasks.store.sync_log import SUCCEEDED
+from trestle_tasks.store.sync_log_reports import first_runs_and_last_syncs
 
 
 def resource_history(store: Store, resources: Iterable[str]) -> list[ResourceHistory]:
-    """First trigger and last successful sync of each resource.
-
-    Only sync runs count as successes: they are the rows with a planned upper bound
-    (`watermark_to`); a reconcile has none, and its success says nothing about freshness.
-    """
-    log = bookkeeping(store.schema)["etl_sync_log"]
+    """First trigger and last successful sync of each resource (a reconcile's success says
+    nothing about freshness, so only sync runs count)."""
     wanted = list(resources)
-    last_success = (
-        sa.select(log.c.resource, sa.func.max(log.c.finished_at))
-        .where(log.c.resource.in_(wanted), log.c.status == SUCCEEDED,
-               log.c.watermark_to.is_not(None))
-        .group_by(log.c.resource)
-    )
-    first_run = (sa.select(log.c.resource, sa.func.min(log.c.started_at))
-                 .where(log.c.resource.in_(wanted)).group_by(log.c.resource))
-    with store.engine.connect() as conn:
-        successes = {r: at for r, at in conn.execute(last_success)}
-        firsts = {r: at for r, at in conn.execute(first_run)}
-    # Aggregates skip the column type's result processing: normalize to aware UTC here.
-    return [ResourceHistory(r, _utc(firsts.get(r)), _utc(successes.get(r))) for r in wanted]
-
-
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite hands back aggregates of datetimes as text
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    firsts, successes = first_runs_and_last_syncs(store, wanted)
+    return [ResourceHistory(r, firsts.get(r), successes.get(r)) for r in wanted]
 
 
 def held_locks(store: Store, lock: RunLock, credential: str,
