@@ -3,7 +3,9 @@ import pickle
 import pytest
 
 from trestle_tasks.core import errors
-from trestle_tasks.store import dberrors  # noqa: F401  (it registers how database errors retry)
+from trestle_tasks.store import dberrors
+
+dberrors.teach_is_retriable()  # as every Store does when built
 
 ALL = [
     cls for cls in vars(errors).values()
@@ -70,16 +72,29 @@ def test_redis_and_broker_outages_are_transient():
     assert not errors.is_retriable(redis.exceptions.ResponseError("WRONGTYPE"))
 
 
-def test_importing_any_part_of_the_store_registers_how_database_errors_are_read():
-    """errors.py imports nothing above it; the store registers its reading on import, so a
-    process that only made an engine still retries a dropped database connection."""
+def test_building_a_store_teaches_is_retriable_database_errors_and_importing_does_not():
+    """errors.py imports nothing above it; a Store registers how database errors are read
+    when it is built (explicitly, not as a side effect of an import), before it can raise
+    one: a process that built one retries a dropped database connection."""
     import subprocess
     import sys
 
-    code = ("import pymysql, sqlalchemy.exc as e; import trestle_tasks.store.engine; "
+    code = ("import pymysql, sqlalchemy.exc as e; from trestle_tasks.store.store import Store; "
             "from trestle_tasks.core.errors import is_retriable; "
-            "print(is_retriable(e.OperationalError('SELECT 1', {}, "
-            "pymysql.err.OperationalError(2013, 'Lost connection'))))")
+            "lost = e.OperationalError('SELECT 1', {}, "
+            "pymysql.err.OperationalError(2013, 'Lost connection')); "
+            "print(is_retriable(lost)); Store.from_url('sqlite://'); print(is_retriable(lost))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
-    assert done.stdout.strip() == "True", done.stderr
+    assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+@pytest.mark.parametrize(("error", "from_the_start"), [
+    (errors.ReplicationLinkExpiredError("idle too long", status=400), True),
+    (errors.ODataRequestError("bad filter", status=400), False),
+    (errors.BadCredentialsError("no"), False),
+    (TypeError("a bug"), False),
+])
+def test_an_expired_replication_link_is_cured_only_by_starting_over(error, from_the_start):
+    assert errors.is_retriable(error) is False
+    assert errors.is_retriable(error, from_the_start=True) is from_the_start

@@ -22,6 +22,9 @@ class TrestleTasksError(Exception):
     """Base of every error the pipeline raises on purpose."""
 
     retriable: bool = False
+    # The same request again will not help, but the walk started over may (a window from
+    # its first page): an expired replication link. See is_retriable(from_the_start=True).
+    restartable: bool = False
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -122,6 +125,8 @@ class UnlicensedResourceError(ODataRequestError):
 class ReplicationLinkExpiredError(ODataRequestError):
     """A replication nextLink was idle too long; the walk must start again."""
 
+    restartable = True
+
 
 class BadCredentialsError(FatalError):
     """The token endpoint rejected the client id or secret."""
@@ -194,8 +199,10 @@ def register_classifier(classify: Classifier) -> None:
         _classifiers.append(classify)
 
 
-def is_retriable(error: BaseException) -> bool:
+def is_retriable(error: BaseException, *, from_the_start: bool = False) -> bool:
     """Whether trying the same thing again later may succeed; the only place that decides.
+    `from_the_start`: the thing is a whole walk started over (a window redelivered), which
+    also cures what only a fresh start does (`restartable`: an expired replication link).
 
     Our own errors say so themselves; a database error is classified by the driver's code
     (store/dberrors.py registers that reading); a dropped connection to Redis, the broker
@@ -204,7 +211,7 @@ def is_retriable(error: BaseException) -> bool:
     is fatal.
     """
     if isinstance(error, TrestleTasksError):
-        return error.retriable
+        return error.retriable or (from_the_start and error.restartable)
     if isinstance(error, ConnectionError | TimeoutError):  # the builtin OSError family
         return True
     for cls in type(error).__mro__:

@@ -98,7 +98,10 @@ def _retriable(exc: BaseException) -> bool | None:
     return classify(exc) == "retry"
 
 
-register_classifier(_retriable)
+def teach_is_retriable() -> None:
+    """Let errors.is_retriable read database errors (errors.py imports nothing above it).
+    Every Store does so when built, before it can raise one; idempotent."""
+    register_classifier(_retriable)
 
 
 def describe(exc: BaseException) -> str:

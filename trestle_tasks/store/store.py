@@ -28,7 +28,7 @@ from trestle_tasks.edm.metadata import ServiceMetadata, parse_metadata
 from trestle_tasks.store import export as export_module
 from trestle_tasks.store import records as records_module
 from trestle_tasks.store.catalog import read_catalog
-from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY
+from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, teach_is_retriable
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, LoadResult, RecordLoader
 from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
@@ -54,6 +54,7 @@ class Store:
         catalog_ttl_s: float = 60.0,
         owner: FeedOwner | None = None,
     ) -> None:
+        teach_is_retriable()  # this store's database errors are read as retriable or fatal
         self.engine = engine
         self.schema = schema
         self.batch_size = batch_size

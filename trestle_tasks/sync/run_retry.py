@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.sync_log import FAILED, PARTIAL, SUCCEEDED
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
 
@@ -38,6 +39,20 @@ def spent_budget_waiting(outcome: WindowOutcome) -> bool:
     return outcome.status == FAILED and outcome.error_kind in NO_PROGRESS_KINDS
 
 
+def window_retry_policy(base_delay_s: float) -> RetryPolicy:
+    """A window's redeliveries: doubling from SYNC_RETRY_DELAY, at most WINDOW_BACKOFF_CAP
+    of them."""
+    return RetryPolicy(base_delay_s=base_delay_s,
+                       max_delay_s=base_delay_s * WINDOW_BACKOFF_CAP)
+
+
+def run_retry_policy(base_delay_s: float, max_delay_s: float) -> RetryPolicy:
+    """A whole run's retries: BACKOFF_FACTOR times a window's first delay, doubling, at
+    most `max_delay_s`."""
+    first = min(base_delay_s * BACKOFF_FACTOR, max_delay_s)
+    return RetryPolicy(base_delay_s=first, max_delay_s=max_delay_s)
+
+
 def window_retry_delay(outcome: WindowOutcome, retries: int, *, base_delay_s: float,
                        max_retries: int) -> float | None:
     """Seconds until a transiently failed window is handed out again (doubling from
@@ -46,7 +61,7 @@ def window_retry_delay(outcome: WindowOutcome, retries: int, *, base_delay_s: fl
         return None
     if spent_budget_waiting(outcome):
         return None
-    return float(min(base_delay_s * 2 ** retries, base_delay_s * WINDOW_BACKOFF_CAP))
+    return window_retry_policy(base_delay_s).backoff_ceiling(retries)
 
 
 def run_made_no_progress(outcomes: Iterable[WindowOutcome]) -> bool:
@@ -90,5 +105,5 @@ def run_retry_delay(
         return None
     if any(not o.retriable for o in failed) or run_made_no_progress(outcomes):
         return None
-    delay = min(base_delay_s * BACKOFF_FACTOR * 2 ** (plan.attempt - 1), max_delay_s)
-    return (rng or random).uniform(delay / 2, delay)  # equal jitter: retries spread out
+    # Equal jitter: runs retried at once spread out.
+    return run_retry_policy(base_delay_s, max_delay_s).delay(plan.attempt - 1, rng=rng)

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from trestle_tasks.core.errors import ReplicationLinkExpiredError, TrestleTasksError, is_retriable
+from trestle_tasks.core.errors import TrestleTasksError, is_retriable
 from trestle_tasks.core.logs import log_context, redact
 from trestle_tasks.core.timestamps import ODataTimestamp, epoch_seconds_of
 from trestle_tasks.store.store import Store
@@ -144,9 +144,9 @@ def _sync_window(plan: RunPlan, window: Window, *, store: Store, client: Trestle
                               api_bytes=figures.api_bytes, error=message)
         phase.end("window %s failed after %d records: %s", window.window_id, fetched,
                   message, figures=figures, outcome=FAILED, rejected=rejected)
-        # An expired replication link: the window starts over. Anything else is decided
-        # in one place; an error nobody knows is a bug, failed at once with its traceback.
-        retriable = is_retriable(error) or isinstance(error, ReplicationLinkExpiredError)
+        # Decided in one place (a window retried starts over: an expired replication link
+        # is cured by that); an error nobody knows is a bug, failed at once with its traceback.
+        retriable = is_retriable(error, from_the_start=True)
         if not retriable and not isinstance(error, TrestleTasksError):
             log.error("window %s hit an unexpected error (a bug, not retried)",
                       window.window_id, exc_info=error)
