@@ -27,12 +27,12 @@ from trestle_tasks.coordination.triggers import claim_interval, interval_owner
 from trestle_tasks.core.errors import (
     LockLostError,
     NoProgressError,
-    RetriableError,
     WindowSupersededError,
     is_retriable,
 )
 from trestle_tasks.core.feeds import DEFAULT_FEED
 from trestle_tasks.core.logs import log_context
+from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.core.settings import Settings
 from trestle_tasks.monitoring.freshness import FreshnessRecorder
 from trestle_tasks.store.sync_log import ABANDONED, FAILED, PLANNING, RUNNING
@@ -70,6 +70,7 @@ from trestle_tasks.worker.celery_settings import (
     WINDOW_SOFT_LIMIT_S,
 )
 from trestle_tasks.worker.runtime import ClusterRuntime, cluster_runtime, cluster_runtimes
+from trestle_tasks.worker.task_retry import RetryingTask
 
 if TYPE_CHECKING:
     from trestle_tasks.coordination.concurrency import RedisWindowGate
@@ -496,7 +497,8 @@ def hand_out_windows(feed: str = DEFAULT_FEED) -> int:
 
 
 @app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
-          autoretry_for=(RetriableError,), retry_backoff=10, max_retries=10)
+          base=RetryingTask, retry_policy=RetryPolicy(base_delay_s=10, max_delay_s=600),
+          max_retries=10)
 def finalize_sync(self: BoundTask, run_id: str, resource: str,
                   feed: str = DEFAULT_FEED) -> dict[str, Any]:
     """Close the run from what the database holds: its plan and its windows' outcomes.
@@ -617,8 +619,8 @@ def check_alerts() -> list[dict[str, Any]]:
 # A census that found Trestle gone for a whole retry budget is not taken again at once:
 # one budget of no progress per command; tomorrow's trigger (or an operator) tries again.
 @app.task(name="trestle.reconcile", soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300,
-          autoretry_for=(RetriableError,), dont_autoretry_for=(NoProgressError,),
-          retry_backoff=300, retry_backoff_max=3600, max_retries=3)
+          base=RetryingTask, retry_policy=RetryPolicy(base_delay_s=300, max_delay_s=3600),
+          not_retried_for=(NoProgressError,), max_retries=3)
 def reconcile_task(resource: str, beat_interval_s: float | None = None,
                    dry_run: bool = False, feed: str = DEFAULT_FEED) -> dict[str, Any]:
     """Daily: make the store equal to the feed (a census of (key, timestamp) pairs compared
@@ -662,8 +664,8 @@ def reconcile_task(resource: str, beat_interval_s: float | None = None,
 
 
 @app.task(name="trestle.refresh_metadata", soft_time_limit=600, time_limit=900,
-          autoretry_for=(RetriableError,), dont_autoretry_for=(NoProgressError,),
-          retry_backoff=60, max_retries=5)
+          base=RetryingTask, retry_policy=RetryPolicy(base_delay_s=60, max_delay_s=600),
+          not_retried_for=(NoProgressError,), max_retries=5)
 def refresh_metadata(feed: str | None = None) -> dict[str, Any]:
     """Read `$metadata` and evolve the tables (new fields become columns or are kept), of
     `feed` or of every feed."""
