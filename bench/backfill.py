@@ -43,7 +43,7 @@ from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
 from trestle_tasks.store.sync_log import peak_in_flight
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.worker import factory
 from trestle_tasks.worker.runtime import LocalRuntime
 
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
             client = LocalRuntime(settings).trestle_client()
             started, cpu_before = time.monotonic(), time.process_time()
             walked = sum(len(page.records) for page in walk_keyset(
-                client, KeysetWindow("Property", "ListingKey"), page_size=args.page_size))
+                client, KeysetRange("Property", "ListingKey"), page_size=args.page_size))
             single_s = time.monotonic() - started
             single_cpu_s = time.process_time() - cpu_before
             single_requests, single_429 = served(sim.odata_root, "trestle-simulator")

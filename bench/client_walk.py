@@ -25,7 +25,7 @@ from bench.simulator_process import simulator_process
 from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.core.settings import load_settings
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.worker import factory
 from trestle_tasks.worker.runtime import LocalRuntime
 
@@ -74,7 +74,7 @@ def main() -> None:
         seen: Counter[str] = Counter()
         fields = 0
         wall_started, cpu_started = time.perf_counter(), time.process_time()
-        for page in walk_keyset(client, KeysetWindow("Property", "ListingKey")):
+        for page in walk_keyset(client, KeysetRange("Property", "ListingKey")):
             seen.update(record["ListingKey"] for record in page.records)
             if page.records:
                 fields = max(fields, len(page.records[0]))

@@ -30,7 +30,7 @@ from bench.cpu import CpuMeter, find_pid, per_thousand
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
 from trestle_tasks.store.store import Store
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.worker.runtime import LocalRuntime
 
 ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -66,7 +66,7 @@ def stage_seconds(stats: pstats.Stats, functions: list[tuple[str | None, str]]) 
 
 def sync_one_window(client, store: Store, page_size: int) -> int:
     loaded = 0
-    for page in walk_keyset(client, KeysetWindow("Property", "ListingKey"),
+    for page in walk_keyset(client, KeysetRange("Property", "ListingKey"),
                             page_size=page_size):
         result = store.upsert("Property", page.records)
         assert result.rejected == 0, result.rejections[:1]

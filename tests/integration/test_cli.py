@@ -12,7 +12,7 @@ import pytest
 
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.worker.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_simulator_from_the_cli_walks_every_record_exactly_once(served):
     client = LocalRuntime(settings).trestle_client()
     keys = Counter(
         record["ListingKey"]
-        for page in walk_keyset(client, KeysetWindow("Property", "ListingKey"))
+        for page in walk_keyset(client, KeysetRange("Property", "ListingKey"))
         for record in page.records
     )
     assert len(keys) == 1500

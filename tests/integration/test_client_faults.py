@@ -12,7 +12,7 @@ from trestle_tasks.core.errors import (
     UnlicensedResourceError,
 )
 from trestle_tasks.core.retry import RetryPolicy
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
 
 from .conftest import build_client, start_simulator
@@ -26,7 +26,7 @@ def test_walk_survives_5xx_429_resets_and_bad_bodies():
                           rate_html_error=0.02, fault_seed=5)
     try:
         client = build_client(sim)
-        pages = walk_keyset(client, KeysetWindow("Property", "ListingKey"),
+        pages = walk_keyset(client, KeysetRange("Property", "ListingKey"),
                             select=("ListingKey", "ModificationTimestamp"), page_size=50)
         keys = [r["ListingKey"] for page in pages for r in page.records]
         assert Counter(keys) == Counter(r["ListingKey"] for r in sim.records("Property"))

@@ -16,7 +16,7 @@ import pytest
 
 from trestle_tasks.core.errors import UnexpectedResponseError
 from trestle_tasks.core.timestamps import ODataTimestamp
-from trestle_tasks.trestle.pager import KeysetWindow, census_versions, walk_keyset, walk_links
+from trestle_tasks.trestle.pager import KeysetRange, census_versions, walk_keyset, walk_links
 from trestle_tasks.trestle.query import ODataQuery
 
 from .hostile_stream import client_for, hostile, send_json
@@ -58,7 +58,7 @@ def pages_until_stopped(walk: Iterator[object]) -> int:
 def test_a_keyset_walk_stops_when_the_server_ignores_the_filter():
     with hostile(ignoring_the_filter) as base:
         client = client_for(base)
-        window = KeysetWindow("Property", "ListingKey",
+        window = KeysetRange("Property", "ListingKey",
                               upper=ODataTimestamp.parse("2025-01-01T00:00:00Z"))
         with pytest.raises(UnexpectedResponseError, match="the walk would never end") as caught:
             pages_until_stopped(walk_keyset(client, window))
@@ -71,11 +71,11 @@ def test_a_keyset_page_outside_the_window_stops_the_walk():
     """Records before the cursor asked for: the server did not apply the filter."""
     with hostile(ignoring_the_filter) as base:
         client = client_for(base)
-        window = KeysetWindow("Property", "ListingKey",
+        window = KeysetRange("Property", "ListingKey",
                               lower=(ODataTimestamp.parse("2024-06-01T00:00:00Z"), None))
         with pytest.raises(UnexpectedResponseError, match="outside the range asked for"):
             pages_until_stopped(walk_keyset(client, window))
-        ceiling = KeysetWindow("Property", "ListingKey",
+        ceiling = KeysetRange("Property", "ListingKey",
                                upper=ODataTimestamp.parse("2024-01-01T00:00:00Z"))
         with pytest.raises(UnexpectedResponseError, match="after the window's end"):
             pages_until_stopped(walk_keyset(client, ceiling))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.trestle.pager import (
-    KeysetWindow,
+    KeysetRange,
     census_versions,
     replication_query,
     walk_keyset,
@@ -45,7 +45,7 @@ def test_keyset_walk_returns_every_record_exactly_once(page_size, full_pages, re
     sim = start_simulator(records=count, seed=seed)
     try:
         client = build_client(sim)
-        pages = list(walk_keyset(client, KeysetWindow("Property", "ListingKey"), select=SLIM,
+        pages = list(walk_keyset(client, KeysetRange("Property", "ListingKey"), select=SLIM,
                                  page_size=page_size))
         keys = walked_keys(pages)
         assert Counter(keys) == Counter(r["ListingKey"] for r in sim.records("Property"))
@@ -68,7 +68,7 @@ def test_changes_during_the_walk_are_never_duplicated_and_caught_next_run(
         client = build_client(sim)
         before = keyset_order(sim.records("Property"))
         upper = ODataTimestamp.now()  # fixed when the run is planned
-        window = KeysetWindow("Property", "ListingKey", upper=upper)
+        window = KeysetRange("Property", "ListingKey", upper=upper)
         walk = walk_keyset(client, window, select=SLIM, page_size=page_size)
         first = next(walk)
         reached = len(first.records)
@@ -82,7 +82,7 @@ def test_changes_during_the_walk_are_never_duplicated_and_caught_next_run(
         assert set(keys) == {r["ListingKey"] for r in before} - not_yet_reached
 
         # The next run starts at this run's upper bound and catches every change.
-        next_run = KeysetWindow("Property", "ListingKey", lower=(upper, ""))
+        next_run = KeysetRange("Property", "ListingKey", lower=(upper, ""))
         caught = set(walked_keys(walk_keyset(client, next_run, select=SLIM,
                                              page_size=page_size)))
         assert caught >= changed | {f"NEW{seed}-{i}" for i in range(added)}
@@ -98,7 +98,7 @@ def test_ties_larger_than_a_page_are_walked_whole():
         assert tie_size > 100, "the simulator should produce a large tie"
         client = build_client(sim)
         tie = ODataTimestamp.parse(tie_stamp)
-        window = KeysetWindow("Property", "ListingKey", lower=(ODataTimestamp(tie.ticks - 1), ""),
+        window = KeysetRange("Property", "ListingKey", lower=(ODataTimestamp(tie.ticks - 1), ""),
                               upper=tie)
         keys = walked_keys(walk_keyset(client, window, select=SLIM, page_size=100))
         assert len(keys) == len(set(keys)) == tie_size

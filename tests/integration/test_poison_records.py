@@ -19,7 +19,7 @@ from trestle_tasks.store.store import Store
 from trestle_tasks.sync.repair import repair
 from trestle_tasks.sync.repair_plan import RepairPlan
 from trestle_tasks.trestle.by_key import fetch_by_keys
-from trestle_tasks.trestle.pager import KeysetWindow, census_versions, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, census_versions, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
 
 from .poison_server import QUICK_RETRY, PoisonServer, page_body, poison_server
@@ -210,7 +210,7 @@ def test_a_timestamp_past_year_9999_ending_a_page_is_rejected_and_the_walk_goes_
 
         server.answer = answer
         records = [r for page in walk_keyset(server.client(),
-                                             KeysetWindow("Property", "ListingKey"))
+                                             KeysetRange("Property", "ListingKey"))
                    for r in page.records]
         assert [r["ListingKey"] for r in records] == [
             good[0]["ListingKey"], good[1]["ListingKey"], poison["ListingKey"]]

@@ -22,7 +22,7 @@ from tests.integration.conftest import build_client, start_simulator
 from tests.store_fixtures import StoreTarget, close_target, open_target
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.store import Store
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_migrate_from_the_simulator_then_load_and_export_max_length_records(
         received: dict[str, str] = {}
         run = "acceptance"
         store.sync_log.open_run(run, "Property")
-        for page in walk_keyset(client, KeysetWindow("Property", "ListingKey")):
+        for page in walk_keyset(client, KeysetRange("Property", "ListingKey")):
             result = store.upsert("Property", page.records, run_id=run)
             assert result.rejected == 0, [(r.field, r.reason, r.detail)
                                           for r in result.rejections[:3]]

@@ -21,10 +21,10 @@ from tests.integration.hostile_stream import client_for, hostile, send_json
 from trestle_tasks.core.errors import UnexpectedResponseError
 from trestle_tasks.core.timestamps import ODataTimestamp
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 
 UPPER = ODataTimestamp.parse("2024-01-01T00:01:00Z")
-WINDOW = KeysetWindow("Property", "ListingKey", upper=UPPER)
+WINDOW = KeysetRange("Property", "ListingKey", upper=UPPER)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from trestle_tasks.sync.finalize import finished_prefix_upper
 from trestle_tasks.sync.model import RunPlan, WindowOutcome
-from trestle_tasks.sync.windows import cut_lanes, cut_windows, window_size
+from trestle_tasks.sync.window_cuts import cut_lanes, cut_windows, window_size
 
 feeds = st.integers(1, 10_000).flatmap(
     lambda spread: st.lists(st.integers(1, spread), max_size=400))  # narrow spreads: ties

@@ -19,7 +19,7 @@ class Window:
     """Records with lower < ModificationTimestamp <= upper (lower None: from the start).
 
     `lanes` are inner boundaries (strictly increasing, inside the window) where its range is
-    cut into stretches walked at once (sync/windows.py); empty: one walk.
+    cut into stretches walked at once (sync/window_cuts.py); empty: one walk.
     """
 
     index: int

@@ -1,7 +1,7 @@
 """Planning a run: fix its upper bound, then cut the range into windows for the cluster.
 
 The range's records are counted and placed by a census of their timestamps (InKeyIndex
-fields, 300,000 a request; see sync/windows.py), so the windows are exact and cover the
+fields, 300,000 a request; see sync/window_cuts.py), so the windows are exact and cover the
 whole range without gaps, which lets the watermark advance over a prefix of finished
 windows. A small resource is planned without asking Trestle anything.
 """
@@ -27,7 +27,7 @@ from trestle_tasks.sync.interrupt import INTERRUPTED_ERROR
 from trestle_tasks.sync.model import RunPlan, Window
 from trestle_tasks.sync.model import new_run_id as new_run_id  # planning names runs
 from trestle_tasks.sync.phases import Phase
-from trestle_tasks.sync.windows import cut_windows, range_ticks
+from trestle_tasks.sync.window_cuts import cut_windows, range_ticks
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import range_filter
 

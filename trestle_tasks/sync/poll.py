@@ -29,7 +29,7 @@ from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import Watermark
 from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_media, take_expansions
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.pager import TIMESTAMP_FIELD, KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import TIMESTAMP_FIELD, KeysetRange, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def poll_resource(
             if upper <= mark.ticks:
                 return outcome(IDLE)
             key_field = layout_of(store.engine, resource, store.schema).key_field.name
-            keyset = KeysetWindow(resource, key_field, TIMESTAMP_FIELD,
+            keyset = KeysetRange(resource, key_field, TIMESTAMP_FIELD,
                                   lower=(mark.timestamp, None), upper=ODataTimestamp(upper))
             base = ODataQuery(resource, expand=(media_expansion(),)) if with_media else None
             complete = False

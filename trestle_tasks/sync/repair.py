@@ -22,7 +22,7 @@ from trestle_tasks.sync.media import MediaRefresh, media_expansion, refresh_medi
 from trestle_tasks.sync.repair_plan import RepairPlan
 from trestle_tasks.trestle.by_key import fetch_by_keys
 from trestle_tasks.trestle.client import TrestleClient
-from trestle_tasks.trestle.pager import KeysetWindow, walk_keyset
+from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.trestle.query import ODataQuery
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def repair(resource: str, plan: RepairPlan, *, key_field: str, store: Store,
     outcome = RepairOutcome()
     expand = (media_expansion(),) if children.media else ()
     for walk in plan.ranges:
-        window = KeysetWindow(resource, key_field, lower=(ODataTimestamp(walk.lower), None),
+        window = KeysetRange(resource, key_field, lower=(ODataTimestamp(walk.lower), None),
                               upper=ODataTimestamp(walk.upper))
         wanted = {str(k) for k in walk.keys}
         for page in walk_keyset(client, window, base=ODataQuery(resource, expand=expand)):

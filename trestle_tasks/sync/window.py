@@ -23,7 +23,7 @@ from trestle_tasks.sync.prefetch import interleaved
 from trestle_tasks.trestle.client import Page, TrestleClient
 from trestle_tasks.trestle.pager import (
     TIMESTAMP_FIELD,
-    KeysetWindow,
+    KeysetRange,
     range_filter,
     replication_query,
     walk_keyset,
@@ -68,7 +68,7 @@ def uses_replication(window: Window, replication_min: int) -> bool:
 
 def window_pages(plan: RunPlan, window: Window, client: TrestleClient, *, page_size: int,
                  base: ODataQuery | None, replication_min: int) -> Iterator[Page]:
-    """The window's pages: its lanes walked at once (sync/windows.py), in the order their
+    """The window's pages: its lanes walked at once (sync/window_cuts.py), in the order their
     pages arrive."""
     walks = [lane_pages(plan, lower, upper, client, page_size=page_size, base=base,
                         replication=uses_replication(window, replication_min))
@@ -85,7 +85,7 @@ def lane_pages(plan: RunPlan, lower: int | None, upper: int, client: TrestleClie
     if replication:
         query = ODataQuery(plan.resource, filter=range_filter(lower, upper))
         return walk_links(client, replication_query(query, top=page_size))
-    keyset = KeysetWindow(
+    keyset = KeysetRange(
         plan.resource,
         plan.key_field,
         TIMESTAMP_FIELD,

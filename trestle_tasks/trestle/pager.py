@@ -74,7 +74,7 @@ def replication_query(query: ODataQuery, top: int = MAX_TOP) -> ODataQuery:
 
 
 @dataclass(frozen=True)
-class KeysetWindow:
+class KeysetRange:
     """Records with lower < (timestamp, key) and timestamp <= upper, in keyset order."""
 
     resource: str
@@ -86,7 +86,7 @@ class KeysetWindow:
 
 def walk_keyset(
     client: TrestleClient,
-    window: KeysetWindow,
+    window: KeysetRange,
     *,
     select: tuple[str, ...] = (),
     page_size: int = MAX_TOP,
@@ -177,7 +177,7 @@ def census_versions(
         passed.add(after)
 
 
-def _check_in_window(page: Page, window: KeysetWindow,
+def _check_in_window(page: Page, window: KeysetRange,
                      cursor: tuple[ODataTimestamp, str | None] | None) -> None:
     """Every record of a keyset page is inside what was asked for: after the cursor and
     at most `upper`. A server that ignores the filter answers the same records whatever
@@ -202,7 +202,7 @@ def _check_in_window(page: Page, window: KeysetWindow,
 
 def _check_advanced(url: str, previous: tuple[ODataTimestamp, str | None] | None,
                     cursor: tuple[ODataTimestamp, str | None],
-                    passed: set[tuple[int, str | None]], window: KeysetWindow) -> None:
+                    passed: set[tuple[int, str | None]], window: KeysetRange) -> None:
     """The cursor moved past every earlier one (by timestamp; by key within one tick,
     where only a repeat can be told without the server's collation)."""
     mark = (cursor[0].ticks, cursor[1])
@@ -222,7 +222,7 @@ def _not_advancing(url: str, asked: str, got: str) -> UnexpectedResponseError:
     )
 
 
-def _outside(url: str, window: KeysetWindow, record: dict[str, object],
+def _outside(url: str, window: KeysetRange, record: dict[str, object],
              where: str) -> UnexpectedResponseError:
     return UnexpectedResponseError(
         f"{mask_url(url)} answered a record outside the range asked for "
