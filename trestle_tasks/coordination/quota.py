@@ -3,15 +3,15 @@
 Trestle's quota belongs to the credential, so the limiter's state lives in Redis and is
 changed atomically by Lua. It paces requests (GCRA: a small burst, then one request every
 `interval`) at a rate sized from the quota headers of every response, so a backfill uses
-the quota fully without meeting a 429; it stops until the window resets when the headers
-say a window is spent (another client of the same credential may be spending it), and a 429
+the quota fully without meeting a 429; it stops until the period resets when the headers
+say a period (minute, hour) is spent (another client of the same credential may be spending it), and a 429
 blocks everyone for the server's Retry-After or until the next minute.
 
-Pacing at (limit - burst) per minute keeps any fixed or rolling one-minute window under the
+Pacing at (limit - burst) per minute keeps any fixed or rolling one-minute period under the
 limit, whatever the burst. The burst is a twentieth of the minute limit (at least 2): a
 run's first requests (a census, the first page of every window and lane) go at once
 instead of one every interval, which is most of a short run's time, and a long backfill
-still gets 95 % of the quota. When the windows reset is unknown (Trestle sends only the
+still gets 95 % of the quota. When the minutes reset is unknown (Trestle sends only the
 hour's reset time), the limiter assumes wall-clock minutes; a wrong guess costs one 429,
 which then blocks properly.
 
