@@ -4,8 +4,8 @@ Trestle's quota belongs to the credential, so the limiter's state lives in Redis
 changed atomically by Lua. It paces requests (GCRA: a small burst, then one request every
 `interval`) at a rate sized from the quota headers of every response, so a backfill uses
 the quota fully without meeting a 429; it stops until the period resets when the headers
-say a period (minute, hour) is spent (another client of the same credential may be spending it), and a 429
-blocks everyone for the server's Retry-After or until the next minute.
+say a period (minute, hour) is spent (another client of the same credential may be
+spending it), and a 429 blocks everyone for the server's Retry-After or until the next minute.
 
 Pacing at (limit - burst) per minute keeps any fixed or rolling one-minute period under the
 limit, whatever the burst. The burst is a twentieth of the minute limit (at least 2): a
