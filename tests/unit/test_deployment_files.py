@@ -263,7 +263,7 @@ def test_the_image_copies_named_files_only():
     copies = [words[1:-1] for words in dockerfile_instructions() if words[0] == "COPY"]
     sources = {source for sources in copies for source in sources}
     assert sources <= {"requirements.txt", "requirements-simulator.txt", "pyproject.toml",
-                       "README.md", "celeryconfig.py", "trestle_tasks"}
+                       "README.md", "celeryconfig.py", "trestle_tasks", "trestle_simulator"}
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
