@@ -259,7 +259,7 @@ def _runtime(kind: type[_R], require_credentials: bool = True, *,
     """
     runtime = kind(_settings(require_credentials, reports_itself=reports_itself, feed=feed))
     if reports_itself:  # fail at once, in one line, if the database won't answer
-        from trestle_tasks.cli.preflight import require_database
+        from trestle_tasks.store.probe import require_database
 
         require_database(runtime.store.engine)
     return runtime
@@ -282,8 +282,8 @@ def _check_resources(settings: Any, resources: tuple[str, ...]) -> list[str]:
 def migrate(resources: tuple[str, ...], feed_name: str | None) -> None:
     """Read $metadata and create or evolve the tables (safe to run again), for --feed or
     for every feed."""
-    from trestle_tasks.cli.preflight import require_database
     from trestle_tasks.core.feeds import feed_variable
+    from trestle_tasks.store.probe import require_database
     from trestle_tasks.worker.runtime import LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
@@ -347,7 +347,7 @@ def sync(resources: tuple[str, ...], full: bool, wait_: bool, local: bool,
          timeout: float, feed_name: str | None) -> None:
     """Sync resources: dispatch a run to the workers (or run it here with --local), for
     --feed or for every feed."""
-    from trestle_tasks.cli.preflight import require_database
+    from trestle_tasks.store.probe import require_database
     from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
@@ -520,7 +520,8 @@ def reconcile(resources: tuple[str, ...], local: bool, dry_run: bool,
     Records missing from the store or stored older than the feed's copy are fetched and
     stored; records that left the feed are marked deleted.
     """
-    from trestle_tasks.cli.preflight import require_database, require_redis
+    from trestle_tasks.cli.preflight import require_redis
+    from trestle_tasks.store.probe import require_database
     from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
     feeds = _feed_settings(reports_itself=True, feed=feed_name)
@@ -674,8 +675,8 @@ def export(resource: str, include_deleted: bool, feed_name: str | None) -> None:
                    "`--feed` without a name is the former spelling of --live.")
 def status(as_json: bool, limit: int, live: bool, feed_name: str | None) -> None:
     """Recent runs, watermarks and quota use, of every feed (or --feed NAME)."""
-    from trestle_tasks.cli.preflight import require_database
     from trestle_tasks.cli.status import collect_status, database_not_created, render_status
+    from trestle_tasks.store.probe import require_database
     from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
     if feed_name == "":  # `status --feed` as scripts wrote it before feeds had names

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from trestle_tasks.cli.preflight import broker_answers
 from trestle_tasks.core.errors import RetriesExhaustedError
@@ -109,36 +108,9 @@ def _check_resources(wanted: tuple[str, ...], document: str) -> str:
 
 
 def _check_database(url: str) -> str:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import OperationalError
+    from trestle_tasks.store.probe import describe_database
 
-    from trestle_tasks.cli.preflight import missing_database_hint
-    from trestle_tasks.core.errors import ConfigurationError
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        # Connecting would create the file; check that it could be created instead.
-        database = parsed.database or ""
-        if database in ("", ":memory:"):
-            return "in-memory SQLite"
-        folder = Path(database).resolve().parent
-        if not folder.is_dir():
-            raise FileNotFoundError(f"folder {folder} does not exist")
-        return f"SQLite file {Path(database).resolve()}"
-    # Both drivers take `connect_timeout` (seconds); psycopg's default is to wait forever.
-    engine = create_engine(url, connect_args={"connect_timeout": int(CHECK_TIMEOUT_S)})
-    try:
-        with engine.connect() as connection:
-            version = connection.execute(text("SELECT VERSION()")).scalar()
-    except OperationalError as error:  # a database not created yet: say how to create it
-        hint = missing_database_hint(parsed, error)
-        if hint is None:
-            raise
-        raise ConfigurationError(hint) from None
-    finally:
-        engine.dispose()
-    return f"{mask_url(url)} ({version})"
+    return describe_database(url, timeout_s=CHECK_TIMEOUT_S)
 
 
 def _check_redis(settings: Settings) -> str:

@@ -6,10 +6,9 @@ traceback; with them it is one line naming the URL and what to do.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
-from trestle_tasks.core.errors import ConfigurationError, FatalError
+from trestle_tasks.core.errors import FatalError
 from trestle_tasks.core.masking import mask_url
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -84,40 +83,3 @@ def broker_answers(broker_url: str, result_backend: str) -> str:
     return "broker and result backend answer: " + ", ".join(shown)
 
 
-def require_database(engine: Any) -> None:
-    """Open and close one connection, so an unreachable or refusing database fails the
-    command at once (as the driver's own error) instead of after the store's retry budget,
-    which is there for outages in the middle of a run. A database that does not exist is
-    a ConfigurationError saying how to create it: the driver's "Unknown database" does not."""
-    import sqlalchemy as sa
-
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        hint = missing_database_hint(engine.url, error)
-        if hint is None:
-            raise
-        raise ConfigurationError(hint) from error
-
-
-# MySQL/MariaDB: ER_BAD_DB_ERROR. PostgreSQL says it in words (SQLSTATE 3D000 is not
-# always passed on for a connection refused at start-up).
-_MYSQL_UNKNOWN_DATABASE = 1049
-
-
-def missing_database_hint(url: Any, error: BaseException) -> str | None:
-    """How to create the database `url` names, if `error` says it does not exist."""
-    orig = getattr(error, "orig", None)
-    args = getattr(orig, "args", ())
-    backend, name = url.get_backend_name(), url.database
-    where = f"{url.host or 'localhost'}:{url.port or ''}".rstrip(":")
-    if backend in ("mysql", "mariadb") and args and args[0] == _MYSQL_UNKNOWN_DATABASE:
-        return (f"database {name!r} does not exist on {where}: create it with "
-                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4; "
-                "(then run `trestle-etl migrate`)")
-    if backend == "postgresql" and f'database "{name}" does not exist' in str(orig):
-        return (f"database {name!r} does not exist on {where}: create it with "
-                f'CREATE DATABASE "{name}"; (or createdb {name}; then run '
-                "`trestle-etl migrate`)")
-    return None
