@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestle_tasks.sync.prefetch import interleaved, prefetched
+from trestle_tasks.sync.prefetch import interleaved
 
 
 class Boom(Exception):
@@ -35,17 +35,17 @@ def test_same_items_in_order_and_errors_at_their_place(items, fail_at, depth):
     failing = fail_at is not None and fail_at < len(items)
     if failing:
         with pytest.raises(Boom):
-            for item in prefetched(source(items, fail_at), depth):
+            for item in interleaved([source(items, fail_at)], depth):
                 got.append(item)
         assert got == items[:fail_at]
     else:
-        assert list(prefetched(source(items), depth)) == items
+        assert list(interleaved([source(items)], depth)) == items
 
 
 @given(st.integers(1, 3), st.integers(0, 5))
 def test_an_early_stop_leaves_at_most_depth_items_read_ahead(depth, taken):
     produced: list[int] = []
-    pages = prefetched(source(list(range(50)), produced=produced), depth)
+    pages = interleaved([source(list(range(50)), produced=produced)], depth)
     for _ in range(taken):
         next(pages)
     time.sleep(0.05)  # let the helper run as far ahead as it may
@@ -64,7 +64,7 @@ def test_the_helper_thread_sees_the_callers_context():
             yield index
 
     run_id.set("run-42")
-    assert list(prefetched(pages())) == [0, 1, 2]
+    assert list(interleaved([pages()])) == [0, 1, 2]
     assert {value for value, _ in seen} == {"run-42"}
     assert {name for _, name in seen} == {"page-prefetch"}
 

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect
 
 from trestle_tasks.edm.metadata import FieldSpec
 from trestle_tasks.store.naming import (
@@ -124,14 +123,6 @@ def replace_view(conn: Connection, layout: ResourceLayout) -> str:
 def drop_view(conn: Connection, schema: str | None, table: str) -> None:
     qualified = _qualified(conn.dialect, schema, view_name(table))
     conn.exec_driver_sql(f"DROP VIEW IF EXISTS {qualified}")
-
-
-def replace_views(engine: Engine, layouts: Iterable[ResourceLayout]) -> list[str]:
-    names: list[str] = []
-    with engine.begin() as conn:
-        for layout in layouts:
-            names.append(replace_view(conn, layout))
-    return names
 
 
 def _qualified(dialect: Dialect, schema: str | None, name: str) -> str:

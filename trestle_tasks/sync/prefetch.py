@@ -30,16 +30,6 @@ class _Failed:
         self.error = error
 
 
-def prefetched(source: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """The items of `source`, produced on a helper thread up to `depth` items ahead.
-
-    The helper runs in a copy of the caller's context, so its log lines keep the run id.
-    An error in `source` is raised here, at the item where it happened. Stopping early
-    (an error while loading) stops the helper after the item it is working on.
-    """
-    return interleaved([source], depth=depth)
-
-
 def interleaved(sources: Sequence[Iterator[T]], depth: int = 1) -> Iterator[T]:
     """The items of every source, each produced on a helper thread of its own, in the
     order they are ready (a window's lanes: each walks its stretch while the caller loads
