@@ -182,6 +182,37 @@ class SyncLog:
     def _tx(self, work: Any) -> Any:
         return in_transaction(self.engine, work, policy=self.retry)
 
+    # -- a run's details (the window ledger keeps the plan's header there) --
+
+    def details(self, run_id: str, resource: str) -> dict[str, Any]:
+        """The run's details ({} for a run without any, or no such run)."""
+        log = self._log
+        with self.engine.connect() as conn:
+            text = conn.execute(sa.select(log.c.details).where(
+                log.c.run_id == run_id, log.c.resource == resource)).scalar()
+        return decode_json(text) if text else {}
+
+    def merge_details_in(self, conn: sa.Connection, run_id: str, resource: str,
+                         extra: Mapping[str, Any]) -> None:
+        """`extra` merged into the run's details, in the caller's transaction."""
+        log = self._log
+        text = conn.execute(sa.select(log.c.details).where(
+            log.c.run_id == run_id, log.c.resource == resource)).scalar()
+        merged = {**(decode_json(text) if text else {}), **extra}
+        conn.execute(sa.update(log).where(log.c.run_id == run_id, log.c.resource == resource)
+                     .values(details=encode_json(merged)))
+
+    def open_runs_mentioning(self, key: str) -> list[tuple[str, str]]:
+        """(run_id, resource) of every open run whose details hold `key` (as text: a
+        cheap test, not a decoding of every open run's details), oldest first."""
+        log = self._log
+        query = (sa.select(log.c.run_id, log.c.resource, log.c.details)
+                 .where(log.c.finished_at.is_(None)).order_by(log.c.started_at))
+        with self.engine.connect() as conn:
+            found = conn.execute(query).all()
+        return [(run_id, resource) for run_id, resource, text in found
+                if text and f'"{key}"' in text]
+
     # -- runs --
 
     def open_run(self, run_id: str, resource: str, *, started_at: datetime | None = None,

@@ -34,7 +34,7 @@ from trestle_tasks.store.dbclock import db_now, db_now_plus
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, in_transaction
 from trestle_tasks.store.jsontext import decode_json, encode_json
 from trestle_tasks.store.schema import bookkeeping
-from trestle_tasks.store.sync_log import FAILED, RUNNING, SUCCEEDED
+from trestle_tasks.store.sync_log import FAILED, RUNNING, SUCCEEDED, SyncLog
 from trestle_tasks.sync.model import RunPlan, Window, WindowOutcome
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,9 @@ class WindowLedger:
                  retry: RetryPolicy = DEFAULT_DB_RETRY) -> None:
         self.engine = engine
         self.retry = retry
-        tables = bookkeeping(schema)
-        self._log = tables["etl_sync_log"]
-        self._rows = tables["etl_sync_window"]
+        # The plan's header lives in the run's details: the sync log's to read and write.
+        self._runs = SyncLog(engine, schema=schema, retry=retry)
+        self._rows = bookkeeping(schema)["etl_sync_window"]
 
     def _tx(self, work: Any) -> Any:
         return in_transaction(self.engine, work, policy=self.retry)
@@ -98,14 +98,8 @@ class WindowLedger:
 
     def record_plan_in(self, conn: sa.Connection, plan: RunPlan) -> None:
         """`record_plan` in the caller's transaction (the one that marks the run planned)."""
-        log_table, rows = self._log, self._rows
-        details = conn.execute(sa.select(log_table.c.details).where(
-            log_table.c.run_id == plan.run_id, log_table.c.resource == plan.resource)
-        ).scalar()
-        merged = {**(decode_json(details) if details else {}), "plan": plan.header()}
-        conn.execute(sa.update(log_table).where(
-            log_table.c.run_id == plan.run_id, log_table.c.resource == plan.resource
-        ).values(details=encode_json(merged)))
+        rows = self._rows
+        self._runs.merge_details_in(conn, plan.run_id, plan.resource, {"plan": plan.header()})
         present = set(conn.execute(sa.select(rows.c.window_id).where(
             self._this(plan.run_id, plan.resource))).scalars())
         fresh = [w for w in plan.windows if w.window_id not in present]
@@ -122,11 +116,8 @@ class WindowLedger:
     def header(self, run_id: str, resource: str) -> dict[str, Any] | None:
         """The plan without its windows (RunPlan.header); None for a run planned without
         the ledger (`sync --local`, a reconcile, an older version)."""
-        log_table = self._log
-        with self.engine.connect() as conn:
-            details = conn.execute(sa.select(log_table.c.details).where(
-                log_table.c.run_id == run_id, log_table.c.resource == resource)).scalar()
-        return (decode_json(details) if details else {}).get("plan")
+        header = self._runs.details(run_id, resource).get("plan")
+        return header if isinstance(header, dict) else None
 
     def plan(self, run_id: str, resource: str) -> RunPlan | None:
         """The run's whole plan as planning made it (None: see `header`)."""
@@ -147,14 +138,7 @@ class WindowLedger:
     def open_runs(self) -> list[tuple[str, str]]:
         """(run_id, resource) of every open run that has ledger windows or a plan, oldest
         first: the runs a watchdog looks after."""
-        log_table = self._log
-        query = (sa.select(log_table.c.run_id, log_table.c.resource, log_table.c.details)
-                 .where(log_table.c.finished_at.is_(None))
-                 .order_by(log_table.c.started_at))
-        with self.engine.connect() as conn:
-            found = conn.execute(query).all()
-        return [(run_id, resource) for run_id, resource, details in found
-                if details and '"plan"' in details]
+        return self._runs.open_runs_mentioning("plan")
 
     # -- handing windows out --
 
