@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -81,14 +81,23 @@ def compare(census: Mapping[Any, int | None],
             drift.newer_in_store += 1
     drift.missing = sorted(key for key in census if key not in seen)
     if rejected:
-        _set_aside_rejected(drift, census, rejected)
+        set_aside_rejected(drift, census, rejected)
     return drift
 
 
-def _set_aside_rejected(drift: Drift, census: Mapping[Any, int | None],
-                        rejected: Mapping[Any, int | None]) -> None:
+class CensusLookup(Protocol):
+    def get(self, key: Any) -> int | None: ...
+
+
+def set_aside_rejected(drift: Drift, census: CensusLookup,
+                       rejected: Mapping[Any, int | None]) -> None:
+    """Move out of missing, restored and stale the records whose census version is the
+    one that already failed validation (`census`: the census, or its spill)."""
     def known(key: Any) -> bool:
-        return key in rejected and census[key] is not None and rejected[key] == census[key]
+        if key not in rejected:
+            return False
+        ticks = census.get(key)
+        return ticks is not None and rejected[key] == ticks
 
     for kind in (drift.missing, drift.restored, drift.stale):
         drift.rejected.extend(key for key in kind if known(key))

@@ -31,7 +31,8 @@ from trestle_tasks.core.logs import log_context
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import FAILED, INTERRUPTED, SUCCEEDED, SyncRun
-from trestle_tasks.sync.drift import Drift, compare
+from trestle_tasks.sync.census_spill import CensusSpill
+from trestle_tasks.sync.drift import Drift
 from trestle_tasks.sync.interrupt import sigint_shielded, stop_run
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, new_run_id, record_skip
@@ -109,16 +110,15 @@ def reconcile(
                 lock.release(grant)
 
 
-def take_census(client: TrestleClient, resource: str, key_field: str, *,
+def take_census(client: TrestleClient, resource: str, key_field: str, spill: CensusSpill, *,
                 page_size: int = KEY_ONLY_TOP,
-                on_census: Callable[[int], None] | None = None) -> dict[Any, int | None]:
-    """Key -> ModificationTimestamp ticks of every record in the feed (complete, or raises)."""
-    census: dict[Any, int | None] = {}
+                on_census: Callable[[int], None] | None = None) -> None:
+    """Every record's key and ModificationTimestamp ticks into `spill` (complete, or
+    raises): a page in memory at a time."""
     for versions in census_versions(client, resource, key_field, page_size=page_size):
-        census.update(versions)
+        spill.add(versions)
         if on_census is not None:
             on_census(len(versions))
-    return census
 
 
 def _reconcile(resource: str, *, store: Store, client: TrestleClient,
@@ -134,15 +134,16 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
     try:
         key_field = layout_of(store.engine, resource, store.schema).key_field.name
         requests_before = client.stats.requests
-        census = take_census(client, resource, key_field,
-                             page_size=options.census_page_size, on_census=on_census)
-        census_requests = client.stats.requests - requests_before
-        drift = compare(census, store.stored_versions(resource),
-                        store.rejected_versions(resource))
-        wanted = [(key, census[key]) for key in drift.to_fetch]
-        # Sorted timestamps (8 bytes each) are all the repair plan needs of the census.
-        feed_ticks = array("q", sorted(t for t in census.values() if t is not None))
-        del census  # the biggest thing held: one entry per record in the feed
+        # The census on disk, compared there: memory stays flat at any feed size.
+        with CensusSpill() as spill:
+            take_census(client, resource, key_field, spill,
+                        page_size=options.census_page_size, on_census=on_census)
+            census_requests = client.stats.requests - requests_before
+            drift = spill.compare(store.stored_versions(resource),
+                                  store.rejected_versions(resource))
+            wanted = spill.versions_of(drift.to_fetch)
+            # Sorted timestamps (8 bytes each) are all the repair plan needs of the census.
+            feed_ticks = array("q", spill.sorted_ticks() if wanted else ())
         if drift.rejected:
             log.warning("%d record(s) of the feed already failed validation in their current "
                         "version (see etl_rejects); they are fetched again once they change",
