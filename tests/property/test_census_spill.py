@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from trestle_tasks.sync.census_spill import CensusSpill
 from trestle_tasks.sync.drift import compare
+from trestle_tasks.sync.repair_plan import PageBoundaries, SortedTicks, plan_repair
 
 ticks = st.one_of(st.none(), st.integers(0, 20))
 
@@ -55,3 +56,29 @@ def test_the_spill_leaves_nothing_behind(tmp_path):
         spill.add([("a", 1), ("b", None)])
         assert spill.count() == 2
     assert list(tmp_path.iterdir()) == []
+
+
+@given(feed=st.lists(st.integers(0, 30), min_size=1, max_size=60).map(sorted),
+       page=st.integers(1, 7),
+       wanted_ticks=st.lists(st.integers(0, 60), max_size=20),
+       per_request=st.integers(1, 4))
+def test_page_boundaries_plan_the_repair_as_every_timestamp_does(
+        feed, page, wanted_ticks, per_request):
+    """The repair plan made from each page's first and last timestamp (PageBoundaries,
+    counts asked of the spill) is the plan made from every timestamp held in memory."""
+    full = SortedTicks(feed, page)
+    with CensusSpill() as spill:
+        spill.add((f"k{i:03d}", ticks) for i, ticks in enumerate(feed))
+        bounded = PageBoundaries(spill.sorted_ticks(), spill.count_between, page)
+        for ticks in set(feed):
+            assert bounded.page_of(ticks) == full.page_of(ticks), ticks
+        pages = (len(feed) + page - 1) // page
+        for first in range(pages):
+            for last in range(first, pages):
+                assert bounded.bounds(first, last) == full.bounds(first, last)
+                lower, upper = full.bounds(first, last)
+                assert bounded.count_between(lower, upper) == full.count_between(lower, upper)
+        # Wanted records carry timestamps of the feed (they are in the census).
+        wanted = [(f"w{i}", feed[t % len(feed)]) for i, t in enumerate(wanted_ticks)]
+        assert plan_repair(wanted, bounded, keys_per_request=per_request) == \
+            plan_repair(wanted, full, keys_per_request=per_request)

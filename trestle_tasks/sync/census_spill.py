@@ -82,6 +82,11 @@ class CensusSpill:
                 "SELECT ticks FROM census WHERE ticks IS NOT NULL ORDER BY ticks"):
             yield ticks
 
+    def count_between(self, lower: int, upper: int) -> int:
+        """Census records with lower < ticks <= upper (after sorted_ticks: by its index)."""
+        return self._scalar_of("SELECT count(*) FROM census WHERE ticks > ? AND ticks <= ?",
+                               (lower, upper))
+
     def compare(self, stored: Iterable[tuple[Any, int | None, bool]],
                 rejected: Mapping[Any, int | None] | None = None) -> Drift:
         """drift.compare(census, stored, rejected), made on disk."""
@@ -125,4 +130,7 @@ class CensusSpill:
         return [key for (key,) in self._db.execute(sql)]
 
     def _scalar(self, sql: str) -> int:
-        return int(self._db.execute(sql).fetchone()[0])
+        return self._scalar_of(sql, ())
+
+    def _scalar_of(self, sql: str, parameters: tuple[Any, ...]) -> int:
+        return int(self._db.execute(sql, parameters).fetchone()[0])

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,12 @@ from trestle_tasks.sync.interrupt import sigint_shielded, stop_run
 from trestle_tasks.sync.phases import Phase
 from trestle_tasks.sync.plan import Skipped, new_run_id, record_skip
 from trestle_tasks.sync.repair import Children, RepairOutcome, repair
-from trestle_tasks.sync.repair_plan import keys_per_request, plan_repair
+from trestle_tasks.sync.repair_plan import (
+    PageBoundaries,
+    RepairPlan,
+    keys_per_request,
+    plan_repair,
+)
 from trestle_tasks.trestle.by_key import MAX_QUERY_CHARS
 from trestle_tasks.trestle.client import TrestleClient
 from trestle_tasks.trestle.pager import KEY_ONLY_TOP, census_versions
@@ -142,8 +146,8 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
             drift = spill.compare(store.stored_versions(resource),
                                   store.rejected_versions(resource))
             wanted = spill.versions_of(drift.to_fetch)
-            # Sorted timestamps (8 bytes each) are all the repair plan needs of the census.
-            feed_ticks = array("q", spill.sorted_ticks() if wanted else ())
+            plan = (_plan(wanted, spill, key_field) if wanted and not options.dry_run
+                    else RepairPlan())
         if drift.rejected:
             log.warning("%d record(s) of the feed already failed validation in their current "
                         "version (see etl_rejects); they are fetched again once they change",
@@ -155,7 +159,7 @@ def _reconcile(resource: str, *, store: Store, client: TrestleClient,
             # A census taken after the lock lapsed may miss what a sync loaded meanwhile:
             # its "gone" records could be live ones.
             keeper.ensure_held()
-            details.update(_repair(resource, drift, wanted, feed_ticks, key_field=key_field,
+            details.update(_repair(resource, drift, wanted, plan, key_field=key_field,
                                    store=store, client=client, options=options,
                                    run_id=run_id, keeper=keeper, on_repair=on_repair))
             details["repair_requests"] = (client.stats.requests - requests_before
@@ -212,13 +216,21 @@ def _refuse_mass_deletion(drift: Drift, max_delete_fraction: float) -> None:
         )
 
 
+def _plan(wanted: list[tuple[Any, int | None]], spill: CensusSpill,
+          key_field: str) -> RepairPlan:
+    """How to fetch what is wanted. Of the census, the plan reads each page's first and
+    last timestamp (16 bytes a 1,000 records) and counts of the stretches it would walk:
+    never every record's timestamp."""
+    timeline = PageBoundaries(spill.sorted_ticks(), spill.count_between)
+    return plan_repair(wanted, timeline, keys_per_request=keys_per_request(
+        key_field, [k for k, _ in wanted], MAX_QUERY_CHARS))
+
+
 def _repair(resource: str, drift: Drift, wanted: list[tuple[Any, int | None]],
-            feed_ticks: Sequence[int], *, key_field: str, store: Store,
+            plan: RepairPlan, *, key_field: str, store: Store,
             client: TrestleClient, options: ReconcileOptions, run_id: str,
             keeper: LockKeeper, on_repair: Callable[[int], None] | None) -> dict[str, Any]:
     outcome = RepairOutcome()
-    plan = plan_repair(wanted, feed_ticks, keys_per_request=keys_per_request(
-        key_field, [k for k, _ in wanted], MAX_QUERY_CHARS))
     if wanted:
         outcome = repair(resource, plan, key_field=key_field, store=store, client=client,
                          run_id=run_id,

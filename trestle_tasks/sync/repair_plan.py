@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 PAGE = 1000
 
@@ -55,13 +56,89 @@ def in_range(feed_ticks: Sequence[int], lower: int, upper: int) -> int:
     return bisect.bisect_right(feed_ticks, upper) - bisect.bisect_right(feed_ticks, lower)
 
 
-def plan_repair(wanted: Sequence[tuple[Any, int | None]], feed_ticks: Sequence[int], *,
+class FeedTimeline(Protocol):
+    """The census's timestamps in order, cut into the pages a walk would read: what the
+    plan needs of the census, without holding all of it (PageBoundaries)."""
+
+    def page_of(self, ticks: int) -> int:
+        """The page where the records of timestamp `ticks` (one of the feed's) begin."""
+
+    def bounds(self, first: int, last: int) -> tuple[int, int]:
+        """(lower, upper] timestamps of pages first..last: the last timestamp before the
+        first page (the first one less one tick on page 0), and the last of page `last`."""
+
+    def count_between(self, lower: int, upper: int) -> int:
+        """Feed records with lower < ticks <= upper."""
+
+
+class SortedTicks:
+    """Every timestamp of the census, sorted, in memory (8 bytes a record)."""
+
+    def __init__(self, ticks: Sequence[int], page: int = PAGE) -> None:
+        self.ticks, self.page = ticks, page
+
+    def page_of(self, ticks: int) -> int:
+        return bisect.bisect_left(self.ticks, ticks) // self.page
+
+    def bounds(self, first: int, last: int) -> tuple[int, int]:
+        ticks = self.ticks
+        lower = ticks[first * self.page - 1] if first else ticks[0] - 1
+        return lower, ticks[min((last + 1) * self.page, len(ticks)) - 1]
+
+    def count_between(self, lower: int, upper: int) -> int:
+        return in_range(self.ticks, lower, upper)
+
+
+class PageBoundaries:
+    """The first and last timestamp of each page, read from the sorted timestamps in one
+    pass (16 bytes a page of 1,000 records); counts asked of `count_between`, which the
+    census spill answers from its index."""
+
+    def __init__(self, sorted_ticks: Iterable[int], count_between: Callable[[int, int], int],
+                 page: int = PAGE) -> None:
+        self.page = page
+        self.starts: array[int] = array("q")
+        self.ends: array[int] = array("q")
+        last, seen = 0, 0
+        for index, ticks in enumerate(sorted_ticks):
+            if index % page == 0:
+                self.starts.append(ticks)
+            elif index % page == page - 1:
+                self.ends.append(ticks)
+            if page == 1:
+                self.ends.append(ticks)
+            last, seen = ticks, index + 1
+        if seen % page and len(self.ends) < len(self.starts):
+            self.ends.append(last)  # the last page, not full
+        self._count = count_between
+
+    def page_of(self, ticks: int) -> int:
+        later = bisect.bisect_left(self.starts, ticks)  # pages that begin before `ticks`
+        # A page beginning with `ticks` is where its records begin, unless the page before
+        # ends with it too (a tie across the boundary begins on the page before).
+        if (later < len(self.starts) and self.starts[later] == ticks
+                and (later == 0 or self.ends[later - 1] < ticks)):
+            return later
+        return max(later - 1, 0)
+
+    def bounds(self, first: int, last: int) -> tuple[int, int]:
+        lower = self.ends[first - 1] if first else self.starts[0] - 1
+        return lower, self.ends[last]
+
+    def count_between(self, lower: int, upper: int) -> int:
+        return self._count(lower, upper)
+
+
+def plan_repair(wanted: Sequence[tuple[Any, int | None]],
+                feed: Sequence[int] | FeedTimeline, *,
                 keys_per_request: int) -> RepairPlan:
     """Split `wanted` (key, feed timestamp) into range walks and keys to fetch by name.
 
-    `feed_ticks` is every timestamp of the census, sorted. Every wanted key lands in
-    exactly one place: a range whose (lower, upper] holds its timestamp, or `by_key`.
+    `feed` is every timestamp of the census, sorted, or a FeedTimeline of them. Every
+    wanted key lands in exactly one place: a range whose (lower, upper] holds its
+    timestamp, or `by_key`.
     """
+    timeline: FeedTimeline = SortedTicks(feed) if isinstance(feed, Sequence) else feed
     plan = RepairPlan()
     plan.by_key.extend(key for key, ticks in wanted if ticks is None)
     pages: dict[int, list[tuple[int, Any]]] = {}
@@ -69,8 +146,7 @@ def plan_repair(wanted: Sequence[tuple[Any, int | None]], feed_ticks: Sequence[i
         if ticks is not None:
             # A tie across a page boundary belongs to the page where it begins, whose
             # (lower, upper] timestamp range holds all of it.
-            page = bisect.bisect_left(feed_ticks, ticks) // PAGE
-            pages.setdefault(page, []).append((ticks, key))
+            pages.setdefault(timeline.page_of(ticks), []).append((ticks, key))
     dense = sorted(page for page, found in pages.items() if len(found) >= keys_per_request)
     for page, found in sorted(pages.items()):
         if page not in dense:
@@ -78,7 +154,7 @@ def plan_repair(wanted: Sequence[tuple[Any, int | None]], feed_ticks: Sequence[i
     run: list[int] = []
     for next_page in [*dense, None]:  # None: past the last page, to close the last run
         if run and (next_page is None or next_page != run[-1] + 1):
-            walk = _walk(run, pages, feed_ticks)
+            walk = _walk(run, pages, timeline)
             # A tie running far past the last page makes the walk long: name them instead.
             if walk.requests <= math.ceil(len(walk.keys) / keys_per_request) + 1:
                 plan.ranges.append(walk)
@@ -91,12 +167,10 @@ def plan_repair(wanted: Sequence[tuple[Any, int | None]], feed_ticks: Sequence[i
 
 
 def _walk(run: list[int], pages: dict[int, list[tuple[int, Any]]],
-          feed_ticks: Sequence[int]) -> RangeWalk:
-    first, last = run[0], run[-1]
-    lower = feed_ticks[first * PAGE - 1] if first else feed_ticks[0] - 1
-    upper = feed_ticks[min((last + 1) * PAGE, len(feed_ticks)) - 1]
+          timeline: FeedTimeline) -> RangeWalk:
+    lower, upper = timeline.bounds(run[0], run[-1])
     keys = tuple(key for page in run for _, key in sorted(pages[page]))
-    return RangeWalk(lower, upper, keys, in_range(feed_ticks, lower, upper))
+    return RangeWalk(lower, upper, keys, timeline.count_between(lower, upper))
 
 
 def keys_per_request(key_field: str, keys: Sequence[Any], max_query_chars: int) -> int:
