@@ -7,6 +7,7 @@ the commands, above monitoring/."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,8 +18,11 @@ from trestle_tasks.monitoring.drift import latest_reconciles
 from trestle_tasks.monitoring.freshness import FreshnessRecorder, clock_warning
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import OPEN_STATUSES, POLLS_KIND, SyncRun
+from trestle_tasks.store.sync_log_reports import run_progress
 from trestle_tasks.sync.poll_state import PollStateStore
 from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
+
+log = logging.getLogger(__name__)
 
 
 def feed_backlog(runtime: LocalRuntime, resources: list[str], marks: dict[str, Any]
@@ -83,6 +87,7 @@ def collect_status(cluster: ClusterRuntime, *, limit: int = 10,
         }
         for r in runs
     ]
+    _add_progress(store, report["runs"])
     report["locks"] = _run_locks(store)
     for resource, mark in marks.items():
         moment = mark.timestamp.to_datetime()
@@ -172,6 +177,39 @@ def _open_run(run: SyncRun, now: datetime) -> dict[str, Any]:
     planner = details.get("planner")
     return {"open_for_s": round(max((now - run.started_at).total_seconds(), 0.0), 1),
             "planner": planner if isinstance(planner, str) else None}
+
+
+def _add_progress(store: Store, runs: list[dict[str, Any]]) -> None:
+    """How far each open run's windows have got, and about how long is left at the rate
+    so far (a long backfill's progress and ETA)."""
+    open_runs = [(r["run_id"], r["resource"]) for r in runs if r.get("open_for_s") is not None]
+    try:
+        progress = run_progress(store, open_runs)
+    except Exception as error:  # an older database without the ledger: the rest stands
+        log.warning("run progress not read: %s", type(error).__name__)
+        return
+    for run in runs:
+        found = progress.get((run["run_id"], run["resource"]))
+        if found is None:
+            continue
+        fraction, left_s = found.fraction, found.left_s(run["open_for_s"] or 0.0)
+        run["progress"] = {
+            "windows_total": found.windows_total, "windows_done": found.windows_done,
+            "windows_failed": found.windows_failed, "fetched": found.fetched,
+            "expected": found.expected,
+            "percent": None if fraction is None else round(100 * fraction, 1),
+            "left_s": None if left_s is None else round(left_s)}
+
+
+def _progress_line(progress: dict[str, Any]) -> str:
+    line = (f"      windows {progress['windows_done']}/{progress['windows_total']} done"
+            + (f" ({progress['windows_failed']} failed)" if progress["windows_failed"] else "")
+            + f", {progress['fetched']:,} records fetched")
+    if progress["expected"]:
+        line += f" of ~{progress['expected']:,} ({progress['percent']:g} %)"
+    if progress["left_s"] is not None:
+        line += f", about {_duration(progress['left_s'])} left at this rate"
+    return line
 
 
 def _run_locks(store: Store) -> list[dict[str, Any]] | dict[str, str]:
@@ -281,6 +319,8 @@ def render_status(report: dict[str, Any]) -> str:
             if run.get("planner"):
                 line += f" by {run['planner']}"
             lines.append(line)
+            if run.get("progress"):
+                lines.append(_progress_line(run["progress"]))
         if run["error"]:
             lines.append(f"      error: {run['error'][:200]}")
     lines.extend(_lock_lines(report.get("locks")))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import (
+    FAILED,
     POLLS_KIND,
     RECONCILE_KIND,
     RUNNING,
@@ -178,3 +179,49 @@ def _newest_accepted(conn: sa.Connection, log: sa.Table, where: sa.ColumnElement
         if len(rows) < _PAGE:
             return None
         offset += _PAGE
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """How far a run's windows have got (the window ledger's rows), for `status`."""
+
+    windows_total: int
+    windows_done: int  # succeeded
+    windows_failed: int
+    fetched: int  # records fetched so far, every window (a retried one counts anew)
+    expected: int | None  # what the census said the windows hold (None: not known)
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.expected:
+            return None
+        return min(self.fetched / self.expected, 1.0)
+
+    def left_s(self, elapsed_s: float) -> float | None:
+        """Seconds left at the rate so far (None before the first record, or without an
+        expected total); 0 once everything expected is fetched."""
+        if not self.expected or self.fetched <= 0 or elapsed_s <= 0:
+            return None
+        return max(self.expected - self.fetched, 0) * elapsed_s / self.fetched
+
+
+def run_progress(store: Store, runs: Iterable[tuple[str, str]]
+                 ) -> dict[tuple[str, str], RunProgress]:
+    """The progress of each (run_id, resource) that has ledger windows."""
+    wanted = list(runs)
+    if not wanted:
+        return {}
+    windows = bookkeeping(store.schema)["etl_sync_window"]
+    done = sa.func.sum(sa.case((windows.c.status == SUCCEEDED, 1), else_=0))
+    failed = sa.func.sum(sa.case((windows.c.status == FAILED, 1), else_=0))
+    query = (sa.select(windows.c.run_id, windows.c.resource, sa.func.count(), done, failed,
+                       sa.func.coalesce(sa.func.sum(windows.c.records_fetched), 0),
+                       sa.func.sum(windows.c.expected))
+             .where(sa.tuple_(windows.c.run_id, windows.c.resource).in_(wanted),
+                    windows.c.window_index.is_not(None))
+             .group_by(windows.c.run_id, windows.c.resource))
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return {(run_id, resource): RunProgress(int(total), int(ok or 0), int(bad or 0),
+                                            int(fetched), int(expected) if expected else None)
+            for run_id, resource, total, ok, bad, fetched, expected in rows}
