@@ -57,6 +57,7 @@ RUNTIME_FIELDS = frozenset(
         "replication_link_ttl_s",
         "token_ttl_s",
         "standard_query_row_cap",
+        "expand_top_ceiling",
         "max_query_string_chars",
     }
 )
@@ -145,6 +146,10 @@ class SimulatorConfig:
             their precision: for wide-row storage tests).
         standard_query_row_cap: a standard query asking past this many rows ($skip +
             $top) fails with 500 `Error getting data!`; replication has no cap.
+        expand_top_ceiling: the largest `$top` of a query with `$expand` (over it: 400
+            `maximum limit/$top value for this kind of query is N`). Whether Trestle
+            lowers it below 1,000 when photos come inline is **unknown** (MLS Grid does);
+            set it lower to play a server that does.
         max_query_string_chars: a data request whose query string (as sent, encoded) is
             longer is refused with 414 and a text/html page, before authentication or
             quota. Trestle's limit is unknown; its HTML error pages suggest IIS, whose
@@ -191,6 +196,7 @@ class SimulatorConfig:
     suppressed_fields: frozenset[str] | None = None
     fill: Literal["realistic", "max"] = "realistic"
     standard_query_row_cap: int = 1_000_000
+    expand_top_ceiling: int = 1000
     max_query_string_chars: int = 2048
     key_seed: int | None = None
     feeds: dict[str, FeedConfig] = field(default_factory=dict)
@@ -204,6 +210,8 @@ class SimulatorConfig:
             raise ValueError("records must be >= 0")
         if self.fill not in ("realistic", "max"):
             raise ValueError("fill must be 'realistic' or 'max'")
+        if self.expand_top_ceiling < 1:
+            raise ValueError("expand_top_ceiling must be >= 1")
         for name in FAULT_FIELDS:
             rate = getattr(self, name)
             if not 0.0 <= float(rate) <= 1.0:

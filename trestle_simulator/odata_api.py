@@ -73,7 +73,8 @@ class ODataService:
         expandable = {
             name: schema.entity_type_of(name) for name in EXPANDABLE if name in schema.entity_sets
         }
-        return parse_collection_query(params, entity, suppressed, expandable)
+        return parse_collection_query(params, entity, suppressed, expandable,
+                                      expand_top_ceiling=self._config().expand_top_ceiling)
 
     def collection(self, resource: str, params: list[tuple[str, str]], root: str) -> Page:
         query = self._parse(resource, params)

@@ -109,6 +109,7 @@ def parse_collection_query(
     entity: EntityType,
     suppressed: frozenset[str],
     entity_of: dict[str, EntityType],
+    expand_top_ceiling: int = TOP_CEILING,
 ) -> CollectionQuery:
     """Parse and validate; `entity_of` gives the entity type of each expandable set."""
     options = _single(params)
@@ -145,6 +146,8 @@ def parse_collection_query(
         query.top = _non_negative("$top", options["$top"])
         query.top_given = True
     ceiling = top_ceiling(entity, query.select, bool(query.expand))
+    if query.expand:
+        ceiling = min(ceiling, expand_top_ceiling)
     if query.top > ceiling:
         raise QueryError(f"maximum limit/$top value for this kind of query is {ceiling}")
     return query

@@ -122,6 +122,15 @@ class UnlicensedResourceError(ODataRequestError):
     """The subscription may not read this resource (400/403/404 on the entity set)."""
 
 
+class TopCeilingError(ODataRequestError):
+    """A 400 saying the largest `$top` this kind of query takes (`ceiling`): a walk asks
+    again with pages that size (a server that lowers it when photos come inline)."""
+
+    @property
+    def ceiling(self) -> int:
+        return int(self.details.get("ceiling", 0))
+
+
 class ReplicationLinkExpiredError(ODataRequestError):
     """A replication nextLink was idle too long; the walk must start again."""
 

@@ -22,6 +22,7 @@ from trestle_tasks.core.errors import (
     ODataRequestError,
     RateLimitedError,
     ReplicationLinkExpiredError,
+    TopCeilingError,
     TransientServerError,
     UnlicensedResourceError,
 )
@@ -62,6 +63,13 @@ def _server_text(response: requests.Response) -> str:
     return plain or response.reason or "no message"
 
 
+# Trestle's 400 for a page too large: "maximum limit/$top value for this kind of query is
+# 1000". The number is the server's word, so it is bounded before it is used: a page size
+# is at most this (the key-only census's ceiling).
+_TOP_CEILING = re.compile(r"maximum limit/\$top value for this kind of query is (\d{1,7})\b")
+MAX_TOP_CEILING_SEEN = 300_000
+
+
 def raise_for_status(
     response: requests.Response, url: str, *, retry_after_cap_s: float, resource_query: bool
 ) -> None:
@@ -87,6 +95,9 @@ def raise_for_status(
         )
     if resource_query and status in (403, 404):
         raise UnlicensedResourceError(f"{text} (is this resource licensed?)", **details)
+    ceiling = _TOP_CEILING.search(message) if status == 400 else None
+    if ceiling is not None and 0 < int(ceiling.group(1)) <= MAX_TOP_CEILING_SEEN:
+        raise TopCeilingError(text, ceiling=int(ceiling.group(1)), **details)
     raise ODataRequestError(text, **details)
 
 

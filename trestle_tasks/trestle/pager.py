@@ -13,10 +13,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from trestle_tasks.core.errors import UnexpectedResponseError
+from trestle_tasks.core.errors import TopCeilingError, UnexpectedResponseError
 from trestle_tasks.core.masking import mask_url
 from trestle_tasks.core.timestamps import ODataTimestamp, census_ticks, common_timestamp_ticks
 from trestle_tasks.trestle.client import Page, TrestleClient
@@ -25,6 +26,8 @@ from trestle_tasks.trestle.query import Expr, ODataQuery, after_keyset, all_of, 
 KEY_ONLY_TOP = 300_000
 MAX_TOP = 1_000
 TIMESTAMP_FIELD = "ModificationTimestamp"
+
+log = logging.getLogger(__name__)
 
 
 def range_filter(lower_ticks: int | None, upper_ticks: int) -> Expr | None:
@@ -114,7 +117,7 @@ def walk_keyset(
             after_keyset(window.timestamp_field, window.key_field, cursor)
             if cursor is not None else None
         )
-        page = client.get_page(query.with_(filter=all_of(query.filter, ceiling, after)))
+        page, query = _page_within_ceiling(client, query, all_of(query.filter, ceiling, after))
         _check_in_window(page, window, cursor)
         yield page
         if page.next_link is None:
@@ -130,6 +133,23 @@ def walk_keyset(
         _check_advanced(page.url, previous, cursor, passed, window)
         # nextLink on a full page may lead to an empty last page; asking after the cursor
         # gives the same answer, so we never follow the $skip link itself.
+
+
+def _page_within_ceiling(client: TrestleClient, query: ODataQuery,
+                         where: Expr | None) -> tuple[Page, ODataQuery]:
+    """The page, and the query the walk goes on with: a server that refuses the page size
+    (400 naming its largest `$top`: Trestle may lower it when photos come inline) is asked
+    again with pages that size, for the rest of the walk too."""
+    while True:
+        try:
+            return client.get_page(query.with_(filter=where)), query
+        except TopCeilingError as error:
+            if not 0 < error.ceiling < (query.top or 0):
+                raise  # not smaller than what was asked: asking again would not help
+            log.warning("%s takes at most %d records a page here, not %s: the walk goes on "
+                        "with pages of %d (set TRESTLE_PAGE_SIZE to it to skip this request)",
+                        query.resource, error.ceiling, query.top, error.ceiling)
+            query = query.with_(top=error.ceiling)
 
 
 def census_versions(
