@@ -99,16 +99,14 @@ class PageBoundaries:
         self.page = page
         self.starts: array[int] = array("q")
         self.ends: array[int] = array("q")
-        last, seen = 0, 0
+        last = 0
         for index, ticks in enumerate(sorted_ticks):
             if index % page == 0:
                 self.starts.append(ticks)
-            elif index % page == page - 1:
+            if index % page == page - 1:
                 self.ends.append(ticks)
-            if page == 1:
-                self.ends.append(ticks)
-            last, seen = ticks, index + 1
-        if seen % page and len(self.ends) < len(self.starts):
+            last = ticks
+        if len(self.ends) < len(self.starts):
             self.ends.append(last)  # the last page, not full
         self._count = count_between
 

@@ -33,12 +33,8 @@ class RetryingTask(Task):
         except Retry:
             raise
         except Exception as error:
-            if not self.should_retry(error):
-                raise
             policy = self.retry_policy
-            assert policy is not None  # should_retry says so
+            if (policy is None or not is_retriable(error)
+                    or isinstance(error, self.not_retried_for)):
+                raise
             raise self.retry(exc=error, countdown=policy.delay(self.request.retries)) from error
-
-    def should_retry(self, error: BaseException) -> bool:
-        return (self.retry_policy is not None and is_retriable(error)
-                and not isinstance(error, self.not_retried_for))
