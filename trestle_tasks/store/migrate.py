@@ -195,8 +195,11 @@ def ensure_schema(engine: Engine, schema: str | None) -> bool:
 # What the databases say when another process created the same table a moment earlier
 # (or, on SQLite, is creating it now: a transaction that read the schema cannot upgrade to
 # writing while another writes, and fails at once instead of waiting for the busy timeout).
+# What a database says when another process ran the same DDL at the same moment.
+# "tuple concurrently updated": PostgreSQL, two CREATE OR REPLACE FUNCTION of the views'
+# timestamp function (or GRANTs) committing together.
 _ALREADY_CREATED = ("already exists", "duplicate key value", "duplicate column",
-                    "database is locked")
+                    "database is locked", "tuple concurrently updated")
 
 
 def racing_other_migrations(migrate: Callable[[], object], attempts: int = 5) -> None:
