@@ -22,6 +22,8 @@ DEFAULT_FEED = "default"
 FEED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 INHERIT: Literal["inherit"] = "inherit"  # a FeedConfig quota taken from SimulatorConfig
 
+MEDIA_MAX_LIMIT = 99
+
 DEFAULT_CLIENT_ID = "trestle-simulator"
 DEFAULT_CLIENT_SECRET = "simulator-secret"
 
@@ -104,8 +106,8 @@ class SimulatorConfig:
         host: interface to listen on.
         port: TCP port; 0 picks a free one (see `RunningSimulator.base_url`).
         records: number of Property records; Member (records/10, min 5), Office
-            (records/100, min 2), Media (0-20 per listing) and OpenHouse (~20% of listings)
-            are derived from it.
+            (records/100, min 2), Media (0 to media_max_per_listing a listing) and
+            OpenHouse (~20% of listings) are derived from it.
         seed: the same seed gives byte-identical records, whatever the request order.
         metadata_path: None serves the project's own default metadata; a path to an EDMX
             file serves that document verbatim and generates data following its types.
@@ -154,6 +156,14 @@ class SimulatorConfig:
             longer is refused with 414 and a text/html page, before authentication or
             quota. Trestle's limit is unknown; its HTML error pages suggest IIS, whose
             default is 2,048 characters.
+        media_max_per_listing: the most Media rows a listing has (0-99; about 0.43 of it on
+            average over the ~88% of listings with photos: 20 gives ~8.5 a listing, 64
+            ~25).
+        compact_index: answer Property and Media from the plan's ordinals instead of an
+            index row per record (a few bytes a row instead of ~300: what a feed of millions
+            of listings and tens of millions of photos needs). Pages are the same; the
+            first write through the control API to such a resource builds its regular
+            index, so keep writes to Property when Media is in the tens of millions.
         key_seed: the seed keys are drawn from; None = `seed` (what a single feed has
             always served). Feeds sharing a key seed serve overlapping keys.
         feeds: named feeds served side by side, each with its own credentials, data,
@@ -199,6 +209,8 @@ class SimulatorConfig:
     expand_top_ceiling: int = 1000
     max_query_string_chars: int = 2048
     key_seed: int | None = None
+    media_max_per_listing: int = 20
+    compact_index: bool = False
     feeds: dict[str, FeedConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -210,6 +222,9 @@ class SimulatorConfig:
             raise ValueError("records must be >= 0")
         if self.fill not in ("realistic", "max"):
             raise ValueError("fill must be 'realistic' or 'max'")
+        if not 0 <= self.media_max_per_listing <= MEDIA_MAX_LIMIT:
+            # Media keys end in a two-digit sequence number: key order is sequence order.
+            raise ValueError(f"media_max_per_listing must be between 0 and {MEDIA_MAX_LIMIT}")
         if self.expand_top_ceiling < 1:
             raise ValueError("expand_top_ceiling must be >= 1")
         for name in FAULT_FIELDS:

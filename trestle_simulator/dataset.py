@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,7 @@ class ResourceData:
         self._lock = threading.RLock()
         self._rows: dict[str, Row] | None = None
         self.version = 0
-        self._views: tuple[int, list[Row], list[Row]] | None = None
+        self._views: tuple[int, Sequence[Row], Sequence[Row]] | None = None
         self._children: dict[str, list[str]] | None = None
         self._records: OrderedDict[Any, Record] = OrderedDict()
         self.keep_all_records = False
@@ -122,7 +122,7 @@ class ResourceData:
     def get(self, key: str) -> Row | None:
         return self.rows().get(key)
 
-    def views(self) -> tuple[list[Row], list[Row]]:
+    def views(self) -> tuple[Sequence[Row], Sequence[Row]]:
         """(rows by key, rows by (ModificationTimestamp, key)), for the current version."""
         views = self._views
         if views is None or views[0] != self.version:

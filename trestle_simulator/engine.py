@@ -138,7 +138,7 @@ def _candidates(data: ResourceData, search: Search, order: OrderBy) -> tuple[Seq
     return (key_rows if len(key_rows) <= len(time_rows) else time_rows), False
 
 
-def _slice(rows: list[Row], interval: Interval, key: Any) -> list[Row]:
+def _slice(rows: Sequence[Row], interval: Interval, key: Any) -> Sequence[Row]:
     if interval.is_unbounded():
         return rows
     start, stop = 0, len(rows)

@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from .clock import format_ticks, now_ticks
+from .compact import CompactResourceData, GroupOrder
 from .config import SimulatorConfig
 from .data import RecordFactory
 from .dataset import TIMESTAMP_FIELD, Record, ResourceData, ResourceShape, Row
 from .metadata import Schema, load_schema
 from .odata_filter import Timestamp
-from .plan import FeedPlan, build_plan
+from .plan import FeedPlan, build_plan, pad_key
 
 CORE_RESOURCES = ("Property", "Member", "Office", "Media", "OpenHouse")
 PARENT_FIELDS = {"Media": "ResourceRecordKey", "OpenHouse": "ListingKey"}
@@ -52,7 +53,10 @@ class Feed:
         key_widths = {
             name: self._key_width(name) if config.fill == "max" else None for name in CORE_RESOURCES
         }
-        self.plan: FeedPlan = build_plan(config.seed, config.records, key_widths, config.key_seed)
+        self.plan: FeedPlan = build_plan(
+            config.seed, config.records, key_widths, config.key_seed, config.media_max_per_listing
+        )
+        self._compact = config.compact_index
         self.factory = RecordFactory(self.schema, self.plan, config.fill, self.suppressed)
         self._lock = threading.RLock()
         self._listing_ordinals = {key: i for i, key in enumerate(self.plan.property_keys)}
@@ -82,19 +86,15 @@ class Feed:
     def _resource(self, name: str) -> ResourceData:
         shape = self.shape(name)
         plan, factory = self.plan, self.factory
+        if self._compact and name == "Property":
+            return self._compact_property(shape)
+        if self._compact and name == "Media":
+            return self._compact_media(shape)
         if name == "Property":
             return ResourceData(
                 shape,
                 factory.property,
-                lambda: (
-                    Row(
-                        key,
-                        _stamp(plan.property_ticks[i]),
-                        i,
-                        aux=_optional_stamp(plan.photo_ticks[i]),
-                    )
-                    for i, key in enumerate(plan.property_keys)
-                ),
+                lambda: (self._property_row(i) for i in range(len(plan.property_keys))),
             )
         if name == "Member":
             return ResourceData(
@@ -132,6 +132,80 @@ class Feed:
             )
         # Declared in metadata but not generated (DataSystem, Enumeration…): served empty.
         return ResourceData(shape, None, list)
+
+    def _property_row(self, listing: int, _: int = 0) -> Row:
+        plan = self.plan
+        return Row(
+            plan.property_keys[listing],
+            _stamp(plan.property_ticks[listing]),
+            listing,
+            aux=_optional_stamp(plan.photo_ticks[listing]),
+        )
+
+    def _compact_property(self, shape: ResourceShape) -> ResourceData:
+        keys, ticks = self.plan.property_keys, self.plan.property_ticks
+        by_key = sorted(range(len(keys)), key=keys.__getitem__)
+        by_time = sorted(by_key, key=ticks.__getitem__)  # stable: the key breaks ties
+
+        def find(key: str) -> Row | None:
+            listing = self._listing_ordinals.get(key)
+            return None if listing is None else self._property_row(listing)
+
+        return CompactResourceData(
+            shape,
+            self.factory.property,
+            lambda: (self._property_row(i) for i in range(len(keys))),
+            by_key=GroupOrder(by_key),
+            by_time=GroupOrder(by_time),
+            row_at=self._property_row,
+            find=find,
+        )
+
+    def _media_row(self, listing: int, sequence: int) -> Row:
+        plan = self.plan
+        return Row(
+            plan.media_key(listing, sequence),
+            _stamp(plan.photo_ticks[listing] or 0),
+            (listing, sequence),
+            plan.property_keys[listing],
+        )
+
+    def _compact_media(self, shape: ResourceShape) -> ResourceData:
+        # A listing's photos are a group: one timestamp, keys "<listing key[:16]>mNN" in
+        # sequence order, so both orders are orders of listings.
+        plan = self.plan
+        counts, photo_ticks = plan.media_counts, plan.photo_ticks
+        with_media = [listing for listing, count in enumerate(counts) if count]
+        by_key = sorted(with_media, key=lambda listing: plan.media_key(listing, 0))
+        by_time = sorted(by_key, key=lambda listing: photo_ticks[listing] or 0)
+        property_width = plan.key_widths.get("Property")
+
+        def find(key: str) -> Row | None:
+            sequence = key[17:19]
+            if key[16:17] != "m" or not sequence.isdigit():
+                return None
+            listing = self._listing_ordinals.get(pad_key(key[:16], property_width))
+            if listing is None or int(sequence) >= counts[listing]:
+                return None
+            row = self._media_row(listing, int(sequence))
+            return row if row.key == key else None
+
+        def children_of(parent: str) -> list[Row]:
+            listing = self._listing_ordinals.get(parent)
+            if listing is None:
+                return []
+            return [self._media_row(listing, sequence) for sequence in range(counts[listing])]
+
+        return CompactResourceData(
+            shape,
+            lambda o: self.factory.media(*o),
+            self._media_rows,
+            by_key=GroupOrder(by_key, counts),
+            by_time=GroupOrder(by_time, counts),
+            row_at=self._media_row,
+            find=find,
+            children_of=children_of,
+        )
 
     def _media_rows(self) -> Iterable[Row]:
         plan = self.plan

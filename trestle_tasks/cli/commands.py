@@ -825,6 +825,14 @@ def demo(records: int, database: str, use_celery: bool, redis_url: str, workers:
                    "only their encoding; about 15 KB of memory per wide record).")
 @click.option("--latency-ms", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Added latency per data request.")
+@click.option("--media-max", "media_max_per_listing", type=click.IntRange(0, 99), default=20,
+              show_default=True,
+              help="Most Media rows a listing has (on average ~0.43 of it where a listing "
+                   "has photos: 20 gives ~8.5 a listing, 64 ~25).")
+@click.option("--compact-index", is_flag=True,
+              help="Index Property and Media by ordinal, a few bytes a row instead of ~300 "
+                   "(a feed of millions of listings; a write to Media through the control "
+                   "API then costs the full index).")
 @click.option("--feed", "feed_specs", multiple=True,
               metavar="NAME:CLIENT_ID:SECRET[:RECORDS[:SEED]]",
               help="Serve this feed to this credential (repeat for several feeds; repeat a NAME "
