@@ -61,7 +61,7 @@ from trestle_tasks.sync.local import run_locally
 from trestle_tasks.sync.plan import Skipped
 from trestle_tasks.sync.poll import BUSY, CHANGED, IDLE, TOO_MANY, PollOutcome, poll_resource
 from trestle_tasks.sync.reconcile import reconcile
-from trestle_tasks.trestle.client import Page, TrestleClient
+from trestle_tasks.trestle.client import Page, SlimPage, TrestleClient
 from trestle_tasks.worker import factory
 from trestle_tasks.worker.runtime import LocalRuntime
 
@@ -209,6 +209,11 @@ class HookedClient:
 
     def get_page(self, target: Any) -> Page:
         page = self._inner.get_page(target)
+        self._hook.page_done()
+        return page
+
+    def get_slim_page(self, target: Any, fields: tuple[str, ...]) -> SlimPage:
+        page = self._inner.get_slim_page(target, fields)  # a census page
         self._hook.page_done()
         return page
 

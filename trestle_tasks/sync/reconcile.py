@@ -123,6 +123,7 @@ def take_census(client: TrestleClient, resource: str, key_field: str, spill: Cen
         spill.add(versions)
         if on_census is not None:
             on_census(len(versions))
+        del versions  # not held while the next page arrives
 
 
 def _reconcile(resource: str, *, store: Store, client: TrestleClient,

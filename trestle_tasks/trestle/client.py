@@ -50,6 +50,7 @@ from trestle_tasks.trestle.query import ODataQuery
 from trestle_tasks.trestle.quota_headers import QuotaSnapshot, parse_quota_headers
 from trestle_tasks.trestle.retry_notes import gave_up, on_first_wait
 from trestle_tasks.trestle.sessions import HttpSession
+from trestle_tasks.trestle.slim_pages import decode_slim
 
 USER_AGENT = "trestle-tasks/0.1 (+https://github.com/trestle-tasks)"
 api_log = logging.getLogger("trestle_tasks.api")
@@ -60,6 +61,17 @@ class Page:
     """One page of an OData collection."""
 
     records: list[dict[str, Any]]
+    next_link: str | None
+    count: int | None
+    url: str
+    quota: QuotaSnapshot | None
+
+
+@dataclass(frozen=True)
+class SlimPage:
+    """One page of a collection with only some fields of each record, as tuples."""
+
+    rows: list[tuple[Any, ...]]
     next_link: str | None
     count: int | None
     url: str
@@ -184,6 +196,21 @@ class TrestleClient:
         self._check_origin(url)
         body, url, quota = self._get_json(url, resource_query=True)
         return _to_page(body, url, quota)
+
+    def get_slim_page(self, target: ODataQuery | str, fields: tuple[str, ...]) -> SlimPage:
+        """One page keeping only `fields` of each record, as tuples (a census page: 300,000
+        records in a fraction of the memory of `get_page`); same checks, same errors."""
+        url = target.url(self.odata_root) if isinstance(target, ODataQuery) else target
+        self._check_origin(url)
+
+        def attempt() -> tuple[Any, str, QuotaSnapshot | None]:
+            response = self._send_once(url, accept="application/json", resource_query=True)
+            slim = decode_slim(response.content, fields)
+            return (slim if slim is not None else parse_json_body(response, url)), url, \
+                self.last_quota
+
+        body, url, quota = self._with_retries(attempt, url)
+        return to_slim_page(body, url, quota, fields)
 
     def get_count(self, query: ODataQuery) -> int:
         """`@odata.count` of the query, asking for as few rows as the server allows."""
@@ -380,11 +407,29 @@ def _to_page(body: Any, url: str, quota: QuotaSnapshot | None) -> Page:
                 f"{shown}: value[{index}] is {type(record).__name__}, not a record object"
             )
     next_link = body.get("@odata.nextLink")
+    count = body.get("@odata.count")
+    _check_collection_links(next_link, count, shown)
+    return Page(records=records, next_link=next_link or None, count=count, url=url, quota=quota)
+
+
+def to_slim_page(body: Any, url: str, quota: QuotaSnapshot | None,
+                 fields: tuple[str, ...]) -> SlimPage:
+    """A slim decoding (a tuple from `decode_slim`) or a general one (any JSON value) as a
+    page of `fields`; the general one takes the collection checks of `get_page`."""
+    if isinstance(body, tuple):
+        rows, next_link, count = body
+        _check_collection_links(next_link, count, mask_url(url))
+        return SlimPage(rows=rows, next_link=next_link or None, count=count, url=url,
+                        quota=quota)
+    page = _to_page(body, url, quota)
+    return SlimPage(rows=[tuple(record.get(name) for name in fields) for record in page.records],
+                    next_link=page.next_link, count=page.count, url=url, quota=quota)
+
+
+def _check_collection_links(next_link: Any, count: Any, shown: str) -> None:
     if next_link is not None and (
         not isinstance(next_link, str) or urlsplit(next_link).scheme not in ("http", "https")
     ):
         raise UnexpectedResponseError(f"{shown}: @odata.nextLink is not an absolute URL")
-    count = body.get("@odata.count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
         raise UnexpectedResponseError(f"{shown}: @odata.count is not a non-negative integer")
-    return Page(records=records, next_link=next_link or None, count=count, url=url, quota=quota)

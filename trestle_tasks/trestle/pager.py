@@ -173,27 +173,32 @@ def census_versions(
     after: str | None = None
     passed: set[str] = set()  # every key cursor of this census so far
     while True:
-        page = client.get_page(query.with_(filter=all_of(
-            within, gt(key_field, after) if after is not None else None)))
-        versions = [(_key_of(record, key_field, page.url),
-                     _optional_ticks(record, timestamp_field, page.url))
-                    for record in page.records]
+        # Only the two fields are decoded (a page is 300,000 records), and nothing of a
+        # page is held while the next one arrives: memory is one page's at any size.
+        page = client.get_slim_page(query.with_(filter=all_of(
+            within, gt(key_field, after) if after is not None else None)),
+            (key_field, timestamp_field))
+        url, next_link = page.url, page.next_link
+        versions = [(_usable_key(key, key_field, url), _census_ticks_of(stamp))
+                    for key, stamp in page.rows]
+        del page
         if after is not None and versions and versions[0][0] == after:
-            raise _not_advancing(page.url, f"{key_field} gt {after!r}",
+            raise _not_advancing(url, f"{key_field} gt {after!r}",
                                  f"the record {after!r} itself")
+        last = versions[-1][0] if versions else None
         yield versions
-        if page.next_link is None:
+        del versions
+        if next_link is None:
             return
-        if not versions:
+        if last is None:
             raise UnexpectedResponseError(
-                f"{page.url} returned an empty page with a nextLink; the census cannot advance"
+                f"{url} returned an empty page with a nextLink; the census cannot advance"
             )
         # Keys are compared by the server's collation, which Python cannot know: a key
         # seen before as the last of a page is the sure sign the census goes round.
-        if versions[-1][0] in passed or versions[-1][0] == after:
-            raise _not_advancing(page.url, f"{key_field} gt {after!r}",
-                                 f"again up to {versions[-1][0]!r}")
-        after = versions[-1][0]
+        if last in passed or last == after:
+            raise _not_advancing(url, f"{key_field} gt {after!r}", f"again up to {last!r}")
+        after = last
         passed.add(after)
 
 
@@ -262,8 +267,7 @@ def _ticks_or_none(value: object) -> int | None:
         return None
 
 
-def _optional_ticks(record: dict[str, object], field: str, url: str) -> int | None:
-    value = record.get(field)
+def _census_ticks_of(value: object) -> int | None:
     if value is None:
         return None
     ticks = common_timestamp_ticks(value)  # a census reads 300,000 of them a request
@@ -276,7 +280,10 @@ def _optional_ticks(record: dict[str, object], field: str, url: str) -> int | No
 
 
 def _key_of(record: dict[str, object], key_field: str, url: str) -> str:
-    key = record.get(key_field)
+    return _usable_key(record.get(key_field), key_field, url)
+
+
+def _usable_key(key: object, key_field: str, url: str) -> str:
     if not isinstance(key, str) or not key:
         raise UnexpectedResponseError(f"{url}: a record has no usable {key_field}")
     return key
