@@ -100,6 +100,21 @@ def cpu_line(label: str, cpu_s: float, records: int) -> str:
     return f"  {label:<34} {cpu_s:7.1f} CPU-s  {rate:6.2f} per 1,000 records"
 
 
+def fields_argument(text: str) -> int | str:
+    return text if text == "wide" else int(text)
+
+
+def metadata_file(fields: int | str, folder: Path) -> Path:
+    """The $metadata the simulator serves: the default one narrowed, or a Trestle-wide one."""
+    if fields != "wide":
+        return write_narrowed_metadata(int(fields), folder)
+    from tests.wide_metadata import trestle_metadata_xml
+
+    path = folder / "metadata-trestle-wide.xml"
+    path.write_bytes(trestle_metadata_xml())
+    return path
+
+
 def children_cpu_s() -> float:
     """CPU of this process's waited-for children (the `sync --wait` subprocess)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -121,8 +136,10 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=None,
                         help="SYNC_WINDOW_LANES (default: the setting's default)")
     parser.add_argument("--page-size", type=int, default=1000)
-    parser.add_argument("--fields", type=int, default=40,
-                        help="Property fields served (the default metadata has 122)")
+    parser.add_argument("--fields", type=fields_argument, default=40,
+                        help="Property fields served (the default metadata has 122); 'wide': "
+                             "a Trestle-shaped $metadata of 588 Property fields, ~280 of them "
+                             "populated a record (about 20 KB of JSON)")
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--windows", action="store_true", help="print each window's timing")
     parser.add_argument("--shared-server", action="store_true",
@@ -146,8 +163,7 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
     # below are served from the same prerendered records.
     sim_args = ["--prerender", "--records", str(args.records), "--latency-ms", str(args.latency_ms),
                 "--minute-quota", str(args.minute_quota), "--hour-quota", str(args.hour_quota),
-                "--metadata", str(write_narrowed_metadata(args.fields,
-                                                          Path(tempfile.mkdtemp())))]
+                "--metadata", str(metadata_file(args.fields, Path(tempfile.mkdtemp())))]
     workers: list[subprocess.Popen] = []
     try:
         with simulator_process(*sim_args) as sim:

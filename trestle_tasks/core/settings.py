@@ -313,6 +313,10 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("STORE_INDEXED_FIELDS", "indexed_fields", _indexed_fields, (),
                 "fields stored as typed, indexed columns on top of the defaults, e.g. "
                 "Property.LivingArea,Property.Latitude (applied by migrate and by syncs)"),
+    SettingSpec("STORE_DEFER_INDEXES", "defer_indexes", _boolean, True,
+                "a first load into an empty table builds the table's secondary indexes "
+                "once at its end instead of row by row (queries on those columns are slow "
+                "until that run ends; false: keep them throughout)"),
     SettingSpec("LOCK_DIR", "lock_dir", _text, None,
                 "folder for the alert cooldown files of `sync --local` and `demo` (run locks "
                 "live in the database; default: temp dir)"),
@@ -379,7 +383,8 @@ FEED_SCOPED: frozenset[str] = frozenset({
     "TRESTLE_QUOTA_PER_MINUTE", "TRESTLE_QUOTA_PER_HOUR",
     "SYNC_WINDOW_SIZE", "SYNC_WINDOW_LANES", "SYNC_INTERVAL_MINUTES",
     "SYNC_MAX_CONCURRENT_WINDOWS", "SYNC_RETRY_DELAY", "SYNC_REPLICATION_MIN_RECORDS",
-    "SYNC_SETTLE_SECONDS", "STORE_INDEXED_FIELDS", "DATABASE_URL", "DATABASE_SCHEMA",
+    "SYNC_SETTLE_SECONDS", "STORE_INDEXED_FIELDS", "STORE_DEFER_INDEXES", "DATABASE_URL",
+    "DATABASE_SCHEMA",
     "DB_BATCH_SIZE", "SYNC_POLL_QUOTA_SHARE", "SYNC_POLL_MIN_SECONDS", "SYNC_POLL_MAX_SECONDS",
 })
 
@@ -421,6 +426,7 @@ class Settings:
     worker_max_memory_mb: int
     batch_size: int
     indexed_fields: tuple[str, ...]
+    defer_indexes: bool
     lock_dir: str | None
     cost_per_request: float | None
     cost_per_gb: float | None

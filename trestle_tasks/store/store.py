@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.edm.metadata import ServiceMetadata, parse_metadata
 from trestle_tasks.store import export as export_module
+from trestle_tasks.store import indexes as indexes_module
 from trestle_tasks.store import records as records_module
 from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, teach_is_retriable
@@ -250,6 +251,24 @@ class Store:
               at_most: int | None = None) -> int:
         return records_module.count_records(self.engine, resource, schema=self.schema,
                                             include_deleted=include_deleted, at_most=at_most)
+
+    # -- secondary indexes (deferred during a first load; see store/indexes.py) --
+
+    def is_empty(self, resource: str) -> bool:
+        """No row at all, deleted ones included: what only a first load sees."""
+        return self.count(resource, include_deleted=True, at_most=1) == 0
+
+    def defer_indexes(self, resource: str) -> list[str]:
+        """Drop the resource's secondary indexes for a first load; returns the names of
+        all of them (those already missing included): what its finalize builds."""
+        return indexes_module.drop_secondary_indexes(
+            self.engine, records_module.layout_of(self.engine, resource, self.schema))
+
+    def build_missing_indexes(self, resource: str) -> list[str]:
+        """Create whichever of the resource's secondary indexes are missing (the end of a
+        first load, or the repair after one that died); returns their names."""
+        return indexes_module.build_missing_indexes(
+            self.engine, records_module.layout_of(self.engine, resource, self.schema))
 
     # -- export --
 

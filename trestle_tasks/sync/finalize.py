@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from trestle_tasks.coordination.locks import LockGrant, RunLock
+from trestle_tasks.coordination.locks import LockGrant, LockKeeper, RunLock
 from trestle_tasks.store.store import Store
 from trestle_tasks.store.sync_log import FAILED, PARTIAL, SUCCEEDED, SyncRun, Watermark
-from trestle_tasks.sync.model import RunPlan, WindowOutcome
+from trestle_tasks.sync.model import RunPlan, WindowOutcome, new_run_id
 from trestle_tasks.sync.phases import Figures, Phase
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,13 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
     # resumed when nobody took the lock meanwhile (the fence proves it), and the watermark
     # moves only under a lease that has just been extended.
     lock_kept = lock.renew(grant, LEASE_TO_FINALIZE_S)
+    if plan.deferred_indexes and lock_kept and not _build_deferred_indexes(plan, store, lock,
+                                                                           grant):
+        # Another delivery of this finalize (the watchdog sends one every half minute
+        # while the run is open) is building them: that one closes the run.
+        phase.end("run %s: its indexes are being built by another finalize", plan.run_id,
+                  figures=phase.figures(), outcome="duplicate")
+        return store.sync_log.get_run(plan.run_id, plan.resource)
     failed = [o for o in outcomes if o.status != SUCCEEDED]
     errors = [f"{o.window_id}: {o.error}" for o in failed if o.error]
 
@@ -117,6 +124,28 @@ def _finalize(plan: RunPlan, outcomes: list[WindowOutcome], *, store: Store, loc
               outcome=status, finalize_s=round(phase.figures().duration_s, 3),
               rejected=run.records_rejected if run else 0)
     return run
+
+
+def _build_deferred_indexes(plan: RunPlan, store: Store, lock: RunLock,
+                            grant: LockGrant) -> bool:
+    """Build the indexes a first load deferred; False when another delivery of this
+    finalize is building them now. Under the run's lease, renewed while it takes (minutes
+    at millions of rows): a run planned meanwhile must not load into a table being
+    indexed. A lost lease leaves them to the next run's planning."""
+    builder = lock.acquire(f"{plan.lock_name}/indexes", owner=new_run_id(),
+                           ttl_s=LEASE_TO_FINALIZE_S)
+    if builder is None:
+        return False
+    try:
+        with LockKeeper(lock, grant, LEASE_TO_FINALIZE_S), \
+                LockKeeper(lock, builder, LEASE_TO_FINALIZE_S):
+            built = store.build_missing_indexes(plan.resource)
+    finally:
+        lock.release(builder)
+    log.info("run %s: built %d secondary index(es) deferred by the first load", plan.run_id,
+             len(built), extra={"run_id": plan.run_id, "resource": plan.resource,
+                                "indexes": built})
+    return True
 
 
 def watermark_held_back(store: Store, plan: RunPlan, upper: int) -> str | None:

@@ -140,6 +140,7 @@ def _sync_resource(
                                             lanes=settings.window_lanes),
             settle_s=settings.settle_s,
             run_id=run_id, prepare=lambda: ensure_tables(store, client, [resource]),
+            defer_indexes=settings.defer_indexes,
         )
     except KeyboardInterrupt:
         # Planning releases the lock it took; its row, if written, is closed here.

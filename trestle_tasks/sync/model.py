@@ -70,11 +70,14 @@ class RunPlan:
     notes: tuple[str, ...] = field(default=())
     attempt: int = 1  # a run retried as a whole after a transient failure counts up
     feed: str = "default"  # the feed (TRESTLE_FEEDS) whose tables and credential it uses
+    # Secondary indexes dropped for this first load: the finalize builds them.
+    deferred_indexes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["windows"] = [w.to_dict() for w in self.windows]
         data["notes"] = list(self.notes)
+        data["deferred_indexes"] = list(self.deferred_indexes)
         return data
 
     def header(self) -> dict[str, Any]:
@@ -93,6 +96,7 @@ class RunPlan:
         values = dict(data)
         values["windows"] = tuple(Window.from_dict(w) for w in data["windows"])
         values["notes"] = tuple(data.get("notes", ()))
+        values["deferred_indexes"] = tuple(data.get("deferred_indexes", ()))
         return cls(**values)
 
 

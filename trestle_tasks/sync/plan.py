@@ -132,6 +132,7 @@ def plan_run(
     record: RecordPlan | None = None,
     watched: Mapping[str, Any] | None = None,
     take_over: bool = False,
+    defer_indexes: bool = False,
 ) -> RunPlan | Skipped:
     """Take the lock, open the run's row as `planning`, fix the upper bound, cut the
     windows and record the plan (the row becomes `running`).
@@ -147,7 +148,8 @@ def plan_run(
     `take_over`: this delivery knows the one before it died (RabbitMQ hands a dead
     worker's message back at once): it plans under the run's live lease instead of
     waiting for it to lapse. Should that one live after all, both plan under one grant and
-    only the first plan is recorded.
+    only the first plan is recorded. `defer_indexes`: a first load into an empty table
+    drops its secondary indexes, and its finalize builds them (store/indexes.py).
     """
     run_id = run_id or new_run_id()
     store.check_owner()  # another feed's schema: refused before its lock or log is touched
@@ -186,7 +188,7 @@ def plan_run(
         with LockKeeper(lock, grant, lock_ttl_s) as keeper:
             plan = _plan(resource, store=store, client=client, grant=grant, sizing=sizing,
                          full=full, run_id=run_id, now=now, settle_s=settle_s,
-                         prepare=prepare, phase=phase)
+                         prepare=prepare, phase=phase, defer_indexes=defer_indexes)
             keeper.ensure_held()  # a planner replaced while it was slow records nothing
             _record(store, plan, record)
     except LockLostError as error:
@@ -243,10 +245,12 @@ def _reason(error: BaseException) -> str:
 
 def _plan(resource: str, *, store: Store, client: TrestleClient, grant: LockGrant,
           sizing: WindowSizing, full: bool, run_id: str, now: Callable[[], ODataTimestamp],
-          settle_s: float, prepare: Callable[[], None] | None, phase: Phase) -> RunPlan:
+          settle_s: float, prepare: Callable[[], None] | None, phase: Phase,
+          defer_indexes: bool = False) -> RunPlan:
     if prepare is not None:
         prepare()
     key_field = layout_of(store.engine, resource, store.schema).key_field.name
+    deferred, notes = _prepare_indexes(store, resource, defer_indexes)
     # The newest `settle_s` seconds are left to the next run: a record stamped by a
     # server whose clock runs behind ours, or committed late, would otherwise land
     # below a watermark that has already moved past it.
@@ -254,12 +258,11 @@ def _plan(resource: str, *, store: Store, client: TrestleClient, grant: LockGran
     mark = None if full else store.sync_log.read_watermark(resource)
     lower = mark.ticks if mark is not None else None
     phase.count_from_here()
-    notes: tuple[str, ...] = ()
     if lower is not None and is_small(store, resource, sizing.max_records):
         # A census would cost a request to learn what the one window's first page
         # tells anyway: a small resource is walked whole, with no planning request.
         windows = [Window(0, lower, upper, None)]
-        notes = ("small resource: one window, planned without a census",)
+        notes += ("small resource: one window, planned without a census",)
     else:
         windows = plan_windows(client, resource, key_field, lower, upper, sizing)
     return RunPlan(
@@ -267,7 +270,30 @@ def _plan(resource: str, *, store: Store, client: TrestleClient, grant: LockGran
         upper_ticks=upper, windows=tuple(windows), lock_name=grant.name,
         lock_owner=grant.owner, fence=grant.fence,
         planning_requests=phase.figures().requests, full=full, notes=notes,
+        deferred_indexes=tuple(deferred),
     )
+
+
+def _prepare_indexes(store: Store, resource: str, defer: bool) -> tuple[list[str], tuple[str, ...]]:
+    """A first load into an empty table drops the secondary indexes (its finalize builds
+    them); any other run first builds the ones a first load that died left missing.
+    Returns the indexes deferred and the plan's note about them."""
+    if defer and store.is_empty(resource):
+        deferred = store.defer_indexes(resource)
+        if deferred:
+            log.info("%s: first load into an empty table; its %d secondary index(es) are "
+                     "built when the run ends", resource, len(deferred),
+                     extra={"resource": resource, "indexes": deferred})
+            return deferred, (f"first load: {len(deferred)} secondary index(es) built at "
+                              "the end",)
+        return [], ()
+    built = store.build_missing_indexes(resource)
+    if built:
+        log.warning("%s: built %d secondary index(es) missing since a first load that did "
+                    "not finish: %s", resource, len(built), ", ".join(built),
+                    extra={"resource": resource, "indexes": built})
+        return [], (f"built {len(built)} secondary index(es) a first load left missing",)
+    return [], ()
 
 
 def _record(store: Store, plan: RunPlan, record: RecordPlan | None) -> None:

@@ -200,6 +200,7 @@ def _plan_sync(runtime: ClusterRuntime, resource: str, full: bool, run_id: str,
         # Its planner died (the message came back): plan now, not after the lease lapsed.
         take_over=replanning and redelivered,
         prepare=lambda: ensure_tables(store, client, [resource]),
+        defer_indexes=settings.defer_indexes,
         # The plan lives in the database from here on: messages carry one window each,
         # and the watchdog can finish what any lost message started.
         record=lambda conn, plan: ledger.record_plan_in(
@@ -496,7 +497,11 @@ def hand_out_windows(feed: str = DEFAULT_FEED) -> int:
     return _hand_out(cluster_runtime(feed))
 
 
-@app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=300, time_limit=600,
+# Hours, not minutes: the finalize of a first load builds the table's secondary indexes
+# (store/indexes.py), minutes to an hour at millions of wide rows; cut short, it would be
+# retried from the start. Every other finalize takes a few statements.
+@app.task(name="trestle.finalize_sync", bind=True, soft_time_limit=3 * 3600,
+          time_limit=3 * 3600 + 300,
           base=RetryingTask, retry_policy=RetryPolicy(base_delay_s=10, max_delay_s=600),
           max_retries=10)
 def finalize_sync(self: BoundTask, run_id: str, resource: str,
