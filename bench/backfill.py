@@ -14,6 +14,7 @@ process and of the single-thread walk.
     python -m bench.backfill --records 20000 --concurrency 2
     python -m bench.backfill --records 150000 --minute-quota 60 --page-size 1000
     python -m bench.backfill --fields 122         # every field of the default metadata
+    python -m bench.backfill --fields wide --compare-defer   # real width, indexes kept/deferred
 
 Property records have 40 fields by default, as the stand-in that set the issue's targets
 served (`--fields` narrows the simulator's default metadata, see narrow_metadata.py).
@@ -141,6 +142,9 @@ def main() -> None:
                              "a Trestle-shaped $metadata of 588 Property fields, ~280 of them "
                              "populated a record (about 20 KB of JSON)")
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--compare-defer", action="store_true",
+                        help="run the backfill twice: secondary indexes kept throughout, "
+                             "then deferred to the end (the default)")
     parser.add_argument("--windows", action="store_true", help="print each window's timing")
     parser.add_argument("--shared-server", action="store_true",
                         help="use the MariaDB on 127.0.0.1:3306 (its CPU counts other work too)")
@@ -155,105 +159,137 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
+    # --prerender: the simulator's CPU stands in for Trestle's servers, not ours; every run
+    # below is served from the same prerendered records.
+    sim_args = ["--prerender", "--records", str(args.records), "--latency-ms", str(args.latency_ms),
+                "--minute-quota", str(args.minute_quota), "--hour-quota", str(args.hour_quota),
+                "--metadata", str(metadata_file(args.fields, Path(tempfile.mkdtemp())))]
+    # --compare-defer: the same backfill with the secondary indexes kept throughout (what
+    # every load did before STORE_DEFER_INDEXES), then deferred (the default), in one run.
+    variants = ([("indexes kept throughout (STORE_DEFER_INDEXES=false)",
+                  {"STORE_DEFER_INDEXES": "false"}), ("default settings", {})]
+                if args.compare_defer else [("", {})])
+    with simulator_process(*sim_args) as sim:
+        results = []
+        for position, (label, extra) in enumerate(variants):
+            if position:
+                time.sleep(61)  # a fresh minute window for the quota
+            results.append(celery_run(args, sim, mariadbd, admin_url, label, extra))
+        if len(results) == 2:
+            before, after = results
+            print(f"database CPU-s per record, indexes kept / deferred: "
+                  f"{before[2] / after[2]:.2f}x; workers + database: "
+                  f"{(before[1] + before[2]) / (after[1] + after[2]):.2f}x")
+        if args.skip_single:
+            return
+        time.sleep(61)  # a fresh minute window for the single thread
+        control(sim.odata_root, "stats/reset", "POST")
+        env = bench_env(args, sim, admin_url, "unused")
+        settings = load_settings(env, env_file=None)
+        client = LocalRuntime(settings).trestle_client()
+        started, cpu_before = time.monotonic(), time.process_time()
+        walked = sum(len(page.records) for page in walk_keyset(
+            client, KeysetRange("Property", "ListingKey"), page_size=args.page_size))
+        single_s = time.monotonic() - started
+        single_cpu_s = time.process_time() - cpu_before
+        single_requests, single_429 = served(sim.odata_root, "trestle-simulator")
+        print(f"single thread: {single_s:.1f} s, {walked / single_s:,.0f} records/s, "
+              f"{single_requests} requests, {single_429} x 429")
+        print(cpu_line("single thread (walk only)", single_cpu_s, walked))
+        for (label, _), (celery_s, *_) in zip(variants, results, strict=True):
+            print(f"speed-up{f' ({label})' if label else ''}: {single_s / celery_s:.2f}x")
+
+
+def bench_env(args: argparse.Namespace, sim, admin_url: str, database: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TRESTLE_", "DATABASE_", "REDIS_", "SYNC_"))}
+    env.update({
+        "TRESTLE_CLIENT_ID": "trestle-simulator",
+        "TRESTLE_CLIENT_SECRET": "simulator-secret",
+        "TRESTLE_TOKEN_URL": sim.token_url, "TRESTLE_BASE_URL": sim.odata_root,
+        "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
+        "REDIS_URL": "redis://127.0.0.1:6379/12", "TRESTLE_RESOURCES": "Property",
+        "SYNC_WINDOW_SIZE": str(args.window_size),
+        "TRESTLE_PAGE_SIZE": str(args.page_size), "LOG_LEVEL": "WARNING",
+    })
+    if args.max_windows is not None:
+        env["SYNC_MAX_CONCURRENT_WINDOWS"] = str(args.max_windows)
+    if args.lanes is not None:
+        env["SYNC_WINDOW_LANES"] = str(args.lanes)
+    return env
+
+
+def celery_run(args: argparse.Namespace, sim, mariadbd: int | None, admin_url: str,
+               label: str, extra_env: dict[str, str]) -> tuple[float, float, float]:
+    """One `sync --wait --full` through fresh workers into a fresh database; prints its
+    figures and returns (seconds, workers' CPU-s per record, database's CPU-s per record)."""
     database = f"bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
-    # --prerender: the simulator's CPU stands in for Trestle's servers, not ours; both runs
-    # below are served from the same prerendered records.
-    sim_args = ["--prerender", "--records", str(args.records), "--latency-ms", str(args.latency_ms),
-                "--minute-quota", str(args.minute_quota), "--hour-quota", str(args.hour_quota),
-                "--metadata", str(metadata_file(args.fields, Path(tempfile.mkdtemp())))]
     workers: list[subprocess.Popen] = []
     try:
-        with simulator_process(*sim_args) as sim:
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("TRESTLE_", "DATABASE_", "REDIS_", "SYNC_"))}
-            env.update({
-                "TRESTLE_CLIENT_ID": "trestle-simulator",
-                "TRESTLE_CLIENT_SECRET": "simulator-secret",
-                "TRESTLE_TOKEN_URL": sim.token_url, "TRESTLE_BASE_URL": sim.odata_root,
-                "DATABASE_URL": admin_url.rsplit("/", 1)[0] + f"/{database}",
-                "REDIS_URL": "redis://127.0.0.1:6379/12", "TRESTLE_RESOURCES": "Property",
-                "SYNC_WINDOW_SIZE": str(args.window_size),
-                "TRESTLE_PAGE_SIZE": str(args.page_size), "LOG_LEVEL": "WARNING",
-            })
-            if args.max_windows is not None:
-                env["SYNC_MAX_CONCURRENT_WINDOWS"] = str(args.max_windows)
-            if args.lanes is not None:
-                env["SYNC_WINDOW_LANES"] = str(args.lanes)
-            redis.Redis(db=12).flushdb()
-            for index in range(args.workers):
-                workers.append(subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "trestle_tasks", "worker",
-                     "-c", str(args.concurrency), "-n", f"bench{index}@%h", "--without-gossip",
-                     "--without-mingle", "--loglevel", "WARNING"],
-                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    start_new_session=True))
-            worker_meter = CpuMeter([w.pid for w in workers]).start()
-            migrate = subprocess.run([sys.executable, "-m", "trestle_tasks", "migrate"], env=env,
-                                     capture_output=True, text=True)
-            if migrate.returncode:
-                sys.exit(migrate.stderr)
-            time.sleep(5)  # workers ready
-            startup_s = worker_meter.stop()
-            control(sim.odata_root, "stats/reset", "POST")
-            worker_meter.start()
-            db_meter = CpuMeter([mariadbd] if mariadbd else []).start()
-            sim_meter = CpuMeter([sim.pid]).start()
-            dispatcher_before = children_cpu_s()
-            started = time.monotonic()
-            run = subprocess.run([sys.executable, "-m", "trestle_tasks", "sync", "--wait",
-                                  "--full", "--timeout", "3600"], env=env, capture_output=True,
-                                 text=True)
-            celery_s = time.monotonic() - started
-            dispatcher_s = children_cpu_s() - dispatcher_before
-            workers_s, db_s, sim_s = worker_meter.stop(), db_meter.stop(), sim_meter.stop()
-            print(f"{args.records:,} Property records of {args.fields} fields")
-            print(run.stdout)
-            if run.returncode:
-                print(run.stderr[-2000:])
-            celery_requests, celery_429 = served(sim.odata_root, "trestle-simulator")
-            in_flight = control(sim.odata_root, "stats").get("peak_in_flight", "?")
-            allowed = args.minute_quota * celery_s / 60
-            print(f"celery ({args.workers} workers x {args.concurrency}): {celery_s:.1f} s, "
-                  f"{args.records / celery_s:,.0f} records/s, {celery_requests} requests, "
-                  f"{celery_429} x 429, quota utilization {celery_requests / allowed:.0%} "
-                  f"(of {allowed:,.0f} allowed in that time), at most {in_flight} requests "
-                  "in flight")
-            print(window_figures(load_settings(env, env_file=None), args.windows))
-            print("CPU during the run:")
-            print(cpu_line("workers", workers_s, args.records))
-            print(cpu_line("database server" if mariadbd else "database server (not found)",
-                           db_s, args.records))
-            print(cpu_line("workers + database", workers_s + db_s, args.records))
-            print(cpu_line("sync --wait (dispatcher)", dispatcher_s, args.records))
-            print(cpu_line("simulator (stands in for Trestle)", sim_s, args.records))
-            print(f"  worker start-up (apart): {startup_s:.1f} CPU-s")
-            for worker in workers:
-                os.killpg(worker.pid, signal.SIGTERM)
-            for worker in workers:
-                worker.wait(timeout=30)
-            workers.clear()
-            if args.skip_single:
-                return
-            time.sleep(61)  # a fresh minute window for the single thread
-            control(sim.odata_root, "stats/reset", "POST")
-            settings = load_settings(env, env_file=None)
-            client = LocalRuntime(settings).trestle_client()
-            started, cpu_before = time.monotonic(), time.process_time()
-            walked = sum(len(page.records) for page in walk_keyset(
-                client, KeysetRange("Property", "ListingKey"), page_size=args.page_size))
-            single_s = time.monotonic() - started
-            single_cpu_s = time.process_time() - cpu_before
-            single_requests, single_429 = served(sim.odata_root, "trestle-simulator")
-            print(f"single thread: {single_s:.1f} s, {walked / single_s:,.0f} records/s, "
-                  f"{single_requests} requests, {single_429} x 429")
-            print(cpu_line("single thread (walk only)", single_cpu_s, walked))
-            print(f"speed-up: {single_s / celery_s:.2f}x")
+        env = {**bench_env(args, sim, admin_url, database), **extra_env}
+        redis.Redis(db=12).flushdb()
+        for index in range(args.workers):
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "trestle_tasks", "worker",
+                 "-c", str(args.concurrency), "-n", f"bench{index}@%h", "--without-gossip",
+                 "--without-mingle", "--loglevel", "WARNING"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))
+        worker_meter = CpuMeter([w.pid for w in workers]).start()
+        migrate = subprocess.run([sys.executable, "-m", "trestle_tasks", "migrate"], env=env,
+                                 capture_output=True, text=True)
+        if migrate.returncode:
+            sys.exit(migrate.stderr)
+        time.sleep(5)  # workers ready
+        startup_s = worker_meter.stop()
+        control(sim.odata_root, "stats/reset", "POST")
+        worker_meter.start()
+        db_meter = CpuMeter([mariadbd] if mariadbd else []).start()
+        sim_meter = CpuMeter([sim.pid]).start()
+        dispatcher_before = children_cpu_s()
+        started = time.monotonic()
+        run = subprocess.run([sys.executable, "-m", "trestle_tasks", "sync", "--wait",
+                              "--full", "--timeout", "3600"], env=env, capture_output=True,
+                             text=True)
+        celery_s = time.monotonic() - started
+        dispatcher_s = children_cpu_s() - dispatcher_before
+        workers_s, db_s, sim_s = worker_meter.stop(), db_meter.stop(), sim_meter.stop()
+        if label:
+            print(f"== {label} ==")
+        print(f"{args.records:,} Property records of {args.fields} fields")
+        print(run.stdout)
+        if run.returncode:
+            print(run.stderr[-2000:])
+        celery_requests, celery_429 = served(sim.odata_root, "trestle-simulator")
+        in_flight = control(sim.odata_root, "stats").get("peak_in_flight", "?")
+        allowed = args.minute_quota * celery_s / 60
+        print(f"celery ({args.workers} workers x {args.concurrency}): {celery_s:.1f} s, "
+              f"{args.records / celery_s:,.0f} records/s, {celery_requests} requests, "
+              f"{celery_429} x 429, quota utilization {celery_requests / allowed:.0%} "
+              f"(of {allowed:,.0f} allowed in that time), at most {in_flight} requests "
+              "in flight")
+        print(window_figures(load_settings(env, env_file=None), args.windows))
+        print("CPU during the run:")
+        print(cpu_line("workers", workers_s, args.records))
+        print(cpu_line("database server" if mariadbd else "database server (not found)",
+                       db_s, args.records))
+        print(cpu_line("workers + database", workers_s + db_s, args.records))
+        print(cpu_line("sync --wait (dispatcher)", dispatcher_s, args.records))
+        print(cpu_line("simulator (stands in for Trestle)", sim_s, args.records))
+        print(f"  worker start-up (apart): {startup_s:.1f} CPU-s")
+        return celery_s, workers_s / args.records, db_s / args.records
     finally:
         for worker in workers:
-            os.killpg(worker.pid, signal.SIGKILL)
+            os.killpg(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=30)
+        for worker in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
 

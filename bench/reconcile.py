@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from bench.child_process import run_measured
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
 from trestle_tasks.core.timestamps import ODataTimestamp
@@ -111,16 +110,10 @@ def make_drift(store, sim, census, newest: int, args) -> None:
 
 def run_cli(env: dict[str, str], *args: str) -> tuple[float, float, float, str]:
     """Wall seconds, CPU-seconds and peak MB of one `trestle-etl` child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "trestle_tasks", *args], env=env,
-                          capture_output=True, text=True)
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = run_measured([sys.executable, "-m", "trestle_tasks", *args], env)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024, done.stdout
+    return done.wall_s, done.cpu_s, done.peak_mb, done.stdout
 
 
 def main() -> None:

@@ -19,13 +19,16 @@ import argparse
 import cProfile
 import io
 import pstats
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.backfill import fields_argument, metadata_file
 from bench.cpu import CpuMeter, find_pid, per_thousand
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
@@ -117,6 +120,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--fields", type=fields_argument, default=122,
+                        help="Property fields served (122: the default metadata; 'wide': "
+                             "588, Trestle-shaped, ~280 populated)")
     parser.add_argument("--profiler", choices=("cprofile", "pyinstrument", "none"),
                         default="cprofile")
     args = parser.parse_args()
@@ -127,7 +133,9 @@ def main() -> None:
         conn.exec_driver_sql(f"CREATE DATABASE `{database}`")
     mariadbd = find_pid("mariadbd") or find_pid("mysqld")
     try:
-        with simulator_process("--prerender", "--records", str(args.records),
+        metadata = ([] if args.fields == 122 else
+                    ["--metadata", str(metadata_file(args.fields, Path(tempfile.mkdtemp())))])
+        with simulator_process("--prerender", "--records", str(args.records), *metadata,
                                "--minute-quota", "100000", "--hour-quota", "1000000") as sim:
             env = {
                 "TRESTLE_CLIENT_ID": "trestle-simulator",
