@@ -4,7 +4,7 @@ The simulator serves N Property records (1 s a page, 280 requests a minute, as T
 would). Two Celery workers x 2 and beat sync them into a private MariaDB with the default
 settings (`sync --wait --full`). Once half the records are stored, every worker is killed
 with SIGKILL (process group: pool children too), as a host reboot would; new workers
-start 5 s later and the same `sync --wait` goes on. The script prints when the kill came,
+start 10 s later and the same `sync --wait` goes on. The script prints when the kill came,
 how long the run took after it, the requests and records fetched in all against an
 uninterrupted run's (`--baseline`: one run without a kill first), and a reconcile dry run's
 verdict on the copy: nothing missing, nothing stale, nothing extra.
