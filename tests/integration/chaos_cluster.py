@@ -157,9 +157,12 @@ class Cluster:
 
 def cluster_env(sim, database_url: str, broker: dict[str, str], **extra: str) -> dict[str, str]:
     """The workers' environment: the product's defaults, beat's own sync triggers far out
-    of the way (the test triggers syncs itself), pages of 100 so a window has pages."""
+    of the way (the test triggers syncs itself), pages of 100 so a window has pages.
+    Polls are beat's triggers too: one would take the changes a scenario makes for its
+    run (a photo-set refresh, a reconcile's stale records) or hold the lock it needs."""
     return worker_env(sim, database_url, TRESTLE_PAGE_SIZE="100",
-                      SYNC_INTERVAL_MINUTES="600", **{**broker, **extra})
+                      SYNC_INTERVAL_MINUTES="600", SYNC_POLL_QUOTA_SHARE="0",
+                      **{**broker, **extra})
 
 
 def trestle_etl(env: dict[str, str], *args: str) -> subprocess.Popen:
