@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -49,6 +51,23 @@ def drop_database(dialect: str, name: str) -> None:
         else:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     engine.dispose()
+
+
+@contextmanager
+def fresh_database(dialect: str, tmp_path: Path) -> Iterator[str]:
+    """A new database's URL; afterwards this process's stores of it are disposed and the
+    database dropped."""
+    from trestle_tasks.worker import factory
+
+    url, name = create_database(dialect, tmp_path)
+    try:
+        yield url
+    finally:
+        for key, value in factory._per_process.copy().items():
+            if key[1] == f"store:{url}":
+                value.dispose()
+                factory._per_process.pop(key, None)
+        drop_database(dialect, name)
 
 
 def settings_for(sim, database_url: str, **extra: str) -> Settings:

@@ -19,20 +19,21 @@ from trestle_tasks.worker import factory
 from trestle_tasks.worker.runtime import LocalRuntime
 
 from .conftest import start_simulator
-from .sync_fixtures import DIALECTS, create_database, drop_database, settings_for
+from .sync_fixtures import (
+    DIALECTS,
+    create_database,
+    drop_database,
+    fresh_database,
+    settings_for,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=DIALECTS)
 def database_url(request, tmp_path):
-    url, name = create_database(request.param, tmp_path)
-    yield url
-    for key, value in factory._per_process.copy().items():
-        if key[1] == f"store:{url}":
-            value.dispose()
-            factory._per_process.pop(key, None)
-    drop_database(request.param, name)
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 def missing(store, resource: str = "Property") -> list[str]:
@@ -43,6 +44,17 @@ def missing(store, resource: str = "Property") -> list[str]:
 def all_indexes(store, resource: str = "Property") -> list[str]:
     return sorted(str(i.name) for i in layout_of(store.engine, resource, store.schema)
                   .table.indexes)
+
+
+def plan_first_load(store, client, lock) -> RunPlan:
+    """Plan a full run of Property, deferring indexes, as a worker would (no windows run)."""
+    planned = plan_run("Property", store=store, client=client, lock=lock, lock_ttl_s=60,
+                       sizing=WindowSizing.for_cluster(slots=1, page_size=100,
+                                                       max_records=1000),
+                       full=True, defer_indexes=True,
+                       prepare=lambda: ensure_tables(store, client, ["Property"]))
+    assert isinstance(planned, RunPlan)
+    return planned
 
 
 def test_a_first_load_builds_the_indexes_at_its_end_and_later_runs_keep_them(
@@ -87,12 +99,8 @@ def test_a_first_load_that_dies_leaves_its_indexes_to_the_next_run(
         settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
         runtime = LocalRuntime(settings)
         store, client, lock = runtime.store, runtime.trestle_client(), runtime.run_lock()
-        planned = plan_run("Property", store=store, client=client, lock=lock, lock_ttl_s=60,
-                           sizing=WindowSizing.for_cluster(slots=1, page_size=100,
-                                                           max_records=1000),
-                           full=True, defer_indexes=True,
-                           prepare=lambda: ensure_tables(store, client, ["Property"]))
-        assert isinstance(planned, RunPlan) and planned.deferred_indexes
+        planned = plan_first_load(store, client, lock)
+        assert planned.deferred_indexes
         assert sorted(missing(store)) == sorted(planned.deferred_indexes)
         # The planner's windows load some records, then everything dies (no finalize);
         # its lease lapses.
@@ -137,12 +145,8 @@ def test_a_second_finalize_leaves_the_index_build_to_the_first(tmp_path, monkeyp
     try:
         runtime = LocalRuntime(settings_for(sim, url, LOCK_DIR=str(tmp_path)))
         store, client, lock = runtime.store, runtime.trestle_client(), runtime.run_lock()
-        planned = plan_run("Property", store=store, client=client, lock=lock, lock_ttl_s=60,
-                           sizing=WindowSizing.for_cluster(slots=1, page_size=100,
-                                                           max_records=1000),
-                           full=True, defer_indexes=True,
-                           prepare=lambda: ensure_tables(store, client, ["Property"]))
-        assert isinstance(planned, RunPlan) and planned.deferred_indexes
+        planned = plan_first_load(store, client, lock)
+        assert planned.deferred_indexes
         building, finish = threading.Event(), threading.Event()
         real_build = store.build_missing_indexes
 

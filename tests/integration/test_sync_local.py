@@ -19,7 +19,13 @@ from trestle_tasks.worker import factory
 from trestle_tasks.worker.runtime import ClusterRuntime, LocalRuntime
 
 from .conftest import start_simulator
-from .sync_fixtures import DIALECTS, canonical, create_database, drop_database, settings_for
+from .sync_fixtures import (
+    DIALECTS,
+    canonical,
+    create_database,
+    fresh_database,
+    settings_for,
+)
 
 pytestmark = pytest.mark.integration
 RESOURCES = ["Property", "Member", "Office", "OpenHouse", "Media"]
@@ -27,14 +33,8 @@ RESOURCES = ["Property", "Member", "Office", "OpenHouse", "Media"]
 
 @pytest.fixture(params=DIALECTS)
 def database_url(request, tmp_path):
-    url, name = create_database(request.param, tmp_path)
-    yield url
-    factory_store = factory._per_process.copy()
-    for key, value in factory_store.items():
-        if key[1] == f"store:{url}":
-            value.dispose()
-            factory._per_process.pop(key, None)
-    drop_database(request.param, name)
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 def assert_database_equals_simulator(settings, sim, resources):
