@@ -14,15 +14,21 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from trestle_tasks.store.engine import create_store_engine
+from trestle_tasks.store.export import ShapeNames
+from trestle_tasks.store.jsontext import decode_json
+from trestle_tasks.store.naming import RECORD_COLUMN, SHAPE_COLUMN
+from trestle_tasks.store.records import layout_of
+from trestle_tasks.store.shapes import restore
 
 MARIADB_URL = os.environ.get("TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL",
@@ -108,3 +114,24 @@ def count_rows(target: StoreTarget, table: str, where: str = "") -> int:
     with target.engine.connect() as conn:
         return int(conn.execute(sa.text(
             f"SELECT COUNT(*) FROM {target.table(table)} {where}")).scalar_one())
+
+
+def stored_texts(target: StoreTarget, resource: str, keys: Iterable[Any]) -> dict[Any, str]:
+    """The records stored under these keys as the JSON text export writes (nulls restored
+    from their shapes): key -> text."""
+    layout = layout_of(target.engine, resource, target.schema)
+    table = layout.table
+    key = table.c[layout.key_column]
+    shape = table.c[SHAPE_COLUMN] if layout.shapes else sa.null()
+    shapes = ShapeNames(target.engine, target.schema)
+    with target.engine.connect() as conn:
+        rows = conn.execute(sa.select(key, table.c[RECORD_COLUMN], shape)
+                            .where(key.in_(list(keys)))).all()
+    return {k: text if name is None else restore(text, shapes.names(name))
+            for k, text, name in rows}
+
+
+def stored_records(target: StoreTarget, resource: str, keys: Iterable[Any]
+                   ) -> dict[Any, Any]:
+    """`stored_texts`, decoded."""
+    return {k: decode_json(text) for k, text in stored_texts(target, resource, keys).items()}

@@ -17,10 +17,13 @@ from hypothesis import strategies as st
 
 from tests.integration.poison_server import QUICK_RETRY, PoisonServer, poison_server
 from tests.store_data import migrate_small, records, unique_prefix
-from tests.store_fixtures import StoreTarget, module_store_target  # noqa: F401
-from trestle_tasks.store.jsontext import decode_json, encode_json
+from tests.store_fixtures import (  # noqa: F401
+    StoreTarget,
+    module_store_target,
+    stored_records,
+)
+from trestle_tasks.store.jsontext import encode_json
 from trestle_tasks.store.loader import RecordLoader
-from trestle_tasks.store.naming import RECORD_COLUMN
 from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.trestle.query import ODataQuery
 
@@ -95,14 +98,9 @@ def test_poison_records_are_rejected_alone_and_the_good_ones_stored(
     result = loader.load(fetched)
     assert (result.upserted, result.rejected) == (len(good), len(bad))
     keys = [r["ListingKey"] for r in good] + bad
-    layout = loader.layout
-    table = layout.table
     rejects = bookkeeping(target.schema)["etl_rejects"]
     with target.engine.connect() as conn:
-        stored = conn.execute(sa.select(table.c[layout.key_column], table.c[RECORD_COLUMN])
-                              .where(table.c[layout.key_column].in_(keys))).all()
         rejected = conn.execute(sa.select(rejects.c.record_key)
                                 .where(rejects.c.record_key.in_(keys))).scalars().all()
-    assert {key: decode_json(document) for key, document in stored} == {
-        r["ListingKey"]: r for r in good}
+    assert stored_records(target, "Property", keys) == {r["ListingKey"]: r for r in good}
     assert sorted(rejected) == sorted(bad)

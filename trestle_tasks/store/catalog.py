@@ -24,10 +24,12 @@ from trestle_tasks.edm.metadata import (
     NavigationSpec,
     ResourceSpec,
 )
+from trestle_tasks.store.naming import SHAPE_COLUMN
 from trestle_tasks.store.schema import (
     FIELD_NAME_CHARS,
     ResourceLayout,
     bookkeeping,
+    shape_column_free,
 )
 from trestle_tasks.store.types import is_mysql, on_conflict_insert
 from trestle_tasks.store.views import view_columns
@@ -140,9 +142,29 @@ def read_catalog(conn: sa.Connection, resource: str, schema: str | None = None) 
     key = head["key_field"]
     ordered = {key: columns.pop(key)} if key in columns else {}
     ordered.update(columns)
+    shapes = (shape_column_free(ordered, retired)
+              and _has_shape_column(conn, schema, head["table_name"]))
     layout = ResourceLayout(spec=spec, table_name=head["table_name"], columns=ordered,
-                            schema=schema, retired=retired, view_taken=in_view)
+                            schema=schema, retired=retired, view_taken=in_view,
+                            shapes=shapes)
     return Catalog(layout=layout, undeclared=frozenset(undeclared))
+
+
+# (database URL, schema, table) seen with etl_shape: a column is never dropped again.
+_SHAPED: set[tuple[str, str | None, str]] = set()
+
+
+def _has_shape_column(conn: sa.Connection, schema: str | None, table: str) -> bool:
+    """Whether the table has etl_shape (a table made before it came gets it from the next
+    run's `ensure_tables` or migrate; until then its documents are stored whole)."""
+    key = (str(conn.engine.url), schema, table)
+    if key in _SHAPED:
+        return True
+    columns = sa.inspect(conn).get_columns(table, schema=schema)
+    if any(c["name"].lower() == SHAPE_COLUMN for c in columns):
+        _SHAPED.add(key)
+        return True
+    return False
 
 
 _UPGRADED: set[tuple[str, str | None]] = set()  # (database URL, schema) with view_column

@@ -1,8 +1,9 @@
 """Stored records back to RESO JSON, for `trestle-etl export`.
 
 The document column is the record as the server sent it (navigation properties aside),
-already JSON with exact decimals; export writes it out unchanged, one line per record, in
-key order, page by page so memory stays flat whatever the table size.
+already JSON with exact decimals, less its null members when it has a shape: export puts
+those back from the shape (shapes.py) and writes the rest unchanged, one line per record,
+in key order, page by page so memory stays flat whatever the table size.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from trestle_tasks.core.errors import StoreError
 from trestle_tasks.store.jsontext import decode_json, encode_json
-from trestle_tasks.store.naming import DELETED_COLUMN, RECORD_COLUMN
+from trestle_tasks.store.naming import DELETED_COLUMN, RECORD_COLUMN, SHAPE_COLUMN
 from trestle_tasks.store.records import in_key_order, layout_of
+from trestle_tasks.store.schema import bookkeeping
+from trestle_tasks.store.shapes import ShapeError, names_of, restore
 
 EXPORT_PAGE = 500
 
@@ -54,12 +58,43 @@ def _documents(engine: Engine, layout: Any, include_deleted: bool,
                page_size: int) -> Iterator[str]:
     table = layout.table
     key = table.c[layout.key_column]
-    query = sa.select(key, table.c[RECORD_COLUMN])
+    if not layout.shapes:
+        query = sa.select(key, table.c[RECORD_COLUMN])
+    else:
+        query = sa.select(key, table.c[RECORD_COLUMN], table.c[SHAPE_COLUMN])
     if not include_deleted:
         query = query.where(table.c[DELETED_COLUMN].is_(None))
+    shapes = ShapeNames(engine, layout.schema)
     for page in in_key_order(engine, query, key, page_size):
-        for _key, text in page:
-            yield text
+        for record_key, text, *shape in page:
+            if not shape or shape[0] is None:
+                yield text
+                continue
+            try:
+                yield restore(text, shapes.names(shape[0]))
+            except ShapeError as exc:
+                raise StoreError(f"{layout.resource} {record_key!r} cannot be restored: "
+                                 f"{exc}", resource=layout.resource) from exc
+
+
+class ShapeNames:
+    """Shapes read from etl_record_shape as records need them (a feed has a handful)."""
+
+    def __init__(self, engine: Engine, schema: str | None) -> None:
+        self._engine = engine
+        self._table = bookkeeping(schema)["etl_record_shape"]
+        self._names: dict[str, list[str]] = {}
+
+    def names(self, shape: str) -> list[str]:
+        names = self._names.get(shape)
+        if names is None:
+            with self._engine.connect() as conn:
+                text = conn.execute(sa.select(self._table.c.names)
+                                    .where(self._table.c.shape == shape)).scalar()
+            if text is None:
+                raise ShapeError(f"its shape {shape} is not in etl_record_shape")
+            names = self._names[shape] = names_of(text)
+        return names
 
 
 def export_records(engine: Engine, resource: str, *, schema: str | None = None,

@@ -43,7 +43,7 @@ from sqlalchemy.engine import Engine
 
 from trestle_tasks.core.errors import StoreError
 from trestle_tasks.core.retry import RetryPolicy
-from trestle_tasks.store.catalog import read_catalog, track_undeclared
+from trestle_tasks.store.catalog import read_catalog, track_undeclared, upsert_rows
 from trestle_tasks.store.dberrors import (
     DEFAULT_DB_RETRY,
     classify,
@@ -426,6 +426,7 @@ class RecordLoader:
         # (dialect, rows, columns) -> its compiled upsert; (dialect, "repeated", columns) ->
         # the repeatable template, or None where the statement cannot be repeated.
         self._statements: dict[tuple[Any, ...], CompiledUpsert | RepeatedUpsert | None] = {}
+        self._saved_shapes: set[str] = set()  # shape ids committed by this loader
         self.engine = engine
         self.layout = layout
         self.batch_size = batch_size
@@ -524,7 +525,10 @@ class RecordLoader:
         rows, rejections = batch.rows, batch.rejections
         refused: list[Rejection] = []
 
+        shapes = self._new_shapes(rows)
+
         def write(conn: sa.Connection) -> None:
+            self._save_shapes(conn, shapes)
             for chunk in batch.chunks:
                 values = [r.values for r in chunk]
                 self._compiled(len(values), values[0], conn.dialect).execute(conn, values)
@@ -533,6 +537,7 @@ class RecordLoader:
 
         def write_one_by_one(conn: sa.Connection) -> None:
             refused.clear()
+            self._save_shapes(conn, shapes)
             for row in rows:
                 try:
                     with conn.begin_nested():
@@ -560,6 +565,7 @@ class RecordLoader:
             statements = len(rows)
         if batch.new_fields:
             self._transformer.note_known(batch.new_fields)
+        self._saved_shapes.update(shapes)  # committed: later batches need not write them
         all_rejections = rejections + refused
         return LoadResult(
             received=batch.received, upserted=len(rows) - len(refused),
@@ -567,6 +573,20 @@ class RecordLoader:
             statements=statements, undeclared_fields=tuple(batch.new_fields),
             rejections=all_rejections,
         )
+
+    def _new_shapes(self, rows: list[PreparedRow]) -> dict[str, str]:
+        """Shapes of these rows not yet known to be stored: id -> names."""
+        saved = self._saved_shapes
+        return {row.shape.id: row.shape.names for row in rows
+                if row.shape is not None and row.shape.id not in saved}
+
+    def _save_shapes(self, conn: sa.Connection, shapes: dict[str, str]) -> None:
+        # In the rows' own transaction, before them: a document is never stored without
+        # the shape that restores it. Insert if absent: other loaders write the same ones
+        # (in id order, so two transactions never wait on each other's in turn).
+        if shapes:
+            upsert_rows(conn, bookkeeping(self.layout.schema)["etl_record_shape"],
+                        [{"shape": shape, "names": shapes[shape]} for shape in sorted(shapes)])
 
     def _compiled(self, rows: int, sample: dict[str, Any], dialect: sa.engine.Dialect
                   ) -> CompiledUpsert | RepeatedUpsert:

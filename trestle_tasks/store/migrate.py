@@ -41,17 +41,19 @@ from sqlalchemy.schema import CreateColumn
 
 from trestle_tasks.core.errors import MetadataError, StoreError
 from trestle_tasks.edm.metadata import ResourceSpec, ServiceMetadata
-from trestle_tasks.store.catalog import COLUMN, DOCUMENT, field_rows, upsert_rows
+from trestle_tasks.store.catalog import COLUMN, DOCUMENT, field_rows, read_catalog, upsert_rows
 from trestle_tasks.store.dberrors import classify
 from trestle_tasks.store.jsontext import decode_json
-from trestle_tasks.store.naming import RECORD_COLUMN, table_name
+from trestle_tasks.store.naming import RECORD_COLUMN, SHAPE_COLUMN, table_name
 from trestle_tasks.store.ownership import check_resource_names
 from trestle_tasks.store.schema import (
     ResourceLayout,
     bookkeeping,
     plan_layout,
     promoted_fields,
+    shape_column_free,
 )
+from trestle_tasks.store.shapes import SHAPE_CHARS
 from trestle_tasks.store.transform import field_check, field_converter
 from trestle_tasks.store.types import is_mysql
 from trestle_tasks.store.views import drop_view, replace_view, view_columns
@@ -147,6 +149,31 @@ def evolve_bookkeeping(engine: Engine, schema: str | None = None,
     if added:
         log.info("bookkeeping tables evolved: added %s", ", ".join(added))
     return added
+
+
+def add_shape_columns(engine: Engine, schema: str | None, resources: Iterable[str]
+                      ) -> list[str]:
+    """Give resource tables made before etl_shape came that column (a nullable column at
+    the end: instant on MariaDB 10.3+ and PostgreSQL 11+), so a database upgraded without
+    `migrate` also stores compact documents; returns the tables changed. Cheap when none
+    lacks it (the catalog remembers tables seen with it)."""
+    changed: list[str] = []
+    for resource in resources:
+        with engine.connect() as conn:
+            layout = read_catalog(conn, resource, schema).layout
+        if layout.shapes or not shape_column_free(layout.columns, layout.retired):
+            continue
+        table = layout.table
+        column = sa.Column(SHAPE_COLUMN, sa.String(SHAPE_CHARS), nullable=True)
+        ddl = CreateColumn(column).compile(dialect=engine.dialect)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {engine.dialect.identifier_preparer.format_table(table)} "
+                f"ADD COLUMN {ddl}")
+        changed.append(table.name)
+    if changed:
+        log.info("added %s to %s", SHAPE_COLUMN, ", ".join(changed))
+    return changed
 
 
 def ensure_schema(engine: Engine, schema: str | None) -> bool:

@@ -28,12 +28,14 @@ RECORD_COLUMN = "etl_record"  # the complete record as JSON text
 VERSION_COLUMN = "etl_mod_ticks"  # ModificationTimestamp in 100 ns ticks: the upsert guard
 DELETED_COLUMN = "deleted_at"  # soft delete, set by reconcile, cleared by an upsert
 LOADED_COLUMN = "etl_loaded_at"  # when this version of the row was written
-RESERVED_COLUMNS: tuple[str, ...] = (RECORD_COLUMN, VERSION_COLUMN, DELETED_COLUMN, LOADED_COLUMN)
+SHAPE_COLUMN = "etl_shape"  # the record's keys, when its nulls are left out (shapes.py)
+RESERVED_COLUMNS: tuple[str, ...] = (RECORD_COLUMN, VERSION_COLUMN, DELETED_COLUMN, LOADED_COLUMN,
+                                     SHAPE_COLUMN)
 
 # Bookkeeping tables; resource tables may not take these names.
 RESERVED_TABLES: tuple[str, ...] = (
     "etl_resource", "etl_field_map", "etl_sync_log", "etl_sync_window", "etl_watermark",
-    "etl_rejects", "etl_run_lock", "etl_owner",
+    "etl_rejects", "etl_run_lock", "etl_owner", "etl_record_shape",
 )
 
 

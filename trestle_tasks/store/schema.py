@@ -7,8 +7,11 @@ not fit a MariaDB row (ERROR 1118, row size too large). One table per resource:
 - a few commonly queried fields as typed, indexed columns under their RESO names
   (for Property, what listings are most often searched by; the key, ModificationTimestamp
   and obvious links for the others; extendable with `promote=`);
-- `etl_record`: the complete record as JSON text, every field exactly as the server sent it
-  (decimals as exact JSON numbers, timestamps as the server's strings);
+- `etl_record`: the record as JSON text, every field exactly as the server sent it
+  (decimals as exact JSON numbers, timestamps as the server's strings), except that its
+  null members are left out: a field absent from the document is null;
+- `etl_shape`: when nulls were left out, the name of the record's key sequence in
+  `etl_record_shape`, from which export restores the record exactly (shapes.py);
 - `etl_mod_ticks`: ModificationTimestamp as 100 ns ticks, the full seven digits, compared
   inside the upsert so an older version never overwrites a newer one;
 - `deleted_at` (soft delete) and `etl_loaded_at`.
@@ -17,8 +20,8 @@ Why not one column per field: Trestle's Property has 602 declared fields, many o
 VARCHAR(1024..8000); one column each fails on MariaDB with ERROR 1118 as VARCHARs and again
 as TEXT. A layout with a bounded number of typed columns holds any metadata, of any width,
 today and after the feed adds fields: a new field needs no DDL at all (it lands in the
-document and in `etl_field_map`), and export is exact because the document is the record.
-Fields outside the typed set stay queryable through the document (MySQL
+document and in `etl_field_map`), and export is exact because the document and its
+shape are the record. Fields outside the typed set stay queryable through the document (MySQL
 `JSON_VALUE(etl_record, '$.Field')`, PostgreSQL `etl_record::jsonb ->> 'Field'`, SQLite
 `json_extract`), and promoting one later adds its column and backfills it from the document.
 """
@@ -38,11 +41,13 @@ from trestle_tasks.store.naming import (
     LOADED_COLUMN,
     MAX_IDENTIFIER,
     RECORD_COLUMN,
+    SHAPE_COLUMN,
     VERSION_COLUMN,
     assign_column_names,
     hashed_identifier,
     table_name,
 )
+from trestle_tasks.store.shapes import SHAPE_CHARS
 from trestle_tasks.store.types import (
     ExactDecimal,
     KeyString,
@@ -185,6 +190,9 @@ class ResourceLayout:
     # View columns given before (etl_field_map.view_column): kept, so a field's column in
     # `<table>_fields` never changes when $metadata reorders or adds a case twin.
     view_taken: Mapping[str, str] = field(default_factory=dict)
+    # Documents stored without their nulls, with the record's shape in etl_shape
+    # (shapes.py). False for a table made before the column came and not yet evolved.
+    shapes: bool = True
 
     @property
     def resource(self) -> str:
@@ -232,7 +240,15 @@ def plan_layout(
         schema=schema,
         retired=retired,
         view_taken={f: c for f, c in (view_taken or {}).items() if spec.has_field(f)},
+        shapes=shape_column_free(declared_columns, retired),
     )
+
+
+def shape_column_free(columns: Mapping[str, str], retired: Mapping[str, str]) -> bool:
+    """Whether etl_shape is not a field's column: a table whose field took that name
+    before the store reserved it keeps its documents whole."""
+    taken = {c.lower() for c in (*columns.values(), *retired.values())}
+    return SHAPE_COLUMN not in taken
 
 
 def build_table(layout: ResourceLayout, metadata: sa.MetaData) -> sa.Table:
@@ -255,6 +271,8 @@ def build_table(layout: ResourceLayout, metadata: sa.MetaData) -> sa.Table:
         sa.Column(DELETED_COLUMN, UTCDateTime(), nullable=True),
         sa.Column(LOADED_COLUMN, UTCDateTime(), nullable=False),
     ]
+    if layout.shapes:
+        columns.append(sa.Column(SHAPE_COLUMN, sa.String(SHAPE_CHARS), nullable=True))
     table = sa.Table(
         layout.table_name, metadata, *columns,
         mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_row_format="DYNAMIC",
@@ -294,7 +312,7 @@ def bookkeeping(schema: str | None = None) -> dict[str, sa.Table]:
 
 def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
     """etl_resource, etl_field_map, etl_sync_log, etl_sync_window, etl_watermark,
-    etl_rejects, etl_run_lock, etl_owner."""
+    etl_rejects, etl_run_lock, etl_owner, etl_record_shape."""
     # Dialect options, for Table(**kw: Any): as dict[str, str] mypy matches them to its
     # typed keywords (schema, quote, …) too.
     opts: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
@@ -443,6 +461,15 @@ def bookkeeping_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("claimed_at", UTCDateTime(), nullable=False),
         **opts,
     )
+    # The key sequences of records stored without their nulls (shapes.py), each named by
+    # its digest: written by any loader at once (insert if absent), read by export.
+    # Added later: `evolve_bookkeeping` creates it in older databases.
+    record_shape = sa.Table(
+        "etl_record_shape", metadata,
+        sa.Column("shape", KeyString(SHAPE_CHARS), primary_key=True),
+        sa.Column("names", LongText(), nullable=False),  # JSON array of the keys
+        **opts,
+    )
     return {t.name: t for t in (resource, field_map, sync_log, window, watermark, rejects,
-                                run_lock, owner)}
+                                run_lock, owner, record_shape)}
 

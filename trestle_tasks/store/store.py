@@ -32,7 +32,12 @@ from trestle_tasks.store.catalog import read_catalog
 from trestle_tasks.store.dberrors import DEFAULT_DB_RETRY, teach_is_retriable
 from trestle_tasks.store.engine import create_store_engine
 from trestle_tasks.store.loader import DEFAULT_BATCH_SIZE, LoadResult, RecordLoader
-from trestle_tasks.store.migrate import MigrationReport, evolve_bookkeeping, migrate
+from trestle_tasks.store.migrate import (
+    MigrationReport,
+    add_shape_columns,
+    evolve_bookkeeping,
+    migrate,
+)
 from trestle_tasks.store.ownership import FeedOwner, check_owner, claim_schema
 from trestle_tasks.store.promotion_check import check_promoted_names
 from trestle_tasks.store.schema import bookkeeping, promoted_fields
@@ -150,6 +155,10 @@ class Store:
         """Create or complete the bookkeeping tables (no `$metadata` needed), and claim
         the schema for this Store's feed: a sync calls it before each run."""
         return self._claim()
+
+    def add_shape_columns(self, resources: Iterable[str]) -> list[str]:
+        """Give tables made before etl_shape came that column (compact documents)."""
+        return add_shape_columns(self.engine, self.schema, resources)
 
     def has_sync_log(self) -> bool:
         """Whether the bookkeeping tables exist yet (a database nothing was synced into

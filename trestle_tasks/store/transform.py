@@ -50,9 +50,11 @@ from trestle_tasks.store.naming import (
     DELETED_COLUMN,
     LOADED_COLUMN,
     RECORD_COLUMN,
+    SHAPE_COLUMN,
     VERSION_COLUMN,
 )
 from trestle_tasks.store.schema import ENUM_CHARS, UNBOUNDED_KEY_CHARS, ResourceLayout
+from trestle_tasks.store.shapes import Shape, ShapeBook
 
 # Reasons recorded in etl_rejects.reason
 NOT_AN_OBJECT = "not_an_object"
@@ -103,6 +105,7 @@ class PreparedRow:
     size: int  # bytes of the document, to keep statements under the server's packet limit
     undeclared: tuple[str, ...]
     record: Any  # the record as received, for etl_rejects if the database refuses the row
+    shape: Shape | None = None  # its key sequence, when its nulls were left out
 
 
 def type_name(value: Any) -> str:
@@ -552,19 +555,23 @@ class FastPath:
                 undeclared.append(name)
         return undeclared
 
-    def document(self, record: dict[str, Any]) -> tuple[str, int] | None:
-        """The document and its size in bytes; None on U+0000 or a lone surrogate (the
-        full path finds the field)."""
+    def document(self, record: dict[str, Any], shapes: ShapeBook | None
+                 ) -> tuple[str, int, Shape | None] | None:
+        """The document, its size in bytes and its shape (when `shapes` left its nulls
+        out); None on U+0000 or a lone surrogate (the full path finds the field)."""
         navigation = self._navigation
         if navigation and not navigation.isdisjoint(record):
             record = {k: v for k, v in record.items() if k not in navigation}
+        shape = None
+        if shapes is not None:
+            record, shape = shapes.compact(record)
         try:
             raw = encode_plain(record)
         except UnicodeEncodeError:
             return None
         if b"\\u0000" in raw:
             return None
-        return raw.decode(), len(raw)
+        return raw.decode(), len(raw), shape
 
 
 # --- the transformer ------------------------------------------------------------------
@@ -598,6 +605,7 @@ class RecordTransformer:
         ]
         self._retired = tuple(layout.retired.values())
         self._fast = FastPath(layout)
+        self._shapes = ShapeBook() if layout.shapes else None
 
     def note_known(self, names: Iterable[str]) -> None:
         """Undeclared names already tracked in etl_field_map: do not report them again."""
@@ -635,17 +643,17 @@ class RecordTransformer:
         undeclared = fast.extras(record, self._known)
         if undeclared is None:
             return None
-        encoded = fast.document(record)
+        encoded = fast.document(record, self._shapes)
         if encoded is None:
             return None
-        document, size = encoded
+        document, size, shape = encoded
         version = self._version
         ticks: int | None = None
         if version is not None and record.get(version) is not None:
             ticks = stamps.get(version)
             if ticks is None:
                 return None  # a version field that is not a timestamp: let the full path say
-        values = self._row_values(key, document, ticks, loaded_at)
+        values = self._row_values(key, document, shape, ticks, loaded_at)
         for name, column, convert in self._typed:
             value = record.get(name)
             if value is None:
@@ -657,7 +665,7 @@ class RecordTransformer:
         for column in self._retired:
             values[column] = None
         return PreparedRow(key=key, ticks=ticks, values=values, size=size,
-                           undeclared=tuple(undeclared), record=record)
+                           undeclared=tuple(undeclared), record=record, shape=shape)
 
     def _prepare_checked(self, record: Any, loaded_at: datetime) -> PreparedRow | Rejection:
         """Every check, one field at a time: the authority on rejections and reasons."""
@@ -706,6 +714,9 @@ class RecordTransformer:
         if navigation and not navigation.isdisjoint(record):
             # Expanded children are stored in their own tables, not inside the parent.
             document_record = {k: v for k, v in record.items() if k not in navigation}
+        shape = None
+        if self._shapes is not None and type(document_record) is dict:
+            document_record, shape = self._shapes.compact(document_record)
         try:
             document = encode_json(document_record)
         except (TypeError, ValueError) as exc:
@@ -732,25 +743,29 @@ class RecordTransformer:
             stamp = record.get(version)
             if stamp is not None:
                 ticks = ODataTimestamp.parse(stamp).ticks
-        values = self._row_values(key, document, ticks, loaded_at)
+        values = self._row_values(key, document, shape, ticks, loaded_at)
         for name, column, convert in self._typed:
             value = record.get(name)
             values[column] = None if value is None else convert(value)
         for column in self._retired:
             values[column] = None
         return PreparedRow(key=key, ticks=ticks, values=values, size=size,
-                           undeclared=tuple(undeclared), record=record)
+                           undeclared=tuple(undeclared), record=record, shape=shape)
 
-    def _row_values(self, key: Any, document: str, ticks: int | None,
+    def _row_values(self, key: Any, document: str, shape: Shape | None, ticks: int | None,
                     loaded_at: datetime) -> dict[str, Any]:
         """The columns every row has, whichever path prepared it; typed ones follow."""
-        return {
+        values = {
             self._key_column: key,
             RECORD_COLUMN: document,
             VERSION_COLUMN: ticks,
             DELETED_COLUMN: None,
             LOADED_COLUMN: loaded_at,
         }
+        if self._shapes is not None:
+            # Always written, so a record stored whole over a compact one clears it.
+            values[SHAPE_COLUMN] = None if shape is None else shape.id
+        return values
 
     def _key_problem(self, key: Any) -> Problem | None:
         if key is None:

@@ -22,7 +22,8 @@ def migrate_from_service(
 
 def ensure_tables(store: Store, client: TrestleClient, resources: Iterable[str]) -> None:
     """Migrate when any of the resources has no table yet; otherwise add bookkeeping
-    columns a newer version needs (so an upgrade without `migrate` keeps working), and
+    columns a newer version needs and etl_shape to resource tables made before it (so an
+    upgrade without `migrate` keeps working), and
     apply a changed STORE_INDEXED_FIELDS from the stored catalog (no request to Trestle)."""
     wanted = list(resources)
     catalogued = store.has_table("etl_resource")
@@ -34,6 +35,7 @@ def ensure_tables(store: Store, client: TrestleClient, resources: Iterable[str])
         require_declared(store, wanted)
     else:
         racing_other_migrations(store.evolve_bookkeeping)
+        racing_other_migrations(lambda: store.add_shape_columns(wanted))
         pending = store.pending_promotions(wanted)
         if pending:
             log.info("applying STORE_INDEXED_FIELDS to %s", ", ".join(pending))
