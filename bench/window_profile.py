@@ -5,8 +5,8 @@ this process walks them in keyset order the way a sync window does and upserts e
 into a fresh MariaDB database, under cProfile with a CPU-time clock (or pyinstrument).
 Pages are fetched and loaded one after another on this thread, without the window's
 prefetch thread, so every CPU-second is seen by the profiler. Prints this process's CPU
-and the database server's (mariadbd, from /proc) per 1,000 records, the time by stage, and
-the functions with the most time of their own.
+and the database server's (mariadbd, from /proc) per 1,000 records, the table's size on disk
+per record, the time by stage, and the functions with the most time of their own.
 
     python -m bench.window_profile                        # 20,000 records, cProfile
     python -m bench.window_profile --records 5000 --profiler pyinstrument
@@ -116,6 +116,17 @@ def print_cprofile(profiler: cProfile.Profile) -> None:
     print("\n".join(out.getvalue().splitlines()[6:]))
 
 
+def print_table_size(admin: sa.Engine, database: str, loaded: int) -> None:
+    """InnoDB's bytes for the table (data, indexes), per record, after fresh statistics."""
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"ANALYZE TABLE `{database}`.property").all()
+        data, index = conn.exec_driver_sql(
+            "SELECT data_length, index_length FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = 'property'", (database,)).one()
+    print(f"  table on disk       {data / 1e6:6.1f} MB data + {index / 1e6:.1f} MB indexes: "
+          f"{(data + index) / max(loaded, 1) / 1000:.1f} KB a record")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
@@ -166,6 +177,7 @@ def main() -> None:
             print(f"  both                {cpu_s + db_s:6.2f} CPU-s  "
                   f"{per_thousand(cpu_s + db_s, loaded):5.2f} per 1,000 records")
             print(f"  simulator (apart)   {sim_s:6.2f} CPU-s")
+            print_table_size(admin, database, loaded)
             report()
     finally:
         with admin.connect() as conn:

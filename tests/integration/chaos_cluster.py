@@ -198,11 +198,26 @@ def watermark_row_locked(database_url: str, resource: str) -> Iterator[Callable[
     """Hold `resource`'s etl_watermark row with SELECT … FOR UPDATE in an open transaction,
     so a finalize trying to advance the watermark waits; yields the release function
     (rollback), which is also called on exit."""
+    with held_open(database_url, "SELECT ticks FROM etl_watermark WHERE resource = %s "
+                   "FOR UPDATE", (resource,)) as release:
+        yield release
+
+
+@contextmanager
+def table_read_held(database_url: str, table: str) -> Iterator[Callable[[], None]]:
+    """A transaction that has read `table` and stays open: MariaDB's metadata lock, so an
+    ALTER TABLE of it (a deferred index build) waits; yields the release function."""
+    with held_open(database_url, f"SELECT 1 FROM `{table}` LIMIT 1", ()) as release:
+        yield release
+
+
+@contextmanager
+def held_open(database_url: str, sql: str, parameters: tuple[Any, ...]
+              ) -> Iterator[Callable[[], None]]:
     engine = sa.create_engine(database_url)
     conn = engine.connect()
     tx = conn.begin()
-    conn.exec_driver_sql("SELECT ticks FROM etl_watermark WHERE resource = %s FOR UPDATE",
-                         (resource,)).all()
+    conn.exec_driver_sql(sql, parameters).all()
     released = False
 
     def release() -> None:

@@ -2,8 +2,8 @@
 
 With beat running and the product's default settings (but for the two leases, at their
 shortest: see below), a worker killed (SIGKILL of its whole process group) while it plans
-a run, walks a window, refreshes photo sets, finalizes a run, reconciles or refreshes
-`$metadata` must not matter: every time, the `trestle-etl sync --wait` that follows the
+a run, walks a window, refreshes photo sets, finalizes a run (or builds the indexes a
+first load deferred), reconciles or refreshes `$metadata` must not matter: every time, the `trestle-etl sync --wait` that follows the
 work ends with exit 0 and its runs succeeded within 180 s of the kill, and the database
 ends equal to the simulator's feed.
 
@@ -21,7 +21,7 @@ How each phase is made long enough to be hit, without any test-only code in the 
 the simulator's `extra_latency_ms` holds chosen requests (planning's census, `$metadata`,
 the Media fetches of a photo-set refresh, reconcile's census); finalize is held by a row
 lock the test takes on the watermark (`SELECT … FOR UPDATE`, released right after the
-kill). An example whose kill missed its phase (the victim's log shows the phase's end, or
+kill), the index build by the metadata lock of a transaction that read the table. An example whose kill missed its phase (the victim's log shows the phase's end, or
 never its start) is rejected, not counted.
 
 Examples: in CI (HYPOTHESIS_PROFILE=ci) the explicit rows only, one per phase on
@@ -61,6 +61,7 @@ from .chaos_cluster import (
     cluster_env,
     run_to_end,
     send_task,
+    table_read_held,
     trestle_etl,
     watermark_row_locked,
 )
@@ -73,7 +74,7 @@ pytestmark = pytest.mark.integration
 RECOVERY_LIMIT_S = 180.0  # the property: `sync --wait` done this long after the kill
 RECOVERY_AIM_S = 90.0  # printed beside each figure; not asserted
 EXTRA_EXAMPLES = int(os.environ.get("CHAOS_EXAMPLES", "0"))
-PHASES = ("planning", "window", "media", "finalize", "reconcile", "metadata")
+PHASES = ("planning", "window", "media", "finalize", "reconcile", "metadata", "indexes")
 # CHAOS_PHASES=planning,finalize: only those phases (explicit rows and draws), by hand.
 CHOSEN = tuple(p for p in os.environ.get("CHAOS_PHASES", ",".join(PHASES)).split(",") if p)
 # CHAOS_BROKER=rabbitmq: every example on that broker (the rows alternate otherwise).
@@ -124,6 +125,9 @@ SCENARIOS = {s.phase: s for s in (
     Scenario("metadata", "Property", 1000, nominal_s=7.0,
              extra_latency_ms={"$metadata": 6000}, mutate=30,
              task="trestle.refresh_metadata"),
+    # A first load's finalize building the indexes its planning deferred: the ALTER TABLE
+    # waits on the metadata lock of the test's open transaction that read the table.
+    Scenario("indexes", "Property", 1500, nominal_s=4.0, first_sync=False),
 )}
 
 
@@ -265,6 +269,14 @@ class Example:
                                      "finalize's start")
             return (worker, of_run(run_id, "finalize", "start"),
                     of_run(run_id, "finalize", "end"))
+        if phase == "indexes":
+            cluster.find(of_run(run_id, "window", "start"), 90, "the run's window start")
+            row.take(table_read_held(row.url, "property"))
+
+            def build(event: str) -> Callable[[Line], bool]:
+                return lambda x: x.get("index_build") == event and x.get("run_id") == run_id
+            worker, _ = cluster.find(build("start"), 120, "the index build's start")
+            return worker, build("start"), build("end")
         raise AssertionError(phase)
 
     def _task_phase(self, cluster: Cluster, task_id: str):
@@ -283,15 +295,16 @@ class Example:
 class RowHold:
     """For finalize: the watermark row locked (FOR UPDATE) by the test once the run's window
     is walking (planning reads the row for its lock's fence, so not before), so that the
-    run's finalize waits in its watermark update until `release`, right after the kill."""
+    run's finalize waits in its watermark update until `release`, right after the kill.
+    For the index build: the table read in a transaction left open, the same way."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._held: Any = None
         self._release: Callable[[], None] = lambda: None
 
-    def take(self) -> None:
-        self._held = watermark_row_locked(self.url, "Property")
+    def take(self, hold: Any = None) -> None:
+        self._held = hold if hold is not None else watermark_row_locked(self.url, "Property")
         self._release = self._held.__enter__()
 
     def release(self) -> None:
@@ -335,8 +348,8 @@ def _state(env: dict[str, str]) -> str:
 
 def _rows() -> list[tuple[str, str, float]]:
     """One explicit row per phase, brokers alternating, moments mid-phase."""
-    brokers = (ONLY_BROKER,) * 6 if ONLY_BROKER else ("redis", "rabbitmq") * 3
-    moments = (0.5, 0.3, 0.3, 0.4, 0.4, 0.3)
+    brokers = (ONLY_BROKER,) * 7 if ONLY_BROKER else ("redis", "rabbitmq") * 3 + ("redis",)
+    moments = (0.5, 0.3, 0.3, 0.4, 0.4, 0.3, 0.5)
     return [row for row in zip(PHASES, brokers, moments, strict=True) if row[0] in CHOSEN]
 
 

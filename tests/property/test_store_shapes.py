@@ -107,3 +107,18 @@ def test_decimals_keep_their_digits() -> None:
     record = {"Price": Decimal("100.50"), "Area": Decimal("1E+3"), "Gone": None}
     document, names = stored(ShapeBook(), record)
     assert exported(document, names) == '{"Price":100.50,"Area":1E+3,"Gone":null}'
+
+
+def test_when_nulls_are_too_few_to_pay_the_book_stops_leaving_them_out() -> None:
+    sparse = {"A": None, "B": None, "C": 1}  # 2 of 3 null
+    dense = {"A": None, "B": 1, "C": 1, "D": 1, "E": 1, "F": 1}  # 1 of 6
+    book = ShapeBook(trial=4, min_null_share=0.2)
+    for _ in range(4):
+        assert book.compact(dense)[1] is not None  # during the trial: compacted
+    assert not book.enabled  # 4 of 24 members null: under a fifth
+    assert book.compact(sparse) == (sparse, None)  # stored whole from now on
+
+    book = ShapeBook(trial=2, min_null_share=0.2)
+    book.compact(sparse)
+    book.compact({"A": 1})  # no nulls: counted in the trial too (2 of 4 null)
+    assert book.enabled and book.compact(dense)[0] == {k: 1 for k in "BCDEF"}

@@ -30,6 +30,8 @@ SHAPE_CHARS = 32  # hex digits of the 128-bit digest
 MAX_SHAPE_KEYS = 4096
 MAX_SHAPE_BYTES = 256 * 1024
 MAX_SHAPES = 1024  # distinct shapes one transformer records; later ones are stored whole
+TRIAL_RECORDS = 1000  # records that decide whether leaving nulls out pays (ShapeBook)
+MIN_NULL_SHARE = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +45,33 @@ def shape_of_names(names_json: bytes) -> str:
 
 
 class ShapeBook:
-    """The shapes one transformer has met, keyed by the record's key sequence."""
+    """The shapes one transformer has met, keyed by the record's key sequence.
 
-    def __init__(self, limit: int = MAX_SHAPES) -> None:
+    Leaving nulls out costs the worker a pass over the record (15 µs at 122 fields, 40 at
+    588) and saves the database their bytes: worth it when nulls are many (Trestle's
+    wide records: half the members), not when they are few (the default metadata: one in
+    twelve, 5 % of the bytes). So the first `trial` records decide, for this book's life
+    (a loader's, rebuilt by the next migrate): when fewer than `min_null_share` of their
+    members were null, later records are stored whole.
+    """
+
+    def __init__(self, limit: int = MAX_SHAPES, trial: int = TRIAL_RECORDS,
+                 min_null_share: float = MIN_NULL_SHARE) -> None:
         self._limit = limit
         self._shapes: dict[tuple[Any, ...], Shape | None] = {}
+        self._trial = trial
+        self._min_null_share = min_null_share
+        self._members = self._nulls = 0
+        self.enabled = True
 
     def compact(self, record: dict[str, Any]) -> tuple[dict[str, Any], Shape | None]:
         """The record without its null members and its shape; the record itself and None
-        when it has no nulls or cannot have a shape."""
+        when it has no nulls or cannot have a shape (or nulls are too few to pay)."""
+        if not self.enabled:
+            return record, None
         if None not in record.values():
+            if self._trial:
+                self._tried(len(record), 0)
             return record, None
         keys = tuple(record)
         if keys in self._shapes:
@@ -63,7 +82,17 @@ class ShapeBook:
             shape = self._shapes[keys] = _new_shape(keys)
         if shape is None:
             return record, None
-        return {k: v for k, v in record.items() if v is not None}, shape
+        compact = {k: v for k, v in record.items() if v is not None}
+        if self._trial:
+            self._tried(len(record), len(record) - len(compact))
+        return compact, shape
+
+    def _tried(self, members: int, nulls: int) -> None:
+        self._members += members
+        self._nulls += nulls
+        self._trial -= 1
+        if not self._trial and self._nulls < self._min_null_share * self._members:
+            self.enabled = False
 
 
 def _new_shape(keys: tuple[Any, ...]) -> Shape | None:

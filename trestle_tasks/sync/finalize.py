@@ -136,6 +136,9 @@ def _build_deferred_indexes(plan: RunPlan, store: Store, lock: RunLock,
                            ttl_s=LEASE_TO_FINALIZE_S)
     if builder is None:
         return False
+    context = {"run_id": plan.run_id, "resource": plan.resource}
+    log.info("run %s: building the secondary indexes deferred by the first load",
+             plan.run_id, extra={**context, "index_build": "start"})
     try:
         with LockKeeper(lock, grant, LEASE_TO_FINALIZE_S), \
                 LockKeeper(lock, builder, LEASE_TO_FINALIZE_S):
@@ -143,8 +146,7 @@ def _build_deferred_indexes(plan: RunPlan, store: Store, lock: RunLock,
     finally:
         lock.release(builder)
     log.info("run %s: built %d secondary index(es) deferred by the first load", plan.run_id,
-             len(built), extra={"run_id": plan.run_id, "resource": plan.resource,
-                                "indexes": built})
+             len(built), extra={**context, "indexes": built, "index_build": "end"})
     return True
 
 
