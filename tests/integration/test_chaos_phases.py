@@ -3,17 +3,17 @@
 With beat running and the product's default settings (but for the two leases, at their
 shortest: see below), a worker killed (SIGKILL of its whole process group) while it plans
 a run, walks a window, refreshes photo sets, finalizes a run (or builds the indexes a
-first load deferred), reconciles or refreshes `$metadata` must not matter: every time, the `trestle-etl sync --wait` that follows the
-work ends with exit 0 and its runs succeeded within 180 s of the kill, and the database
-ends equal to the simulator's feed.
+first load deferred), reconciles or refreshes `$metadata` must not matter: every time,
+the `trestle-etl sync --wait` that follows the work ends with exit 0 and its runs
+succeeded within 180 s of the kill, and the database ends equal to the simulator's feed.
 
 Hypothesis draws the phase, the broker (Redis or RabbitMQ) and the moment (a fraction of
 the phase's nominal length, after the phase is seen to start in the victim's log). Each
 example builds everything afresh: a MariaDB database, a simulator, the Celery database
-(tests/redis_space.py, which also makes the Celery tests take turns), beat and two workers,
-each worker logging JSON lines to a folder of its own, so the log that shows the phase
-starting names the victim. Fresh processes per example rather than one cluster reused:
-workers read the database and the simulator from their environment, and a killed
+(tests/redis_space.py, which also makes the Celery tests take turns), beat and two
+workers, each worker logging JSON lines to a folder of its own, so the log that shows the
+phase starting names the victim. Fresh processes per example rather than one cluster
+reused: workers read the database and the simulator from their environment, and a killed
 cluster's leftovers in Redis (locks, gate slots, worker announcements) must not leak into
 the next example; start-up costs a few seconds of an example's one to two minutes.
 
@@ -21,20 +21,21 @@ How each phase is made long enough to be hit, without any test-only code in the 
 the simulator's `extra_latency_ms` holds chosen requests (planning's census, `$metadata`,
 the Media fetches of a photo-set refresh, reconcile's census); finalize is held by a row
 lock the test takes on the watermark (`SELECT … FOR UPDATE`, released right after the
-kill), the index build by the metadata lock of a transaction that read the table. An example whose kill missed its phase (the victim's log shows the phase's end, or
-never its start) is rejected, not counted.
+kill), the index build by the metadata lock of a transaction that read the table. An
+example whose kill missed its phase (the victim's log shows the phase's end, or never its
+start) is rejected, not counted.
 
 Examples: in CI (HYPOTHESIS_PROFILE=ci) the explicit rows only, one per phase on
-alternating brokers (about 3 minutes with the short leases, 5 to 6 with the defaults); set
-CHAOS_EXAMPLES=N to draw N more (each costs one to three minutes). No shrinking: an
+alternating brokers (about 3 minutes with the short leases, 5 to 6 with the defaults);
+set CHAOS_EXAMPLES=N to draw N more (each costs one to three minutes). No shrinking: an
 example takes minutes, and the failing one is printed as it is.
 
 The leases: the run lock's (SYNC_LOCK_TTL) and a window's heartbeat (SYNC_WINDOW_STALE_
 SECONDS) only set how long a dead worker's claim is honoured before the watchdog (every
 30 s) or a redelivery acts on it, so most of a default example's recovery is waiting them
 out (a minute, 40 s). The examples run them at their shortest (30 s, 10 s): the same
-repairs by the same paths, about half a minute sooner each. CHAOS_LEASES=default runs
-the product's defaults (what the recovery figures in the README were measured with).
+repairs by the same paths, about half a minute sooner each. CHAOS_LEASES=default runs the
+product's defaults (what the recovery figures in the README were measured with).
 """
 
 from __future__ import annotations
