@@ -21,6 +21,7 @@ ever lost by that; it only costs bytes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ MIN_NULL_SHARE = 0.2
 class Shape:
     id: str
     names: str  # JSON array of the keys, in the record's order
+    ordered: bool = False  # the keys come in the book's field order (ShapeBook)
 
 
 def shape_of_names(names_json: bytes) -> str:
@@ -55,8 +57,9 @@ class ShapeBook:
     members were null, later records are stored whole.
     """
 
-    def __init__(self, limit: int = MAX_SHAPES, trial: int = TRIAL_RECORDS,
-                 min_null_share: float = MIN_NULL_SHARE) -> None:
+    def __init__(self, field_order: Sequence[str] = (), limit: int = MAX_SHAPES,
+                 trial: int = TRIAL_RECORDS, min_null_share: float = MIN_NULL_SHARE) -> None:
+        self._position = {name: i for i, name in enumerate(field_order)}
         self._limit = limit
         self._shapes: dict[tuple[Any, ...], Shape | None] = {}
         self._trial = trial
@@ -67,25 +70,31 @@ class ShapeBook:
     def compact(self, record: dict[str, Any]) -> tuple[dict[str, Any], Shape | None]:
         """The record without its null members and its shape; the record itself and None
         when it has no nulls or cannot have a shape (or nulls are too few to pay)."""
-        if not self.enabled:
-            return record, None
-        if None not in record.values():
-            if self._trial:
-                self._tried(len(record), 0)
-            return record, None
-        keys = tuple(record)
-        if keys in self._shapes:
-            shape = self._shapes[keys]
-        elif len(self._shapes) >= self._limit:
-            return record, None
-        else:
-            shape = self._shapes[keys] = _new_shape(keys)
+        shape = self.shape_of(record)
         if shape is None:
             return record, None
-        compact = {k: v for k, v in record.items() if v is not None}
+        return {k: v for k, v in record.items() if v is not None}, shape
+
+    def shape_of(self, record: dict[str, Any]) -> Shape | None:
+        """The shape to store `record` under without its nulls; None to store it whole."""
+        if not self.enabled:
+            return None
         if self._trial:
-            self._tried(len(record), len(record) - len(compact))
-        return compact, shape
+            self._tried(len(record), sum(v is None for v in record.values()))
+        if None not in record.values():
+            return None
+        keys = tuple(record)
+        if keys in self._shapes:
+            return self._shapes[keys]
+        if len(self._shapes) >= self._limit:
+            return None
+        shape = self._shapes[keys] = _new_shape(keys, self._in_order(keys))
+        return shape
+
+    def _in_order(self, keys: tuple[Any, ...]) -> bool:
+        position = self._position
+        places = [position.get(k, -1) for k in keys]
+        return -1 not in places and places == sorted(places)
 
     def _tried(self, members: int, nulls: int) -> None:
         self._members += members
@@ -95,7 +104,7 @@ class ShapeBook:
             self.enabled = False
 
 
-def _new_shape(keys: tuple[Any, ...]) -> Shape | None:
+def _new_shape(keys: tuple[Any, ...], ordered: bool) -> Shape | None:
     if len(keys) > MAX_SHAPE_KEYS or not all(type(k) is str for k in keys):
         return None
     try:
@@ -104,7 +113,7 @@ def _new_shape(keys: tuple[Any, ...]) -> Shape | None:
         return None  # a lone surrogate in a key: the document's own checks reject it
     if len(raw) > MAX_SHAPE_BYTES or b"\\u0000" in raw:
         return None
-    return Shape(id=shape_of_names(raw), names=raw.decode())
+    return Shape(id=shape_of_names(raw), names=raw.decode(), ordered=ordered)
 
 
 class ShapeError(ValueError):

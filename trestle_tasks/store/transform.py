@@ -491,9 +491,13 @@ class FastPath:
         declared = {name for name, _t in shaped}
         shaped += [(name, Any) for name in sorted(self._navigation)
                    if name not in declared and _renamable(name)]
+        # omit_defaults: encoding an instance writes its non-null members only, in the
+        # shape's order: a compact document without building a dict of them (`document`).
         self._shape = msgspec.defstruct(
             f"Shape{spec.name}", [(f"f{i}", t, None) for i, (_n, t) in enumerate(shaped)],
-            kw_only=True, gc=False, rename={f"f{i}": n for i, (n, _t) in enumerate(shaped)})
+            kw_only=True, gc=False, omit_defaults=True,
+            rename={f"f{i}": n for i, (n, _t) in enumerate(shaped)})
+        self.field_order: tuple[str, ...] = tuple(name for name, _t in shaped)
 
     @staticmethod
     def _sure_check(spec: FieldSpec) -> SureCheck:
@@ -506,24 +510,25 @@ class FastPath:
                 return _ascii_date
         return _checked_and_plain(field_check(spec))
 
-    def accepts(self, record: dict[str, Any]) -> bool:
-        """Every declared field valid and plain JSON (timestamps aside: see `stamps`)."""
+    def accepts(self, record: dict[str, Any]) -> Any | None:
+        """The record as an instance of the shape when every declared field is valid and
+        plain JSON (timestamps aside: see `stamps`); None when not sure."""
         try:
-            msgspec.convert(record, self._shape)
+            shaped = msgspec.convert(record, self._shape)
         except (msgspec.ValidationError, UnicodeError):
             # UnicodeError: msgspec encodes a string it reports on (a lone surrogate in a
             # field of another type). Either way the full checks decide.
-            return False
+            return None
         get = record.get
         if not _INT_OR_NONE.issuperset(map(type, map(get, self._ints))):
-            return False
+            return None
         if not _STR_OR_NONE.issuperset(map(type, map(get, self._flags))):
-            return False
+            return None
         for name, sure in self._checks:
             value = get(name)
             if value is not None and not sure(value):
-                return False
-        return True
+                return None
+        return shaped
 
     def stamps(self, record: dict[str, Any]) -> dict[str, int] | None:
         """Ticks of every timestamp field present, or None if one is not in the common
@@ -555,18 +560,26 @@ class FastPath:
                 undeclared.append(name)
         return undeclared
 
-    def document(self, record: dict[str, Any], shapes: ShapeBook | None
+    def document(self, record: dict[str, Any], shaped: Any, shapes: ShapeBook | None
                  ) -> tuple[str, int, Shape | None] | None:
         """The document, its size in bytes and its shape (when `shapes` left its nulls
-        out); None on U+0000 or a lone surrogate (the full path finds the field)."""
+        out); None on U+0000 or a lone surrogate (the full path finds the field).
+        `shaped` is the record as `accepts` made it."""
         navigation = self._navigation
         if navigation and not navigation.isdisjoint(record):
             record = {k: v for k, v in record.items() if k not in navigation}
+            shaped = None  # it holds the navigation properties the document leaves out
         shape = None
+        document: Any = record
         if shapes is not None:
-            record, shape = shapes.compact(record)
+            shape = shapes.shape_of(record)
+            if shape is not None:
+                # Keys in the shape's field order: its instance writes exactly the
+                # non-null members, in that order, as the dict without them would be.
+                document = shaped if shaped is not None and shape.ordered else \
+                    {k: v for k, v in record.items() if v is not None}
         try:
-            raw = encode_plain(record)
+            raw = encode_plain(document)
         except UnicodeEncodeError:
             return None
         if b"\\u0000" in raw:
@@ -605,7 +618,7 @@ class RecordTransformer:
         ]
         self._retired = tuple(layout.retired.values())
         self._fast = FastPath(layout)
-        self._shapes = ShapeBook() if layout.shapes else None
+        self._shapes = ShapeBook(self._fast.field_order) if layout.shapes else None
 
     def note_known(self, names: Iterable[str]) -> None:
         """Undeclared names already tracked in etl_field_map: do not report them again."""
@@ -635,7 +648,10 @@ class RecordTransformer:
         """The same row `_prepare_checked` makes, for a record the fast path is sure of."""
         fast = self._fast
         key = record.get(self._key.name)
-        if self._key_problem(key) is not None or not fast.accepts(record):
+        if self._key_problem(key) is not None:
+            return None
+        shaped = fast.accepts(record)
+        if shaped is None:
             return None
         stamps = fast.stamps(record)
         if stamps is None:
@@ -643,7 +659,7 @@ class RecordTransformer:
         undeclared = fast.extras(record, self._known)
         if undeclared is None:
             return None
-        encoded = fast.document(record, self._shapes)
+        encoded = fast.document(record, shaped, self._shapes)
         if encoded is None:
             return None
         document, size, shape = encoded
