@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import is_
 from typing import Any
 
 from trestle_tasks.store.jsontext import decode_json, encode_json, encode_plain
@@ -40,6 +42,9 @@ class Shape:
     id: str
     names: str  # JSON array of the keys, in the record's order
     ordered: bool = False  # the keys come in the book's field order (ShapeBook)
+
+
+_WHOLE = Shape(id="", names="[]")  # a key sequence that cannot have a shape
 
 
 def shape_of_names(names_json: bytes) -> str:
@@ -61,7 +66,7 @@ class ShapeBook:
                  trial: int = TRIAL_RECORDS, min_null_share: float = MIN_NULL_SHARE) -> None:
         self._position = {name: i for i, name in enumerate(field_order)}
         self._limit = limit
-        self._shapes: dict[tuple[Any, ...], Shape | None] = {}
+        self._shapes: dict[tuple[Any, ...], Shape] = {}  # _WHOLE: cannot have one
         self._trial = trial
         self._min_null_share = min_null_share
         self._members = self._nulls = 0
@@ -80,15 +85,18 @@ class ShapeBook:
         if not self.enabled:
             return None
         if self._trial:
-            self._tried(len(record), sum(v is None for v in record.values()))
+            self._tried(len(record), sum(map(is_, record.values(), repeat(None))))
         if None not in record.values():
             return None
         keys = tuple(record)
-        if keys in self._shapes:
-            return self._shapes[keys]
+        # One lookup: a hit compares every key (the decoder makes new strings each page).
+        seen = self._shapes.get(keys)
+        if seen is not None:
+            return None if seen is _WHOLE else seen
         if len(self._shapes) >= self._limit:
             return None
-        shape = self._shapes[keys] = _new_shape(keys, self._in_order(keys))
+        shape = _new_shape(keys, self._in_order(keys))
+        self._shapes[keys] = _WHOLE if shape is None else shape
         return shape
 
     def _in_order(self, keys: tuple[Any, ...]) -> bool:
