@@ -41,6 +41,10 @@ def finished_prefix_upper(plan: RunPlan, outcomes: Iterable[WindowOutcome]) -> i
 
 # Enough for the few statements of a finalize; the lock is released at its end.
 LEASE_TO_FINALIZE_S = 60.0
+# The index builder's lease, renewed every 10 s while it builds: a builder that died is
+# replaced by the watchdog's next finalize 30 s later at most, not a minute (a second
+# build started meanwhile only finds the indexes there: build_missing_indexes).
+LEASE_TO_BUILD_S = 30.0
 
 # Given the status a run closes with and its outcomes, more details to close it with (the
 # Celery layer's scheduled whole-run retry, written in the same statement that closes it).
@@ -133,7 +137,7 @@ def _build_deferred_indexes(plan: RunPlan, store: Store, lock: RunLock,
     at millions of rows): a run planned meanwhile must not load into a table being
     indexed. A lost lease leaves them to the next run's planning."""
     builder = lock.acquire(f"{plan.lock_name}/indexes", owner=new_run_id(),
-                           ttl_s=LEASE_TO_FINALIZE_S)
+                           ttl_s=LEASE_TO_BUILD_S)
     if builder is None:
         return False
     context = {"run_id": plan.run_id, "resource": plan.resource}
@@ -141,7 +145,7 @@ def _build_deferred_indexes(plan: RunPlan, store: Store, lock: RunLock,
              plan.run_id, extra={**context, "index_build": "start"})
     try:
         with LockKeeper(lock, grant, LEASE_TO_FINALIZE_S), \
-                LockKeeper(lock, builder, LEASE_TO_FINALIZE_S):
+                LockKeeper(lock, builder, LEASE_TO_BUILD_S):
             built = store.build_missing_indexes(plan.resource)
     finally:
         lock.release(builder)
