@@ -22,6 +22,7 @@ from trestle_tasks.store.schema import bookkeeping
 from trestle_tasks.store.shapes import ShapeError, names_of, restore
 
 EXPORT_PAGE = 500
+KEPT_SHAPES = 256  # shapes' key lists kept while exporting (each at most 256 KB)
 
 
 def iter_documents(engine: Engine, resource: str, *, schema: str | None = None,
@@ -93,6 +94,8 @@ class ShapeNames:
                                     .where(self._table.c.shape == shape)).scalar()
             if text is None:
                 raise ShapeError(f"its shape {shape} is not in etl_record_shape")
+            if len(self._names) >= KEPT_SHAPES:
+                self._names.clear()  # a feed that sent many shapes: memory stays bounded
             names = self._names[shape] = names_of(text)
         return names
 

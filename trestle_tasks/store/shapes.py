@@ -32,7 +32,9 @@ from trestle_tasks.store.jsontext import decode_json, encode_json, encode_plain
 SHAPE_CHARS = 32  # hex digits of the 128-bit digest
 MAX_SHAPE_KEYS = 4096
 MAX_SHAPE_BYTES = 256 * 1024
-MAX_SHAPES = 1024  # distinct shapes one transformer records; later ones are stored whole
+# Distinct key sequences one transformer remembers (a feed has a handful: one a resource
+# and $select); later ones are stored whole. With MAX_SHAPE_KEYS, at most ~40 MB of keys.
+MAX_SHAPES = 128
 TRIAL_RECORDS = 1000  # records that decide whether leaving nulls out pays (ShapeBook)
 MIN_NULL_SHARE = 0.2
 
@@ -86,7 +88,7 @@ class ShapeBook:
             return None
         if self._trial:
             self._tried(len(record), sum(map(is_, record.values(), repeat(None))))
-        if None not in record.values():
+        if None not in record.values() or len(record) > MAX_SHAPE_KEYS:
             return None
         keys = tuple(record)
         # One lookup: a hit compares every key (the decoder makes new strings each page).
