@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -55,3 +56,12 @@ def run_measured(command: list[str], env: dict[str, str]) -> Measured:
         err.seek(0)
         return Measured(wall, usage.ru_utime + usage.ru_stime, peak_kb / 1024,
                         child.returncode, out.read(), err.read())
+
+
+def run_cli(env: dict[str, str], *args: str) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU-seconds, peak RSS (MB) and output of one `trestle-etl` child
+    process; exits with its error output if it fails."""
+    done = run_measured([sys.executable, "-m", "trestle_tasks", *args], env)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+    return done.wall_s, done.cpu_s, done.peak_mb, done.stdout

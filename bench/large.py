@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.child_process import run_measured
+from bench.child_process import run_cli
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
 from trestle_tasks.core.timestamps import ODataTimestamp
@@ -128,14 +127,6 @@ def make_drift(store, resource: str, sample: list, args) -> dict[str, int]:
     return {"missing": len(lost), "stale": len(stale), "gone": args.gone}
 
 
-def run_child(env: dict[str, str], *args: str) -> tuple[float, float, float, str]:
-    """Wall seconds, CPU-seconds and peak RSS (MB) of one `trestle-etl` child process."""
-    done = run_measured([sys.executable, "-m", "trestle_tasks", *args], env)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
-    return done.wall_s, done.cpu_s, done.peak_mb, done.stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="listings")
@@ -177,7 +168,7 @@ def main() -> None:
         db_pid = database_pid(database_url)
         db_before = proc_figures(db_pid) if db_pid else None
         sim_before = proc_figures(sim.pid)
-        wall, cpu, peak, out = run_child(env, "reconcile", "--local", "--dry-run")
+        wall, cpu, peak, out = run_cli(env, "reconcile", "--local", "--dry-run")
         sim_after = proc_figures(sim.pid)
         print(f"reconcile --dry-run of {stored:,} {args.resource} rows: {wall:.0f} s wall")
         print(f"  reconcile process: peak RSS {peak:,.0f} MB, {cpu:.1f} CPU-s")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 import uuid
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import requests
 
-from bench.child_process import run_measured
+from bench.child_process import run_cli
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
 from trestle_tasks.core.timestamps import ODataTimestamp
@@ -106,14 +105,6 @@ def make_drift(store, sim, census, newest: int, args) -> None:
     with store.engine.begin() as conn:
         conn.execute(sa.delete(layout.table).where(
             layout.table.c[layout.key_column].in_(lost)))
-
-
-def run_cli(env: dict[str, str], *args: str) -> tuple[float, float, float, str]:
-    """Wall seconds, CPU-seconds and peak MB of one `trestle-etl` child process."""
-    done = run_measured([sys.executable, "-m", "trestle_tasks", *args], env)
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()}")
-    return done.wall_s, done.cpu_s, done.peak_mb, done.stdout
 
 
 def main() -> None:
