@@ -22,8 +22,10 @@ from trestle_tasks.store.shapes import ShapeBook
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 TRANSFORMER = t.RecordTransformer(plan_layout(PROPERTY))
 # Documents always without their nulls here, however few (a loader's first records decide
-# that otherwise), so both ways of writing one are compared in every example.
-TRANSFORMER._shapes = ShapeBook(TRANSFORMER._fast.field_order, min_null_share=0)
+# that otherwise) and however many key sequences the examples make (a loader remembers
+# 128), so both ways of writing one are compared in every example.
+TRANSFORMER._shapes = ShapeBook(TRANSFORMER._fast.field_order, limit=10**6,
+                                min_null_share=0)
 DECLARED_ORDER = {f.name: i for i, f in enumerate(PROPERTY.fields)}
 
 
