@@ -49,7 +49,7 @@ def drop_shape_column(target: StoreTarget) -> None:
     """The table as a version before etl_shape made it."""
     with target.engine.begin() as conn:
         conn.execute(sa.text(f"ALTER TABLE {target.table('property')} DROP COLUMN etl_shape"))
-    catalog._SHAPED.clear()
+    catalog._SEEN_COLUMNS.clear()
 
 
 def load(target: StoreTarget, records: list[dict[str, Any]]) -> None:

@@ -105,7 +105,8 @@ def read_catalog(conn: sa.Connection, resource: str, schema: str | None = None) 
         )
     # A database not yet upgraded (no migrate or run since view_column came) still reads.
     present = [c for c in field_map.columns
-               if c.name != "view_column" or _has_view_column(conn, schema)]
+               if c.name != "view_column"
+               or _has_column(conn, schema, "etl_field_map", "view_column")]
     rows = conn.execute(
         sa.select(*present).where(field_map.c.resource == resource)
         .order_by(field_map.c.position, field_map.c.field_name)
@@ -143,41 +144,26 @@ def read_catalog(conn: sa.Connection, resource: str, schema: str | None = None) 
     ordered = {key: columns.pop(key)} if key in columns else {}
     ordered.update(columns)
     shapes = (shape_column_free(ordered, retired)
-              and _has_shape_column(conn, schema, head["table_name"]))
+              and _has_column(conn, schema, head["table_name"], SHAPE_COLUMN))
     layout = ResourceLayout(spec=spec, table_name=head["table_name"], columns=ordered,
                             schema=schema, retired=retired, view_taken=in_view,
                             shapes=shapes)
     return Catalog(layout=layout, undeclared=frozenset(undeclared))
 
 
-# (database URL, schema, table) seen with etl_shape: a column is never dropped again.
-_SHAPED: set[tuple[str, str | None, str]] = set()
+# (database URL, schema, table, column) seen present: a column is never dropped again.
+_SEEN_COLUMNS: set[tuple[str, str | None, str, str]] = set()
 
 
-def _has_shape_column(conn: sa.Connection, schema: str | None, table: str) -> bool:
-    """Whether the table has etl_shape (a table made before it came gets it from the next
-    run's `ensure_tables` or migrate; until then its documents are stored whole)."""
-    key = (str(conn.engine.url), schema, table)
-    if key in _SHAPED:
+def _has_column(conn: sa.Connection, schema: str | None, table: str, column: str) -> bool:
+    """Whether `table` has `column` (one a newer version added: a database not yet
+    upgraded still reads and writes without it); once seen, not inspected again."""
+    key = (str(conn.engine.url), schema, table, column)
+    if key in _SEEN_COLUMNS:
         return True
     columns = sa.inspect(conn).get_columns(table, schema=schema)
-    if any(c["name"].lower() == SHAPE_COLUMN for c in columns):
-        _SHAPED.add(key)
-        return True
-    return False
-
-
-_UPGRADED: set[tuple[str, str | None]] = set()  # (database URL, schema) with view_column
-
-
-def _has_view_column(conn: sa.Connection, schema: str | None) -> bool:
-    """Whether etl_field_map has view_column; once seen, not inspected again."""
-    key = (str(conn.engine.url), schema)
-    if key in _UPGRADED:
-        return True
-    columns = sa.inspect(conn).get_columns("etl_field_map", schema=schema)
-    if any(c["name"].lower() == "view_column" for c in columns):
-        _UPGRADED.add(key)
+    if any(c["name"].lower() == column for c in columns):
+        _SEEN_COLUMNS.add(key)
         return True
     return False
 

@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +53,6 @@ from trestle_tasks.store.schema import (
     promoted_fields,
     shape_column_free,
 )
-from trestle_tasks.store.shapes import SHAPE_CHARS
 from trestle_tasks.store.transform import field_check, field_converter
 from trestle_tasks.store.types import is_mysql
 from trestle_tasks.store.views import drop_view, replace_view, view_columns
@@ -163,9 +162,8 @@ def add_shape_columns(engine: Engine, schema: str | None, resources: Iterable[st
             layout = read_catalog(conn, resource, schema).layout
         if layout.shapes or not shape_column_free(layout.columns, layout.retired):
             continue
-        table = layout.table
-        column = sa.Column(SHAPE_COLUMN, sa.String(SHAPE_CHARS), nullable=True)
-        ddl = CreateColumn(column).compile(dialect=engine.dialect)
+        table = replace(layout, shapes=True).table  # the column as build_table makes it
+        ddl = CreateColumn(table.c[SHAPE_COLUMN]).compile(dialect=engine.dialect)
         with engine.begin() as conn:
             conn.exec_driver_sql(
                 f"ALTER TABLE {engine.dialect.identifier_preparer.format_table(table)} "
