@@ -239,7 +239,10 @@ def test_a_worker_killed_mid_window_loses_nothing(clean_redis, mariadb_url, tmp_
                           latency_ms_per_request=300)
     # The shortest window staleness (10 s, not 40): the watchdog hands the dead worker's
     # window out again 30 s sooner; the same recovery, in half the test's time.
-    env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="500", TRESTLE_PAGE_SIZE="100",
+    # Pages of 50: a window is 10 pages (about 1.2 s over its lanes at 300 ms a request),
+    # so the kill 1 s into it still finds it walking on a fast worker (with pages of 100 a
+    # window could end first, and no crash was there to count).
+    env = worker_env(sim, mariadb_url, SYNC_WINDOW_SIZE="500", TRESTLE_PAGE_SIZE="50",
                      TRESTLE_RESOURCES="Property", SYNC_INTERVAL_MINUTES="600",
                      SYNC_WINDOW_STALE_SECONDS="10", **broker)
     victim = start_worker(env, f"victim-{uuid.uuid4().hex[:6]}", concurrency=1)
