@@ -135,3 +135,9 @@ def stored_records(target: StoreTarget, resource: str, keys: Iterable[Any]
                    ) -> dict[Any, Any]:
     """`stored_texts`, decoded."""
     return {k: decode_json(text) for k, text in stored_texts(target, resource, keys).items()}
+
+
+def statement_text(statement: str | bytes) -> str:
+    """A statement as a before_cursor_execute hook sees it, as text: the MySQL loader sends
+    its upserts as bytes with the values written in (store/literal_sql.py)."""
+    return statement.decode("utf-8", "replace") if isinstance(statement, bytes) else statement

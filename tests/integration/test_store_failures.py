@@ -17,9 +17,10 @@ from tests.store_fixtures import (
     close_target,
     count_rows,
     open_target,
+    statement_text,
     store_target,  # noqa: F401
 )
-from trestle_tasks.core.errors import RetriesExhaustedError
+from trestle_tasks.core.errors import RetriesExhaustedError, StoreError
 from trestle_tasks.core.retry import RetryPolicy
 from trestle_tasks.store.export import export_records
 from trestle_tasks.store.loader import RecordLoader
@@ -58,7 +59,8 @@ class FailOn:
         self.engine, self.nth, self.error, self.times = engine, nth, error, times
         self.seen = 0
 
-    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def __call__(self, conn: Any, cursor: Any, statement: str | bytes, *args: Any) -> None:
+        statement = statement_text(statement)
         if statement.lstrip().upper().startswith("INSERT") and "etl_rejects" not in statement:
             self.seen += 1
             if self.seen >= self.nth and self.times > 0:
@@ -124,7 +126,8 @@ def test_a_killed_connection_is_retried(mariadb: StoreTarget) -> None:
                                batch_size=50, max_statement_bytes=1, retry=FAST)
     killed = threading.Event()
 
-    def kill_once(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def kill_once(conn: Any, cursor: Any, statement: str | bytes, *args: Any) -> None:
+        statement = statement_text(statement)
         if killed.is_set() or "property" not in statement or not statement.startswith(
                 "INSERT"):
             return
@@ -175,3 +178,43 @@ def test_a_row_the_database_refuses_rejects_only_that_record(target: StoreTarget
     run = sync_log.get_run("run", "Property")
     assert run is not None and (run.records_upserted, run.records_rejected) == (4, 2)
     assert count_rows(target, "etl_rejects") == 2
+
+
+def test_a_failed_upsert_names_its_statement_never_its_values(mariadb: Any) -> None:
+    """The MySQL upsert carries its values in its text (store/literal_sql.py): an error
+    chained to the StoreError a task fails with shows a short description instead."""
+    loader = RecordLoader.open(mariadb.engine, "Property", schema=mariadb.schema, retry=FAST)
+    with mariadb.engine.begin() as conn:  # a fatal error: the table is gone
+        conn.exec_driver_sql(f"DROP TABLE {mariadb.table('property')}")
+    records = batch(3)
+    records[1]["City"] = "Secretly specific city name"
+    with pytest.raises(StoreError) as raised:
+        loader.load(records)
+    cause = raised.value.__cause__
+    assert isinstance(cause, sa.exc.StatementError)
+    assert "Secretly specific" not in str(cause)
+    assert "an upsert of 3 rows into property" in str(cause)
+    assert len(str(cause)) < 1000
+
+
+def test_with_sql_logging_on_the_statement_is_sent_with_bound_values(
+        mariadb: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """SQLAlchemy's statement log shows the parameters (cut short), never a text that
+    holds every value: with it on, the loader binds as PyMySQL does."""
+    sent: list[str | bytes] = []
+
+    def record(conn: Any, cursor: Any, statement: str | bytes, *args: Any) -> None:
+        sent.append(statement)
+
+    loader = RecordLoader.open(mariadb.engine, "Property", schema=mariadb.schema, retry=FAST)
+    sa.event.listen(mariadb.engine, "before_cursor_execute", record)
+    try:
+        with caplog.at_level("INFO", logger="sqlalchemy.engine.Engine"):
+            assert loader.load(batch(3)).upserted == 3
+        loader.load(batch(3, prefix="L"))
+    finally:
+        sa.event.remove(mariadb.engine, "before_cursor_execute", record)
+    upserts = [s for s in sent
+               if statement_text(s).startswith(f"INSERT INTO {mariadb.schema}.property ")]
+    assert [type(s) for s in upserts] == [str, bytes]
+    assert count_rows(mariadb, "property") == 6

@@ -13,7 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.store_data import migrate_small, unique_prefix
-from tests.store_fixtures import StoreTarget, count_rows, module_store_target  # noqa: F401
+from tests.store_fixtures import (  # noqa: F401
+    StoreTarget,
+    count_rows,
+    module_store_target,
+    statement_text,
+)
 from trestle_tasks.store.loader import RecordLoader
 
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
@@ -37,7 +42,8 @@ def test_n_records_take_ceil_n_over_batch_size_statements(
                                batch_size=batch_size)
     statements: list[str] = []
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def record(conn: Any, cursor: Any, statement: str | bytes, *args: Any) -> None:
+        statement = statement_text(statement)
         if not statement.lstrip().upper().startswith(TRANSACTION_CONTROL):
             statements.append(statement)
 

@@ -37,14 +37,14 @@ SQLITE_IMMEDIATE = "sqlite_begin_immediate"  # execution option: BEGIN IMMEDIATE
 
 # The characters MySQL's escape_string escapes, in the order that keeps it reversible:
 # backslash first, or the escapes added after it would be doubled.
-_MYSQL_ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"),
-                  ("\032", "\\Z"), ("'", "\\'"), ('"', '\\"'))
-_NO_BACKSLASH_ESCAPES = 512  # SERVER_STATUS_NO_BACKSLASH_ESCAPES
+MYSQL_ESCAPES = (("\\", "\\\\"), ("\0", "\\0"), ("\n", "\\n"), ("\r", "\\r"),
+                 ("\032", "\\Z"), ("'", "\\'"), ('"', '\\"'))
+NO_BACKSLASH_ESCAPES = 512  # SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
 def fast_escape_string(text: str) -> str:
     """What pymysql.converters.escape_string returns, via C-speed str.replace."""
-    for char, escaped in _MYSQL_ESCAPES:
+    for char, escaped in MYSQL_ESCAPES:
         if char in text:
             text = text.replace(char, escaped)
     return text
@@ -111,7 +111,7 @@ def install_fast_escapers(dbapi_connection: Any) -> None:
     is just slower."""
     if hasattr(dbapi_connection, "_escape_string"):
         def escape_string(text: str, _conn: Any = dbapi_connection) -> str:
-            if _conn.server_status & _NO_BACKSLASH_ESCAPES:
+            if _conn.server_status & NO_BACKSLASH_ESCAPES:
                 return text.replace("'", "''")
             return fast_escape_string(text)
 

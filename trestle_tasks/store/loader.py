@@ -51,6 +51,7 @@ from trestle_tasks.store.dberrors import (
     in_transaction,
 )
 from trestle_tasks.store.jsontext import encode_json
+from trestle_tasks.store.literal_sql import LiteralUpsert, server_wants_no_backslash
 from trestle_tasks.store.naming import VERSION_COLUMN
 from trestle_tasks.store.schema import ResourceLayout, bookkeeping
 from trestle_tasks.store.transform import (
@@ -210,10 +211,11 @@ class RepeatedUpsert:
     """
 
     def __init__(self, head: str, repeat: str, tail: str, columns: Sequence[str],
-                 processors: dict[str, Any]) -> None:
+                 processors: dict[str, Any], literal: LiteralUpsert | None = None) -> None:
         self._head, self._repeat, self._tail = head, repeat, tail
         self.columns = list(columns)
         self._processors = processors
+        self._literal = literal  # PyMySQL: the values written in as bytes (literal_sql)
 
     @classmethod
     def template(cls, layout: ResourceLayout, columns: Sequence[str],
@@ -244,11 +246,30 @@ class RepeatedUpsert:
         if first[:split] + repeat + first[split:] != second or repeat.count(
                 "?" if dialect.paramstyle == "qmark" else "%s") != len(columns):
             return None
-        return cls(first[:split], repeat, first[split:], order, one._processors)
+        head, tail = first[:split], first[split:]
+        literal = None
+        if dialect.driver == "pymysql" and is_mysql(dialect):
+            literal = LiteralUpsert.from_text(head, repeat, tail, "utf-8",
+                                              table=layout.table.name)
+        return cls(head, repeat, tail, order, one._processors, literal)
 
     def execute(self, conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
-        sql = self._head + self._repeat * (len(rows) - 1) + self._tail
-        conn.exec_driver_sql(sql, self.parameters(rows))
+        literal, driver = self._literal, conn.connection.driver_connection
+        if literal is None or driver is None or not _takes_literal_bytes(conn, driver):
+            sql = self._head + self._repeat * (len(rows) - 1) + self._tail
+            conn.exec_driver_sql(sql, self.parameters(rows))
+            return
+        statement = literal.render(len(rows), self.parameters(rows), driver.escape,
+                                   server_wants_no_backslash(driver))
+        try:
+            # Bytes: PyMySQL sends them as they are (SQLAlchemy's annotation says str).
+            conn.exec_driver_sql(statement,  # type: ignore[arg-type]
+                                 execution_options={"no_parameters": True})
+        except sa.exc.StatementError as exc:
+            # The statement holds every value written in (megabytes): never in a message.
+            exc.statement = (f"<an upsert of {len(rows)} rows into {literal.table}, "
+                             f"{len(statement):,} bytes>")
+            raise
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> tuple[Any, ...]:
         processors = self._processors
@@ -257,6 +278,15 @@ class RepeatedUpsert:
             return tuple(row[c] for row in rows for c in columns)
         return tuple(processors[c](row[c]) if c in processors else row[c]
                      for row in rows for c in columns)
+
+
+def _takes_literal_bytes(conn: sa.Connection, driver: Any) -> bool:
+    """A PyMySQL connection whose statements are UTF-8 (the store's utf8mb4), and SQL
+    logging off: a logged statement would hold every value, so with it on the loader binds
+    as PyMySQL does and SQLAlchemy logs the parameters cut short."""
+    encoding = str(getattr(driver, "encoding", "")).replace("-", "").lower()
+    return encoding in ("utf8", "utf8mb4") and not conn.engine.logger.isEnabledFor(
+        logging.INFO)
 
 
 @dataclass
