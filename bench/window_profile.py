@@ -50,10 +50,11 @@ STAGES: list[tuple[str, list[tuple[str | None, str]]]] = [
     ("duplicates, sort, chunk", [("store/loader.py", "collapse_duplicates"),
                                  ("store/loader.py", "chunk_rows")]),
     ("parameters (bind processors)", [("store/loader.py", "parameters")]),
-    ("escaping (pymysql mogrify)", [("pymysql/cursors.py", "_mogrify")]),
+    ("escaping: values written in", [("store/literal_sql.py", "render"),
+                                     ("pymysql/cursors.py", "_mogrify")]),
     ("SQL send + wait (pymysql _query)", [("pymysql/cursors.py", "_query")]),
     ("bookkeeping (counts, rejects)", [("store/loader.py", "_bookkeeping")]),
-    ("transaction begin/commit", [("store/dberrors.py", "in_transaction")]),
+    ("commit", [("pymysql/connections.py", "commit")]),
 ]
 
 

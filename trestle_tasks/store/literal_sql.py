@@ -8,9 +8,13 @@ string is encoded once and escaped as bytes (UTF-8 never puts an ASCII byte insi
 multi-byte character, so escaping its bytes is escaping its characters), and the statement
 is joined as bytes: 25 ms.
 
-The values sent are the ones PyMySQL would send: strings escaped exactly as its
-`escape_string` escapes them (or doubled quotes under NO_BACKSLASH_ESCAPES) and encoded as
-its `query` encodes the statement; everything else by the connection's own `escape`.
+The values sent are the ones PyMySQL would send, with one difference: strings are escaped
+as its `escape_string` escapes them but for the double quote, which a single-quoted
+literal holds as it is (MySQL's string syntax needs only the quote and the backslash
+escaped). A JSON document has about 1,000 of them a wide record: escaping them was 10 µs
+of the record's 17 and a twelfth of the statement's bytes, for the server to read and
+unescape. Under NO_BACKSLASH_ESCAPES quotes are doubled, as PyMySQL does. Everything else
+goes through the connection's own `escape`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from trestle_tasks.store.engine import MYSQL_ESCAPES, NO_BACKSLASH_ESCAPES
 
 # SQLAlchemy's pyformat text: `%s` a value, `%%` a literal percent sign.
 _TOKEN = re.compile(r"%%|%s|%")
-_BYTE_ESCAPES = tuple((char.encode(), escaped.encode()) for char, escaped in MYSQL_ESCAPES)
+# PyMySQL's escapes less `"`: NUL, CR, LF and ^Z are escaped as it does (a statement read
+# back from a log or a client stays one line, and never holds a raw NUL).
+_BYTE_ESCAPES = tuple((char.encode(), escaped.encode()) for char, escaped in MYSQL_ESCAPES
+                      if char != '"')
 
 
 def _pieces(sql: str, encoding: str) -> tuple[bytes, ...] | None:
@@ -99,7 +106,8 @@ class LiteralUpsert:
 
 
 def quoted(text: str, encoding: str, no_backslash: bool) -> bytes:
-    """A string literal of `text`, as PyMySQL's escape_string and encoding make it."""
+    """A string literal of `text`, as PyMySQL's escape_string and encoding make it, but
+    for `"`, left as it is."""
     data = text.encode(encoding, "surrogateescape")
     if no_backslash:
         return b"'" + data.replace(b"'", b"''") + b"'"
