@@ -94,3 +94,19 @@ def test_a_record_in_declared_order_is_written_from_the_shape() -> None:
     assert fast.values["etl_record"] == ('{"ListingKey":"k","ListPrice":100.50,'
                                          '"City":"Springfield",'
                                          '"ModificationTimestamp":"2024-01-01T00:00:00Z"}')
+
+
+def test_a_date_written_from_the_shape_keeps_its_text() -> None:
+    """Dates are validated by msgspec as `date`s in the shape; the instance writes them back
+    as the same ten characters the record held."""
+    record = {f.name: None for f in PROPERTY.fields}
+    record |= {"ListingKey": "k", "ListingContractDate": "0001-02-28",
+               "ModificationTimestamp": "2024-01-01T00:00:00Z"}
+    fast = TRANSFORMER._prepare_fast(record, NOW)
+    assert fast is not None and fast.shape is not None and fast.shape.ordered
+    assert '"ListingContractDate":"0001-02-28"' in fast.values["etl_record"]
+    assert outcome(fast) == outcome(TRANSFORMER._prepare_checked(record, NOW))
+    # Not a real date: the fast path is not sure, and the full checks reject it.
+    record["ListingContractDate"] = "2023-02-29"
+    assert TRANSFORMER._prepare_fast(record, NOW) is None
+    assert isinstance(TRANSFORMER.prepare(record, NOW), t.Rejection)

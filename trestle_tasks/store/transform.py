@@ -422,7 +422,7 @@ def _checked_and_plain(check: Check) -> SureCheck:
 
 def _shape_type(spec: FieldSpec) -> Any | None:
     """The msgspec type accepting only what `field_check(spec)` accepts, or None when the
-    field is checked in Python (numbers, dates, timestamps, arrays, objects)."""
+    field is checked in Python (numbers, timestamps, arrays, objects)."""
     if spec.is_multi_valued:
         return None
     kind = spec.kind
@@ -437,6 +437,11 @@ def _shape_type(spec: FieldSpec) -> Any | None:
         return Annotated[str, msgspec.Meta(max_length=spec.max_length)]
     if kind in ("string", "guid", "time", "duration", "binary"):
         return str
+    if kind == "date":
+        # msgspec takes exactly YYYY-MM-DD, a real date, in ASCII digits (a subset of what
+        # the full check takes) and writes the instance's date back as the same ten
+        # characters: 1.5 µs a field in Python, a tenth of that here.
+        return date
     return None
 
 
@@ -456,7 +461,7 @@ class FastPath:
     msgspec validates every string, integer and boolean field in one C call (unknown keys
     ignored); two C-level passes then make sure integers are exactly `int` and
     multi-select values exactly `str` (msgspec would also take an IntEnum or a tuple);
-    decimals, dates, timestamps and objects get short Python checks; and msgspec writes
+    decimals, timestamps and objects get short Python checks; and msgspec writes
     the document, which is why every value must be plain JSON.
     """
 
