@@ -110,3 +110,28 @@ def test_a_date_written_from_the_shape_keeps_its_text() -> None:
     record["ListingContractDate"] = "2023-02-29"
     assert TRANSFORMER._prepare_fast(record, NOW) is None
     assert isinstance(TRANSFORMER.prepare(record, NOW), t.Rejection)
+
+
+@settings(max_examples=300)
+@given(precision=st.one_of(st.none(), st.integers(0, 30)),
+       scale=st.one_of(st.none(), st.integers(0, 12)),
+       value=st.one_of(
+           st.decimals(allow_nan=True, allow_infinity=True),
+           st.builds(lambda digits, exponent, sign: Decimal((sign, digits, exponent)),
+                     st.lists(st.integers(0, 9), min_size=1, max_size=25).map(tuple),
+                     st.integers(-30, 30), st.integers(0, 1)),
+           st.integers(-(10**30), 10**30),
+           st.sampled_from([Decimal("1E+999999"), Decimal("0E+5"), Decimal("-0.000"),
+                            Decimal("1.500"), Decimal("12.3400")])))
+def test_a_sure_decimal_is_one_the_full_check_accepts(
+        precision: int | None, scale: int | None, value: Any) -> None:
+    """The fast check is never more lenient than the full one, and sure of plain values."""
+    sure = t._decimal_fits(precision, scale)(value)
+    full = t._check_decimal(precision, scale)(value) is None
+    if sure:
+        assert full
+    whole_limit = None if precision is None else precision - (scale or 0)
+    if (full and type(value) is Decimal and value.is_finite() and value != 0
+            and value.as_tuple().exponent >= -(scale or 0) and -60 < value.adjusted() < 60
+            and (whole_limit is None or whole_limit >= 0)):
+        assert sure  # a plain value (not a zero, trailing zeros or a huge exponent): sure
