@@ -135,3 +135,23 @@ def test_a_sure_decimal_is_one_the_full_check_accepts(
             and value.as_tuple().exponent >= -(scale or 0) and -60 < value.adjusted() < 60
             and (whole_limit is None or whole_limit >= 0)):
         assert sure  # a plain value (not a zero, trailing zeros or a huge exponent): sure
+
+
+def test_records_sharing_a_key_sequence_are_decided_alike() -> None:
+    """What a key sequence decides (undeclared names, navigation properties, the shape) is
+    remembered from its first record: later ones with the same keys agree with the full
+    checks too, whatever their values."""
+    transformer = t.RecordTransformer(plan_layout(PROPERTY))
+    base = {f.name: None for f in PROPERTY.fields} | {
+        "ListingKey": "k1", "ModificationTimestamp": "2024-01-01T00:00:00Z"}
+    plain = dict(base)
+    with_extras = base | {"Undeclared": "x", "Media": [{"MediaKey": "m"}]}
+    for record in (plain, dict(plain, ListingKey="k2", City="Here"), with_extras,
+                   dict(with_extras, ListingKey="k3", Undeclared=None),
+                   dict(with_extras, ListingKey="k4", Undeclared=float("nan"))):
+        fast = transformer.prepare(record, NOW)
+        assert outcome(fast) == outcome(transformer._prepare_checked(record, NOW))
+    assert len(transformer._fast._facts) == 2
+    row = transformer.prepare(dict(with_extras, ListingKey="k5"), NOW)
+    assert isinstance(row, t.PreparedRow) and row.undeclared == ("Undeclared",)
+    assert '"Media"' not in row.values["etl_record"]

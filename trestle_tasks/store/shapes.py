@@ -84,13 +84,23 @@ class ShapeBook:
 
     def shape_of(self, record: dict[str, Any]) -> Shape | None:
         """The shape to store `record` under without its nulls; None to store it whole."""
-        if not self.enabled:
+        if not self.admits(record):
             return None
+        return self.shape_for_keys(tuple(record))
+
+    def admits(self, record: dict[str, Any]) -> bool:
+        """Whether `record` is to be stored without its nulls, if its keys have a shape
+        (`shape_for_keys`): leaving them out pays, and it has some."""
+        if not self.enabled:
+            return False
         if self._trial:
             self._tried(len(record), sum(map(is_, record.values(), repeat(None))))
-        if None not in record.values() or len(record) > MAX_SHAPE_KEYS:
+        return None in record.values() and len(record) <= MAX_SHAPE_KEYS
+
+    def shape_for_keys(self, keys: tuple[Any, ...]) -> Shape | None:
+        """The shape of a key sequence, made once; None when it cannot have one."""
+        if len(keys) > MAX_SHAPE_KEYS:
             return None
-        keys = tuple(record)
         # One lookup: a hit compares every key (the decoder makes new strings each page).
         seen = self._shapes.get(keys)
         if seen is not None:

@@ -461,6 +461,20 @@ def _renamable(name: str) -> bool:
     return _NOT_RENAMABLE.search(name) is None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyFacts:
+    """What a record's key sequence alone decides, worked out once per sequence: a feed
+    sends the same few (one a resource and $select), each record's keys anew."""
+
+    declared_only: bool  # every key a declared field: nothing undeclared to look at
+    navigation: bool  # an expanded navigation property among them
+    shape: Shape | None  # the sequence's shape, if a ShapeBook gave one (no navigation)
+
+
+# Key sequences one FastPath remembers; records with others work theirs out each time.
+MAX_KEY_SEQUENCES = 128
+
+
 class FastPath:
     """The row for a record known valid, or None when unsure. Built once per layout.
 
@@ -509,6 +523,22 @@ class FastPath:
             kw_only=True, gc=False, omit_defaults=True,
             rename={f"f{i}": n for i, (n, _t) in enumerate(shaped)})
         self.field_order: tuple[str, ...] = tuple(name for name, _t in shaped)
+        self._facts: dict[tuple[Any, ...], KeyFacts] = {}
+
+    def key_facts(self, record: dict[str, Any], shapes: ShapeBook | None) -> KeyFacts:
+        """The facts of `record`'s key sequence: one tuple and one lookup a record, where
+        a set test for undeclared names, one for navigation properties and the shape's own
+        lookup each went over its 600 keys."""
+        keys = tuple(record)
+        facts = self._facts.get(keys)
+        if facts is None:
+            navigation = bool(self._navigation) and not self._navigation.isdisjoint(keys)
+            facts = KeyFacts(
+                declared_only=self._declared.issuperset(keys), navigation=navigation,
+                shape=None if shapes is None or navigation else shapes.shape_for_keys(keys))
+            if len(self._facts) < MAX_KEY_SEQUENCES:
+                self._facts[keys] = facts
+        return facts
 
     @staticmethod
     def _sure_check(spec: FieldSpec) -> SureCheck:
@@ -556,10 +586,11 @@ class FastPath:
             found[name] = ticks
         return found
 
-    def extras(self, record: dict[str, Any], known: set[str]) -> list[str] | None:
+    def extras(self, record: dict[str, Any], known: set[str], facts: KeyFacts
+               ) -> list[str] | None:
         """Undeclared names to report, in record order; None if one holds a value that is
         not plain JSON (navigation properties are left out of the document, unchecked)."""
-        if self._declared.issuperset(record):
+        if facts.declared_only:
             return []
         undeclared: list[str] = []
         for name, value in record.items():
@@ -571,24 +602,26 @@ class FastPath:
                 undeclared.append(name)
         return undeclared
 
-    def document(self, record: dict[str, Any], shaped: Any, shapes: ShapeBook | None
-                 ) -> tuple[str, int, Shape | None] | None:
+    def document(self, record: dict[str, Any], shaped: Any, shapes: ShapeBook | None,
+                 facts: KeyFacts) -> tuple[str, int, Shape | None] | None:
         """The document, its size in bytes and its shape (when `shapes` left its nulls
         out); None on U+0000 or a lone surrogate (the full path finds the field).
-        `shaped` is the record as `accepts` made it."""
-        navigation = self._navigation
-        if navigation and not navigation.isdisjoint(record):
+        `shaped` is the record as `accepts` made it; `facts`, its keys' (`key_facts`)."""
+        shape = None
+        if facts.navigation:
+            navigation = self._navigation
             record = {k: v for k, v in record.items() if k not in navigation}
             shaped = None  # it holds the navigation properties the document leaves out
-        shape = None
+            if shapes is not None:
+                shape = shapes.shape_of(record)
+        elif shapes is not None and shapes.admits(record):
+            shape = facts.shape
         document: Any = record
-        if shapes is not None:
-            shape = shapes.shape_of(record)
-            if shape is not None:
-                # Keys in the shape's field order: its instance writes exactly the
-                # non-null members, in that order, as the dict without them would be.
-                document = shaped if shaped is not None and shape.ordered else \
-                    {k: v for k, v in record.items() if v is not None}
+        if shape is not None:
+            # Keys in the shape's field order: its instance writes exactly the non-null
+            # members, in that order, as the dict without them would be.
+            document = shaped if shaped is not None and shape.ordered else \
+                {k: v for k, v in record.items() if v is not None}
         try:
             raw = encode_plain(document)
         except UnicodeEncodeError:
@@ -667,10 +700,11 @@ class RecordTransformer:
         stamps = fast.stamps(record)
         if stamps is None:
             return None
-        undeclared = fast.extras(record, self._known)
+        facts = fast.key_facts(record, self._shapes)
+        undeclared = fast.extras(record, self._known, facts)
         if undeclared is None:
             return None
-        encoded = fast.document(record, shaped, self._shapes)
+        encoded = fast.document(record, shaped, self._shapes, facts)
         if encoded is None:
             return None
         document, size, shape = encoded
