@@ -20,6 +20,7 @@ from .dataset import TIMESTAMP_FIELD, Record, ResourceData, ResourceShape, Row
 from .metadata import Schema, load_schema
 from .odata_filter import Timestamp
 from .plan import FeedPlan, build_plan, pad_key
+from .responses import encode_json
 
 CORE_RESOURCES = ("Property", "Member", "Office", "Media", "OpenHouse")
 PARENT_FIELDS = {"Media": "ResourceRecordKey", "OpenHouse": "ListingKey"}
@@ -230,7 +231,7 @@ class Feed:
         data = self.resources[resource]
         data.keep_all_records = True
         for row in data.views()[0]:
-            data.record(row)
+            data.keep_encoded(row, encode_json)
 
     # -- reading
 

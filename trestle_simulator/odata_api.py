@@ -159,7 +159,10 @@ class ODataService:
         body: dict[str, Any] = {"@odata.context": f"{root}/$metadata#{resource}"}
         if total is not None:
             body["@odata.count"] = total
-        body["value"] = self._render(data, rows, query)
+        if query.select is None and not query.expand:
+            body["value"] = [data.served(row) for row in rows]  # whole records, as stored
+        else:
+            body["value"] = self._render(data, rows, query)
         if link is not None:
             body["@odata.nextLink"] = link
         return Page(odata_response(body), len(rows))

@@ -165,3 +165,35 @@ def test_prerendered_records_are_the_generated_ones_and_all_kept():
     data = rendered.data("Property")
     assert len(data._records) == 120  # every record generated up front, none evicted
     assert rendered.records("Property") == plain.records("Property")
+
+
+def test_a_prerendered_page_is_the_same_bytes_and_follows_writes():
+    """Prerendered records are served from their JSON, kept at start: byte for byte the
+    page a feed generating them on demand serves; a record written since is served as
+    written, not as kept."""
+    from trestle_simulator.config import SimulatorConfig
+    from trestle_simulator.feed import Feed
+    from trestle_simulator.odata_api import ODataService
+    from trestle_simulator.replication import ReplicationCursors
+
+    def service(feed: Feed, config: SimulatorConfig) -> ODataService:
+        return ODataService(feed, lambda: config, ReplicationCursors(), lambda: False)
+
+    def page(odata: ODataService, **query: str) -> bytes:
+        params = [("$top", "40"), ("$orderby", "ListingKey"), *query.items()]
+        return odata.collection("Property", params, "http://sim/odata").response.get_data()
+
+    plain_config = SimulatorConfig(records=120, seed=7)
+    rendered_config = SimulatorConfig(records=120, seed=7, prerender=True)
+    plain, rendered = Feed(plain_config), Feed(rendered_config)
+    rendered.prerender()
+    assert len(rendered.data("Property")._encoded) == 120  # served from JSON kept at start
+    plain_api, rendered_api = service(plain, plain_config), service(rendered, rendered_config)
+    assert page(rendered_api) == page(plain_api)
+    assert page(rendered_api, **{"$select": "ListingKey,City"}) == \
+        page(plain_api, **{"$select": "ListingKey,City"})
+    first = rendered.records("Property")[0]
+    for feed in (plain, rendered):
+        feed.upsert("Property", [dict(first, City="Written Since")])
+    assert b"Written Since" in page(rendered_api)
+    assert page(rendered_api) == page(plain_api)
