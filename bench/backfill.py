@@ -43,6 +43,7 @@ from bench.narrow_metadata import write_narrowed_metadata
 from bench.own_mariadb import own_mariadb
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
+from trestle_tasks.edm.metadata import parse_metadata
 from trestle_tasks.store.sync_log import peak_in_flight
 from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.worker import factory
@@ -187,6 +188,11 @@ def run(args: argparse.Namespace, mariadbd: int | None, admin_url: str) -> None:
         env = bench_env(args, sim, admin_url, "unused")
         settings = load_settings(env, env_file=None)
         client = LocalRuntime(settings).trestle_client()
+        # The same decoding the workers get (the record's field names, from the metadata).
+        spec = parse_metadata(client.get_metadata()).resource("Property")
+        client.expect_fields("Property", [*(f.name for f in spec.fields),
+                                          *sorted(spec.navigation_names)])
+        control(sim.odata_root, "stats/reset", "POST")  # the metadata request not counted
         started, cpu_before = time.monotonic(), time.process_time()
         walked = sum(len(page.records) for page in walk_keyset(
             client, KeysetRange("Property", "ListingKey"), page_size=args.page_size))
