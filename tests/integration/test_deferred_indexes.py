@@ -13,7 +13,13 @@ from trestle_tasks.coordination.locks import LockGrant
 from trestle_tasks.store.indexes import missing_indexes
 from trestle_tasks.store.records import layout_of
 from trestle_tasks.sync.finalize import finalize_run
-from trestle_tasks.sync.plan import RunPlan, WindowSizing, plan_run
+from trestle_tasks.sync.plan import (
+    WIDE_RECORD_FIELDS,
+    RunPlan,
+    WindowSizing,
+    defers_indexes,
+    plan_run,
+)
 from trestle_tasks.sync.schema import ensure_tables
 from trestle_tasks.worker import factory
 from trestle_tasks.worker.runtime import LocalRuntime
@@ -61,8 +67,10 @@ def test_a_first_load_builds_the_indexes_at_its_end_and_later_runs_keep_them(
         database_url, tmp_path):
     sim = start_simulator(records=600, seed=4)
     try:
+        # The simulator's records are narrow (122 fields): deferral asked for, not auto.
         settings = settings_for(sim, database_url, SYNC_WINDOW_SIZE="200",
-                                TRESTLE_PAGE_SIZE="100", LOCK_DIR=str(tmp_path))
+                                TRESTLE_PAGE_SIZE="100", LOCK_DIR=str(tmp_path),
+                                STORE_DEFER_INDEXES="true")
         runtime = LocalRuntime(settings)
         store = factory.store(settings)
         seen_while_loading: list[list[str]] = []
@@ -96,7 +104,7 @@ def test_a_first_load_that_dies_leaves_its_indexes_to_the_next_run(
     sim = start_simulator(records=300, seed=6)
     url, name = create_database("mariadb", tmp_path)
     try:
-        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path))
+        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), STORE_DEFER_INDEXES="true")
         runtime = LocalRuntime(settings)
         store, client, lock = runtime.store, runtime.trestle_client(), runtime.run_lock()
         planned = plan_first_load(store, client, lock)
@@ -122,6 +130,26 @@ def test_a_first_load_that_dies_leaves_its_indexes_to_the_next_run(
         sim.stop()
         store.engine.dispose()
         drop_database("mariadb", name)
+
+
+def test_by_default_only_wide_records_defer_their_indexes(tmp_path):
+    """STORE_DEFER_INDEXES=auto: the simulator's 122-field records keep their indexes
+    through a first load; 400 declared fields or more defer them."""
+    assert not defers_indexes(None, 122) and defers_indexes(None, WIDE_RECORD_FIELDS)
+    assert defers_indexes(True, 10) and not defers_indexes(False, 1000)
+    sim = start_simulator(records=300, seed=7)
+    url, _ = create_database("sqlite", tmp_path)
+    try:
+        settings = settings_for(sim, url, LOCK_DIR=str(tmp_path), TRESTLE_PAGE_SIZE="100")
+        assert settings.defer_indexes is None  # auto
+        store = factory.store(settings)
+        seen: list[list[str]] = []
+        run = sync_local(LocalRuntime(settings), ["Property"], full=True,
+                         on_records=lambda _n: seen.append(missing(store)))[0].run
+        assert run.status == "succeeded" and seen and all(m == [] for m in seen)
+        assert not any("first load" in note for note in run.details["notes"])
+    finally:
+        sim.stop()
 
 
 def test_with_deferral_off_the_indexes_stay_throughout(tmp_path):

@@ -187,6 +187,17 @@ def _boolean(text: str) -> bool:
     raise ValueError("must be true or false (also 1/0, yes/no, on/off)")
 
 
+def _defer_indexes(text: str) -> bool | None:
+    """`auto` (None: decided by the records' width when a first load is planned), or a
+    boolean."""
+    if text.strip().casefold() == "auto":
+        return None
+    try:
+        return _boolean(text)
+    except ValueError:
+        raise ValueError("must be auto, true or false (also 1/0, yes/no, on/off)") from None
+
+
 _EMAIL = re.compile(r"[^@\s,<>]+@[^@\s,<>]+\Z")
 
 
@@ -313,10 +324,12 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("STORE_INDEXED_FIELDS", "indexed_fields", _indexed_fields, (),
                 "fields stored as typed, indexed columns on top of the defaults, e.g. "
                 "Property.LivingArea,Property.Latitude (applied by migrate and by syncs)"),
-    SettingSpec("STORE_DEFER_INDEXES", "defer_indexes", _boolean, True,
+    SettingSpec("STORE_DEFER_INDEXES", "defer_indexes", _defer_indexes, None,
                 "a first load into an empty table builds the table's secondary indexes "
                 "once at its end instead of row by row (queries on those columns are slow "
-                "until that run ends; false: keep them throughout)"),
+                "until that run ends): auto (the default) for resources of wide records "
+                "(at least 400 declared fields, as Trestle's Property), true for every "
+                "resource, false for none"),
     SettingSpec("LOCK_DIR", "lock_dir", _text, None,
                 "folder for the alert cooldown files of `sync --local` and `demo` (run locks "
                 "live in the database; default: temp dir)"),
@@ -426,7 +439,7 @@ class Settings:
     worker_max_memory_mb: int
     batch_size: int
     indexed_fields: tuple[str, ...]
-    defer_indexes: bool
+    defer_indexes: bool | None  # None: auto, by the records' width
     lock_dir: str | None
     cost_per_request: float | None
     cost_per_gb: float | None
