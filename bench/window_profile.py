@@ -34,6 +34,7 @@ from bench.cpu import CpuMeter, find_pid, per_thousand
 from bench.simulator_process import simulator_process
 from trestle_tasks.core.settings import load_settings
 from trestle_tasks.store.store import Store
+from trestle_tasks.sync.window import expect_record_fields
 from trestle_tasks.trestle.pager import KeysetRange, walk_keyset
 from trestle_tasks.worker.runtime import LocalRuntime
 
@@ -70,6 +71,7 @@ def stage_seconds(stats: pstats.Stats, functions: list[tuple[str | None, str]]) 
 
 
 def sync_one_window(client, store: Store, page_size: int) -> int:
+    expect_record_fields(client, store, "Property")  # as a window does
     loaded = 0
     for page in walk_keyset(client, KeysetRange("Property", "ListingKey"),
                             page_size=page_size):
