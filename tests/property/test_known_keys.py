@@ -103,7 +103,9 @@ def test_a_resource_that_keeps_failing_stops_being_tried() -> None:
     for _ in range(FAILURES_TO_GIVE_UP):
         assert decoders.decode("Property", undeclared) is None
     assert decoders.decode("Property", fits) is None  # given up: the plain decoder decides
-    decoders.expect("Property", [*NAMES, "Undeclared"])  # new names: tried again
+    decoders.expect("Property", NAMES)  # expected again (the next window): tried again
+    assert decoders.decode("Property", fits) is not None
+    decoders.expect("Property", [*NAMES, "Undeclared"])  # new names
     assert decoders.decode("Property", undeclared) == {"value": [{"Undeclared": 1}]}
 
 

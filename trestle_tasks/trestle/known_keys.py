@@ -13,9 +13,9 @@ The result is exactly what the plain decoder gives, or nothing: any key outside 
 a list of objects, a string, an integer or null, or anything else msgspec refuses with
 these types makes `decode` return None, and the caller decodes the page as it always did.
 A resource whose pages fail so several times in a row (a feed that sends undeclared
-fields in every record) stops being tried. The names come from the feed's metadata, so
-they are bounded: a resource with more than MAX_NAMES of them, or a name longer than
-MAX_NAME_CHARS, is never decoded this way.
+fields in every record) stops being tried until it is expected again (the next window).
+The names come from the feed's metadata, so they are bounded: a resource with more than
+MAX_NAMES of them, or a name longer than MAX_NAME_CHARS, is never decoded this way.
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ class KnownKeyDecoders:
         with self._lock:
             known = self._known.get(resource)
             if known is not None and known.names == wanted:
+                # Told again (each window does): pages get another try. A feed sending
+                # undeclared fields costs a window at most a few refused attempts, and one
+                # that sent a few odd pages (an annotation) is not given up on for good.
+                known.failures = 0
                 return
         made = _Known(wanted)  # built outside the lock: a few milliseconds
         with self._lock:
