@@ -148,6 +148,11 @@ class ResourceSpec:
     def navigation_names(self) -> frozenset[str]:
         return frozenset(n.name for n in self.navigations)
 
+    def record_names(self) -> list[str]:
+        """Every key a record of this resource may have: its declared fields, then its
+        navigation properties (an `$expand`)."""
+        return [*(f.name for f in self.fields), *sorted(self.navigation_names)]
+
 
 @dataclass(frozen=True)
 class ServiceMetadata:

@@ -65,9 +65,7 @@ def sync_window(
 def expect_record_fields(client: TrestleClient, store: Store, resource: str) -> None:
     """Tell the client the names a record of `resource` has, as the store laid it out from
     the metadata: its pages are decoded faster, to the same records (known_keys.py)."""
-    spec = store.loader(resource).layout.spec
-    client.expect_fields(resource, [*(f.name for f in spec.fields),
-                                    *sorted(spec.navigation_names)])
+    client.expect_fields(resource, store.loader(resource).layout.spec.record_names())
 
 
 def uses_replication(window: Window, replication_min: int) -> bool:
